@@ -1,0 +1,165 @@
+"""Export bundles: everything an auditor needs to verify a trail offline, with the CLI alone.
+
+Layout (deterministic: the same trail always gives the same bytes):
+
+    manifest.json                  {"format": "copilot.audit.bundle.v1",
+                                    "streams": {stream: {"dir", "entries", "head"}},
+                                    "keys": [key_id, ...]}
+    keys/<key_id>.pem              public keys that signed the checkpoints
+    streams/<dir>/entries.jsonl    {"body", "commitment", "hash", "prev_hash", "seq"} per line;
+                                   "body" is the entry's exact canonical bytes as a JSON string
+    streams/<dir>/payloads.jsonl   {"payload", "salt", "seq"} for erasable payloads still held
+    streams/<dir>/checkpoints.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from urllib.parse import quote
+
+from audit.canonical import canonical
+from audit.errors import BundleError
+from audit.model import Checkpoint
+from audit.signing import load_public_key, public_pem
+from audit.trail import Trail
+from audit.verify import ERASED_EVENT, Row, Verdict, tombstoned, verify_chain
+
+FORMAT = "copilot.audit.bundle.v1"
+
+
+def _hex(b: bytes | None) -> str | None:
+    return b.hex() if b is not None else None
+
+
+def export_bundle(trail: Trail, directory: Path, streams: list[str] | None = None) -> dict[str, int]:
+    """Write a bundle of `streams` (default: all) to `directory`; returns entries per stream."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "keys").mkdir(exist_ok=True)
+    names = sorted(streams if streams is not None else trail.store.streams())
+    manifest: dict[str, object] = {"format": FORMAT, "streams": {}, "keys": []}
+    key_ids: set[str] = set()
+    counts: dict[str, int] = {}
+    for stream in names:
+        trail.store.settle(stream)
+        sub = directory / "streams" / quote(stream, safe="")
+        sub.mkdir(parents=True, exist_ok=True)
+        n, head = 0, None
+        with (sub / "entries.jsonl").open("wb") as ef, (sub / "payloads.jsonl").open("wb") as pf:
+            for row in trail.store.rows(stream):
+                ef.write(canonical(_entry_line(row)) + b"\n")
+                if row.payload is not None and row.salt is not None:
+                    line = {"seq": row.seq, "salt": row.salt.hex(), "payload": row.payload.decode()}
+                    pf.write(canonical(line) + b"\n")
+                n, head = row.seq, row.hash.hex()
+        cps = trail.known_checkpoints(stream)
+        with (sub / "checkpoints.jsonl").open("wb") as cf:
+            for cp in cps:
+                cf.write(canonical(cp.model_dump()) + b"\n")
+                key_ids.add(cp.key_id)
+        streams_doc = manifest["streams"]
+        assert isinstance(streams_doc, dict)
+        streams_doc[stream] = {"dir": sub.name, "entries": n, "head": head}
+        counts[stream] = n
+    keys = trail.trusted_keys()
+    for kid in sorted(key_ids | set(keys)):
+        if kid in keys:
+            (directory / "keys" / f"{kid}.pem").write_bytes(public_pem(keys[kid]))
+    manifest["keys"] = sorted(k for k in key_ids | set(keys) if k in keys)
+    (directory / "manifest.json").write_bytes(canonical(manifest) + b"\n")
+    return counts
+
+
+def _entry_line(row: Row) -> dict[str, object]:
+    return {
+        "seq": row.seq,
+        "prev_hash": row.prev_hash.hex(),
+        "hash": row.hash.hex(),
+        "commitment": _hex(row.commitment),
+        "body": row.body.decode(),
+    }
+
+
+def read_manifest(directory: Path) -> dict[str, object]:
+    """The bundle's manifest, checked for format."""
+    path = directory / "manifest.json"
+    try:
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{path} is not a readable bundle manifest: {exc}", path=str(path)) from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise BundleError(f"{path} is not a {FORMAT} manifest", path=str(path))
+    return doc
+
+
+def bundle_keys(directory: Path) -> dict[str, bytes]:
+    """Public keys shipped in the bundle, by key id."""
+    keys: dict[str, bytes] = {}
+    for pem in sorted((directory / "keys").glob("*.pem")):
+        raw = load_public_key(pem.read_bytes())
+        from audit.signing import key_id
+
+        keys[key_id(raw)] = raw
+    return keys
+
+
+def verify_bundle(
+    directory: Path, *, trusted_keys: Mapping[str, bytes] | None = None
+) -> list[Verdict]:
+    """Verify every stream in a bundle without a database.
+
+    Trusts the bundle's own keys unless `trusted_keys` is given: pass the keys you know
+    independently (`copilot audit verify --bundle DIR --key KEY.pem`) to rule out a forged
+    bundle signed by a key of the forger's.
+    """
+    manifest = read_manifest(directory)
+    keys = dict(trusted_keys) if trusted_keys is not None else bundle_keys(directory)
+    streams = manifest.get("streams")
+    if not isinstance(streams, dict):
+        raise BundleError("manifest has no streams map")
+    verdicts = []
+    for stream, info in sorted(streams.items()):
+        sub = directory / "streams" / str(info["dir"])
+        cps = [Checkpoint.model_validate_json(line) for line in _lines(sub / "checkpoints.jsonl")]
+        erased = tombstoned(
+            json.loads(line)["body"].encode()
+            for line in _lines(sub / "entries.jsonl")
+            if ERASED_EVENT in line
+        )
+        verdicts.append(
+            verify_chain(
+                stream, _bundle_rows(sub), checkpoints=cps, trusted_keys=keys, erased=erased
+            )
+        )
+    return verdicts
+
+
+def _lines(path: Path) -> Iterator[str]:
+    if not path.exists():
+        raise BundleError(f"bundle file {path} is missing", path=str(path))
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield line
+
+
+def _bundle_rows(sub: Path) -> Iterator[Row]:
+    payload_iter = (json.loads(line) for line in _lines(sub / "payloads.jsonl"))
+    nxt = next(payload_iter, None)
+    for line in _lines(sub / "entries.jsonl"):
+        try:
+            d = json.loads(line)
+            seq = int(d["seq"])
+            commitment = bytes.fromhex(d["commitment"]) if d["commitment"] else None
+            row = Row(
+                seq, bytes.fromhex(d["prev_hash"]), bytes.fromhex(d["hash"]), commitment,
+                d["body"].encode(), None, None,
+            )  # fmt: skip
+        except (KeyError, ValueError, TypeError) as exc:
+            raise BundleError(f"malformed entry line in {sub.name}: {exc}") from exc
+        while nxt is not None and int(nxt["seq"]) < seq:
+            nxt = next(payload_iter, None)
+        if nxt is not None and int(nxt["seq"]) == seq:
+            row = row._replace(salt=bytes.fromhex(nxt["salt"]), payload=nxt["payload"].encode())
+        yield row

@@ -1,0 +1,82 @@
+"""Where entries live. `AuditStore` is the protocol; `sql` is the product, `memory` for unit tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from audit.model import Actor, AppendResult, AuditEvent, Checkpoint, Entry
+from audit.verify import Row
+
+
+class Query(BaseModel):
+    """Filters for reading a stream; results ascend by seq, `after_seq` pages forward."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str | None = None
+    subject_id: str | None = None
+    actor_id: str | None = None
+    actor_kind: str | None = None
+    event_type: str | None = None
+    since: str | None = None
+    until: str | None = None
+    after_seq: int = Field(default=0, ge=0)
+    limit: int = Field(default=100, ge=1, le=1000)
+    with_personal: bool = False
+
+
+class AuditStore(Protocol):
+    """Storage for hash-chained streams.
+
+    Appends are atomic per call: every event of a call lands, in order, or none does.
+    """
+
+    def append(self, stream: str, events: Sequence[AuditEvent]) -> list[AppendResult]:
+        """Append events in their own transaction; a redelivered idempotency key is a no-op."""
+        ...
+
+    def rows(self, stream: str, *, after_seq: int = 0) -> Iterator[Row]:
+        """Stream the chain's raw rows in seq order (what verification and export read)."""
+        ...
+
+    def erasure_bodies(self, stream: str) -> Iterator[bytes]:
+        """Bodies of the stream's `audit.erased` entries (the tombstones)."""
+        ...
+
+    def head(self, stream: str) -> tuple[int, bytes | None]:
+        """(number of chained entries, hash of the last one)."""
+        ...
+
+    def hash_at(self, stream: str, seq: int) -> bytes | None:
+        """The stored hash of entry `seq`, if it exists."""
+        ...
+
+    def checkpoints(self, stream: str) -> list[Checkpoint]:
+        """Signed checkpoints recorded for the stream, ascending by size."""
+        ...
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Record a signed checkpoint (idempotent)."""
+        ...
+
+    def erase_subject(self, stream: str, subject_id: str, actor: Actor) -> AppendResult | None:
+        """Delete the subject's erasable payloads and append one tombstone, atomically."""
+        ...
+
+    def query(self, stream: str, query: Query) -> list[Entry]:
+        """Entries matching `query`."""
+        ...
+
+    def streams(self) -> list[str]:
+        """Every stream that has entries."""
+        ...
+
+    def settle(self, stream: str) -> int:
+        """Chain entries still queued for `stream`; returns how many were chained."""
+        ...
+
+
+__all__ = ["AuditStore", "Query"]

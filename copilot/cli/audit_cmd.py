@@ -1,0 +1,148 @@
+"""`copilot audit ...`: verify, checkpoint, export, tail, erase."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from audit import Actor, Query, Verdict, export_bundle, verify_bundle
+from audit.signing import key_id, load_public_key
+from copilot.cli.context import Env
+
+app = typer.Typer(help="Read, verify, sign, export and erase the audit trail.", no_args_is_help=True)
+out = Console()
+
+StreamOpt = Annotated[
+    str | None, typer.Option("--stream", help="One stream (tenant); default: all streams.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _env(ctx: typer.Context) -> Env:
+    env = ctx.obj
+    assert isinstance(env, Env)
+    return env
+
+
+def _streams(env: Env, stream: str | None) -> list[str]:
+    return [stream] if stream else (env.store.streams() or [env.settings.tenant])
+
+
+def _print_verdicts(verdicts: list[Verdict], as_json: bool) -> None:
+    if as_json:
+        docs = [
+            {"stream": v.stream, "ok": v.ok, "entries": v.entries, "checkpoints": v.checkpoints,
+             "bad_seq": v.bad_seq, "reason": v.reason, "detail": v.detail}
+            for v in verdicts
+        ]  # fmt: skip
+        typer.echo(json.dumps(docs, indent=2))
+        return
+    for v in verdicts:
+        suffix = f" (stream {v.stream})" if len(verdicts) > 1 else ""
+        typer.echo(v.line() + suffix)
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    stream: StreamOpt = None,
+    bundle: Annotated[
+        Path | None, typer.Option("--bundle", help="Verify an export bundle offline.")
+    ] = None,
+    key: Annotated[
+        list[Path] | None,
+        typer.Option("--key", help="Trusted public key (PEM) for a bundle; repeatable."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Walk the chain; print `OK <n> entries` or `FAIL seq=<n> <reason>`; exit 1 on failure."""
+    if bundle is not None:
+        trusted = None
+        if key:
+            trusted = {}
+            for k in key:
+                raw = load_public_key(k.read_bytes())
+                trusted[key_id(raw)] = raw
+        verdicts = verify_bundle(bundle, trusted_keys=trusted)
+        if stream:
+            verdicts = [v for v in verdicts if v.stream == stream]
+    else:
+        env = _env(ctx)
+        verdicts = []
+        for s in _streams(env, stream):
+            env.store.settle(s)
+            verdicts.append(env.trail.verify(s))
+    _print_verdicts(verdicts, as_json)
+    if not all(v.ok for v in verdicts):
+        raise typer.Exit(1)
+
+
+@app.command()
+def checkpoint(ctx: typer.Context, stream: StreamOpt = None, as_json: JsonOpt = False) -> None:
+    """Sign each stream's head (refused if it does not extend the last checkpoint)."""
+    env = _env(ctx)
+    cps = [env.trail.checkpoint(s) for s in _streams(env, stream)]
+    if as_json:
+        typer.echo(json.dumps([c.model_dump() for c in cps], indent=2))
+        return
+    for c in cps:
+        typer.echo(f"signed {c.stream} size={c.size} head={c.head} key={c.key_id}")
+
+
+@app.command()
+def export(ctx: typer.Context, directory: Path, stream: StreamOpt = None) -> None:
+    """Write an offline-verifiable bundle to DIRECTORY."""
+    env = _env(ctx)
+    counts = export_bundle(env.trail, directory, [stream] if stream else None)
+    for s, n in counts.items():
+        typer.echo(f"exported {s}: {n} entries")
+    typer.echo(f"verify offline with: copilot audit verify --bundle {directory}")
+
+
+@app.command()
+def tail(
+    ctx: typer.Context,
+    stream: StreamOpt = None,
+    n: Annotated[int, typer.Option("-n", min=1, max=1000, help="How many entries.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the last N entries of a stream."""
+    env = _env(ctx)
+    name = stream or env.settings.tenant
+    size, _ = env.store.head(name)
+    entries = env.store.query(name, Query(after_seq=max(0, size - n), limit=n))
+    if as_json:
+        for e in entries:
+            typer.echo(e.model_dump_json())
+        return
+    table = Table("seq", "recorded_at", "actor", "event", "run", "subject", "hash", title=name)
+    for e in entries:
+        table.add_row(
+            str(e.seq), e.recorded_at, f"{e.actor.kind.value}:{e.actor.id}", e.event_type,
+            e.run_id or "", e.subject_id or "", e.hash[:12],
+        )  # fmt: skip
+    out.print(table)
+
+
+@app.command()
+def erase(
+    ctx: typer.Context,
+    subject: Annotated[str, typer.Option("--subject", help="The subject whose payloads to erase.")],
+    stream: StreamOpt = None,
+    actor: Annotated[str, typer.Option("--as", help="Who asked for the erasure.")] = "cli",
+) -> None:
+    """Erase a subject's personal payloads; a tombstone keeps the chain verifiable."""
+    env = _env(ctx)
+    total = 0
+    for s in _streams(env, stream):
+        result = env.trail.erase_subject(s, subject, Actor.human(actor))
+        if result is not None:
+            total += 1
+            typer.echo(f"erased {subject} in {s}: tombstone seq={result.seq}")
+    if not total:
+        typer.echo(f"nothing to erase for {subject}")
