@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-# Records
-from audit.model import Actor, ActorKind, AppendResult, AuditEvent, Checkpoint, Entry, Versions
-
 # Encoding and the chain
 from audit.canonical import canonical
 from audit.chain import genesis, link, seal
-
-# Stores
-from audit.stores import AuditStore, Query
-from audit.stores.memory import MemoryAuditStore
-from audit.stores.sql import SqlAuditStore
-
-# Signing, verification, export
-from audit.signing import Signer, checkpoint_message
-from audit.verify import Row, Verdict, verify_chain
-from audit.trail import CheckpointLog, Trail
-from audit.export import export_bundle, verify_bundle
 
 # Errors
 from audit.errors import (
@@ -29,6 +15,20 @@ from audit.errors import (
     CopilotError,
     SigningKeyError,
 )
+from audit.export import export_bundle, verify_bundle
+
+# Records
+from audit.model import Actor, ActorKind, AppendResult, AuditEvent, Checkpoint, Entry, Versions
+
+# Signing, verification, export
+from audit.signing import Signer, checkpoint_message
+
+# Stores
+from audit.stores import AuditStore, Query
+from audit.stores.memory import MemoryAuditStore
+from audit.stores.sql import SqlAuditStore
+from audit.trail import CheckpointLog, Trail
+from audit.verify import Row, Verdict, verify_chain
 
 __all__ = [
     # Records

@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import rfc8785
 
 from audit.errors import CanonicalizationError
+
+_MAX_SAFE = 2**53  # JCS (I-JSON) refuses integers whose magnitude is 2^53 or more
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+
+
+def _plain(value: Any) -> bool:
+    """True when `json` already writes `value` exactly as JCS would.
+
+    That holds for strings, bools, null, safe integers, lists, and objects whose keys are
+    ASCII (Python sorts keys by code point, JCS by UTF-16 unit; they agree on ASCII).
+    Floats (JCS uses ECMAScript number formatting) and anything else take the slow path.
+    """
+    t = type(value)
+    if t is str or t is bool or value is None:
+        return True
+    if t is int:
+        return -_MAX_SAFE < value < _MAX_SAFE
+    if t is dict:
+        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
+    if t is list:
+        return all(_plain(v) for v in value)
+    return False
 
 
 def canonical(value: Any) -> bytes:
@@ -18,6 +41,11 @@ def canonical(value: Any) -> bytes:
     >>> canonical({"b": 1, "a": [True, None, "é"]})
     b'{"a":[true,null,"\\xc3\\xa9"],"b":1}'
     """
+    if _plain(value):
+        try:
+            return _dumps(value).encode()
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: let rfc8785 say so below
     try:
         return rfc8785.dumps(value)
     except rfc8785.FloatDomainError as exc:
@@ -29,7 +57,7 @@ def canonical(value: Any) -> bytes:
             f"{exc}; integers in audit payloads must be below 2^53 in magnitude: "
             "send larger numbers as strings",
         ) from exc
-    except rfc8785.CanonicalizationError as exc:
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError) as exc:
         raise CanonicalizationError(f"value has no canonical JSON form: {exc}") from exc
     except TypeError as exc:  # e.g. a datetime or a set in the payload
         raise CanonicalizationError(

@@ -26,17 +26,17 @@ class Actor(BaseModel):
     id: str = Field(min_length=1, max_length=200)
 
     @classmethod
-    def system(cls, id: str = "copilot") -> Actor:  # noqa: A002 - mirrors the field name
+    def system(cls, id: str = "copilot") -> Actor:
         """A system actor, e.g. a worker or the sweeper."""
         return cls(kind=ActorKind.SYSTEM, id=id)
 
     @classmethod
-    def human(cls, id: str) -> Actor:  # noqa: A002
+    def human(cls, id: str) -> Actor:
         """A person, identified by their authenticated principal."""
         return cls(kind=ActorKind.HUMAN, id=id)
 
     @classmethod
-    def agent(cls, id: str) -> Actor:  # noqa: A002
+    def agent(cls, id: str) -> Actor:
         """An agent (model-driven step)."""
         return cls(kind=ActorKind.AGENT, id=id)
 
@@ -105,7 +105,7 @@ class Entry(BaseModel):
         stream: str,
         seq: int,
         prev_hash: bytes,
-        hash: bytes,  # noqa: A002
+        hash: bytes,
         commitment: bytes | None,
         body: bytes,
         payload: bytes | None,

@@ -35,11 +35,9 @@ from sqlalchemy import (
     and_,
     delete,
     event,
-    exists,
     func,
     insert,
     select,
-    text,
 )
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import make_url
@@ -113,8 +111,27 @@ checkpoints = Table(
     Column("signed_at", String(32), nullable=False),
 )
 
-DRAIN_BATCH = 1000
 _READONLY = "copilot_readonly"
+# A standalone append of this many events chains in place under the lock (one commit for
+# the batch); smaller ones queue and settle, so no one holds the lock across a WAL flush.
+_INLINE_BATCH = 32
+_COLUMNS = (
+    "stream, seq, prev_hash, hash, commitment, body, recorded_at, actor_kind, actor_id, "
+    "event_type, run_id, subject_id, idempotency_key"
+)
+_INSERT_SQL = f"INSERT INTO audit_entries ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+_HEAD_SQL = "SELECT seq, hash FROM audit_entries WHERE stream = ? ORDER BY seq DESC LIMIT 1"
+_PG_FLUSH_SQL = "SELECT pg_current_xact_id()"
+_PG_SETTLE_SQL = "SELECT audit_settle(%s, %s, %s, %s)"
+_PG_APPEND_ONE_SQL = (
+    "SELECT o_seq, o_hash, o_status FROM audit_append_one(%s, %s, 'try_async', %s, %s, %s, %s, %s, %s, "
+    "%s, %s, %s, %s, %s)"
+)
+_PG_APPEND_SQL = (
+    "SELECT o_seq, o_hash, o_status FROM audit_append(%s, %s, %s, %s::bytea[], %s::bytea[], "
+    "%s::bytea[], %s::bytea[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+    "%s::text[], %s::text[])"
+)
 
 
 def create_engine(url: str, **kwargs: Any) -> Engine:
@@ -127,7 +144,9 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     """
     u = make_url(url)
     if u.get_backend_name() != "sqlite":
-        kwargs.setdefault("pool_pre_ping", True)
+        # No pool pre-ping: it costs a round trip per transaction, as much as the append.
+        # A connection broken by a server restart fails its transaction, which the
+        # runtime retries (OperationalError is transient) on a fresh connection.
         return sa_create_engine(url, **kwargs)
     connect_args = kwargs.pop("connect_args", {})
     connect_args.setdefault("timeout", 30)
@@ -171,171 +190,144 @@ class SqlAuditStore:
     # -- appending ---------------------------------------------------------------------------
 
     def append(self, stream: str, events: Sequence[AuditEvent]) -> list[AppendResult]:
-        """Append in a transaction of our own; on PostgreSQL, chain any queued events after."""
-        with self.engine.begin() as conn:
-            results = self.append_in(conn, stream, events)
+        """Append in a transaction of our own; returns once every event is chained."""
         if self._pg:
-            self.settle(stream)
+            return self._append_pg_standalone(stream, events)
+        sealed = [seal(e) for e in events]
+        raw = self.engine.raw_connection()  # see _append_pg_standalone for why raw
+        try:
+            dbapi = raw.driver_connection
+            dbapi.execute("BEGIN IMMEDIATE")
+            try:
+                results = self._append_sqlite(dbapi, stream, sealed)
+            except BaseException:
+                dbapi.execute("ROLLBACK")
+                raise
+            dbapi.execute("COMMIT")
+        finally:
+            raw.close()
         return results
 
     def append_in(
-        self, conn: Connection, stream: str, events: Sequence[AuditEvent]
+        self, conn: Connection, stream: str, events: Sequence[AuditEvent], *, wait: bool = False
     ) -> list[AppendResult]:
         """Append inside the caller's transaction: the events commit or roll back with it.
 
-        On PostgreSQL the result may be `pending` (queued behind a concurrent writer); call
-        `settle(stream)` after commit to chain it at once, or leave it to the sweeper.
+        PostgreSQL: if another transaction holds the stream's chain lock, the events are
+        queued (`pending`, durable with the caller's commit) rather than waiting for it;
+        call `settle(stream, durable=False)` after commit to chain them at once, or leave
+        it to the sweeper. `wait=True` waits for the lock instead, so every result is
+        chained when this returns (the lock is then held until the caller commits).
         """
         stamp = timestamp()
         sealed = [seal(e, stamp) for e in events]
-        if self._pg and not self._try_lock(conn, stream):
-            return self._enqueue(conn, stream, sealed)
-        return self._chain(conn, stream, sealed)
+        if self._pg:
+            params = _pg_params(stream, sealed, "wait" if wait else "try")
+            rows = conn.exec_driver_sql(_PG_APPEND_SQL, params).all()
+            return [_pg_result(stream, *r) for r in rows]
+        return self._append_sqlite(conn.connection.driver_connection, stream, sealed)
 
-    def _try_lock(self, conn: Connection, stream: str, *, wait: bool = False) -> bool:
-        if not self._pg:
-            return True  # BEGIN IMMEDIATE already holds the database's write lock
-        fn = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
-        got = conn.execute(
-            text(f"SELECT {fn}(hashtextextended(:k, 0))"), {"k": "copilot.audit:" + stream}
-        ).scalar()
-        return wait or bool(got)
+    def _append_pg_standalone(
+        self, stream: str, events: Sequence[AuditEvent]
+    ) -> list[AppendResult]:
+        # The hot path: one autocommit statement on a pooled driver connection. Python
+        # per append costs as much CPU as the database does here, so SQLAlchemy's
+        # per-statement machinery is left out (there is no ORM anywhere on this path).
+        stamp = timestamp()
+        sealed = [seal(e, stamp) for e in events]
+        mode = "wait" if len(sealed) >= _INLINE_BATCH else "try"
+        raw = self.engine.raw_connection()
+        try:
+            dbapi = raw.driver_connection
+            assert dbapi is not None
+            dbapi.autocommit = True
+            if len(sealed) == 1:
+                rows = dbapi.execute(_PG_APPEND_ONE_SQL, _pg_one(stream, sealed[0]), prepare=True)
+            else:
+                rows = dbapi.execute(_PG_APPEND_SQL, _pg_params(stream, sealed, mode), prepare=True)
+            results = [_pg_result(stream, *r) for r in rows.fetchall()]
+            if len(sealed) == 1 and not results[0].pending:
+                # The inline append committed asynchronously (lock released without
+                # waiting for the flush). A transaction that takes an xid commits
+                # synchronously and flushes the WAL up to itself, which includes our
+                # append: only then is it acknowledged. Flushes group-commit in parallel.
+                dbapi.execute(_PG_FLUSH_SQL, prepare=True)
+            if any(r.pending for r in results):
+                # Queued behind a lock holder: wait for it, then chain the whole queue in
+                # one transaction whose commit need not wait for the WAL flush (see
+                # settle). Returns with our events chained, as an inline append does.
+                dbapi.execute(_PG_SETTLE_SQL, (stream, genesis(stream), False, True), prepare=True)
+        finally:
+            if raw.driver_connection is not None:
+                raw.driver_connection.autocommit = False
+            raw.close()
+        return results
 
-    def _head(self, conn: Connection, stream: str) -> tuple[int, bytes]:
-        row = conn.execute(
-            select(entries.c.seq, entries.c.hash)
-            .where(entries.c.stream == stream)
-            .order_by(entries.c.seq.desc())
-            .limit(1)
-        ).first()
-        return (row[0], row[1]) if row else (0, genesis(stream))
-
-    def _known_keys(
-        self, conn: Connection, stream: str, keys: list[str], *, queued: bool = True
-    ) -> dict[str, int]:
-        """Idempotency keys already used in the stream: key -> seq (0 while still queued)."""
-        if not keys:
-            return {}
-        rows = conn.execute(
-            select(entries.c.idempotency_key, entries.c.seq).where(
-                entries.c.stream == stream, entries.c.idempotency_key.in_(keys)
-            )
-        )
-        found = {k: s for k, s in rows}
-        if self._pg and queued:
-            waiting = conn.execute(
-                select(pending.c.idempotency_key).where(
-                    pending.c.stream == stream, pending.c.idempotency_key.in_(keys)
-                )
-            )
-            found.update({k: 0 for (k,) in waiting if k not in found})
-        return found
-
-    def _chain(self, conn: Connection, stream: str, sealed: Sequence[Sealed]) -> list[AppendResult]:
+    def _append_sqlite(self, dbapi: Any, stream: str, sealed: Sequence[Sealed]) -> list[AppendResult]:
+        # `dbapi` is the sqlite3 connection inside a BEGIN IMMEDIATE transaction, which
+        # holds the database's write lock. Driver-level calls: SQLAlchemy's per-statement
+        # machinery would cost more than the inserts themselves.
         keys = [s.event.idempotency_key for s in sealed if s.event.idempotency_key]
-        known = self._known_keys(conn, stream, keys)
-        seq, prev = self._head(conn, stream)
-        rows: list[dict[str, Any]] = []
-        blobs: list[dict[str, Any]] = []
-        results: list[AppendResult] = []
+        known: dict[str, tuple[int, bytes]] = {}
+        if keys:
+            marks = ",".join("?" * len(keys))
+            found = dbapi.execute(
+                "SELECT idempotency_key, seq, hash FROM audit_entries "
+                f"WHERE stream = ? AND idempotency_key IN ({marks})",
+                (stream, *keys),
+            )
+            known = {k: (q, bytes(h)) for k, q, h in found}
+        head = dbapi.execute(_HEAD_SQL, (stream,)).fetchone()
+        seq, prev = (head[0], bytes(head[1])) if head else (0, genesis(stream))
+        rows, blobs, results = [], [], []
         for s in sealed:
-            key = s.event.idempotency_key
+            e = s.event
+            key = e.idempotency_key
             if key is not None and key in known:
-                results.append(_duplicate(conn, stream, key, known[key]))
+                dseq, dhash = known[key]
+                results.append(AppendResult(stream=stream, seq=dseq, hash=dhash.hex(), duplicate=True))
                 continue
             seq += 1
             digest = link(prev, s.commitment, s.body)
-            rows.append(_entry_row(stream, seq, prev, digest, s))
+            rows.append(
+                (stream, seq, prev, digest, s.commitment, s.body, s.recorded_at,
+                 e.actor.kind.value, e.actor.id, e.event_type, e.run_id, e.subject_id, key)
+            )  # fmt: skip
             if s.personal is not None:
-                blobs.append({"stream": stream, "seq": seq, "salt": s.salt, "payload": s.personal})
+                blobs.append((stream, seq, s.salt, s.personal))
             if key is not None:
-                known[key] = seq
+                known[key] = (seq, digest)
             results.append(AppendResult(stream=stream, seq=seq, hash=digest.hex()))
             prev = digest
         if rows:
-            conn.execute(insert(entries), rows)
+            dbapi.executemany(_INSERT_SQL, rows)
         if blobs:
-            conn.execute(insert(payloads), blobs)
-        return results
-
-    def _enqueue(self, conn: Connection, stream: str, sealed: Sequence[Sealed]) -> list[AppendResult]:
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        keys = [s.event.idempotency_key for s in sealed if s.event.idempotency_key]
-        known = self._known_keys(conn, stream, keys)
-        results = []
-        for s in sealed:
-            key = s.event.idempotency_key
-            if key is not None and key in known:
-                results.append(_duplicate(conn, stream, key, known[key]))
-                continue
-            row = _entry_row(stream, 0, b"", b"", s)
-            for k in ("seq", "prev_hash", "hash"):
-                del row[k]
-            row.update(salt=s.salt, payload=s.personal)
-            stmt = pg_insert(pending).values(row).on_conflict_do_nothing().returning(pending.c.id)
-            queued = conn.execute(stmt).first() is not None
-            results.append(
-                AppendResult(stream=stream, seq=None, hash=None, pending=queued, duplicate=not queued)
+            dbapi.executemany(
+                "INSERT INTO audit_payloads (stream, seq, salt, payload) VALUES (?, ?, ?, ?)", blobs
             )
         return results
 
-    def settle(self, stream: str) -> int:
-        """Chain queued events for `stream` (PostgreSQL); returns how many were chained.
+    def settle(self, stream: str, *, durable: bool = True) -> int:
+        """Chain events queued for `stream` (PostgreSQL); returns how many were chained.
 
-        Safe to call from anyone at any time. If another transaction holds the chain lock,
-        it returns: that holder drains the queue after its own commit, so nothing that was
-        committed before this call is left behind.
+        Waits for the chain lock, so everything committed before the call is chained when
+        it returns. Safe to call from anyone at any time; SQLite never queues.
+
+        `durable=False` commits without waiting for the WAL flush. That loses nothing: the
+        queued rows are already durable, and a crash before the flush undoes the drain and
+        its deletes together, so the next settle chains them again. Appenders use it. A
+        durable settle also flushes every earlier asynchronous commit: the signer calls it
+        before it reads a head to sign, so it never signs a head a crash could undo.
         """
         if not self._pg:
             return 0
-        total = 0
-        while True:
-            with self.engine.connect() as probe:
-                has = probe.execute(select(exists().where(pending.c.stream == stream))).scalar()
-                probe.rollback()
-            if not has:
-                return total
-            with self.engine.begin() as conn:
-                if not self._try_lock(conn, stream):
-                    return total
-                total += self._drain(conn, stream)
-
-    def _drain(self, conn: Connection, stream: str) -> int:
-        queued = conn.execute(
-            select(pending).where(pending.c.stream == stream).order_by(pending.c.id).limit(DRAIN_BATCH)
-        ).all()
-        if not queued:
-            return 0
-        keys = [q.idempotency_key for q in queued if q.idempotency_key]
-        known = self._known_keys(conn, stream, keys, queued=False)
-        seq, prev = self._head(conn, stream)
-        rows, blobs = [], []
-        for q in queued:
-            if q.idempotency_key is not None and q.idempotency_key in known:
-                continue
-            seq += 1
-            digest = link(prev, q.commitment, q.body)
-            rows.append(
-                {
-                    "stream": stream, "seq": seq, "prev_hash": prev, "hash": digest,
-                    "commitment": q.commitment, "body": q.body, "recorded_at": q.recorded_at,
-                    "actor_kind": q.actor_kind, "actor_id": q.actor_id,
-                    "event_type": q.event_type, "run_id": q.run_id, "subject_id": q.subject_id,
-                    "idempotency_key": q.idempotency_key,
-                }
-            )  # fmt: skip
-            if q.payload is not None:
-                blobs.append({"stream": stream, "seq": seq, "salt": q.salt, "payload": q.payload})
-            if q.idempotency_key is not None:
-                known[q.idempotency_key] = seq
-            prev = digest
-        if rows:
-            conn.execute(insert(entries), rows)
-        if blobs:
-            conn.execute(insert(payloads), blobs)
-        conn.execute(delete(pending).where(pending.c.id.in_([q.id for q in queued])))
-        return len(rows)
+        with self.engine.begin() as conn:
+            n = conn.exec_driver_sql(
+                _PG_SETTLE_SQL, (stream, genesis(stream), durable, True)
+            ).scalar()
+            if durable:  # take an xid so this commit flushes every earlier async commit
+                conn.exec_driver_sql(_PG_FLUSH_SQL)
+        return int(n or 0)
 
     def settle_all(self) -> int:
         """Settle every stream that has queued events (the sweeper's job)."""
@@ -388,8 +380,13 @@ class SqlAuditStore:
     def head(self, stream: str) -> tuple[int, bytes | None]:
         """(size, hash of the last entry)."""
         with self.engine.connect() as conn:
-            size, digest = self._head(readonly(conn), stream)
-        return size, (digest if size else None)
+            row = readonly(conn).execute(
+                select(entries.c.seq, entries.c.hash)
+                .where(entries.c.stream == stream)
+                .order_by(entries.c.seq.desc())
+                .limit(1)
+            ).first()
+        return (row[0], bytes(row[1])) if row else (0, None)
 
     def hash_at(self, stream: str, seq: int) -> bytes | None:
         """The stored hash of entry `seq`."""
@@ -465,15 +462,17 @@ class SqlAuditStore:
 
     def erase_subject(self, stream: str, subject_id: str, actor: Actor) -> AppendResult | None:
         """Delete a subject's erasable payloads and append the tombstone, in one transaction."""
-        if self._pg:
-            self.settle(stream)  # queued events of this subject get their payload rows first
         with self.engine.begin() as conn:
-            self._try_lock(conn, stream, wait=True)
+            if self._pg:  # take the chain lock and chain the queue, so no payload is missed
+                conn.exec_driver_sql(_PG_SETTLE_SQL, (stream, genesis(stream), True, True))
             seqs = [
                 s
                 for (s,) in conn.execute(
                     select(payloads.c.seq)
-                    .join(entries, and_(entries.c.stream == payloads.c.stream, entries.c.seq == payloads.c.seq))
+                    .join(
+                        entries,
+                        and_(entries.c.stream == payloads.c.stream, entries.c.seq == payloads.c.seq),
+                    )
                     .where(entries.c.stream == stream, entries.c.subject_id == subject_id)
                     .order_by(payloads.c.seq)
                 )
@@ -489,38 +488,38 @@ class SqlAuditStore:
                 subject_id=subject_id,
                 data={"erased_seqs": seqs, "count": len(seqs)},
             )
-            return self._chain(conn, stream, [seal(tomb)])[0]
+            return self.append_in(conn, stream, [tomb], wait=True)[0]
 
 
 def _b(value: Any) -> bytes | None:
     return bytes(value) if value is not None else None
 
 
-def _entry_row(stream: str, seq: int, prev: bytes, digest: bytes, s: Sealed) -> dict[str, Any]:
+def _pg_params(stream: str, sealed: Sequence[Sealed], mode: str) -> tuple[object, ...]:
+    ev = [s.event for s in sealed]
+    return (
+        stream, genesis(stream), mode,
+        [s.commitment for s in sealed], [s.body for s in sealed],
+        [s.salt for s in sealed], [s.personal for s in sealed],
+        [s.recorded_at for s in sealed], [e.actor.kind.value for e in ev],
+        [e.actor.id for e in ev], [e.event_type for e in ev], [e.run_id for e in ev],
+        [e.subject_id for e in ev], [e.idempotency_key for e in ev],
+    )  # fmt: skip
+
+
+def _pg_one(stream: str, s: Sealed) -> tuple[object, ...]:
     e = s.event
-    return {
-        "stream": stream,
-        "seq": seq,
-        "prev_hash": prev,
-        "hash": digest,
-        "commitment": s.commitment,
-        "body": s.body,
-        "recorded_at": s.recorded_at,
-        "actor_kind": e.actor.kind.value,
-        "actor_id": e.actor.id,
-        "event_type": e.event_type,
-        "run_id": e.run_id,
-        "subject_id": e.subject_id,
-        "idempotency_key": e.idempotency_key,
-    }
+    return (
+        stream, genesis(stream), s.commitment, s.body, s.salt, s.personal, s.recorded_at,
+        e.actor.kind.value, e.actor.id, e.event_type, e.run_id, e.subject_id, e.idempotency_key,
+    )  # fmt: skip
 
 
-def _duplicate(conn: Connection, stream: str, key: str, seq: int) -> AppendResult:
-    if seq == 0:  # queued, not chained yet
-        return AppendResult(stream=stream, seq=None, hash=None, duplicate=True, pending=True)
-    digest = conn.execute(
-        select(entries.c.hash).where(entries.c.stream == stream, entries.c.seq == seq)
-    ).scalar()
+def _pg_result(stream: str, seq: int | None, digest: bytes | None, status: str) -> AppendResult:
     return AppendResult(
-        stream=stream, seq=seq, hash=bytes(digest).hex() if digest else None, duplicate=True
+        stream=stream,
+        seq=seq,
+        hash=bytes(digest).hex() if digest is not None else None,
+        duplicate=status == "duplicate",
+        pending=status == "pending",
     )

@@ -94,7 +94,173 @@ def _sqlite_triggers() -> None:
     )
 
 
+_PG_EVENT_COLS = (
+    "commitment, body, recorded_at, actor_kind, actor_id, event_type, run_id, subject_id, "
+    "idempotency_key"
+)
+
+# The chain's append and drain run inside PostgreSQL, so an append costs one round trip
+# like a plain INSERT does. Hash input and genesis are the same as audit/chain.py's; the
+# genesis is passed in by the client so there is one definition of it.
+_PG_FUNCTIONS = f"""
+CREATE FUNCTION audit_drain(p_stream text, p_genesis bytea) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    zero constant bytea := decode(repeat('00', 32), 'hex');
+    v_seq bigint;
+    v_prev bytea;
+    v_hash bytea;
+    r record;
+    n bigint := 0;
+    ids bigint[] := '{{}}';
+BEGIN
+    -- The caller holds the stream's advisory lock.
+    FOR r IN SELECT * FROM audit_pending WHERE stream = p_stream ORDER BY id LOOP
+        ids := ids || r.id;
+        IF r.idempotency_key IS NOT NULL AND EXISTS (
+            SELECT 1 FROM audit_entries e
+            WHERE e.stream = p_stream AND e.idempotency_key = r.idempotency_key
+        ) THEN
+            CONTINUE;
+        END IF;
+        IF v_prev IS NULL THEN
+            SELECT e.seq, e.hash INTO v_seq, v_prev FROM audit_entries e
+            WHERE e.stream = p_stream ORDER BY e.seq DESC LIMIT 1;
+            IF NOT FOUND THEN v_seq := 0; v_prev := p_genesis; END IF;
+        END IF;
+        v_seq := v_seq + 1;
+        v_hash := sha256(v_prev || coalesce(r.commitment, zero) || r.body);
+        INSERT INTO audit_entries (stream, seq, prev_hash, hash, {_PG_EVENT_COLS})
+        VALUES (p_stream, v_seq, v_prev, v_hash, r.commitment, r.body, r.recorded_at,
+                r.actor_kind, r.actor_id, r.event_type, r.run_id, r.subject_id,
+                r.idempotency_key);
+        IF r.payload IS NOT NULL THEN
+            INSERT INTO audit_payloads (stream, seq, salt, payload)
+            VALUES (p_stream, v_seq, r.salt, r.payload);
+        END IF;
+        v_prev := v_hash;
+        n := n + 1;
+    END LOOP;
+    IF array_length(ids, 1) > 0 THEN
+        DELETE FROM audit_pending WHERE id = ANY(ids);
+    END IF;
+    RETURN n;
+END $$;
+
+CREATE FUNCTION audit_settle(p_stream text, p_genesis bytea, p_durable boolean, p_wait boolean)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    lock_key constant bigint := hashtextextended('copilot.audit:' || p_stream, 0);
+BEGIN
+    -- Returns how many queued events were chained, or -1 when p_wait is false and another
+    -- transaction holds the chain lock (that holder settles again after its commit).
+    IF NOT EXISTS (SELECT 1 FROM audit_pending WHERE stream = p_stream) THEN
+        RETURN 0;
+    END IF;
+    IF NOT p_durable THEN
+        -- The queued rows are already durable; a crash before this commit is flushed
+        -- undoes the drain and its deletes together, and the next settle redoes it.
+        PERFORM set_config('synchronous_commit', 'off', true);
+    END IF;
+    IF p_wait THEN
+        PERFORM pg_advisory_xact_lock(lock_key);
+    ELSIF NOT pg_try_advisory_xact_lock(lock_key) THEN
+        RETURN -1;
+    END IF;
+    RETURN audit_drain(p_stream, p_genesis);
+END $$;
+
+CREATE FUNCTION audit_append(
+    p_stream text, p_genesis bytea, p_mode text,
+    p_commitments bytea[], p_bodies bytea[], p_salts bytea[], p_payloads bytea[],
+    p_recorded_at text[], p_actor_kind text[], p_actor_id text[], p_event_type text[],
+    p_run_id text[], p_subject_id text[], p_keys text[]
+) RETURNS TABLE (o_seq bigint, o_hash bytea, o_status text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    zero constant bytea := decode(repeat('00', 32), 'hex');
+    lock_key constant bigint := hashtextextended('copilot.audit:' || p_stream, 0);
+    n int := coalesce(array_length(p_bodies, 1), 0);
+    v_seq bigint;
+    v_prev bytea;
+    v_hash bytea;
+    i int;
+BEGIN
+    -- p_mode: 'wait' takes the chain lock; 'try' takes it if free, else queues; 'queue'
+    -- queues. A queued event is durable with the caller's commit, which then proceeds in
+    -- parallel with others; a settle chains the queue in one batch.
+    -- 'try_async' is 'try' whose inline chaining commits without waiting for the WAL
+    -- flush, so the chain lock is released at once; the caller then waits for durability
+    -- with a flushing commit of its own, outside the lock, before it reports success.
+    IF p_mode = 'wait' THEN
+        PERFORM pg_advisory_xact_lock(lock_key);
+    ELSIF p_mode = 'try_async' AND pg_try_advisory_xact_lock(lock_key) THEN
+        PERFORM set_config('synchronous_commit', 'off', true);
+    ELSIF p_mode = 'queue' OR p_mode = 'try_async' OR NOT pg_try_advisory_xact_lock(lock_key) THEN
+        FOR i IN 1 .. n LOOP
+            IF p_keys[i] IS NOT NULL THEN
+                SELECT e.seq, e.hash INTO o_seq, o_hash FROM audit_entries e
+                WHERE e.stream = p_stream AND e.idempotency_key = p_keys[i];
+                IF FOUND THEN o_status := 'duplicate'; RETURN NEXT; CONTINUE; END IF;
+            END IF;
+            INSERT INTO audit_pending (stream, salt, payload, {_PG_EVENT_COLS})
+            VALUES (p_stream, p_salts[i], p_payloads[i], p_commitments[i], p_bodies[i],
+                    p_recorded_at[i], p_actor_kind[i], p_actor_id[i], p_event_type[i],
+                    p_run_id[i], p_subject_id[i], p_keys[i])
+            ON CONFLICT DO NOTHING;
+            o_seq := NULL;
+            o_hash := NULL;
+            o_status := CASE WHEN FOUND THEN 'pending' ELSE 'duplicate' END;
+            RETURN NEXT;
+        END LOOP;
+        RETURN;
+    END IF;
+    PERFORM audit_drain(p_stream, p_genesis);
+    SELECT e.seq, e.hash INTO v_seq, v_prev FROM audit_entries e
+    WHERE e.stream = p_stream ORDER BY e.seq DESC LIMIT 1;
+    IF NOT FOUND THEN v_seq := 0; v_prev := p_genesis; END IF;
+    FOR i IN 1 .. n LOOP
+        IF p_keys[i] IS NOT NULL THEN
+            SELECT e.seq, e.hash INTO o_seq, o_hash FROM audit_entries e
+            WHERE e.stream = p_stream AND e.idempotency_key = p_keys[i];
+            IF FOUND THEN o_status := 'duplicate'; RETURN NEXT; CONTINUE; END IF;
+        END IF;
+        v_seq := v_seq + 1;
+        v_hash := sha256(v_prev || coalesce(p_commitments[i], zero) || p_bodies[i]);
+        INSERT INTO audit_entries (stream, seq, prev_hash, hash, {_PG_EVENT_COLS})
+        VALUES (p_stream, v_seq, v_prev, v_hash, p_commitments[i], p_bodies[i],
+                p_recorded_at[i], p_actor_kind[i], p_actor_id[i], p_event_type[i],
+                p_run_id[i], p_subject_id[i], p_keys[i]);
+        IF p_payloads[i] IS NOT NULL THEN
+            INSERT INTO audit_payloads (stream, seq, salt, payload)
+            VALUES (p_stream, v_seq, p_salts[i], p_payloads[i]);
+        END IF;
+        v_prev := v_hash;
+        o_seq := v_seq;
+        o_hash := v_hash;
+        o_status := 'chained';
+        RETURN NEXT;
+    END LOOP;
+END $$;
+
+-- One event, scalar arguments: cheaper for the client to send than fourteen arrays.
+CREATE FUNCTION audit_append_one(
+    p_stream text, p_genesis bytea, p_mode text,
+    p_commitment bytea, p_body bytea, p_salt bytea, p_payload bytea,
+    p_recorded_at text, p_actor_kind text, p_actor_id text, p_event_type text,
+    p_run_id text, p_subject_id text, p_key text
+) RETURNS TABLE (o_seq bigint, o_hash bytea, o_status text)
+LANGUAGE sql AS $$
+    SELECT * FROM audit_append(
+        p_stream, p_genesis, p_mode, ARRAY[p_commitment], ARRAY[p_body], ARRAY[p_salt],
+        ARRAY[p_payload], ARRAY[p_recorded_at], ARRAY[p_actor_kind], ARRAY[p_actor_id],
+        ARRAY[p_event_type], ARRAY[p_run_id], ARRAY[p_subject_id], ARRAY[p_key])
+$$;
+"""
+
+
 def _postgres_triggers() -> None:
+    op.execute(_PG_FUNCTIONS)
     op.execute(
         """
         CREATE FUNCTION audit_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -123,4 +289,5 @@ def downgrade() -> None:
     for table in ("audit_checkpoints", "audit_payloads", "audit_pending", "audit_entries"):
         op.drop_table(table)
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP FUNCTION IF EXISTS audit_refuse_change()")
+        for fn in ("audit_append_one", "audit_append", "audit_settle", "audit_drain", "audit_refuse_change"):
+            op.execute(f"DROP FUNCTION IF EXISTS {fn} CASCADE")
