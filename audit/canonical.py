@@ -57,9 +57,9 @@ def canonical(value: Any) -> bytes:
             f"{exc}; integers in audit payloads must be below 2^53 in magnitude: "
             "send larger numbers as strings",
         ) from exc
-    except (rfc8785.CanonicalizationError, UnicodeEncodeError) as exc:
-        raise CanonicalizationError(f"value has no canonical JSON form: {exc}") from exc
-    except TypeError as exc:  # e.g. a datetime or a set in the payload
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError, TypeError) as exc:
+        # e.g. a datetime or a set in the payload, or a lone surrogate in a string
         raise CanonicalizationError(
-            f"value is not JSON ({exc}); convert it to str, number, bool, null, list or dict",
+            f"value has no canonical JSON form ({exc}); convert it to str, number, bool, "
+            "null, list or dict, with strings in valid Unicode",
         ) from exc

@@ -56,7 +56,7 @@ class Sealed:
 
     __slots__ = ("body", "commitment", "event", "personal", "recorded_at", "salt")
 
-    def __init__(self, event: AuditEvent, recorded_at: str) -> None:
+    def __init__(self, event: AuditEvent, recorded_at: str, salt: bytes | None = None) -> None:
         self.event = event
         self.recorded_at = recorded_at
         self.body = canonical(
@@ -76,10 +76,13 @@ class Sealed:
         self.commitment: bytes | None = None
         if event.personal is not None:
             self.personal = canonical(event.personal)
-            self.salt = os.urandom(SALT_BYTES)
+            self.salt = salt if salt is not None else os.urandom(SALT_BYTES)
             self.commitment = commit_personal(self.personal, self.salt)
 
 
-def seal(event: AuditEvent, recorded_at: str | None = None) -> Sealed:
-    """Encode an event (canonical bytes, salted commitment) before it takes a place in a chain."""
-    return Sealed(event, recorded_at or timestamp())
+def seal(event: AuditEvent, recorded_at: str | None = None, *, salt: bytes | None = None) -> Sealed:
+    """Encode an event (canonical bytes, salted commitment) before it takes a place in a chain.
+
+    `salt` is random unless given (golden vectors give it).
+    """
+    return Sealed(event, recorded_at or timestamp(), salt)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from contextlib import closing
 from pathlib import Path
 
 from audit.errors import CheckpointRefusedError
@@ -106,13 +107,14 @@ class Trail:
     def verify(self, stream: str, *, trusted_keys: Mapping[str, bytes] | None = None) -> Verdict:
         """Walk the stream once and check it against every known checkpoint."""
         erased = tombstoned(self.store.erasure_bodies(stream))
-        return verify_chain(
-            stream,
-            self.store.rows(stream),
-            checkpoints=self.known_checkpoints(stream),
-            trusted_keys=trusted_keys if trusted_keys is not None else self.trusted_keys(),
-            erased=erased,
-        )
+        with closing(self.store.rows(stream)) as rows:
+            return verify_chain(
+                stream,
+                rows,
+                checkpoints=self.known_checkpoints(stream),
+                trusted_keys=trusted_keys if trusted_keys is not None else self.trusted_keys(),
+                erased=erased,
+            )
 
     def erase_subject(self, stream: str, subject_id: str, actor: Actor) -> AppendResult | None:
         """Erase a subject's personal payloads; the chain keeps verifying."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,7 +38,7 @@ class AuditStore(Protocol):
         """Append events in their own transaction; a redelivered idempotency key is a no-op."""
         ...
 
-    def rows(self, stream: str, *, after_seq: int = 0) -> Iterator[Row]:
+    def rows(self, stream: str, *, after_seq: int = 0) -> Generator[Row, None, None]:
         """Stream the chain's raw rows in seq order (what verification and export read)."""
         ...
 

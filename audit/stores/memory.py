@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 
 from audit.chain import Sealed, genesis, link, seal
 from audit.model import Actor, AppendResult, AuditEvent, Checkpoint, Entry
@@ -56,7 +56,7 @@ class MemoryAuditStore:
             payload=row.payload,
         )
 
-    def rows(self, stream: str, *, after_seq: int = 0) -> Iterator[Row]:
+    def rows(self, stream: str, *, after_seq: int = 0) -> Generator[Row, None, None]:
         """The stored rows, as they are now (tests tamper with `entries` directly)."""
         yield from (r for r in list(self.entries.get(stream, [])) if r.seq > after_seq)
 

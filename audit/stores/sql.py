@@ -17,7 +17,7 @@ How appends stay a chain without serializing every commit:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -347,8 +347,11 @@ class SqlAuditStore:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def rows(self, stream: str, *, after_seq: int = 0) -> Iterator[Row]:
-        """Stream raw rows joined with their payloads, in seq order, in constant memory."""
+    def rows(self, stream: str, *, after_seq: int = 0) -> Generator[Row, None, None]:
+        """Stream raw rows with their payloads, in seq order, in constant memory."""
+        if not self._pg:
+            yield from self._rows_sqlite(stream, after_seq)
+            return
         stmt = (
             select(
                 entries.c.seq, entries.c.prev_hash, entries.c.hash, entries.c.commitment,
@@ -364,9 +367,49 @@ class SqlAuditStore:
             .order_by(entries.c.seq)
         )  # fmt: skip
         with self.engine.connect() as conn:
-            result = readonly(conn).execution_options(stream_results=True, yield_per=5000)
-            for r in result.execute(stmt):
-                yield Row(r[0], bytes(r[1]), bytes(r[2]), _b(r[3]), bytes(r[4]), _b(r[5]), _b(r[6]))
+            reader = readonly(conn).execution_options(stream_results=True, yield_per=5000)
+            result = reader.execute(stmt)
+            try:
+                for r in result:
+                    yield Row(
+                        r[0], bytes(r[1]), bytes(r[2]), _b(r[3]), bytes(r[4]), _b(r[5]), _b(r[6])
+                    )
+            finally:  # a verifier that stops at the first bad entry closes the cursor now
+                result.close()
+
+    def _rows_sqlite(self, stream: str, after_seq: int) -> Generator[Row, None, None]:
+        # Verification is a read of every byte; SQLAlchemy's per-row result machinery and
+        # a per-row join would cost more than the hashing. Two ordered scans, merged here
+        # (few entries have payloads), through the driver, in a deferred read transaction
+        # that never blocks writers and sees one consistent snapshot.
+        raw = self.engine.raw_connection()
+        try:
+            db = raw.driver_connection
+            db.execute("BEGIN")
+            try:
+                found = db.execute(
+                    "SELECT seq, prev_hash, hash, commitment, body FROM audit_entries "
+                    "WHERE stream = ? AND seq > ? ORDER BY seq",
+                    (stream, after_seq),
+                )
+                blobs = db.execute(
+                    "SELECT seq, salt, payload FROM audit_payloads "
+                    "WHERE stream = ? AND seq > ? ORDER BY seq",
+                    (stream, after_seq),
+                )
+                nxt = blobs.fetchone()
+                while batch := found.fetchmany(5000):
+                    for seq, prev, digest, commitment, body in batch:
+                        while nxt is not None and nxt[0] < seq:
+                            nxt = blobs.fetchone()
+                        if nxt is not None and nxt[0] == seq:
+                            yield Row(seq, prev, digest, commitment, body, nxt[1], nxt[2])
+                        else:
+                            yield Row(seq, prev, digest, commitment, body, None, None)
+            finally:
+                db.execute("ROLLBACK")
+        finally:
+            raw.close()
 
     def erasure_bodies(self, stream: str) -> Iterator[bytes]:
         """Bodies of the stream's erasure tombstones."""

@@ -1,0 +1,101 @@
+"""Shared fixtures: real SQLite and PostgreSQL, one fresh schema per test, env restored.
+
+Locally a missing service skips its tests; under CI=true it fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from audit.stores.sql import create_engine
+from copilot.db import upgrade
+
+CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+PG_DSN = os.environ.get("COPILOT_TEST_PG", "host=127.0.0.1 port=5432 dbname=test user=postgres")
+
+
+def unavailable(service: str, exc: BaseException) -> None:
+    """Fail under CI, skip locally (dramatiq's rule)."""
+    message = f"{service} is not reachable: {exc}"
+    if CI:
+        pytest.fail(f"{message} (CI=true requires every service)", pytrace=False)
+    pytest.skip(message)
+
+
+def pg_sqlalchemy_url(schema: str) -> str:
+    """A SQLAlchemy URL for the test database with `schema` first on the search path."""
+    parts = dict(kv.split("=", 1) for kv in PG_DSN.split())
+    return (
+        f"postgresql+psycopg://{parts.get('user', 'postgres')}@{parts.get('host', '127.0.0.1')}:"
+        f"{parts.get('port', '5432')}/{parts.get('dbname', 'test')}"
+        f"?options=-csearch_path%3D{schema}"
+    )
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The PostgreSQL DSN, once it answers."""
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_DSN, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        unavailable("PostgreSQL at " + PG_DSN, exc)
+    return PG_DSN
+
+
+@pytest.fixture
+def pg_schema(pg_server: str) -> Iterator[str]:
+    """A fresh schema for one test, dropped afterwards."""
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    yield name
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+@pytest.fixture
+def pg_url(pg_schema: str) -> str:
+    """SQLAlchemy URL of a fresh PostgreSQL schema."""
+    return pg_sqlalchemy_url(pg_schema)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """SQLAlchemy URL of a fresh SQLite file."""
+    return f"sqlite:///{tmp_path / 'copilot.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each dialect in turn."""
+    name = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A migrated engine on each dialect."""
+    eng = create_engine(db_url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    """Tests may set COPILOT_* variables; none leaks into the next test."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
