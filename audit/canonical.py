@@ -24,7 +24,7 @@ def _plain(value: Any) -> bool:
     if t is str or t is bool or value is None:
         return True
     if t is int:
-        return -_MAX_SAFE < value < _MAX_SAFE
+        return bool(-_MAX_SAFE < value < _MAX_SAFE)
     if t is dict:
         return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
     if t is list:

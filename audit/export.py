@@ -33,7 +33,9 @@ def _hex(b: bytes | None) -> str | None:
     return b.hex() if b is not None else None
 
 
-def export_bundle(trail: Trail, directory: Path, streams: list[str] | None = None) -> dict[str, int]:
+def export_bundle(
+    trail: Trail, directory: Path, streams: list[str] | None = None
+) -> dict[str, int]:
     """Write a bundle of `streams` (default: all) to `directory`; returns entries per stream."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "keys").mkdir(exist_ok=True)
@@ -87,7 +89,9 @@ def read_manifest(directory: Path) -> dict[str, object]:
     try:
         doc = json.loads(path.read_bytes())
     except (OSError, ValueError) as exc:
-        raise BundleError(f"{path} is not a readable bundle manifest: {exc}", path=str(path)) from exc
+        raise BundleError(
+            f"{path} is not a readable bundle manifest: {exc}", path=str(path)
+        ) from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BundleError(f"{path} is not a {FORMAT} manifest", path=str(path))
     return doc

@@ -88,9 +88,7 @@ class Signer:
                     path=str(path),
                 ) from exc
             if not isinstance(key, Ed25519PrivateKey):
-                raise SigningKeyError(
-                    f"the signing key at {path} is not ed25519", path=str(path)
-                )
+                raise SigningKeyError(f"the signing key at {path} is not ed25519", path=str(path))
             return cls(key, path=path)
         path.parent.mkdir(parents=True, exist_ok=True)
         key = Ed25519PrivateKey.generate()

@@ -107,7 +107,11 @@ def verify_chain(
     top = max(heads, default=0)
     if top > count and not first[1]:
         failures.append(
-            (count + 1, "checkpoint_truncated", f"signed checkpoint has {top} entries, found {count}")
+            (
+                count + 1,
+                "checkpoint_truncated",
+                f"signed checkpoint has {top} entries, found {count}",
+            )
         )
     if failures:
         seq, reason, detail = min(failures, key=lambda f: f[0])
@@ -130,7 +134,11 @@ def _walk(
             return expected - 1, None
         if seq != expected:
             if seq < expected:
-                return expected - 1, (seq, "duplicate", f"seq {seq} appears again after {expected - 1}")
+                return expected - 1, (
+                    seq,
+                    "duplicate",
+                    f"seq {seq} appears again after {expected - 1}",
+                )
             return expected - 1, (expected, "gap", f"seqs {expected}..{seq - 1} are missing")
         if prev != expected_prev:
             return expected - 1, (seq, "fork", f"prev_hash does not link to seq {seq - 1}")
@@ -139,13 +147,29 @@ def _walk(
         if commitment is not None:
             if payload is None or salt is None:
                 if seq not in erased:
-                    return expected - 1, (seq, "payload_missing", "erasable payload gone without a tombstone")
+                    return expected - 1, (
+                        seq,
+                        "payload_missing",
+                        "erasable payload gone without a tombstone",
+                    )
             elif commit_personal(payload, salt) != commitment:
-                return expected - 1, (seq, "payload_mismatch", "payload does not match its commitment")
+                return expected - 1, (
+                    seq,
+                    "payload_mismatch",
+                    "payload does not match its commitment",
+                )
         elif payload is not None:
-            return expected - 1, (seq, "payload_mismatch", "payload stored for an entry that commits to none")
+            return expected - 1, (
+                seq,
+                "payload_mismatch",
+                "payload stored for an entry that commits to none",
+            )
         if seq in heads and heads[seq] != digest.hex():
-            return expected - 1, (seq, "checkpoint_mismatch", "hash differs from the signed checkpoint")
+            return expected - 1, (
+                seq,
+                "checkpoint_mismatch",
+                "hash differs from the signed checkpoint",
+            )
         expected_prev = digest
         expected = seq + 1
     return expected - 1, None

@@ -21,10 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report
-
 from audit import Actor, AuditEvent, SqlAuditStore, Versions, seal
 from audit.stores.sql import create_engine
+from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report
 from copilot.db import upgrade
 
 EVENT = AuditEvent(

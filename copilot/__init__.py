@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-# Configuration
-from copilot.settings import Settings
-
 # Database
 from copilot.db import make_engine, upgrade
 
 # Errors
 from copilot.errors import ConfigError, CopilotError, DatabaseConfigError
+
+# Configuration
+from copilot.settings import Settings
 
 __all__ = [
     # Configuration

@@ -20,19 +20,33 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="COPILOT_", extra="ignore")
 
-    home: Path = Field(default=Path(".copilot"), description="Holds the embedded database, broker and key.")
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite under home.")
-    broker_url: str | None = Field(default=None, description="Celery broker URL; default SQLite under home.")
+    home: Path = Field(
+        default=Path(".copilot"), description="Holds the embedded database, broker and key."
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default SQLite under home."
+    )
+    broker_url: str | None = Field(
+        default=None, description="Celery broker URL; default SQLite under home."
+    )
     llm: str = Field(default="none", description="`none` (rules only) or `openai:<model>`.")
-    signing_key_path: Path | None = Field(default=None, description="ed25519 PEM key for checkpoints.")
-    tenant: str = Field(default="default", description="The tenant (audit stream) the CLI acts for.")
-    checkpoint_every: int = Field(default=1000, ge=1, description="Sign a checkpoint every N entries.")
+    signing_key_path: Path | None = Field(
+        default=None, description="ed25519 PEM key for checkpoints."
+    )
+    tenant: str = Field(
+        default="default", description="The tenant (audit stream) the CLI acts for."
+    )
+    checkpoint_every: int = Field(
+        default=1000, ge=1, description="Sign a checkpoint every N entries."
+    )
 
     @field_validator("llm")
     @classmethod
     def _llm(cls, v: str) -> str:
         if not _LLM.match(v):
-            raise ValueError("COPILOT_LLM must be `none` or `openai:<model>`, e.g. openai:gpt-4o-mini")
+            raise ValueError(
+                "COPILOT_LLM must be `none` or `openai:<model>`, e.g. openai:gpt-4o-mini"
+            )
         return v
 
     @property

@@ -33,8 +33,8 @@ class MemoryAuditStore:
         rows = self.entries.setdefault(stream, [])
         if key is not None and key in keys:
             seq = keys[key]
-            digest = rows[seq - 1].hash.hex()
-            return AppendResult(stream=stream, seq=seq, hash=digest, duplicate=True)
+            known = rows[seq - 1].hash.hex()
+            return AppendResult(stream=stream, seq=seq, hash=known, duplicate=True)
         prev = rows[-1].hash if rows else genesis(stream)
         digest = link(prev, s.commitment, s.body)
         seq = len(rows) + 1

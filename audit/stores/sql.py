@@ -196,7 +196,7 @@ class SqlAuditStore:
         sealed = [seal(e) for e in events]
         raw = self.engine.raw_connection()  # see _append_pg_standalone for why raw
         try:
-            dbapi = raw.driver_connection
+            dbapi = _driver(raw)
             dbapi.execute("BEGIN IMMEDIATE")
             try:
                 results = self._append_sqlite(dbapi, stream, sealed)
@@ -225,7 +225,7 @@ class SqlAuditStore:
             params = _pg_params(stream, sealed, "wait" if wait else "try")
             rows = conn.exec_driver_sql(_PG_APPEND_SQL, params).all()
             return [_pg_result(stream, *r) for r in rows]
-        return self._append_sqlite(conn.connection.driver_connection, stream, sealed)
+        return self._append_sqlite(_driver(conn.connection), stream, sealed)
 
     def _append_pg_standalone(
         self, stream: str, events: Sequence[AuditEvent]
@@ -238,8 +238,7 @@ class SqlAuditStore:
         mode = "wait" if len(sealed) >= _INLINE_BATCH else "try"
         raw = self.engine.raw_connection()
         try:
-            dbapi = raw.driver_connection
-            assert dbapi is not None
+            dbapi = _driver(raw)
             dbapi.autocommit = True
             if len(sealed) == 1:
                 rows = dbapi.execute(_PG_APPEND_ONE_SQL, _pg_one(stream, sealed[0]), prepare=True)
@@ -263,7 +262,9 @@ class SqlAuditStore:
             raw.close()
         return results
 
-    def _append_sqlite(self, dbapi: Any, stream: str, sealed: Sequence[Sealed]) -> list[AppendResult]:
+    def _append_sqlite(
+        self, dbapi: Any, stream: str, sealed: Sequence[Sealed]
+    ) -> list[AppendResult]:
         # `dbapi` is the sqlite3 connection inside a BEGIN IMMEDIATE transaction, which
         # holds the database's write lock. Driver-level calls: SQLAlchemy's per-statement
         # machinery would cost more than the inserts themselves.
@@ -285,7 +286,9 @@ class SqlAuditStore:
             key = e.idempotency_key
             if key is not None and key in known:
                 dseq, dhash = known[key]
-                results.append(AppendResult(stream=stream, seq=dseq, hash=dhash.hex(), duplicate=True))
+                results.append(
+                    AppendResult(stream=stream, seq=dseq, hash=dhash.hex(), duplicate=True)
+                )
                 continue
             seq += 1
             digest = link(prev, s.commitment, s.body)
@@ -384,7 +387,7 @@ class SqlAuditStore:
         # that never blocks writers and sees one consistent snapshot.
         raw = self.engine.raw_connection()
         try:
-            db = raw.driver_connection
+            db = _driver(raw)
             db.execute("BEGIN")
             try:
                 found = db.execute(
@@ -423,12 +426,16 @@ class SqlAuditStore:
     def head(self, stream: str) -> tuple[int, bytes | None]:
         """(size, hash of the last entry)."""
         with self.engine.connect() as conn:
-            row = readonly(conn).execute(
-                select(entries.c.seq, entries.c.hash)
-                .where(entries.c.stream == stream)
-                .order_by(entries.c.seq.desc())
-                .limit(1)
-            ).first()
+            row = (
+                readonly(conn)
+                .execute(
+                    select(entries.c.seq, entries.c.hash)
+                    .where(entries.c.stream == stream)
+                    .order_by(entries.c.seq.desc())
+                    .limit(1)
+                )
+                .first()
+            )
         return (row[0], bytes(row[1])) if row else (0, None)
 
     def hash_at(self, stream: str, seq: int) -> bytes | None:
@@ -440,7 +447,9 @@ class SqlAuditStore:
 
     def checkpoints(self, stream: str) -> list[Checkpoint]:
         """Recorded checkpoints, ascending by size."""
-        stmt = select(checkpoints).where(checkpoints.c.stream == stream).order_by(checkpoints.c.size)
+        stmt = (
+            select(checkpoints).where(checkpoints.c.stream == stream).order_by(checkpoints.c.size)
+        )
         with self.engine.connect() as conn:
             return [Checkpoint(**r._mapping) for r in readonly(conn).execute(stmt)]
 
@@ -514,7 +523,9 @@ class SqlAuditStore:
                     select(payloads.c.seq)
                     .join(
                         entries,
-                        and_(entries.c.stream == payloads.c.stream, entries.c.seq == payloads.c.seq),
+                        and_(
+                            entries.c.stream == payloads.c.stream, entries.c.seq == payloads.c.seq
+                        ),
                     )
                     .where(entries.c.stream == stream, entries.c.subject_id == subject_id)
                     .order_by(payloads.c.seq)
@@ -532,6 +543,14 @@ class SqlAuditStore:
                 data={"erased_seqs": seqs, "count": len(seqs)},
             )
             return self.append_in(conn, stream, [tomb], wait=True)[0]
+
+
+def _driver(pooled: Any) -> Any:
+    """The DBAPI connection (sqlite3 / psycopg) behind a pooled SQLAlchemy connection."""
+    dbapi = pooled.driver_connection
+    if dbapi is None:  # pragma: no cover - only after the pool invalidated it
+        raise RuntimeError("the pooled connection was invalidated")
+    return dbapi
 
 
 def _b(value: Any) -> bytes | None:

@@ -14,6 +14,9 @@ from copilot.db import upgrade
 from copilot.errors import ConfigError
 from copilot.settings import Settings
 
+# Errors that mean "you asked wrongly or the setup is wrong" (exit 2), not "the answer is no".
+USAGE_CODES = frozenset({"audit.bundle_invalid", "audit.signing_key"})
+
 app = typer.Typer(
     help="copilot: agentic workflows behind approval gates, on a tamper-evident trail.",
     no_args_is_help=True,
@@ -46,23 +49,14 @@ def db_upgrade(ctx: typer.Context) -> None:
 
 
 def main() -> None:
-    """Console entry point: map errors to exit codes in one place."""
+    """Console entry point: map errors to exit codes in one place.
+
+    Click (standalone) exits 2 on usage errors and with `typer.Exit`'s code; our errors
+    exit 2 when the usage or configuration is wrong, 1 when the answer is negative.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except CopilotError as exc:
         typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
-        sys.exit(2 if isinstance(exc, ConfigError) or exc.code.startswith("config.") else 1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(1)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
-
-
+        usage = isinstance(exc, ConfigError) or exc.code in USAGE_CODES
+        sys.exit(2 if usage else 1)

@@ -14,7 +14,9 @@ from audit import Actor, Query, Verdict, export_bundle, verify_bundle
 from audit.signing import key_id, load_public_key
 from copilot.cli.context import Env
 
-app = typer.Typer(help="Read, verify, sign, export and erase the audit trail.", no_args_is_help=True)
+app = typer.Typer(
+    help="Read, verify, sign, export and erase the audit trail.", no_args_is_help=True
+)
 out = Console()
 
 StreamOpt = Annotated[

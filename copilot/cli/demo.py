@@ -38,7 +38,11 @@ def _run_events(acct: int, rng: random.Random) -> list[AuditEvent]:
     sysa, agent = Actor.system("worker-1"), Actor.agent("rules")
     reviewer = Actor.human(rng.choice(["reviewer:maya", "reviewer:li"]))
     steps = ["gather_signals", "score_health", "draft_note"]
-    events = [AuditEvent(event_type="run.created", actor=Actor.system("api"), data={"workflow": "account_health"})]
+    events = [
+        AuditEvent(
+            event_type="run.created", actor=Actor.system("api"), data={"workflow": "account_health"}
+        )
+    ]
     events += [
         AuditEvent(event_type="step.completed", actor=agent, data={"step": s, "attempt": 1})
         for s in steps
@@ -49,18 +53,25 @@ def _run_events(acct: int, rng: random.Random) -> list[AuditEvent]:
             event_type="action.proposed",
             actor=agent,
             data={"kind": "post_health_note", "risk": "low"},
-            personal={"to": name, "email": f"{name.split()[0].lower()}@example.com",
-                      "note": f"Hi {name.split()[0]}, usage is up {rng.randint(5, 40)}% this month."},
-        ),  # fmt: skip
+            personal={
+                "to": name,
+                "email": f"{name.split()[0].lower()}@example.com",
+                "note": f"Hi {name.split()[0]}, usage is up {rng.randint(5, 40)}% this month.",
+            },
+        ),
         AuditEvent(
             event_type="approval.decided",
             actor=reviewer,
-            data={"decision": "approve" if approved else "reject",
-                  "reason": None if approved else "tone too casual"},
-        ),  # fmt: skip
+            data={
+                "decision": "approve" if approved else "reject",
+                "reason": None if approved else "tone too casual",
+            },
+        ),
     ]
     if approved:
-        events.append(AuditEvent(event_type="action.executed", actor=sysa, data={"executor": "outbox"}))
+        events.append(
+            AuditEvent(event_type="action.executed", actor=sysa, data={"executor": "outbox"})
+        )
     events.append(AuditEvent(event_type="run.completed", actor=sysa, data={"state": "completed"}))
     return [
         e.model_copy(update={"run_id": run, "subject_id": subject, "versions": versions,
@@ -72,7 +83,9 @@ def _run_events(acct: int, rng: random.Random) -> list[AuditEvent]:
 def demo(
     ctx: typer.Context,
     accounts: Annotated[int, typer.Option(min=1, max=100_000, help="Synthetic accounts.")] = 50,
-    no_review: Annotated[bool, typer.Option("--no-review", help="Accepted for forward compatibility.")] = False,
+    no_review: Annotated[
+        bool, typer.Option("--no-review", help="Accepted for forward compatibility.")
+    ] = False,
 ) -> None:
     """Write, sign, erase, export and verify a realistic audit trail on the embedded defaults."""
     env = ctx.obj
@@ -104,7 +117,9 @@ def demo(
     table.add_column("result")
     table.add_row("entries appended / already there", f"{appended} / {duplicates}")
     table.add_row("signed checkpoint", f"size={cp.size} key={cp.key_id}")
-    table.add_row("erasure of acct-007", f"tombstone seq={erased.seq}" if erased else "already erased")
+    table.add_row(
+        "erasure of acct-007", f"tombstone seq={erased.seq}" if erased else "already erased"
+    )
     table.add_row("verify (database)", verdict.line())
     table.add_row("verify (offline bundle)", offline.line())
     table.add_row("verify (tampered copy)", caught.line())

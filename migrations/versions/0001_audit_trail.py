@@ -289,5 +289,11 @@ def downgrade() -> None:
     for table in ("audit_checkpoints", "audit_payloads", "audit_pending", "audit_entries"):
         op.drop_table(table)
     if op.get_bind().dialect.name == "postgresql":
-        for fn in ("audit_append_one", "audit_append", "audit_settle", "audit_drain", "audit_refuse_change"):
+        for fn in (
+            "audit_append_one",
+            "audit_append",
+            "audit_settle",
+            "audit_drain",
+            "audit_refuse_change",
+        ):
             op.execute(f"DROP FUNCTION IF EXISTS {fn} CASCADE")

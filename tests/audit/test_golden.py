@@ -81,7 +81,9 @@ def test_checkpoint_message_and_signature_are_pinned() -> None:
     assert signer.key_id == KEY_ID
     message = checkpoint_message("acme", 2, HASH_2)
     assert message == (
-        b'copilot.audit.checkpoint.v1\x00{"head":"' + HASH_2.encode() + b'","size":2,"stream":"acme"}'
+        b'copilot.audit.checkpoint.v1\x00{"head":"'
+        + HASH_2.encode()
+        + b'","size":2,"stream":"acme"}'
     )
     assert signer.sign("acme", 2, HASH_2).signature == SIGNATURE
     assert hashlib.sha256(signer.public_raw).digest()[:16].hex() == KEY_ID

@@ -97,7 +97,9 @@ def test_swapping_two_entries_is_detected(engine: Engine, tmp_path: Path) -> Non
     assert (verdict.bad_seq, verdict.reason) == (3, "fork")
 
 
-def test_truncating_the_tail_is_caught_by_the_signed_checkpoint(engine: Engine, tmp_path: Path) -> None:
+def test_truncating_the_tail_is_caught_by_the_signed_checkpoint(
+    engine: Engine, tmp_path: Path
+) -> None:
     trail = make_trail(engine, tmp_path)
     trail.checkpoint("acme")
     as_attacker(engine, "DELETE FROM audit_entries WHERE stream = 'acme' AND seq > 8")
@@ -119,7 +121,9 @@ def _rewrite_from(engine: Engine, start: int) -> None:
         body = bytes(body)
         if seq == start:
             body = body.replace(b'"i":', b'"i":1000')
-        digest = hashlib.sha256(prev + (bytes(commitment) if commitment else bytes(32)) + body).digest()
+        digest = hashlib.sha256(
+            prev + (bytes(commitment) if commitment else bytes(32)) + body
+        ).digest()
         if seq >= start:
             as_attacker(
                 engine,
@@ -129,7 +133,9 @@ def _rewrite_from(engine: Engine, start: int) -> None:
         prev = digest
 
 
-def test_rewriting_the_whole_chain_is_caught_by_the_checkpoint(engine: Engine, tmp_path: Path) -> None:
+def test_rewriting_the_whole_chain_is_caught_by_the_checkpoint(
+    engine: Engine, tmp_path: Path
+) -> None:
     trail = make_trail(engine, tmp_path)
     trail.checkpoint("acme")
     _rewrite_from(engine, 4)
@@ -156,7 +162,9 @@ def test_a_tampered_checkpoint_or_an_unknown_key_is_refused(engine: Engine, tmp_
     cp = trail.checkpoint("acme")
     assert trail.verify("acme", trusted_keys={}).reason == "unknown_key"
     other = Signer.generate()
-    assert trail.verify("acme", trusted_keys={other.key_id: other.public_raw}).reason == "unknown_key"
+    assert (
+        trail.verify("acme", trusted_keys={other.key_id: other.public_raw}).reason == "unknown_key"
+    )
     as_attacker(engine, "UPDATE audit_checkpoints SET size = 9, head = :h", h=cp.head)
     verdict = trail.verify("acme")
     assert (verdict.bad_seq, verdict.reason) == (9, "bad_signature")
@@ -171,7 +179,9 @@ def test_payload_tampering_and_silent_deletion_are_named(engine: Engine, tmp_pat
     assert (trail.verify("acme").bad_seq, trail.verify("acme").reason) == (1, "payload_missing")
 
 
-def test_triggers_refuse_update_and_delete_from_the_application(engine: Engine, tmp_path: Path) -> None:
+def test_triggers_refuse_update_and_delete_from_the_application(
+    engine: Engine, tmp_path: Path
+) -> None:
     make_trail(engine, tmp_path, n=2).checkpoint("acme")
     statements = [
         "UPDATE audit_entries SET event_type = 'x' WHERE seq = 1",
@@ -184,7 +194,10 @@ def test_triggers_refuse_update_and_delete_from_the_application(engine: Engine, 
     if engine.dialect.name == "postgresql":
         statements += ["TRUNCATE audit_entries", "TRUNCATE audit_checkpoints"]
     for sql in statements:
-        with pytest.raises(DatabaseError, match="append-only|erased, never rewritten"), engine.begin() as conn:
+        with (
+            pytest.raises(DatabaseError, match=r"append-only|erased, never rewritten"),
+            engine.begin() as conn,
+        ):
             conn.execute(text(sql))
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM audit_entries")).scalar() == 2
@@ -202,7 +215,9 @@ def test_the_signer_refuses_to_sign_a_database_restored_from_an_old_backup(
     engine.dispose()  # the last connection to close folds the WAL into the file
     shutil.copy(db, tmp_path / "backup.db")
     for i in range(3):
-        trail.store.append("acme", [AuditEvent(event_type="late", actor=Actor.system(), data={"i": i})])
+        trail.store.append(
+            "acme", [AuditEvent(event_type="late", actor=Actor.system(), data={"i": i})]
+        )
     trail.checkpoint("acme")
     engine.dispose()
     shutil.copy(tmp_path / "backup.db", db)

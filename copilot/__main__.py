@@ -1,0 +1,5 @@
+"""`python -m copilot` runs the CLI."""
+
+from copilot.cli import main
+
+main()

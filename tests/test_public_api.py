@@ -1,0 +1,42 @@
+"""Each package's `__init__` is its public API; this pins it."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+EXPECTED = {
+    "audit": {
+        "Actor", "ActorKind", "AppendResult", "AuditEvent", "Checkpoint", "Entry", "Versions",
+        "canonical", "genesis", "link", "seal",
+        "AuditStore", "MemoryAuditStore", "Query", "SqlAuditStore",
+        "CheckpointLog", "Row", "Signer", "Trail", "Verdict", "checkpoint_message",
+        "export_bundle", "verify_bundle", "verify_chain",
+        "AuditError", "BundleError", "CanonicalizationError", "CheckpointRefusedError",
+        "CopilotError", "SigningKeyError",
+    },
+    "copilot": {
+        "Settings", "make_engine", "upgrade", "ConfigError", "CopilotError",
+        "DatabaseConfigError",
+    },
+    "approvals": set(),
+    "workflows": set(),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("package", sorted(EXPECTED))
+def test_exports_are_pinned(package: str) -> None:
+    module = importlib.import_module(package)
+    assert set(module.__all__) == EXPECTED[package]
+    for name in module.__all__:
+        assert getattr(module, name) is not None
+
+
+def test_one_error_root_across_packages() -> None:
+    import audit
+    import copilot
+
+    assert copilot.CopilotError is audit.CopilotError
+    assert issubclass(audit.AuditError, copilot.CopilotError)
+    assert issubclass(copilot.ConfigError, copilot.CopilotError)
