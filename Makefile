@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench system-deps clean
+.PHONY: demo test lint bench system-deps services clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -17,16 +17,27 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/copilot demo
 
-# Debian packages the suite needs (none beyond the interpreter yet; browser tests will add chromium).
+# Debian packages the suite needs (none beyond the interpreter and the services yet).
 system-deps:
 	@true
+
+# The tests use real PostgreSQL (and, later, Redis) on loopback. Machines of this kind start
+# them at boot; restart one that stopped. Under CI=true a service still missing fails the run.
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || { \
+		command -v pg_ctlcluster >/dev/null && \
+		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; } || true
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || { \
+		command -v redis-server >/dev/null && \
+		redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
+			--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log; } || true
 
 lint: $(STAMP)
 	$(BIN)/ruff check audit approvals copilot workflows tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: system-deps $(STAMP) lint
+test: system-deps services $(STAMP) lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

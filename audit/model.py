@@ -41,6 +41,9 @@ class Actor(BaseModel):
         return cls(kind=ActorKind.AGENT, id=id)
 
 
+_VERSION_KEYS = ("workflow", "model", "prompt", "policy")
+
+
 class Versions(BaseModel):
     """The versions that shaped an event, where they apply."""
 
@@ -53,7 +56,7 @@ class Versions(BaseModel):
 
     def given(self) -> dict[str, str]:
         """Only the versions that were set, for the canonical entry."""
-        return {k: v for k, v in self.model_dump().items() if v is not None}
+        return {k: v for k in _VERSION_KEYS if (v := getattr(self, k)) is not None}
 
 
 class AuditEvent(BaseModel):

@@ -184,7 +184,13 @@ DECLARE
     v_seq bigint;
     v_prev bytea;
     v_hash bytea;
+    v_keep boolean[] := array_fill(false, ARRAY[n]);
+    v_seqs bigint[] := array_fill(NULL::bigint, ARRAY[n]);
+    v_prevs bytea[] := array_fill(NULL::bytea, ARRAY[n]);
+    v_hashes bytea[] := array_fill(NULL::bytea, ARRAY[n]);
+    v_keys text[] := array_fill(NULL::text, ARRAY[n]);
     i int;
+    j int;
 BEGIN
     -- p_mode: 'wait' takes the chain lock; 'try' takes it if free, else queues; 'queue'
     -- queues. A queued event is durable with the caller's commit, which then proceeds in
@@ -219,28 +225,49 @@ BEGIN
     SELECT e.seq, e.hash INTO v_seq, v_prev FROM audit_entries e
     WHERE e.stream = p_stream ORDER BY e.seq DESC LIMIT 1;
     IF NOT FOUND THEN v_seq := 0; v_prev := p_genesis; END IF;
+    -- Link in a loop (each hash needs the one before), insert as one set.
     FOR i IN 1 .. n LOOP
         IF p_keys[i] IS NOT NULL THEN
             SELECT e.seq, e.hash INTO o_seq, o_hash FROM audit_entries e
             WHERE e.stream = p_stream AND e.idempotency_key = p_keys[i];
-            IF FOUND THEN o_status := 'duplicate'; RETURN NEXT; CONTINUE; END IF;
+            IF NOT FOUND THEN
+                j := array_position(v_keys, p_keys[i]);  -- earlier in this batch
+                IF j IS NOT NULL THEN
+                    o_seq := v_seqs[j];
+                    o_hash := v_hashes[j];
+                END IF;
+            END IF;
+            IF o_seq IS NOT NULL THEN
+                o_status := 'duplicate';
+                RETURN NEXT;
+                o_seq := NULL;
+                CONTINUE;
+            END IF;
         END IF;
         v_seq := v_seq + 1;
         v_hash := sha256(v_prev || coalesce(p_commitments[i], zero) || p_bodies[i]);
-        INSERT INTO audit_entries (stream, seq, prev_hash, hash, {_PG_EVENT_COLS})
-        VALUES (p_stream, v_seq, v_prev, v_hash, p_commitments[i], p_bodies[i],
-                p_recorded_at[i], p_actor_kind[i], p_actor_id[i], p_event_type[i],
-                p_run_id[i], p_subject_id[i], p_keys[i]);
-        IF p_payloads[i] IS NOT NULL THEN
-            INSERT INTO audit_payloads (stream, seq, salt, payload)
-            VALUES (p_stream, v_seq, p_salts[i], p_payloads[i]);
-        END IF;
+        v_keep[i] := true;
+        v_seqs[i] := v_seq;
+        v_prevs[i] := v_prev;
+        v_hashes[i] := v_hash;
+        v_keys[i] := p_keys[i];
         v_prev := v_hash;
         o_seq := v_seq;
         o_hash := v_hash;
         o_status := 'chained';
         RETURN NEXT;
+        o_seq := NULL;
     END LOOP;
+    INSERT INTO audit_entries (stream, seq, prev_hash, hash, {_PG_EVENT_COLS})
+    SELECT p_stream, u.s, u.pv, u.h, u.c, u.b, u.ra, u.ak, u.ai, u.et, u.ri, u.si, u.k
+    FROM unnest(v_seqs, v_prevs, v_hashes, p_commitments, p_bodies, p_recorded_at,
+                p_actor_kind, p_actor_id, p_event_type, p_run_id, p_subject_id, p_keys, v_keep)
+         AS u(s, pv, h, c, b, ra, ak, ai, et, ri, si, k, keep)
+    WHERE u.keep;
+    INSERT INTO audit_payloads (stream, seq, salt, payload)
+    SELECT p_stream, u.s, u.sa, u.pl
+    FROM unnest(v_seqs, p_salts, p_payloads, v_keep) AS u(s, sa, pl, keep)
+    WHERE u.keep AND u.pl IS NOT NULL;
 END $$;
 
 -- One event, scalar arguments: cheaper for the client to send than fourteen arrays.
