@@ -41,7 +41,7 @@ test: system-deps services $(STAMP) lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f $(BENCH_ARGS) || exit 1; done
+	@for f in bench/[!_]*.py; do echo "== $$f"; $(BIN)/python $$f $(BENCH_ARGS) || exit 1; done
 
 clean:
 	rm -rf $(VENV) .copilot .pytest_cache .mypy_cache .ruff_cache
