@@ -1,9 +1,15 @@
 """Errors raised by copilot's framework layer.
 
-    CopilotError                 (audit.errors) root: code, message, details
-    ├── AuditError               audit.*             (audit.errors)
-    └── ConfigError              config.*            settings or environment are wrong
-        └── DatabaseConfigError  config.database     database URL unusable
+    CopilotError                   (audit.errors) root: code, message, details
+    ├── AuditError                 audit.*             (audit.errors)
+    ├── ConfigError                config.*            settings or environment are wrong
+    │   └── DatabaseConfigError    config.database     database URL unusable
+    ├── WorkflowDefinitionError    workflow.invalid    a workflow or step is declared wrongly
+    ├── UnknownWorkflowError       workflow.unknown    no such workflow (or version) registered
+    └── RunError                   run.*               a run cannot do what was asked
+        ├── RunNotFoundError       run.not_found
+        ├── RunStateError          run.conflict        the run is not in a state that allows it
+        └── StepFailedError        run.step_failed     a step raised; the run failed
 
 HTTP and CLI map codes to statuses and exit codes in one place each; messages say the fix.
 """
@@ -25,4 +31,50 @@ class DatabaseConfigError(ConfigError):
     code = "config.database"
 
 
-__all__ = ["ConfigError", "CopilotError", "DatabaseConfigError"]
+class WorkflowDefinitionError(CopilotError):
+    """A workflow or one of its steps is declared wrongly; raised at import time."""
+
+    code = "workflow.invalid"
+
+
+class UnknownWorkflowError(CopilotError):
+    """No workflow of that name (or version) is registered."""
+
+    code = "workflow.unknown"
+
+
+class RunError(CopilotError):
+    """A run cannot do what was asked."""
+
+    code = "run.error"
+
+
+class RunNotFoundError(RunError):
+    """No run with that id (in this tenant)."""
+
+    code = "run.not_found"
+
+
+class RunStateError(RunError):
+    """The run's state does not allow the operation (e.g. resuming a run that is not waiting)."""
+
+    code = "run.conflict"
+
+
+class StepFailedError(RunError):
+    """A step raised a non-transient error; the run is marked failed."""
+
+    code = "run.step_failed"
+
+
+__all__ = [
+    "ConfigError",
+    "CopilotError",
+    "DatabaseConfigError",
+    "RunError",
+    "RunNotFoundError",
+    "RunStateError",
+    "StepFailedError",
+    "UnknownWorkflowError",
+    "WorkflowDefinitionError",
+]

@@ -1,0 +1,109 @@
+"""The runtime's tables (SQLAlchemy Core). Migrations in `migrations/` create them.
+
+Timestamps are epoch seconds (float): one representation on both dialects, cheap to
+compare in the lease and sweeper queries that run on every advance.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant", String(100), nullable=False),
+    Column("workflow", String(100), nullable=False),
+    Column("version", String(50), nullable=False),
+    Column("subject_id", String(200), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("inputs", Text, nullable=False),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("triggered_by", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("queued_at", Float, nullable=True),
+    Column("lease_owner", String(100), nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("step_index", Integer, nullable=False, server_default="0"),
+    Column("level", String(8), nullable=True),
+    Column("reasons", Text, nullable=True),
+    Column("result", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    UniqueConstraint("tenant", "idempotency_key", name="uq_runs_idempotency"),
+    Index("ix_runs_state_queued", "state", "queued_at"),
+    Index("ix_runs_state_lease", "state", "lease_expires_at"),
+    Index("ix_runs_subject", "tenant", "subject_id"),
+    Index("ix_runs_created", "tenant", "created_at"),
+)
+
+run_steps = Table(
+    "run_steps",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(100), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("output", Text, nullable=False),
+    Column("request", Text, nullable=True),
+    Column("decision", Text, nullable=True),
+    Column("attempt", Integer, nullable=False),
+    Column("model", String(100), nullable=True),
+    Column("prompt_version", String(50), nullable=True),
+    Column("usage", Text, nullable=True),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=False),
+)
+
+signals = Table(
+    "signals",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("tenant", String(100), nullable=False),
+    Column("subject_id", String(200), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("observed_at", Float, nullable=False),
+    Column("source", String(100), nullable=False),
+    Index("ix_signals_lookup", "tenant", "subject_id", "name", "observed_at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("tenant", String(100), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("kind", String(100), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("delivered_at", Float, nullable=True),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("idempotency_key", String(200), primary_key=True),
+    Column("executor", String(50), nullable=False),
+    Column("tenant", String(100), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("kind", String(100), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
