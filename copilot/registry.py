@@ -25,7 +25,9 @@ class Registry:
     def register(self, workflow: Workflow) -> Workflow:
         """Add a workflow; registering the same object twice is a no-op."""
         if not workflow.steps:
-            raise WorkflowDefinitionError(f"workflow {workflow.name!r} has no steps; add one with @step")
+            raise WorkflowDefinitionError(
+                f"workflow {workflow.name!r} has no steps; add one with @step"
+            )
         existing = self._by_key.get(workflow.key)
         if existing is not None and existing is not workflow:
             raise WorkflowDefinitionError(

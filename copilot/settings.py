@@ -37,8 +37,28 @@ class Settings(BaseSettings):
         default="default", description="The tenant (audit stream) the CLI acts for."
     )
     checkpoint_every: int = Field(
-        default=1000, ge=1, description="Sign a checkpoint every N entries."
+        default=1000, ge=0, description="Sign a checkpoint every N entries (0: never)."
     )
+    workflow_modules: str = Field(
+        default="", description="Comma-separated modules whose workflows to register."
+    )
+    lease_seconds: float = Field(
+        default=60.0, gt=0, description="How long a worker owns a run between checkpoints."
+    )
+    sweep_interval: float = Field(default=5.0, gt=0, description="Seconds between sweeps (beat).")
+    sweep_grace: float = Field(
+        default=30.0, ge=0, description="A run queued longer than this is re-enqueued."
+    )
+    llm_timeout: float = Field(
+        default=20.0, gt=0, description="Seconds before a model call times out."
+    )
+    webhook_url: str | None = Field(default=None, description="Where the webhook executor POSTs.")
+    webhook_secret: str | None = Field(default=None, description="HMAC key for webhook signatures.")
+    queue: str = Field(default="copilot", description="Celery queue name (one per deployment).")
+    broker_visibility_timeout: float = Field(
+        default=300.0, gt=0, description="Seconds before Redis redelivers an unacknowledged task."
+    )
+    worker_concurrency: int = Field(default=2, ge=1, description="Processes per `copilot worker`.")
 
     @field_validator("llm")
     @classmethod
@@ -48,6 +68,11 @@ class Settings(BaseSettings):
                 "COPILOT_LLM must be `none` or `openai:<model>`, e.g. openai:gpt-4o-mini"
             )
         return v
+
+    @property
+    def workflow_module_list(self) -> list[str]:
+        """`workflow_modules` split on commas."""
+        return [m.strip() for m in self.workflow_modules.split(",") if m.strip()]
 
     @property
     def database_url_resolved(self) -> str:

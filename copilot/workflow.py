@@ -87,7 +87,7 @@ class Workflow:
         name: str,
         version: str,
         *,
-        input: type[BaseModel],  # noqa: A002 - the word users expect
+        input: type[BaseModel],
         signals: Sequence[SignalNeed] = (),
         actions: Sequence[str] = (),
         description: str = "",
@@ -130,7 +130,9 @@ class Workflow:
         if not inspect.isfunction(fn):
             raise WorkflowDefinitionError(f"{where}: @step decorates plain functions")
         params = list(inspect.signature(fn).parameters.values())
-        if len(params) != 2 or any(p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
+        if len(params) != 2 or any(
+            p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params
+        ):
             raise WorkflowDefinitionError(
                 f"{where}: a step takes exactly (ctx, inp): the run's StepContext and one "
                 "pydantic model; put options on the model, not in extra parameters"
@@ -152,7 +154,11 @@ class Workflow:
                 f"{where}: annotate the return type with a pydantic model (or Await[Model])"
             )
         expected = self.steps[-1].output_type if self.steps else self.input
-        before = f"the step before it ({self.steps[-1].name!r}) returns" if self.steps else "the workflow's input is"
+        before = (
+            f"the step before it ({self.steps[-1].name!r}) returns"
+            if self.steps
+            else "the workflow's input is"
+        )
         if inp is not expected:
             raise WorkflowDefinitionError(
                 f"{where}: takes {inp.__name__} but {before} {expected.__name__}; "

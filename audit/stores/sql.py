@@ -361,7 +361,7 @@ class SqlAuditStore:
         if not self._pg:
             return 0
         with self.engine.connect() as conn:
-            streams = [s for (s,) in conn.execute(select(pending.c.stream).distinct())]
+            streams = [s for (s,) in readonly(conn).execute(select(pending.c.stream).distinct())]
         return sum(self.settle(s) for s in streams)
 
     def pending_count(self, stream: str | None = None) -> int:
@@ -370,7 +370,7 @@ class SqlAuditStore:
         if stream is not None:
             stmt = stmt.where(pending.c.stream == stream)
         with self.engine.connect() as conn:
-            return int(conn.execute(stmt).scalar_one())
+            return int(readonly(conn).execute(stmt).scalar_one())
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import typer
 from pydantic import ValidationError
 
 from audit import CopilotError
-from copilot.cli import audit_cmd, demo
+from copilot.cli import audit_cmd, demo, runs_cmd
 from copilot.cli.context import Env
 from copilot.db import upgrade
 from copilot.errors import ConfigError
@@ -25,7 +25,11 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(runs_cmd.runs_app, name="runs")
 app.command(name="demo")(demo.demo)
+app.command(name="run")(runs_cmd.run)
+app.command(name="worker")(runs_cmd.worker)
+app.command(name="sweep")(runs_cmd.sweep)
 
 
 @app.callback()

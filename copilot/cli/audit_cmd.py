@@ -32,16 +32,23 @@ def _env(ctx: typer.Context) -> Env:
 
 
 def _streams(env: Env, stream: str | None) -> list[str]:
-    return [stream] if stream else (env.store.streams() or [env.settings.tenant])
+    return [stream] if stream else (env.audit.streams() or [env.settings.tenant])
 
 
 def _print_verdicts(verdicts: list[Verdict], as_json: bool) -> None:
     if as_json:
         docs = [
-            {"stream": v.stream, "ok": v.ok, "entries": v.entries, "checkpoints": v.checkpoints,
-             "bad_seq": v.bad_seq, "reason": v.reason, "detail": v.detail}
+            {
+                "stream": v.stream,
+                "ok": v.ok,
+                "entries": v.entries,
+                "checkpoints": v.checkpoints,
+                "bad_seq": v.bad_seq,
+                "reason": v.reason,
+                "detail": v.detail,
+            }
             for v in verdicts
-        ]  # fmt: skip
+        ]
         typer.echo(json.dumps(docs, indent=2))
         return
     for v in verdicts:
@@ -77,7 +84,7 @@ def verify(
         env = _env(ctx)
         verdicts = []
         for s in _streams(env, stream):
-            env.store.settle(s)
+            env.audit.settle(s)
             verdicts.append(env.trail.verify(s))
     _print_verdicts(verdicts, as_json)
     if not all(v.ok for v in verdicts):
@@ -116,8 +123,8 @@ def tail(
     """Show the last N entries of a stream."""
     env = _env(ctx)
     name = stream or env.settings.tenant
-    size, _ = env.store.head(name)
-    entries = env.store.query(name, Query(after_seq=max(0, size - n), limit=n))
+    size, _ = env.audit.head(name)
+    entries = env.audit.query(name, Query(after_seq=max(0, size - n), limit=n))
     if as_json:
         for e in entries:
             typer.echo(e.model_dump_json())
@@ -125,9 +132,14 @@ def tail(
     table = Table("seq", "recorded_at", "actor", "event", "run", "subject", "hash", title=name)
     for e in entries:
         table.add_row(
-            str(e.seq), e.recorded_at, f"{e.actor.kind.value}:{e.actor.id}", e.event_type,
-            e.run_id or "", e.subject_id or "", e.hash[:12],
-        )  # fmt: skip
+            str(e.seq),
+            e.recorded_at,
+            f"{e.actor.kind.value}:{e.actor.id}",
+            e.event_type,
+            e.run_id or "",
+            e.subject_id or "",
+            e.hash[:12],
+        )
     out.print(table)
 
 

@@ -74,10 +74,16 @@ def _run_events(acct: int, rng: random.Random) -> list[AuditEvent]:
         )
     events.append(AuditEvent(event_type="run.completed", actor=sysa, data={"state": "completed"}))
     return [
-        e.model_copy(update={"run_id": run, "subject_id": subject, "versions": versions,
-                             "idempotency_key": f"{run}:{i}"})
+        e.model_copy(
+            update={
+                "run_id": run,
+                "subject_id": subject,
+                "versions": versions,
+                "idempotency_key": f"{run}:{i}",
+            }
+        )
         for i, e in enumerate(events)
-    ]  # fmt: skip
+    ]
 
 
 def demo(
@@ -98,7 +104,7 @@ def demo(
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("runs", total=accounts)
         for acct in range(accounts):
-            for r in env.store.append(stream, _run_events(acct, rng)):
+            for r in env.audit.append(stream, _run_events(acct, rng)):
                 duplicates += r.duplicate
                 appended += not r.duplicate
             progress.advance(task)

@@ -144,17 +144,17 @@ def test_sql_append_inside_a_caller_transaction_commits_and_rolls_back_with_it(
     assert isinstance(engine, Engine)
     store = SqlAuditStore(engine)
     with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE runs (id VARCHAR(10) PRIMARY KEY, state VARCHAR(10))"))
+        conn.execute(text("CREATE TABLE app_things (id VARCHAR(10) PRIMARY KEY, state VARCHAR(10))"))
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO runs VALUES ('r1', 'queued')"))
+        conn.execute(text("INSERT INTO app_things VALUES ('r1', 'queued')"))
         store.append_in(conn, "acme", [ev(run_id="r1")])
     store.settle("acme")
     with pytest.raises(RuntimeError), engine.begin() as conn:
-        conn.execute(text("UPDATE runs SET state = 'running' WHERE id = 'r1'"))
+        conn.execute(text("UPDATE app_things SET state = 'running' WHERE id = 'r1'"))
         store.append_in(conn, "acme", [ev("run.started", run_id="r1")])
         raise RuntimeError("the step failed")
     store.settle("acme")
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT state FROM runs")).scalar() == "queued"
+        assert conn.execute(text("SELECT state FROM app_things")).scalar() == "queued"
     assert [e.event_type for e in store.query("acme", Query())] == ["run.created"]
     assert Trail(store).verify("acme").ok

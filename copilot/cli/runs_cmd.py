@@ -1,0 +1,178 @@
+"""`copilot run`, `copilot runs list|show`, `copilot worker`, `copilot sweep`."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from copilot.cli.context import Env
+from copilot.errors import ConfigError
+from copilot.runs import Run, RunState
+
+out = Console()
+runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _env(ctx: typer.Context) -> Env:
+    env = ctx.obj
+    assert isinstance(env, Env)
+    return env
+
+
+def _inputs(pairs: list[str] | None) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--input takes KEY=VALUE, got {pair!r}")
+        try:
+            found[key] = json.loads(value)
+        except ValueError:
+            found[key] = value
+    return found
+
+
+def _run_doc(run: Run) -> dict[str, Any]:
+    return run.model_dump(mode="json", exclude={"lease_owner", "lease_expires_at"})
+
+
+def run(
+    ctx: typer.Context,
+    workflow: Annotated[str, typer.Argument(help="Workflow name (latest version).")],
+    subject: Annotated[str, typer.Option("--subject", help="The subject (account) id.")],
+    inputs: Annotated[
+        list[str] | None, typer.Option("--input", help="KEY=VALUE (JSON values).")
+    ] = None,
+    idempotency_key: Annotated[str | None, typer.Option("--idempotency-key")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until it waits or finishes.")] = False,
+    inline: Annotated[
+        bool, typer.Option("--inline", help="Run in this process, no worker.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 60.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Trigger a run of WORKFLOW for a subject."""
+    env = _env(ctx)
+    if inline:
+        env._enqueue = lambda run_id, countdown: None
+    run_, created = env.runner.trigger(
+        workflow,
+        subject,
+        tenant=env.settings.tenant,
+        inputs=_inputs(inputs),
+        idempotency_key=idempotency_key,
+        triggered_by="cli",
+    )
+    if inline:
+        run_ = env.runner.run_inline(run_.id)
+    elif wait:
+        deadline = time.monotonic() + timeout
+        while not (run_.terminal or run_.state == RunState.WAITING) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            run_ = env.runs.get(run_.id)
+    if as_json:
+        typer.echo(json.dumps({**_run_doc(run_), "created": created}, indent=2))
+    else:
+        typer.echo(
+            f"{run_.id} {run_.workflow}@{run_.version} {run_.state.value}"
+            + ("" if created else " (existing run for this idempotency key)")
+        )
+    if wait and not (run_.terminal or run_.state == RunState.WAITING):
+        raise typer.Exit(1)
+
+
+@runs_app.command("list")
+def list_runs(
+    ctx: typer.Context,
+    state: Annotated[str | None, typer.Option(help="Only runs in this state.")] = None,
+    subject: Annotated[str | None, typer.Option("--subject")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Newest runs first."""
+    env = _env(ctx)
+    found = env.runs.list_runs(env.settings.tenant, state=state, subject_id=subject, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([_run_doc(r) for r in found], indent=2))
+        return
+    table = Table("id", "workflow", "subject", "state", "level", "reasons", "created")
+    for r in found:
+        table.add_row(
+            r.id,
+            f"{r.workflow}@{r.version}",
+            r.subject_id,
+            r.state.value,
+            r.level or "",
+            ", ".join(r.reasons),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.created_at)),
+        )
+    out.print(table)
+
+
+@runs_app.command("show")
+def show(ctx: typer.Context, run_id: str, as_json: JsonOpt = False) -> None:
+    """One run with its steps."""
+    env = _env(ctx)
+    r = env.runs.get(run_id, tenant=env.settings.tenant)
+    steps = env.runs.steps(run_id)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {**_run_doc(r), "steps": [s.model_dump(mode="json") for s in steps]}, indent=2
+            )
+        )
+        return
+    out.print(
+        f"[bold]{r.id}[/] {r.workflow}@{r.version} subject={r.subject_id} state={r.state.value} "
+        f"level={r.level} reasons={r.reasons}"
+    )
+    for s in steps:
+        out.print(f"  {s.idx} {s.name} {s.status} model={s.model or 'rules'} usage={s.usage or {}}")
+    if r.error:
+        out.print(f"  error: {r.error}")
+
+
+def worker(
+    ctx: typer.Context,
+    concurrency: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    beat: Annotated[
+        bool, typer.Option("--beat/--no-beat", help="Also run the sweep schedule.")
+    ] = True,
+    loglevel: Annotated[str, typer.Option()] = "INFO",
+) -> None:
+    """Run a Celery worker that advances runs (and, with --beat, sweeps)."""
+    env = _env(ctx)
+    argv = [
+        "worker",
+        f"--loglevel={loglevel}",
+        "-Q",
+        env.settings.queue,
+        f"--concurrency={concurrency or env.settings.worker_concurrency}",
+        "--pool=prefork",
+        "--without-gossip",
+        "--without-mingle",
+        "-n",
+        f"copilot-%h-{time.time_ns()}",
+    ]
+    if beat:
+        argv += ["-B", "-s", str(env.settings.home / "celerybeat-schedule")]
+    env.settings.home.mkdir(parents=True, exist_ok=True)
+    env.celery.worker_main(argv)
+
+
+def sweep(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Re-enqueue stranded runs, chain queued audit events, sign due checkpoints."""
+    report = _env(ctx).sweeper.sweep()
+    if as_json:
+        typer.echo(report.model_dump_json())
+    else:
+        typer.echo(
+            f"requeued {report.requeued} runs, chained {report.chained} audit events, "
+            f"signed {report.checkpoints} checkpoints"
+        )

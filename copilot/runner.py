@@ -1,0 +1,461 @@
+"""The durable runner: advance a run under a lease, checkpoint every step, pause as a value.
+
+One call to `Runner.advance(run_id)` takes the run's lease, executes every due step,
+persists each output (with the step's effects and audit event, in one transaction that
+also re-checks the lease), and then finishes the run, parks it in `waiting`, or fails
+it. A completed step is never executed again: on resume, redelivery or recovery after a
+crash, execution continues after the last checkpoint. A step interrupted before its
+checkpoint committed runs again, so its outside effects go through `ctx.execute`
+(idempotent executors) or `ctx.on_commit` (the checkpoint transaction).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Connection, insert, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from audit import Actor, Versions
+from audit.canonical import canonical
+from copilot.context import ContextSource, SignalValue
+from copilot.degradation import Degradation, Explanation, Level, assess
+from copilot.errors import CopilotError, UnknownWorkflowError
+from copilot.executors import Action, Executor, Receipt
+from copilot.llm import ModelAccess, ModelCall
+from copilot.registry import Registry
+from copilot.runs import Run, RunState, RunStore
+from copilot.tables import run_steps, runs
+from copilot.workflow import Await, Step, Workflow
+
+Enqueue = Callable[[str, float], None]
+
+
+class TransientError(Exception):
+    """A fault worth retrying later (database unavailable, lease lost to a slow commit)."""
+
+
+class StepContext:
+    """What a step sees of its run, and the few ways it may act."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        run: Run,
+        workflow: Workflow,
+        step: Step,
+        idx: int,
+        degradation: Degradation,
+        values: Mapping[str, SignalValue],
+        decision: dict[str, Any] | None,
+    ) -> None:
+        self._runner = runner
+        self.run = run
+        self.workflow = workflow
+        self.step = step
+        self.idx = idx
+        self.degradation = degradation
+        self.signals = dict(values)
+        self.decision = decision
+        self.model: ModelAccess = runner.model
+        self._effects: list[Callable[[Connection], None]] = []
+        self._actions = 0
+        self.model_name: str | None = None
+        self.prompt_version: str | None = None
+        self.usage: dict[str, int] = {}
+
+    @property
+    def level(self) -> Level:
+        """The run's degradation level, as it stands now."""
+        return self.degradation.level
+
+    def value(self, name: str, default: Any = None) -> Any:
+        """A signal's value, or `default` when the context does not hold it."""
+        found = self.signals.get(name)
+        return found.value if found is not None else default
+
+    def degrade(self, level: Level, reason: str) -> None:
+        """Lower the run's level (never raise it) and record why."""
+        self.degradation = self.degradation.worse(level, reason)
+
+    def used(self, call: ModelCall[Any]) -> None:
+        """Record a model call on this step; a fault degrades the run to `partial` with its reason."""
+        self.model_name = call.model
+        self.prompt_version = call.prompt_version
+        for k, v in call.usage.items():
+            self.usage[k] = self.usage.get(k, 0) + v
+        if call.fault is not None:
+            self.degrade(Level.PARTIAL, call.fault)
+
+    def on_commit(self, effect: Callable[[Connection], None]) -> None:
+        """Run `effect(conn)` inside this step's checkpoint transaction (exactly once)."""
+        self._effects.append(effect)
+
+    def execute(self, kind: str, payload: dict[str, Any], *, executor: str = "outbox") -> Receipt:
+        """Carry out an action through an executor, once: its key is derived from run and step."""
+        self._actions += 1
+        key = f"{self.run.id}:{self.step.name}:{self._actions}"
+        try:
+            chosen = self._runner.executors[executor]
+        except KeyError:
+            known = ", ".join(sorted(self._runner.executors))
+            raise CopilotError(
+                f"no executor {executor!r} (configured: {known})", code="action.unknown_executor"
+            ) from None
+        return chosen.execute(
+            Action(
+                tenant=self.run.tenant,
+                run_id=self.run.id,
+                kind=kind,
+                payload=payload,
+                idempotency_key=key,
+            )
+        )
+
+    def explain(self, why: str, *, confidence: float, method: str | None = None) -> Explanation:
+        """ "Why am I seeing this": one sentence plus the evidence, capped by the level."""
+        method = method or (
+            f"model:{self.model_name}"
+            if self.model_name and "model_" not in " ".join(self.degradation.reasons)
+            else "rules"
+        )
+        return Explanation(
+            why=why,
+            method=method,
+            level=self.degradation.level,
+            reasons=self.degradation.reasons,
+            confidence=self.degradation.cap(confidence),
+            signals=self.degradation.signals,
+            model=self.model_name,
+            prompt_version=self.prompt_version,
+            opt_out=f"opt out of {self.workflow.name} for {self.run.subject_id}: "
+            f"PUT /v1/subjects/{self.run.subject_id}/preferences",
+        )
+
+
+class Runner:
+    """Advances runs. One per process; cheap to build from settings at the edge."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        registry: Registry,
+        *,
+        context: ContextSource,
+        model: ModelAccess,
+        executors: Mapping[str, Executor],
+        enqueue: Enqueue | None = None,
+        lease_seconds: float = 60.0,
+        owner: str | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.context = context
+        self.model = model
+        self.executors = dict(executors)
+        self.enqueue = enqueue
+        self.lease_seconds = lease_seconds
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+
+    # -- triggering -------------------------------------------------------------------------
+
+    def trigger(
+        self,
+        workflow: str,
+        subject_id: str,
+        *,
+        tenant: str,
+        inputs: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        triggered_by: str = "system",
+        version: str | None = None,
+    ) -> tuple[Run, bool]:
+        """Create a queued run (the same idempotency key returns the same run) and enqueue it."""
+        wf = self.registry.get(workflow, version)
+        data = {"subject_id": subject_id, **(inputs or {})}
+        try:
+            wf.input.model_validate(data)
+        except ValidationError as exc:
+            raise CopilotError(
+                f"inputs for {wf.name} do not fit {wf.input.__name__}: {exc.errors(include_url=False)}",
+                code="run.invalid_inputs",
+            ) from exc
+        run, created = self.store.create(
+            tenant=tenant,
+            workflow=wf.name,
+            version=wf.version,
+            subject_id=subject_id,
+            inputs=data,
+            idempotency_key=idempotency_key,
+            triggered_by=triggered_by,
+        )
+        if created and self.enqueue is not None:
+            self.enqueue(run.id, 0.0)
+        return run, created
+
+    # -- advancing --------------------------------------------------------------------------
+
+    def advance(self, run_id: str) -> Run | None:
+        """Execute every due step of the run under its lease; None when it was not ours to run."""
+        try:
+            run = self.store.acquire(run_id, self.owner, self.lease_seconds)
+        except OperationalError as exc:
+            raise TransientError(str(exc)) from exc
+        if run is None:
+            return None
+        try:
+            wf = self.registry.get(run.workflow, run.version)
+        except UnknownWorkflowError:
+            return self._fail(
+                run,
+                "workflow.version_gone",
+                f"{run.workflow}@{run.version} is no longer registered; redeploy it "
+                "alongside the new version until its runs finish, or cancel them",
+            )
+        values = self.context.fetch(run.tenant, run.subject_id, [n.name for n in wf.signals])
+        degradation = self._degradation(run, wf, values)
+        if degradation is None:
+            return self.store.get(run.id)
+        try:
+            return self._steps(run, wf, degradation, values)
+        except OperationalError as exc:
+            raise TransientError(str(exc)) from exc
+
+    def _degradation(
+        self, run: Run, wf: Workflow, values: Mapping[str, SignalValue]
+    ) -> Degradation | None:
+        """Assess context on the first advance (stored and audited); reuse it after that."""
+        now = self.store.clock()
+        assessed = assess(wf.signals, values, now)
+        if run.level is not None:  # pinned at the first advance; later ones see the same ladder
+            return assessed.model_copy(
+                update={"level": Level(run.level), "reasons": tuple(run.reasons)}
+            )
+        with self.store.engine.begin() as conn:
+            if assessed.level == Level.NONE:
+                self.store.transition(
+                    conn,
+                    run,
+                    RunState.SKIPPED,
+                    expect=(RunState.RUNNING,),
+                    owner=self.owner,
+                    actor=Actor.system(self.owner),
+                    event="run.skipped",
+                    data={"level": "none", "reasons": list(assessed.reasons)},
+                    level="none",
+                    reasons=json.dumps(list(assessed.reasons)),
+                )
+                return None
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run.id)
+                .values(level=assessed.level.value, reasons=json.dumps(list(assessed.reasons)))
+            )
+            self.store.audit_in(
+                conn,
+                run,
+                "run.context_assessed",
+                Actor.system(self.owner),
+                {
+                    "level": assessed.level.value,
+                    "reasons": list(assessed.reasons),
+                    "coverage": assessed.coverage,
+                },
+            )
+        return assessed
+
+    def _steps(
+        self, run: Run, wf: Workflow, degradation: Degradation, values: Mapping[str, SignalValue]
+    ) -> Run:
+        previous = self.store.steps(run.id)
+        current: BaseModel = wf.input.model_validate(run.inputs)
+        decision: dict[str, Any] | None = None
+        if previous:
+            last = previous[-1]
+            current = wf.steps[last.idx].output_type.model_validate(last.output)
+            decision = last.decision
+        for idx in range(run.step_index, len(wf.steps)):
+            step = wf.steps[idx]
+            ctx = StepContext(self, run, wf, step, idx, degradation, values, decision)
+            started = self.store.clock()
+            try:
+                produced = step.fn(ctx, current)
+            except OperationalError:
+                raise
+            except Exception as exc:
+                code = exc.code if isinstance(exc, CopilotError) else "run.step_failed"
+                return self._fail(
+                    run,
+                    code,
+                    f"step {step.name!r} raised {type(exc).__name__}: {exc}",
+                    step=step.name,
+                )
+            output, request = (
+                (produced.output, produced.request)
+                if isinstance(produced, Await)
+                else (produced, None)
+            )
+            if not isinstance(output, step.output_type):
+                return self._fail(
+                    run,
+                    "run.bad_step_output",
+                    f"step {step.name!r} returned {type(output).__name__}, declared "
+                    f"{step.output_type.__name__}",
+                    step=step.name,
+                )
+            degradation = ctx.degradation
+            if not self._checkpoint(run, ctx, output, request, started):
+                return self.store.get(run.id)  # lost the lease: another worker owns the run now
+            if request is not None:
+                return self.store.get(run.id)
+            current, decision = output, None
+        return self._complete(run, current, degradation)
+
+    def _checkpoint(
+        self,
+        run: Run,
+        ctx: StepContext,
+        output: BaseModel,
+        request: dict[str, Any] | None,
+        started: float,
+    ) -> bool:
+        """Persist a step's output, effects and audit event; False if the lease was lost."""
+        now = self.store.clock()
+        doc = output.model_dump(mode="json")
+        c = runs.c
+        try:
+            with self.store.engine.begin() as conn:
+                moved = conn.execute(
+                    update(runs)
+                    .where(
+                        c.id == run.id,
+                        c.lease_owner == self.owner,
+                        c.state == RunState.RUNNING.value,
+                        c.step_index == ctx.idx,
+                    )
+                    .values(
+                        step_index=ctx.idx + 1,
+                        updated_at=now,
+                        lease_expires_at=now + self.lease_seconds,
+                        level=ctx.degradation.level.value,
+                        reasons=json.dumps(list(ctx.degradation.reasons)),
+                    )
+                ).rowcount
+                if moved != 1:
+                    conn.rollback()
+                    return False
+                conn.execute(
+                    insert(run_steps).values(
+                        run_id=run.id,
+                        idx=ctx.idx,
+                        name=ctx.step.name,
+                        status="awaiting" if request is not None else "completed",
+                        output=json.dumps(doc, sort_keys=True),
+                        request=json.dumps(request, sort_keys=True)
+                        if request is not None
+                        else None,
+                        attempt=run.attempts,
+                        model=ctx.model_name,
+                        prompt_version=ctx.prompt_version,
+                        usage=json.dumps(ctx.usage) if ctx.usage else None,
+                        started_at=started,
+                        finished_at=now,
+                    )
+                )
+                for effect in ctx._effects:
+                    effect(conn)
+                versions = Versions(
+                    workflow=f"{run.workflow}@{run.version}",
+                    model=ctx.model_name,
+                    prompt=ctx.prompt_version,
+                )
+                self.store.audit_in(
+                    conn,
+                    run,
+                    "step.completed",
+                    Actor.agent(ctx.model_name or "rules"),
+                    {
+                        "step": ctx.step.name,
+                        "idx": ctx.idx,
+                        "output_sha256": hashlib.sha256(canonical(doc)).hexdigest(),
+                        "usage": ctx.usage,
+                        "level": ctx.degradation.level.value,
+                    },
+                    versions=versions,
+                )
+                if request is not None:
+                    self.store.transition(
+                        conn,
+                        run,
+                        RunState.WAITING,
+                        expect=(RunState.RUNNING,),
+                        owner=self.owner,
+                        actor=Actor.system(self.owner),
+                        event="run.waiting",
+                        data={"step": ctx.step.name, "request": request},
+                    )
+        except IntegrityError:
+            return False  # a zombie of ours already checkpointed this step
+        return True
+
+    def _complete(self, run: Run, output: BaseModel, degradation: Degradation) -> Run:
+        with self.store.engine.begin() as conn:
+            self.store.transition(
+                conn,
+                run,
+                RunState.COMPLETED,
+                expect=(RunState.RUNNING,),
+                owner=self.owner,
+                actor=Actor.system(self.owner),
+                event="run.completed",
+                data={"level": degradation.level.value, "reasons": list(degradation.reasons)},
+                result=json.dumps(output.model_dump(mode="json"), sort_keys=True),
+            )
+        return self.store.get(run.id)
+
+    def _fail(self, run: Run, code: str, message: str, **details: Any) -> Run:
+        error = {"code": code, "message": message, **details}
+        with self.store.engine.begin() as conn:
+            self.store.transition(
+                conn,
+                run,
+                RunState.FAILED,
+                expect=(RunState.RUNNING,),
+                owner=self.owner,
+                actor=Actor.system(self.owner),
+                event="run.failed",
+                data={"error": error},
+                error=json.dumps(error, sort_keys=True),
+            )
+        return self.store.get(run.id)
+
+    def requeue(self, run_id: str, reason: str) -> None:
+        """Hand a run back after a transient fault (running → queued), for a retry."""
+        run = self.store.get(run_id)
+        with self.store.engine.begin() as conn:
+            self.store.transition(
+                conn,
+                run,
+                RunState.QUEUED,
+                expect=(RunState.RUNNING,),
+                owner=self.owner,
+                actor=Actor.system(self.owner),
+                event="run.requeued",
+                data={"reason": reason},
+            )
+
+    def run_inline(self, run_id: str, *, max_advances: int = 100) -> Run:
+        """Advance in this process until the run waits or finishes (tests, `--wait` without a worker)."""
+        for _ in range(max_advances):
+            run = self.advance(run_id) or self.store.get(run_id)
+            if run.terminal or run.state == RunState.WAITING:
+                return run
+            time.sleep(0.01)
+        return self.store.get(run_id)

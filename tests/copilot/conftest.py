@@ -1,0 +1,38 @@
+"""Runtime fixtures: a migrated database, a runner on it, the test flows registered."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine
+
+from audit import SqlAuditStore
+from copilot.context import SqlSignalSource
+from copilot.executors import OutboxExecutor
+from copilot.llm import ModelAccess
+from copilot.registry import Registry
+from copilot.runner import Runner
+from copilot.runs import RunStore
+from tests.copilot import flows
+
+
+@pytest.fixture
+def registry() -> Registry:
+    r = Registry()
+    r.register_module(flows)
+    return r
+
+
+@pytest.fixture
+def runner(engine: Engine, registry: Registry) -> Iterator[Runner]:
+    flows.create_tables(engine)
+    store = RunStore(engine, SqlAuditStore(engine))
+    yield Runner(
+        store,
+        registry,
+        context=SqlSignalSource(engine),
+        model=ModelAccess(None, None),
+        executors={"outbox": OutboxExecutor(engine)},
+        owner="test-worker",
+    )
