@@ -99,3 +99,14 @@ def _restore_environment() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture
+def openai_stub() -> Iterator[object]:
+    """A scripted OpenAI-compatible server; OPENAI_BASE_URL and OPENAI_API_KEY point at it."""
+    from tests.openai_stub import StubServer
+
+    with StubServer() as stub:
+        os.environ["OPENAI_BASE_URL"] = stub.url
+        os.environ["OPENAI_API_KEY"] = "sk-test-stub"
+        yield stub

@@ -15,7 +15,15 @@ from copilot.errors import ConfigError
 from copilot.settings import Settings
 
 # Errors that mean "you asked wrongly or the setup is wrong" (exit 2), not "the answer is no".
-USAGE_CODES = frozenset({"audit.bundle_invalid", "audit.signing_key"})
+USAGE_CODES = frozenset(
+    {
+        "audit.bundle_invalid",
+        "audit.signing_key",
+        "run.invalid_inputs",
+        "workflow.unknown",
+        "workflow.invalid",
+    }
+)
 
 app = typer.Typer(
     help="copilot: agentic workflows behind approval gates, on a tamper-evident trail.",

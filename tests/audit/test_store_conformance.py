@@ -144,7 +144,9 @@ def test_sql_append_inside_a_caller_transaction_commits_and_rolls_back_with_it(
     assert isinstance(engine, Engine)
     store = SqlAuditStore(engine)
     with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE app_things (id VARCHAR(10) PRIMARY KEY, state VARCHAR(10))"))
+        conn.execute(
+            text("CREATE TABLE app_things (id VARCHAR(10) PRIMARY KEY, state VARCHAR(10))")
+        )
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO app_things VALUES ('r1', 'queued')"))
         store.append_in(conn, "acme", [ev(run_id="r1")])
