@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection, insert, update
+from sqlalchemy import Connection, bindparam, insert, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from audit import Actor, Versions
@@ -31,11 +31,34 @@ from copilot.errors import CopilotError, UnknownWorkflowError
 from copilot.executors import Action, Executor, Receipt
 from copilot.llm import ModelAccess, ModelCall
 from copilot.registry import Registry
-from copilot.runs import Run, RunState, RunStore
+from copilot.runs import Run, RunState, RunStore, StepRecord, acquired_event
 from copilot.tables import run_steps, runs
 from copilot.workflow import Await, Step, Workflow
 
 Enqueue = Callable[[str, float], None]
+
+_ADVANCE = (
+    update(runs)
+    .where(
+        runs.c.id == bindparam("rid"),
+        runs.c.lease_owner == bindparam("owner"),
+        runs.c.state == RunState.RUNNING.value,
+        runs.c.step_index == bindparam("idx"),
+    )
+    .values(
+        step_index=bindparam("next"),
+        updated_at=bindparam("now"),
+        lease_expires_at=bindparam("expires"),
+        level=bindparam("level"),
+        reasons=bindparam("reasons"),
+    )
+)
+_SAVE_STEP = insert(run_steps)
+_ASSESSED = (
+    update(runs)
+    .where(runs.c.id == bindparam("rid"))
+    .values(level=bindparam("level"), reasons=bindparam("reasons"))
+)
 
 
 class TransientError(Exception):
@@ -163,6 +186,7 @@ class Runner:
         self.enqueue = enqueue
         self.lease_seconds = lease_seconds
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self._pg = store.engine.dialect.name == "postgresql"
 
     # -- triggering -------------------------------------------------------------------------
 
@@ -205,82 +229,119 @@ class Runner:
     def advance(self, run_id: str) -> Run | None:
         """Execute every due step of the run under its lease; None when it was not ours to run."""
         try:
-            run = self.store.acquire(run_id, self.owner, self.lease_seconds)
-        except OperationalError as exc:
-            raise TransientError(str(exc)) from exc
-        if run is None:
-            return None
-        try:
-            wf = self.registry.get(run.workflow, run.version)
-        except UnknownWorkflowError:
-            return self._fail(
-                run,
-                "workflow.version_gone",
-                f"{run.workflow}@{run.version} is no longer registered; redeploy it "
-                "alongside the new version until its runs finish, or cancel them",
-            )
-        values = self.context.fetch(run.tenant, run.subject_id, [n.name for n in wf.signals])
-        degradation = self._degradation(run, wf, values)
-        if degradation is None:
-            return self.store.get(run.id)
-        try:
-            return self._steps(run, wf, degradation, values)
+            started = self._start(run_id)
+            if started is None:
+                return None
+            run, wf, degradation, values, previous = started
+            if wf is None or degradation is None:
+                return self.store.get(run.id)
+            return self._steps(run, wf, degradation, values, previous)
         except OperationalError as exc:
             raise TransientError(str(exc)) from exc
 
-    def _degradation(
-        self, run: Run, wf: Workflow, values: Mapping[str, SignalValue]
-    ) -> Degradation | None:
-        """Assess context on the first advance (stored and audited); reuse it after that."""
-        now = self.store.clock()
-        assessed = assess(wf.signals, values, now)
-        if run.level is not None:  # pinned at the first advance; later ones see the same ladder
-            return assessed.model_copy(
-                update={"level": Level(run.level), "reasons": tuple(run.reasons)}
-            )
-        with self.store.engine.begin() as conn:
-            if assessed.level == Level.NONE:
-                self.store.transition(
+    def _start(self, run_id: str) -> Any:
+        """Take the lease and, on the first advance, assess the context: one transaction.
+
+        It commits without waiting for the WAL flush unless it ends the run: a database
+        crash that loses it leaves the run queued, to be taken again.
+        """
+        with self.store.async_engine.begin() as conn:
+            taken = self.store.acquire_in(conn, run_id, self.owner, self.lease_seconds, audit=False)
+            if taken is None:
+                return None
+            before, run = taken
+            events = [acquired_event(before, self.owner)]
+            try:
+                wf = self.registry.get(run.workflow, run.version)
+            except UnknownWorkflowError:
+                self.store.events_in(conn, run, events)
+                message = (
+                    f"{run.workflow}@{run.version} is no longer registered; redeploy it "
+                    "alongside the new version until its runs finish, or cancel them"
+                )
+                self._end_in(
+                    conn,
+                    run,
+                    RunState.FAILED,
+                    "run.failed",
+                    error={"code": "workflow.version_gone", "message": message},
+                )
+                return run, None, None, {}, []
+            values = self.context.fetch(run.tenant, run.subject_id, [n.name for n in wf.signals])
+            assessed = assess(wf.signals, values, self.store.clock())
+            if run.level is not None:  # pinned at the first advance
+                pinned = {"level": Level(run.level), "reasons": tuple(run.reasons)}
+                assessed = assessed.model_copy(update=pinned)
+            elif assessed.level == Level.NONE:
+                self.store.events_in(conn, run, events)
+                self._end_in(
                     conn,
                     run,
                     RunState.SKIPPED,
-                    expect=(RunState.RUNNING,),
-                    owner=self.owner,
-                    actor=Actor.system(self.owner),
-                    event="run.skipped",
-                    data={"level": "none", "reasons": list(assessed.reasons)},
+                    "run.skipped",
                     level="none",
-                    reasons=json.dumps(list(assessed.reasons)),
+                    reasons=list(assessed.reasons),
                 )
-                return None
-            conn.execute(
-                update(runs)
-                .where(runs.c.id == run.id)
-                .values(level=assessed.level.value, reasons=json.dumps(list(assessed.reasons)))
-            )
-            self.store.audit_in(
-                conn,
-                run,
-                "run.context_assessed",
-                Actor.system(self.owner),
-                {
-                    "level": assessed.level.value,
-                    "reasons": list(assessed.reasons),
-                    "coverage": assessed.coverage,
-                },
-            )
-        return assessed
+                return run, wf, None, values, []
+            else:
+                conn.execute(
+                    _ASSESSED,
+                    {
+                        "rid": run.id,
+                        "level": assessed.level.value,
+                        "reasons": json.dumps(list(assessed.reasons)),
+                    },
+                )
+                events.append(
+                    (
+                        "run.context_assessed",
+                        Actor.system(self.owner),
+                        {
+                            "level": assessed.level.value,
+                            "reasons": list(assessed.reasons),
+                            "coverage": assessed.coverage,
+                        },
+                    )
+                )
+            self.store.events_in(conn, run, events)
+            previous = self.store.steps(run.id, conn) if run.step_index else []
+        return run, wf, assessed, values, previous
+
+    def _end_in(self, conn: Connection, run: Run, to: RunState, event: str, **fields: Any) -> None:
+        """End a run inside `conn`, durably: others act on terminal states."""
+        if self._pg:
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = on")
+        values: dict[str, Any] = {}
+        if "error" in fields:
+            values["error"] = json.dumps(fields["error"], sort_keys=True)
+        if "reasons" in fields:
+            values.update(level=fields.get("level"), reasons=json.dumps(fields["reasons"]))
+        self.store.transition(
+            conn,
+            run,
+            to,
+            expect=(RunState.RUNNING,),
+            owner=self.owner,
+            actor=Actor.system(self.owner),
+            event=event,
+            data=dict(fields),
+            **values,
+        )
 
     def _steps(
-        self, run: Run, wf: Workflow, degradation: Degradation, values: Mapping[str, SignalValue]
+        self,
+        run: Run,
+        wf: Workflow,
+        degradation: Degradation,
+        values: Mapping[str, SignalValue],
+        previous: list[StepRecord],
     ) -> Run:
-        previous = self.store.steps(run.id)
         current: BaseModel = wf.input.model_validate(run.inputs)
         decision: dict[str, Any] | None = None
         if previous:
-            last = previous[-1]
-            current = wf.steps[last.idx].output_type.model_validate(last.output)
-            decision = last.decision
+            done = previous[-1]
+            current = wf.steps[done.idx].output_type.model_validate(done.output)
+            decision = done.decision
         for idx in range(run.step_index, len(wf.steps)):
             step = wf.steps[idx]
             ctx = StepContext(self, run, wf, step, idx, degradation, values, decision)
@@ -311,12 +372,13 @@ class Runner:
                     step=step.name,
                 )
             degradation = ctx.degradation
-            if not self._checkpoint(run, ctx, output, request, started):
+            last = idx == len(wf.steps) - 1
+            if not self._checkpoint(run, ctx, output, request, started, last=last):
                 return self.store.get(run.id)  # lost the lease: another worker owns the run now
-            if request is not None:
+            if request is not None or last:
                 return self.store.get(run.id)
             current, decision = output, None
-        return self._complete(run, current, degradation)
+        return self.store.get(run.id)
 
     def _checkpoint(
         self,
@@ -325,49 +387,57 @@ class Runner:
         output: BaseModel,
         request: dict[str, Any] | None,
         started: float,
+        *,
+        last: bool,
     ) -> bool:
-        """Persist a step's output, effects and audit event; False if the lease was lost."""
+        """Persist a step's output, effects and audit event; False if the lease was lost.
+
+        The last step's checkpoint completes the run in the same transaction. Checkpoints
+        that neither pause nor finish the run commit without waiting for the WAL flush on
+        PostgreSQL: a database crash that loses one loses its effects and audit event with
+        it, and the step simply runs again (executors replay their receipts), while pauses,
+        completions and failures, which others act on, always wait for the flush.
+        """
         now = self.store.clock()
         doc = output.model_dump(mode="json")
-        c = runs.c
         try:
-            with self.store.engine.begin() as conn:
+            durable = request is not None or last
+            engine = self.store.engine if durable else self.store.async_engine
+            with engine.begin() as conn:
                 moved = conn.execute(
-                    update(runs)
-                    .where(
-                        c.id == run.id,
-                        c.lease_owner == self.owner,
-                        c.state == RunState.RUNNING.value,
-                        c.step_index == ctx.idx,
-                    )
-                    .values(
-                        step_index=ctx.idx + 1,
-                        updated_at=now,
-                        lease_expires_at=now + self.lease_seconds,
-                        level=ctx.degradation.level.value,
-                        reasons=json.dumps(list(ctx.degradation.reasons)),
-                    )
+                    _ADVANCE,
+                    {
+                        "rid": run.id,
+                        "owner": self.owner,
+                        "idx": ctx.idx,
+                        "next": ctx.idx + 1,
+                        "now": now,
+                        "expires": now + self.lease_seconds,
+                        "level": ctx.degradation.level.value,
+                        "reasons": json.dumps(list(ctx.degradation.reasons)),
+                    },
                 ).rowcount
                 if moved != 1:
                     conn.rollback()
                     return False
                 conn.execute(
-                    insert(run_steps).values(
-                        run_id=run.id,
-                        idx=ctx.idx,
-                        name=ctx.step.name,
-                        status="awaiting" if request is not None else "completed",
-                        output=json.dumps(doc, sort_keys=True),
-                        request=json.dumps(request, sort_keys=True)
+                    _SAVE_STEP,
+                    {
+                        "run_id": run.id,
+                        "idx": ctx.idx,
+                        "name": ctx.step.name,
+                        "status": "awaiting" if request is not None else "completed",
+                        "output": json.dumps(doc, sort_keys=True),
+                        "request": json.dumps(request, sort_keys=True)
                         if request is not None
                         else None,
-                        attempt=run.attempts,
-                        model=ctx.model_name,
-                        prompt_version=ctx.prompt_version,
-                        usage=json.dumps(ctx.usage) if ctx.usage else None,
-                        started_at=started,
-                        finished_at=now,
-                    )
+                        "attempt": run.attempts,
+                        "model": ctx.model_name,
+                        "prompt_version": ctx.prompt_version,
+                        "usage": json.dumps(ctx.usage) if ctx.usage else None,
+                        "started_at": started,
+                        "finished_at": now,
+                    },
                 )
                 for effect in ctx._effects:
                     effect(conn)
@@ -390,6 +460,7 @@ class Runner:
                     },
                     versions=versions,
                 )
+                system = Actor.system(self.owner)
                 if request is not None:
                     self.store.transition(
                         conn,
@@ -397,28 +468,29 @@ class Runner:
                         RunState.WAITING,
                         expect=(RunState.RUNNING,),
                         owner=self.owner,
-                        actor=Actor.system(self.owner),
+                        actor=system,
                         event="run.waiting",
                         data={"step": ctx.step.name, "request": request},
+                    )
+                elif last:
+                    degradation = ctx.degradation
+                    self.store.transition(
+                        conn,
+                        run,
+                        RunState.COMPLETED,
+                        expect=(RunState.RUNNING,),
+                        owner=self.owner,
+                        actor=system,
+                        event="run.completed",
+                        data={
+                            "level": degradation.level.value,
+                            "reasons": list(degradation.reasons),
+                        },
+                        result=json.dumps(doc, sort_keys=True),
                     )
         except IntegrityError:
             return False  # a zombie of ours already checkpointed this step
         return True
-
-    def _complete(self, run: Run, output: BaseModel, degradation: Degradation) -> Run:
-        with self.store.engine.begin() as conn:
-            self.store.transition(
-                conn,
-                run,
-                RunState.COMPLETED,
-                expect=(RunState.RUNNING,),
-                owner=self.owner,
-                actor=Actor.system(self.owner),
-                event="run.completed",
-                data={"level": degradation.level.value, "reasons": list(degradation.reasons)},
-                result=json.dumps(output.model_dump(mode="json"), sort_keys=True),
-            )
-        return self.store.get(run.id)
 
     def _fail(self, run: Run, code: str, message: str, **details: Any) -> Run:
         error = {"code": code, "message": message, **details}

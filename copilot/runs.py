@@ -13,14 +13,15 @@ import time
 import uuid
 from collections.abc import Callable
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Update, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from audit import Actor, AuditEvent, SqlAuditStore, Versions
-from audit.stores.sql import readonly
+from audit.stores.sql import create_engine, readonly
 from copilot.errors import RunNotFoundError, RunStateError
 from copilot.tables import run_steps, runs
 
@@ -38,6 +39,54 @@ class RunState(StrEnum):
 
 
 TERMINAL = frozenset({RunState.COMPLETED, RunState.FAILED, RunState.SKIPPED, RunState.CANCELLED})
+
+# Built once: SQLAlchemy memoizes a statement's cache key, so reusing the object skips the
+# construction and keying work that otherwise costs more than the query on this hot path.
+_GET = select(runs).where(runs.c.id == bindparam("rid"))
+_STEPS = select(run_steps).where(run_steps.c.run_id == bindparam("rid")).order_by(run_steps.c.idx)
+_ACQUIRE = (
+    update(runs)
+    .where(
+        runs.c.id == bindparam("rid"),
+        or_(
+            runs.c.state == RunState.QUEUED.value,
+            and_(
+                runs.c.state == RunState.RUNNING.value,
+                or_(
+                    runs.c.lease_expires_at < bindparam("now"),
+                    runs.c.lease_owner == bindparam("owner"),
+                ),
+            ),
+        ),
+    )
+    .values(
+        state=RunState.RUNNING.value,
+        lease_owner=bindparam("owner"),
+        lease_expires_at=bindparam("expires"),
+        attempts=runs.c.attempts + 1,
+        updated_at=bindparam("now"),
+    )
+    .returning(*runs.c)
+)
+_TRANSITIONS: dict[tuple[Any, ...], Update] = {}
+
+
+def _transition_stmt(
+    to: RunState, expect: tuple[RunState, ...], owned: bool, keys: tuple[str, ...]
+) -> Update:
+    key = (to, expect, owned, keys)
+    stmt = _TRANSITIONS.get(key)
+    if stmt is None:
+        c = runs.c
+        conds = [c.id == bindparam("rid"), c.state.in_([s.value for s in expect])]
+        if owned:
+            conds.append(c.lease_owner == bindparam("owner"))
+        values: dict[str, Any] = {"state": to.value, "updated_at": bindparam("now")}
+        if to != RunState.RUNNING:
+            values.update(lease_owner=None, lease_expires_at=None)
+        values.update({k: bindparam(f"v_{k}") for k in keys})
+        stmt = _TRANSITIONS[key] = update(runs).where(*conds).values(**values)
+    return stmt
 
 
 class Run(BaseModel):
@@ -138,12 +187,9 @@ class RunStore:
 
     def get(self, run_id: str, *, tenant: str | None = None) -> Run:
         """The run, or RunNotFoundError (also for another tenant's run)."""
-        stmt = select(runs).where(runs.c.id == run_id)
-        if tenant is not None:
-            stmt = stmt.where(runs.c.tenant == tenant)
         with readonly(self.engine.connect()) as conn:
-            row = conn.execute(stmt).first()
-        if row is None:
+            row = conn.execute(_GET, {"rid": run_id}).first()
+        if row is None or (tenant is not None and row.tenant != tenant):
             raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
         return _run(row)
 
@@ -165,27 +211,31 @@ class RunStore:
         with readonly(self.engine.connect()) as conn:
             return [_run(r) for r in conn.execute(stmt)]
 
-    def steps(self, run_id: str) -> list[StepRecord]:
-        """The run's checkpointed steps, in order."""
-        stmt = select(run_steps).where(run_steps.c.run_id == run_id).order_by(run_steps.c.idx)
-        with readonly(self.engine.connect()) as conn:
-            return [
-                StepRecord(
-                    idx=r.idx,
-                    name=r.name,
-                    status=r.status,
-                    output=json.loads(r.output),
-                    request=_loads(r.request),
-                    decision=_loads(r.decision),
-                    attempt=r.attempt,
-                    model=r.model,
-                    prompt_version=r.prompt_version,
-                    usage=_loads(r.usage),
-                    started_at=r.started_at,
-                    finished_at=r.finished_at,
-                )
-                for r in conn.execute(stmt)
-            ]
+    def steps(self, run_id: str, conn: Connection | None = None) -> list[StepRecord]:
+        """The run's checkpointed steps, in order (inside `conn`'s transaction if given)."""
+        if conn is not None:
+            return self._steps(conn, run_id)
+        with readonly(self.engine.connect()) as reader:
+            return self._steps(reader, run_id)
+
+    def _steps(self, conn: Connection, run_id: str) -> list[StepRecord]:
+        return [
+            StepRecord(
+                idx=r.idx,
+                name=r.name,
+                status=r.status,
+                output=json.loads(r.output),
+                request=_loads(r.request),
+                decision=_loads(r.decision),
+                attempt=r.attempt,
+                model=r.model,
+                prompt_version=r.prompt_version,
+                usage=_loads(r.usage),
+                started_at=r.started_at,
+                finished_at=r.finished_at,
+            )
+            for r in conn.execute(_STEPS, {"rid": run_id})
+        ]
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -273,52 +323,71 @@ class RunStore:
             row = conn.execute(stmt).first()
         return _run(row) if row is not None else None
 
+    @cached_property
+    def async_engine(self) -> Engine:
+        """An engine whose commits do not wait for the WAL flush (PostgreSQL; else the engine).
+
+        For transactions a database crash may lose without harm because they are redone:
+        taking a lease, intermediate step checkpoints.
+        """
+        if self.engine.dialect.name != "postgresql":
+            return self.engine
+        return create_engine(
+            self.engine.url.render_as_string(hide_password=False), synchronous_commit=False
+        )
+
+    def close(self) -> None:
+        """Release the connections of the engine this store made for itself."""
+        made = self.__dict__.get("async_engine")
+        if made is not None and made is not self.engine:
+            made.dispose()
+
     def acquire(self, run_id: str, owner: str, lease_seconds: float) -> Run | None:
         """Take the run's lease (queued, or running with an expired lease); None if not ours to run."""
-        now = self.clock()
-        c = runs.c
         with self.engine.begin() as conn:
-            row = conn.execute(select(runs).where(c.id == run_id)).first()
-            if row is None:
-                return None
-            before = _run(row)
-            stmt = (
-                update(runs)
-                .where(
-                    c.id == run_id,
-                    or_(
-                        c.state == RunState.QUEUED.value,
-                        and_(
-                            c.state == RunState.RUNNING.value,
-                            or_(c.lease_expires_at < now, c.lease_owner == owner),
-                        ),
-                    ),
+            taken = self.acquire_in(conn, run_id, owner, lease_seconds)
+        return taken[1] if taken else None
+
+    def events_in(
+        self, conn: Connection, run: Run, events: list[tuple[str, Actor, dict[str, Any]]]
+    ) -> None:
+        """Append several audit events of the run in one call, inside `conn`'s transaction."""
+        versions = Versions(workflow=f"{run.workflow}@{run.version}")
+        self.audit.append_in(
+            conn,
+            run.tenant,
+            [
+                AuditEvent(
+                    event_type=t,
+                    actor=a,
+                    run_id=run.id,
+                    subject_id=run.subject_id,
+                    versions=versions,
+                    data=d,
                 )
-                .values(
-                    state=RunState.RUNNING.value,
-                    lease_owner=owner,
-                    lease_expires_at=now + lease_seconds,
-                    attempts=c.attempts + 1,
-                    updated_at=now,
-                )
-            )
-            if conn.execute(stmt).rowcount != 1:
-                return None
-            event = "run.started" if before.state == RunState.QUEUED else "run.lease_recovered"
-            self.audit_in(
-                conn,
-                before,
-                event,
-                Actor.system(owner),
-                {
-                    "from": before.state.value,
-                    "to": "running",
-                    "attempt": before.attempts + 1,
-                    "previous_owner": before.lease_owner,
-                },
-            )
-            row = conn.execute(select(runs).where(c.id == run_id)).first()
-        return _run(row)
+                for t, a, d in events
+            ],
+        )
+
+    def acquire_in(
+        self, conn: Connection, run_id: str, owner: str, lease_seconds: float, *, audit: bool = True
+    ) -> tuple[Run, Run] | None:
+        """`acquire` inside the caller's transaction: (before, after), or None.
+
+        `audit=False` leaves the audit event (`acquired_event(before, owner)`) to the caller.
+        """
+        now = self.clock()
+        row = conn.execute(_GET, {"rid": run_id}).first()
+        if row is None or row.state not in (RunState.QUEUED.value, RunState.RUNNING.value):
+            return None
+        before = _run(row)
+        params = {"rid": run_id, "now": now, "owner": owner, "expires": now + lease_seconds}
+        row = conn.execute(_ACQUIRE, params).first()
+        if row is None:
+            return None
+        if audit:
+            self.audit_in(conn, before, *acquired_event(before, owner))
+        return before, _run(row)
 
     def transition(
         self,
@@ -335,16 +404,16 @@ class RunStore:
     ) -> bool:
         """Compare-and-set the state inside `conn`'s transaction, with its audit event."""
         now = self.clock()
-        c = runs.c
-        conds = [c.id == run.id, c.state.in_([s.value for s in expect])]
-        if owner is not None:
-            conds.append(c.lease_owner == owner)
-        lease = {} if to == RunState.RUNNING else {"lease_owner": None, "lease_expires_at": None}
         if to == RunState.QUEUED:
             values.setdefault("queued_at", now)
-        result = conn.execute(
-            update(runs).where(*conds).values(state=to.value, updated_at=now, **lease, **values)
-        )
+        stmt = _transition_stmt(to, expect, owner is not None, tuple(sorted(values)))
+        params = {
+            "rid": run.id,
+            "now": now,
+            "owner": owner,
+            **{f"v_{k}": v for k, v in values.items()},
+        }
+        result = conn.execute(stmt, params)
         if result.rowcount != 1:
             return False
         self.audit_in(
@@ -417,6 +486,18 @@ class RunStore:
         )
         with readonly(self.engine.connect()) as conn:
             return list(conn.execute(stmt).scalars())
+
+
+def acquired_event(before: Run, owner: str) -> tuple[str, Actor, dict[str, Any]]:
+    """The audit event of taking a run's lease: (event type, actor, data)."""
+    event = "run.started" if before.state == RunState.QUEUED else "run.lease_recovered"
+    data = {
+        "from": before.state.value,
+        "to": "running",
+        "attempt": before.attempts + 1,
+        "previous_owner": before.lease_owner,
+    }
+    return event, Actor.system(owner), data
 
 
 class _Row:

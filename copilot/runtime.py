@@ -115,6 +115,13 @@ class Runtime:
             lease_seconds=self.settings.lease_seconds,
         )
 
+    def close(self) -> None:
+        """Release database connections (engines are made per process)."""
+        if "runs" in self.__dict__:
+            self.runs.close()
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
     @cached_property
     def sweeper(self) -> Sweeper:
         """The sweeper."""

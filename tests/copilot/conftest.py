@@ -36,3 +36,4 @@ def runner(engine: Engine, registry: Registry) -> Iterator[Runner]:
         executors={"outbox": OutboxExecutor(engine)},
         owner="test-worker",
     )
+    store.close()

@@ -44,15 +44,24 @@ class Cluster:
     def __init__(self, db_url: str, broker: str, home: Path) -> None:
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")},
-            "COPILOT_DATABASE_URL": db_url, "COPILOT_BROKER_URL": broker,
-            "COPILOT_HOME": str(home), "COPILOT_QUEUE": f"q-{uuid.uuid4().hex[:8]}",
-            "COPILOT_WORKFLOW_MODULES": "tests.copilot.flows", "COPILOT_LEASE_SECONDS": "4",
-            "COPILOT_SWEEP_GRACE": "3", "COPILOT_BROKER_VISIBILITY_TIMEOUT": "6",
+            "COPILOT_DATABASE_URL": db_url,
+            "COPILOT_BROKER_URL": broker,
+            "COPILOT_HOME": str(home),
+            "COPILOT_QUEUE": f"q-{uuid.uuid4().hex[:8]}",
+            "COPILOT_WORKFLOW_MODULES": "tests.copilot.flows",
+            "COPILOT_LEASE_SECONDS": "4",
+            "COPILOT_SWEEP_GRACE": "3",
+            "COPILOT_BROKER_VISIBILITY_TIMEOUT": "6",
             "COPILOT_CHECKPOINT_EVERY": "0",
-        }  # fmt: skip
+        }
         self.home = home
-        settings = Settings(**{k.removeprefix("COPILOT_").lower(): v for k, v in self.env.items()
-                               if k.startswith("COPILOT_")})  # fmt: skip
+        settings = Settings(
+            **{
+                k.removeprefix("COPILOT_").lower(): v
+                for k, v in self.env.items()
+                if k.startswith("COPILOT_")
+            }
+        )
         self.rt = Runtime(settings)
         self.workers: dict[int, subprocess.Popen[bytes]] = {}
         self.logs = home / "logs"
@@ -61,10 +70,23 @@ class Cluster:
     def start(self, n: int) -> None:
         with (self.logs / f"worker-{n}.log").open("ab") as log:
             self.workers[n] = subprocess.Popen(
-                [sys.executable, "-m", "copilot", "worker", "--concurrency", "1", "--no-beat",
-                 "--loglevel", "WARNING"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=log, start_new_session=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "copilot",
+                    "worker",
+                    "--concurrency",
+                    "1",
+                    "--no-beat",
+                    "--loglevel",
+                    "WARNING",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
 
     def kill(self, n: int) -> None:
         os.killpg(self.workers[n].pid, signal.SIGKILL)
@@ -118,7 +140,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]
     flows.create_tables(c.rt.engine)
     yield c
     c.stop()
-    c.rt.engine.dispose()
+    c.rt.close()
 
 
 def check_exactly_once(engine: Engine, rt: Runtime, ids: list[str]) -> None:
@@ -146,8 +168,12 @@ def test_200_runs_survive_workers_killed_repeatedly_on_redis_and_postgresql(
 ) -> None:
     cluster.start(0)
     cluster.start(1)
-    ids = [cluster.rt.runner.trigger("five_steps", f"acct-{i}", tenant="default",
-                                     inputs={"delay_ms": 15})[0].id for i in range(200)]  # fmt: skip
+    ids = [
+        cluster.rt.runner.trigger(
+            "five_steps", f"acct-{i}", tenant="default", inputs={"delay_ms": 15}
+        )[0].id
+        for i in range(200)
+    ]
     rng = random.Random(7)
     kills = {"n": 0, "next": time.monotonic() + 2}
 
@@ -170,8 +196,12 @@ def test_200_runs_survive_workers_killed_repeatedly_on_redis_and_postgresql(
 def test_runs_survive_a_killed_worker_on_the_embedded_sqlite_broker(cluster: Cluster) -> None:
     cluster.start(0)
     cluster.start(1)
-    ids = [cluster.rt.runner.trigger("five_steps", f"acct-{i}", tenant="default",
-                                     inputs={"delay_ms": 20})[0].id for i in range(30)]  # fmt: skip
+    ids = [
+        cluster.rt.runner.trigger(
+            "five_steps", f"acct-{i}", tenant="default", inputs={"delay_ms": 20}
+        )[0].id
+        for i in range(30)
+    ]
     killed = {"done": False, "at": time.monotonic() + 4}
 
     def chaos() -> None:
@@ -190,8 +220,12 @@ def test_runs_survive_a_killed_worker_on_the_embedded_sqlite_broker(cluster: Clu
 def test_flushing_redis_mid_run_loses_nothing_the_sweeper_recovers_it(cluster: Cluster) -> None:
     import redis
 
-    ids = [cluster.rt.runner.trigger("five_steps", f"acct-{i}", tenant="default",
-                                     inputs={"delay_ms": 10})[0].id for i in range(40)]  # fmt: skip
+    ids = [
+        cluster.rt.runner.trigger(
+            "five_steps", f"acct-{i}", tenant="default", inputs={"delay_ms": 10}
+        )[0].id
+        for i in range(40)
+    ]
     cluster.start(0)
     time.sleep(3)
     redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()  # every queued message gone

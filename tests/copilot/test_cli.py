@@ -19,8 +19,13 @@ def cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ.update({"COPILOT_HOME": str(home), "COLUMNS": "200", **env})
     return subprocess.run(
         [sys.executable, "-m", "copilot", *args],
-        cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
@@ -68,8 +73,15 @@ def test_export_is_deterministic_and_verifies_offline(tmp_path: Path) -> None:
     result = cli(elsewhere, "audit", "verify", "--bundle", str(a))
     assert (result.returncode, result.stdout.strip()) == (0, "OK 390 entries")
     assert not (elsewhere / "copilot.db").exists()
-    pinned = cli(elsewhere, "audit", "verify", "--bundle", str(a), "--key",
-                 str(home / "keys" / "checkpoint.pem.pub"))  # fmt: skip
+    pinned = cli(
+        elsewhere,
+        "audit",
+        "verify",
+        "--bundle",
+        str(a),
+        "--key",
+        str(home / "keys" / "checkpoint.pem.pub"),
+    )
     assert pinned.returncode == 0, pinned.stdout + pinned.stderr
 
 
@@ -77,8 +89,15 @@ def test_a_bundle_signed_by_another_key_fails_when_the_key_is_pinned(tmp_path: P
     one, two = tmp_path / "one", tmp_path / "two"
     assert cli(one, "demo").returncode == 0
     assert cli(two, "demo").returncode == 0
-    result = cli(one, "audit", "verify", "--bundle", str(two / "export"), "--key",
-                 str(one / "keys" / "checkpoint.pem.pub"))  # fmt: skip
+    result = cli(
+        one,
+        "audit",
+        "verify",
+        "--bundle",
+        str(two / "export"),
+        "--key",
+        str(one / "keys" / "checkpoint.pem.pub"),
+    )
     assert result.returncode == 1
     assert "unknown_key" in result.stdout
 
@@ -122,8 +141,9 @@ def test_bad_configuration_exits_2_with_the_setting_named(
 
 
 def test_an_unreachable_database_is_a_configuration_error(tmp_path: Path) -> None:
-    result = cli(tmp_path, "db", "upgrade",
-                 COPILOT_DATABASE_URL="postgresql+psycopg://x@127.0.0.1:1/x")  # fmt: skip
+    result = cli(
+        tmp_path, "db", "upgrade", COPILOT_DATABASE_URL="postgresql+psycopg://x@127.0.0.1:1/x"
+    )
     assert result.returncode == 2
     assert "cannot reach the database" in result.stderr
 

@@ -77,14 +77,21 @@ def test_bad_run_requests_are_usage_errors(tmp_path: Path) -> None:
 
 def test_a_worker_process_on_the_sqlite_broker_runs_what_the_cli_triggers(tmp_path: Path) -> None:
     home = prepared(tmp_path)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")},
-           "COPILOT_HOME": str(home), **FLOWS}  # fmt: skip
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")},
+        "COPILOT_HOME": str(home),
+        **FLOWS,
+    }
     queued = cli(home, "run", "five_steps", "--subject", "early", **FLOWS)
     assert queued.stdout.split()[2] == "queued"  # no worker yet: the message waits in the broker
     worker = subprocess.Popen(
         [sys.executable, "-m", "copilot", "worker", "--concurrency", "1", "--loglevel", "WARNING"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         waited = cli(
             home,

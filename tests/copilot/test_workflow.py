@@ -80,10 +80,17 @@ def test_bad_step_signatures_are_refused_at_import_time(source: str, message: st
         ({"name": "Account Health", "version": "1", "input": A}, "lowercase letters"),
         ({"name": "ok", "version": "", "input": A}, "short token"),
         ({"name": "ok", "version": "1", "input": dict}, "pydantic model class"),
-        ({"name": "ok", "version": "1", "input": A,
-          "signals": [SignalNeed(name="nps"), SignalNeed(name="nps")]}, "declares a signal twice"),
+        (
+            {
+                "name": "ok",
+                "version": "1",
+                "input": A,
+                "signals": [SignalNeed(name="nps"), SignalNeed(name="nps")],
+            },
+            "declares a signal twice",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_workflow_declarations_are_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(WorkflowDefinitionError, match=message):
         Workflow(**kwargs)  # type: ignore[arg-type]

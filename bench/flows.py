@@ -1,0 +1,73 @@
+"""Workflows the runtime bench runs: five trivial steps, and the same with a pause at step 3."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from copilot.runner import StepContext
+from copilot.workflow import Await, Workflow
+
+
+class Tick(BaseModel):
+    subject_id: str
+    n: int = 0
+
+
+def _next(inp: Tick) -> Tick:
+    return Tick(subject_id=inp.subject_id, n=inp.n + 1)
+
+
+five = Workflow("bench_five", "1", input=Tick)
+
+
+@five.step
+def s1(ctx: StepContext, inp: Tick) -> Tick:
+    return _next(inp)
+
+
+@five.step
+def s2(ctx: StepContext, inp: Tick) -> Tick:
+    return _next(inp)
+
+
+@five.step
+def s3(ctx: StepContext, inp: Tick) -> Tick:
+    return _next(inp)
+
+
+@five.step
+def s4(ctx: StepContext, inp: Tick) -> Tick:
+    return _next(inp)
+
+
+@five.step
+def s5(ctx: StepContext, inp: Tick) -> Tick:
+    return _next(inp)
+
+
+paused = Workflow("bench_paused", "1", input=Tick)
+
+
+@paused.step
+def p1(ctx: StepContext, inp: Tick) -> Tick:
+    return _next(inp)
+
+
+@paused.step
+def p2(ctx: StepContext, inp: Tick) -> Tick:
+    return _next(inp)
+
+
+@paused.step
+def p3(ctx: StepContext, inp: Tick) -> Await[Tick]:
+    return Await(_next(inp), {"kind": "approval"})
+
+
+@paused.step
+def p4(ctx: StepContext, inp: Tick) -> Tick:
+    return _next(inp)
+
+
+@paused.step
+def p5(ctx: StepContext, inp: Tick) -> Tick:
+    return _next(inp)
