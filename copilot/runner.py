@@ -19,19 +19,22 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import psycopg
+import psycopg.rows
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from audit import Actor, Versions
+from audit import Actor, AuditEvent, Versions, genesis, seal
 from audit.canonical import canonical
+from audit.stores.sql import readonly
 from copilot.context import ContextSource, SignalValue
 from copilot.degradation import Degradation, Explanation, Level, assess
 from copilot.errors import CopilotError, UnknownWorkflowError
 from copilot.executors import Action, Executor, Receipt
 from copilot.llm import ModelAccess, ModelCall
 from copilot.registry import Registry
-from copilot.runs import Run, RunState, RunStore, StepRecord, acquired_event
+from copilot.runs import Run, RunState, RunStore, StepRecord, acquired_event, run_from
 from copilot.tables import run_steps, runs
 from copilot.workflow import Await, Step, Workflow
 
@@ -54,6 +57,9 @@ _ADVANCE = (
     )
 )
 _SAVE_STEP = insert(run_steps)
+_PG_CHECKPOINT = "SELECT copilot_checkpoint(" + ", ".join(["%s"] * 22) + ")"
+_PG_ACQUIRE = "SELECT * FROM copilot_acquire(" + ", ".join(["%s"] * 16) + ")"
+_GET_RUN = select(runs).where(runs.c.id == bindparam("rid"))
 _ASSESSED = (
     update(runs)
     .where(runs.c.id == bindparam("rid"))
@@ -245,6 +251,10 @@ class Runner:
         It commits without waiting for the WAL flush unless it ends the run: a database
         crash that loses it leaves the run queued, to be taken again.
         """
+        if self._pg:
+            fast = self._start_pg(run_id)
+            if fast is not None:
+                return None if fast is False else fast
         with self.store.async_engine.begin() as conn:
             taken = self.store.acquire_in(conn, run_id, self.owner, self.lease_seconds, audit=False)
             if taken is None:
@@ -305,6 +315,96 @@ class Runner:
                 )
             self.store.events_in(conn, run, events)
             previous = self.store.steps(run.id, conn) if run.step_index else []
+        return run, wf, assessed, values, previous
+
+    def _start_pg(self, run_id: str) -> Any:
+        """`_start` in two round trips (read, then copilot_acquire) for the common case.
+
+        Returns False when the run is not ours to take, None to fall back to the general
+        path (the workflow is gone, or there is nothing to go on: the run ends there).
+        """
+        with readonly(self.store.engine.connect()) as conn:
+            row = conn.execute(_GET_RUN, {"rid": run_id}).first()
+        if row is None or row.state not in (RunState.QUEUED.value, RunState.RUNNING.value):
+            return False
+        before = run_from(row._mapping)
+        try:
+            wf = self.registry.get(before.workflow, before.version)
+        except UnknownWorkflowError:
+            return None
+        values = self.context.fetch(before.tenant, before.subject_id, [n.name for n in wf.signals])
+        assessed = assess(wf.signals, values, self.store.clock())
+        events = [acquired_event(before, self.owner)]
+        level = reasons = None
+        if before.level is not None:
+            pinned = {"level": Level(before.level), "reasons": tuple(before.reasons)}
+            assessed = assessed.model_copy(update=pinned)
+        elif assessed.level == Level.NONE:
+            return None
+        else:
+            level, reasons = assessed.level.value, json.dumps(list(assessed.reasons))
+            events.append(
+                (
+                    "run.context_assessed",
+                    Actor.system(self.owner),
+                    {
+                        "level": assessed.level.value,
+                        "reasons": list(assessed.reasons),
+                        "coverage": assessed.coverage,
+                    },
+                )
+            )
+        versions = Versions(workflow=f"{before.workflow}@{before.version}")
+        sealed = [
+            seal(
+                AuditEvent(
+                    event_type=t,
+                    actor=a,
+                    run_id=before.id,
+                    subject_id=before.subject_id,
+                    versions=versions,
+                    data=d,
+                )
+            )
+            for t, a, d in events
+        ]
+        now = self.store.clock()
+        raw = self.store.engine.raw_connection()
+        try:
+            db = raw.driver_connection
+            assert db is not None
+            db.autocommit = True
+            cur = db.cursor(row_factory=psycopg.rows.dict_row)
+            taken = cur.execute(
+                _PG_ACQUIRE,
+                (
+                    run_id,
+                    self.owner,
+                    now,
+                    now + self.lease_seconds,
+                    before.state.value,
+                    before.attempts,
+                    level,
+                    reasons,
+                    before.tenant,
+                    genesis(before.tenant),
+                    [s.body for s in sealed],
+                    [s.recorded_at for s in sealed],
+                    [s.event.actor.kind.value for s in sealed],
+                    [s.event.actor.id for s in sealed],
+                    [s.event.event_type for s in sealed],
+                    before.subject_id,
+                ),
+                prepare=True,
+            ).fetchone()
+        finally:
+            if raw.driver_connection is not None:
+                raw.driver_connection.autocommit = False
+            raw.close()
+        if taken is None:
+            return False
+        run = run_from(taken)
+        previous = self.store.steps(run.id) if run.step_index else []
         return run, wf, assessed, values, previous
 
     def _end_in(self, conn: Connection, run: Run, to: RunState, event: str, **fields: Any) -> None:
@@ -400,6 +500,8 @@ class Runner:
         """
         now = self.store.clock()
         doc = output.model_dump(mode="json")
+        if self._pg and request is None and not last and not ctx._effects:
+            return self._checkpoint_pg(run, ctx, doc, started, now)
         try:
             durable = request is not None or last
             engine = self.store.engine if durable else self.store.async_engine
@@ -491,6 +593,72 @@ class Runner:
         except IntegrityError:
             return False  # a zombie of ours already checkpointed this step
         return True
+
+    def _step_event(self, run: Run, ctx: StepContext, doc: dict[str, Any]) -> AuditEvent:
+        return AuditEvent(
+            event_type="step.completed",
+            actor=Actor.agent(ctx.model_name or "rules"),
+            run_id=run.id,
+            subject_id=run.subject_id,
+            versions=Versions(
+                workflow=f"{run.workflow}@{run.version}",
+                model=ctx.model_name,
+                prompt=ctx.prompt_version,
+            ),
+            data={
+                "step": ctx.step.name,
+                "idx": ctx.idx,
+                "output_sha256": hashlib.sha256(canonical(doc)).hexdigest(),
+                "usage": ctx.usage,
+                "level": ctx.degradation.level.value,
+            },
+        )
+
+    def _checkpoint_pg(
+        self, run: Run, ctx: StepContext, doc: dict[str, Any], started: float, now: float
+    ) -> bool:
+        """An intermediate checkpoint on PostgreSQL: one autocommit call (see copilot_checkpoint)."""
+        sealed = seal(self._step_event(run, ctx, doc))
+        raw = self.store.engine.raw_connection()
+        try:
+            db = raw.driver_connection
+            assert db is not None
+            db.autocommit = True
+            ok = db.execute(
+                _PG_CHECKPOINT,
+                (
+                    run.id,
+                    self.owner,
+                    ctx.idx,
+                    now,
+                    now + self.lease_seconds,
+                    ctx.degradation.level.value,
+                    json.dumps(list(ctx.degradation.reasons)),
+                    ctx.step.name,
+                    json.dumps(doc, sort_keys=True),
+                    run.attempts,
+                    ctx.model_name,
+                    ctx.prompt_version,
+                    json.dumps(ctx.usage) if ctx.usage else None,
+                    started,
+                    run.tenant,
+                    genesis(run.tenant),
+                    sealed.commitment,
+                    sealed.body,
+                    sealed.recorded_at,
+                    sealed.event.actor.kind.value,
+                    sealed.event.actor.id,
+                    run.subject_id,
+                ),
+                prepare=True,
+            ).fetchone()
+        except psycopg.errors.UniqueViolation:
+            return False  # a zombie of ours already checkpointed this step
+        finally:
+            if raw.driver_connection is not None:
+                raw.driver_connection.autocommit = False
+            raw.close()
+        return bool(ok and ok[0])
 
     def _fail(self, run: Run, code: str, message: str, **details: Any) -> Run:
         error = {"code": code, "message": message, **details}

@@ -68,6 +68,7 @@ _ACQUIRE = (
     )
     .returning(*runs.c)
 )
+_INSERT_RUN = insert(runs)
 _TRANSITIONS: dict[tuple[Any, ...], Update] = {}
 
 
@@ -144,7 +145,11 @@ def _loads(value: str | None) -> Any:
 
 
 def _run(row: Any) -> Run:
-    m = row._mapping
+    return run_from(row._mapping)
+
+
+def run_from(m: Any) -> Run:
+    """A Run from a mapping of the `runs` columns."""
     return Run(
         **{
             k: m[k]
@@ -300,7 +305,7 @@ class RunStore:
         run = _run(_Row(row))
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(runs).values(**row))
+                conn.execute(_INSERT_RUN, row)
                 self.audit_in(
                     conn,
                     run,

@@ -97,7 +97,82 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float(), nullable=False),
     )
 
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(_PG_CHECKPOINT)
+        op.execute(_PG_ACQUIRE)
+
+
+# Taking a run's lease in one round trip: a compare-and-set on the state and attempt the
+# client read (so the audit events it sealed describe exactly this transition), the level
+# when first assessed, and the events. Committed without waiting for the WAL flush: a
+# database crash that loses it leaves the run queued, to be taken again.
+_PG_ACQUIRE = """
+CREATE FUNCTION copilot_acquire(
+    p_rid text, p_owner text, p_now float8, p_expires float8, p_state text, p_attempts int,
+    p_level text, p_reasons text,
+    p_stream text, p_genesis bytea, p_bodies bytea[], p_recorded_at text[],
+    p_actor_kind text[], p_actor_id text[], p_event_type text[], p_subject text
+) RETURNS SETOF runs LANGUAGE plpgsql AS $$
+DECLARE
+    r runs;
+    n int := coalesce(array_length(p_bodies, 1), 0);
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    UPDATE runs SET state = 'running', lease_owner = p_owner, lease_expires_at = p_expires,
+                    attempts = attempts + 1, updated_at = p_now,
+                    level = coalesce(p_level, level), reasons = coalesce(p_reasons, reasons)
+    WHERE id = p_rid AND state = p_state AND attempts = p_attempts
+      AND (state = 'queued'
+           OR (state = 'running' AND (lease_expires_at < p_now OR lease_owner = p_owner)))
+    RETURNING * INTO r;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    PERFORM audit_append(
+        p_stream, p_genesis, 'try', array_fill(NULL::bytea, ARRAY[n]), p_bodies,
+        array_fill(NULL::bytea, ARRAY[n]), array_fill(NULL::bytea, ARRAY[n]), p_recorded_at,
+        p_actor_kind, p_actor_id, p_event_type, array_fill(p_rid, ARRAY[n]),
+        array_fill(p_subject, ARRAY[n]), array_fill(NULL::text, ARRAY[n]));
+    RETURN NEXT r;
+END $$;
+"""
+
+
+# An intermediate step checkpoint in one round trip: the lease compare-and-set, the step
+# row and its audit event (sealed by the client), committed without waiting for the WAL
+# flush (losing it in a database crash only means the step runs again). Returns false
+# when the lease was lost.
+_PG_CHECKPOINT = """
+CREATE FUNCTION copilot_checkpoint(
+    p_rid text, p_owner text, p_idx int, p_now float8, p_expires float8, p_level text,
+    p_reasons text, p_name text, p_output text, p_attempt int, p_model text, p_prompt text,
+    p_usage text, p_started float8,
+    p_stream text, p_genesis bytea, p_commitment bytea, p_body bytea, p_recorded_at text,
+    p_actor_kind text, p_actor_id text, p_subject text
+) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    UPDATE runs SET step_index = p_idx + 1, updated_at = p_now, lease_expires_at = p_expires,
+                    level = p_level, reasons = p_reasons
+    WHERE id = p_rid AND lease_owner = p_owner AND state = 'running' AND step_index = p_idx;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO run_steps (run_id, idx, name, status, output, request, decision, attempt, model,
+                           prompt_version, usage, started_at, finished_at)
+    VALUES (p_rid, p_idx, p_name, 'completed', p_output, NULL, NULL, p_attempt, p_model,
+            p_prompt, p_usage, p_started, p_now);
+    PERFORM audit_append_one(p_stream, p_genesis, 'try', p_commitment, p_body, NULL, NULL,
+                             p_recorded_at, p_actor_kind, p_actor_id, 'step.completed', p_rid,
+                             p_subject, NULL);
+    RETURN true;
+END $$;
+"""
+
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS copilot_checkpoint")
+        op.execute("DROP FUNCTION IF EXISTS copilot_acquire")
     for table in ("receipts", "outbox", "signals", "run_steps", "runs"):
         op.drop_table(table)
