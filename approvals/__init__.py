@@ -1,5 +1,51 @@
-"""approvals: policies, approval requests and decisions. Depends only on `audit`."""
+"""approvals: the gate. Action kinds, policies, requests bound to payloads, decisions. Depends only on `audit`."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+# Errors
+from approvals.errors import (
+    ApprovalConflictError,
+    ApprovalError,
+    ApprovalForbiddenError,
+    ApprovalNotFoundError,
+    ClaimedError,
+    InvalidPayloadError,
+    UnknownActionKindError,
+)
+
+# Requests and decisions
+from approvals.gate import ApprovalRequest, Gate, payload_hash
+
+# Action kinds
+from approvals.kinds import ActionKind, Catalog, OnExpiry, Risk
+
+# Policies
+from approvals.policy import Evaluation, Facts, Match, Outcome, Policy, Predicate, Rule
+
+__all__ = [
+    # Action kinds
+    "ActionKind",
+    "Catalog",
+    "OnExpiry",
+    "Risk",
+    # Policies
+    "Evaluation",
+    "Facts",
+    "Match",
+    "Outcome",
+    "Policy",
+    "Predicate",
+    "Rule",
+    # Requests and decisions
+    "ApprovalRequest",
+    "Gate",
+    "payload_hash",
+    # Errors
+    "ApprovalConflictError",
+    "ApprovalError",
+    "ApprovalForbiddenError",
+    "ApprovalNotFoundError",
+    "ClaimedError",
+    "InvalidPayloadError",
+    "UnknownActionKindError",
+]

@@ -20,7 +20,12 @@ EXPECTED = {
         "Settings", "make_engine", "upgrade", "ConfigError", "CopilotError",
         "DatabaseConfigError",
     },
-    "approvals": set(),
+    "approvals": {
+        "ActionKind", "Catalog", "OnExpiry", "Risk", "Evaluation", "Facts", "Match", "Outcome",
+        "Policy", "Predicate", "Rule", "ApprovalRequest", "Gate", "payload_hash",
+        "ApprovalConflictError", "ApprovalError", "ApprovalForbiddenError",
+        "ApprovalNotFoundError", "ClaimedError", "InvalidPayloadError", "UnknownActionKindError",
+    },
     "workflows": set(),
 }  # fmt: skip
 

@@ -6,6 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine
 
+from approvals.tables import metadata as approvals_metadata
 from audit.stores.sql import metadata as audit_metadata
 from copilot.tables import metadata as copilot_metadata
 
@@ -14,7 +15,7 @@ def test_migrated_schema_matches_the_table_definitions(engine: Engine) -> None:
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = []
-        for metadata in (audit_metadata, copilot_metadata):
+        for metadata in (audit_metadata, copilot_metadata, approvals_metadata):
             declared = set(metadata.tables)
             diff += [
                 d

@@ -1,0 +1,653 @@
+"""The gate: approval requests bound to the exact payload, decided by policy and people.
+
+Every request is bound to its action id and the SHA-256 of its canonical payload. A
+decision names the hash the reviewer saw; a different hash is a conflict. Requests are
+single use: `pending → approved | rejected | expired | cancelled | superseded`. An edit
+makes a new version (diff recorded, schema re-validated, risk re-scored, policy re-run)
+and supersedes the old one. Every state change commits with its audit event.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
+
+from approvals.errors import (
+    ApprovalConflictError,
+    ApprovalForbiddenError,
+    ApprovalNotFoundError,
+    ClaimedError,
+    InvalidPayloadError,
+)
+from approvals.kinds import Catalog, OnExpiry, Risk
+from approvals.policy import Facts, Policy
+from approvals.tables import requests, votes
+from audit import Actor, AuditEvent, SqlAuditStore, Versions
+from audit.canonical import canonical
+from audit.stores.sql import readonly
+
+Status = Literal["pending", "approved", "rejected", "expired", "cancelled", "superseded"]
+PENDING = "pending"
+
+
+def payload_hash(payload: dict[str, Any]) -> str:
+    """SHA-256 of the canonical payload: what a decision is bound to."""
+    return hashlib.sha256(canonical(payload)).hexdigest()
+
+
+class ApprovalRequest(BaseModel):
+    """One version of a proposed action awaiting (or past) its decision."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    tenant: str
+    workflow: str
+    run_id: str | None
+    subject_id: str | None
+    action_id: str
+    version: int
+    kind: str
+    payload: dict[str, Any]
+    payload_hash: str
+    risk: Risk
+    confidence: float
+    level: str
+    required_n: int
+    role: str
+    status: str
+    policy_rule: str
+    policy_version: str
+    shadow: list[dict[str, Any]]
+    explanation: dict[str, Any] | None
+    triggered_by: str
+    created_at: float
+    updated_at: float
+    deadline: float
+    claimed_by: str | None
+    claim_expires_at: float | None
+    supersedes: str | None
+    reason: str | None
+    execution_status: str | None
+    approvals: list[str] = []
+
+
+def _request(row: Any, approvals: list[str] | None = None) -> ApprovalRequest:
+    m = dict(row._mapping)
+    m.pop("risk_rank", None)
+    m.pop("execution", None)
+    m["payload"] = json.loads(m["payload"])
+    m["shadow"] = json.loads(m["shadow"])
+    m["explanation"] = json.loads(m["explanation"]) if m["explanation"] else None
+    return ApprovalRequest(**m, approvals=approvals or [])
+
+
+_GET = select(requests).where(requests.c.id == bindparam("rid"))
+
+
+class Gate:
+    """Submit proposals, decide, edit, claim, expire, list. One per process, built at the edge."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        audit: SqlAuditStore,
+        catalog: Catalog,
+        policy: Policy,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.audit = audit
+        self.catalog = catalog
+        self.policy = policy
+        self.clock = clock
+        self._pg = engine.dialect.name == "postgresql"
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def get(self, request_id: str, *, tenant: str | None = None) -> ApprovalRequest:
+        """The request (with its approvers), or ApprovalNotFoundError (also for other tenants)."""
+        with readonly(self.engine.connect(), autocommit=False) as conn:
+            return self._get(conn, request_id, tenant)
+
+    def _get(
+        self, conn: Connection, request_id: str, tenant: str | None, *, lock: bool = False
+    ) -> ApprovalRequest:
+        stmt = _GET.with_for_update() if lock and self._pg else _GET
+        row = conn.execute(stmt, {"rid": request_id}).first()
+        if row is None or (tenant is not None and row.tenant != tenant):
+            raise ApprovalNotFoundError(
+                f"no approval request {request_id!r}", approval_id=request_id
+            )
+        approvers = conn.execute(
+            select(votes.c.reviewer).where(
+                votes.c.request_id == request_id, votes.c.decision == "approve"
+            )
+        ).scalars()
+        return _request(row, sorted(approvers))
+
+    def queue(
+        self,
+        tenant: str,
+        *,
+        status: str | None = PENDING,
+        workflow: str | None = None,
+        kind: str | None = None,
+        risk: str | None = None,
+        subject_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[ApprovalRequest], str | None]:
+        """The queue: by deadline, then highest risk first; cursor pagination."""
+        c = requests.c
+        conds = [c.tenant == tenant]
+        for col, value in (
+            (c.status, status),
+            (c.workflow, workflow),
+            (c.kind, kind),
+            (c.risk, risk),
+            (c.subject_id, subject_id),
+        ):
+            if value is not None:
+                conds.append(col == value)
+        order = (c.deadline, -c.risk_rank, c.id)
+        if cursor:
+            deadline, neg_rank, last_id = _decode_cursor(cursor)
+            conds.append(
+                or_(
+                    c.deadline > deadline,
+                    and_(c.deadline == deadline, -c.risk_rank > neg_rank),
+                    and_(c.deadline == deadline, -c.risk_rank == neg_rank, c.id > last_id),
+                )
+            )
+        stmt = select(requests).where(*conds).order_by(*order).limit(limit + 1)
+        with readonly(self.engine.connect()) as conn:
+            rows = conn.execute(stmt).all()
+        items = [_request(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        nxt = _encode_cursor(items[-1]) if more and items else None
+        return items, nxt
+
+    # -- proposing --------------------------------------------------------------------------
+
+    def submit(
+        self,
+        *,
+        tenant: str,
+        workflow: str,
+        kind: str,
+        payload: dict[str, Any],
+        confidence: float,
+        level: str,
+        triggered_by: str,
+        run_id: str | None = None,
+        subject_id: str | None = None,
+        action_id: str | None = None,
+        explanation: dict[str, Any] | None = None,
+        conn: Connection | None = None,
+    ) -> ApprovalRequest:
+        """Validate, score and put a proposal before the policy; inside `conn` when given.
+
+        The kind must be in the catalog (else the request is recorded as rejected by
+        policy `unknown_kind`); its payload must fit the kind's schema (else
+        InvalidPayloadError and nothing is written). The risk comes from the kind.
+        """
+        known = kind in self.catalog
+        model = self.catalog.get(kind).validate(payload) if known else None
+        clean = model.model_dump(mode="json") if model is not None else payload
+        risk = self.catalog.get(kind).score(model) if known and model is not None else Risk.HIGH
+        reaches = self.catalog.get(kind).reaches_customer if known else True
+        facts = Facts(
+            workflow=workflow,
+            kind=kind,
+            known_kind=known,
+            risk=risk,
+            confidence=confidence,
+            level=level,
+            reaches_customer=reaches,
+            payload=clean,
+        )
+        row = self._new_row(
+            tenant=tenant,
+            workflow=workflow,
+            run_id=run_id,
+            subject_id=subject_id,
+            action_id=action_id or uuid.uuid4().hex,
+            version=1,
+            kind=kind,
+            payload=clean,
+            facts=facts,
+            triggered_by=triggered_by,
+            explanation=explanation,
+        )
+        if conn is not None:
+            return self._insert(conn, row, actor=Actor.agent(triggered_by))
+        with self.engine.begin() as own:
+            return self._insert(own, row, actor=Actor.agent(triggered_by))
+
+    def _new_row(self, *, facts: Facts, kind: str, **fields: Any) -> dict[str, Any]:
+        evaluation = self.policy.evaluate(facts)
+        outcome = evaluation.outcome
+        status = {"auto_approve": "approved", "deny": "rejected", "require": PENDING}[
+            outcome.action
+        ]
+        now = self.clock()
+        expires = self.catalog.get(kind).expires_after.total_seconds() if facts.known_kind else 0
+        return {
+            **fields,
+            "id": uuid.uuid4().hex,
+            "kind": kind,
+            "payload": json.dumps(fields["payload"], sort_keys=True),
+            "payload_hash": payload_hash(fields["payload"]),
+            "risk": facts.risk.value,
+            "risk_rank": facts.risk.rank,
+            "confidence": facts.confidence,
+            "level": facts.level,
+            "required_n": outcome.n,
+            "role": outcome.role,
+            "status": status,
+            "policy_rule": evaluation.rule,
+            "policy_version": evaluation.policy_version,
+            "shadow": json.dumps(evaluation.shadow, sort_keys=True),
+            "explanation": json.dumps(fields["explanation"], sort_keys=True)
+            if fields["explanation"]
+            else None,
+            "created_at": now,
+            "updated_at": now,
+            "deadline": now + expires,
+            "reason": f"policy rule {evaluation.rule}" if status != PENDING else None,
+        }
+
+    def _insert(self, conn: Connection, row: dict[str, Any], *, actor: Actor) -> ApprovalRequest:
+        conn.execute(insert(requests), row)
+        req = self._get(conn, row["id"], None)
+        self._audit(
+            conn,
+            req,
+            "approval.requested",
+            actor,
+            {
+                "status": req.status,
+                "kind": req.kind,
+                "version": req.version,
+                "payload_hash": req.payload_hash,
+                "risk": req.risk.value,
+                "required_n": req.required_n,
+                "role": req.role,
+                "rule": req.policy_rule,
+                "shadow": req.shadow,
+                "supersedes": req.supersedes,
+            },
+            personal={"payload": req.payload},
+        )
+        return req
+
+    # -- deciding ---------------------------------------------------------------------------
+
+    def decide(
+        self,
+        request_id: str,
+        *,
+        reviewer: str,
+        roles: set[str] | frozenset[str],
+        decision: Literal["approve", "reject"],
+        payload_hash: str,
+        reason: str | None = None,
+        tenant: str | None = None,
+    ) -> ApprovalRequest:
+        """Record one reviewer's decision on the payload version they saw.
+
+        Exactly one of any number of concurrent deciders wins a single-reviewer request;
+        the others get ApprovalConflictError. A reject needs a reason.
+        """
+        if decision == "reject" and not (reason and reason.strip()):
+            raise ApprovalForbiddenError("a rejection needs a reason the proposer can learn from")
+        with self.engine.begin() as conn:
+            req = self._get(conn, request_id, tenant, lock=True)
+            self._check_may_decide(req, reviewer, roles, payload_hash)
+            now = self.clock()
+            conn.execute(
+                insert(votes).values(
+                    request_id=req.id,
+                    reviewer=reviewer,
+                    decision=decision,
+                    reason=reason,
+                    created_at=now,
+                )
+            )
+            human = Actor.human(reviewer)
+            self._audit(
+                conn,
+                req,
+                "approval.vote",
+                human,
+                {"decision": decision, "payload_hash": req.payload_hash, "reason": reason},
+            )
+            approvals = len(req.approvals) + (decision == "approve")
+            if decision == "reject":
+                self._set_status(conn, req, "rejected", human, reason=reason)
+            elif approvals >= req.required_n:
+                self._set_status(conn, req, "approved", human)
+            return self._get(conn, request_id, tenant)
+
+    def _check_may_decide(
+        self, req: ApprovalRequest, reviewer: str, roles: set[str] | frozenset[str], seen_hash: str
+    ) -> None:
+        if req.status != PENDING:
+            raise ApprovalConflictError(
+                f"approval {req.id} is already {req.status}; reload the queue",
+                approval_id=req.id,
+                status=req.status,
+            )
+        if seen_hash != req.payload_hash:
+            raise ApprovalConflictError(
+                f"approval {req.id}'s payload changed since you read it; review the current version",
+                approval_id=req.id,
+                payload_hash=req.payload_hash,
+            )
+        if reviewer == req.triggered_by:
+            raise ApprovalForbiddenError(
+                "whoever triggered the run cannot approve its actions", approval_id=req.id
+            )
+        if req.role not in roles:
+            raise ApprovalForbiddenError(
+                f"this approval needs the {req.role!r} role", approval_id=req.id
+            )
+        if reviewer in req.approvals:
+            raise ApprovalForbiddenError(
+                "one reviewer counts once toward a quorum", approval_id=req.id
+            )
+        if (
+            req.claimed_by
+            and req.claimed_by != reviewer
+            and (req.claim_expires_at or 0) > self.clock()
+        ):
+            raise ClaimedError(
+                f"{req.claimed_by} is working on approval {req.id}",
+                approval_id=req.id,
+                claimed_by=req.claimed_by,
+            )
+
+    def edit(
+        self,
+        request_id: str,
+        *,
+        reviewer: str,
+        roles: set[str] | frozenset[str],
+        edits: dict[str, Any],
+        payload_hash: str,
+        tenant: str | None = None,
+    ) -> ApprovalRequest:
+        """Edit then approve: a new version (diff recorded, re-validated, re-scored, policy re-run).
+
+        The old version is superseded. The editor's approval counts toward the new
+        version's quorum; if the edit raised the risk, the policy may require more.
+        """
+        with self.engine.begin() as conn:
+            req = self._get(conn, request_id, tenant, lock=True)
+            self._check_may_decide(req, reviewer, roles, payload_hash)
+            kind = self.catalog.get(req.kind)
+            merged = {**req.payload, **edits}
+            model = kind.validate(merged)
+            clean = model.model_dump(mode="json")
+            if clean == req.payload:
+                raise InvalidPayloadError("the edit changes nothing; approve the request instead")
+            facts = Facts(
+                workflow=req.workflow,
+                kind=req.kind,
+                known_kind=True,
+                risk=kind.score(model),
+                confidence=req.confidence,
+                level=req.level,
+                reaches_customer=kind.reaches_customer,
+                payload=clean,
+            )
+            human = Actor.human(reviewer)
+            diff = {
+                k: [req.payload.get(k), clean.get(k)]
+                for k in sorted(set(req.payload) | set(clean))
+                if req.payload.get(k) != clean.get(k)
+            }
+            self._set_status(conn, req, "superseded", human)
+            row = self._new_row(
+                tenant=req.tenant,
+                workflow=req.workflow,
+                run_id=req.run_id,
+                subject_id=req.subject_id,
+                action_id=req.action_id,
+                version=req.version + 1,
+                kind=req.kind,
+                payload=clean,
+                facts=facts,
+                triggered_by=req.triggered_by,
+                explanation=req.explanation,
+            )
+            row["supersedes"] = req.id
+            new = self._insert(conn, row, actor=human)
+            self._audit(
+                conn,
+                new,
+                "approval.edited",
+                human,
+                {
+                    "from": req.id,
+                    "fields": sorted(diff),
+                    "old_hash": req.payload_hash,
+                    "new_hash": new.payload_hash,
+                    "risk": [req.risk.value, new.risk.value],
+                },
+                personal={"diff": diff},
+            )
+            if new.status != PENDING:
+                return new
+            conn.execute(
+                insert(votes).values(
+                    request_id=new.id,
+                    reviewer=reviewer,
+                    decision="approve",
+                    reason="edited",
+                    created_at=self.clock(),
+                )
+            )
+            self._audit(
+                conn,
+                new,
+                "approval.vote",
+                human,
+                {"decision": "approve", "payload_hash": new.payload_hash, "reason": "edited"},
+            )
+            if new.required_n <= 1:
+                self._set_status(conn, new, "approved", human)
+            return self._get(conn, new.id, tenant)
+
+    def claim(
+        self, request_id: str, *, reviewer: str, seconds: float = 300, tenant: str | None = None
+    ) -> ApprovalRequest:
+        """Hold a pending request for a few minutes so two people do not work the same item."""
+        with self.engine.begin() as conn:
+            req = self._get(conn, request_id, tenant, lock=True)
+            now = self.clock()
+            if req.status != PENDING:
+                raise ApprovalConflictError(
+                    f"approval {req.id} is already {req.status}", approval_id=req.id
+                )
+            if req.claimed_by not in (None, reviewer) and (req.claim_expires_at or 0) > now:
+                raise ClaimedError(
+                    f"{req.claimed_by} is working on approval {req.id}",
+                    approval_id=req.id,
+                    claimed_by=req.claimed_by,
+                )
+            conn.execute(
+                update(requests)
+                .where(requests.c.id == req.id)
+                .values(claimed_by=reviewer, claim_expires_at=now + seconds, updated_at=now)
+            )
+            self._audit(
+                conn, req, "approval.claimed", Actor.human(reviewer), {"until": now + seconds}
+            )
+            return self._get(conn, req.id, tenant)
+
+    def expire_due(self) -> list[ApprovalRequest]:
+        """Apply each overdue request's expiry rule: expire, escalate, or approve if low risk."""
+        now = self.clock()
+        with readonly(self.engine.connect()) as conn:
+            due = (
+                conn.execute(
+                    select(requests.c.id).where(
+                        requests.c.status == PENDING, requests.c.deadline < now
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        done = []
+        for request_id in due:
+            with self.engine.begin() as conn:
+                req = self._get(conn, request_id, None, lock=True)
+                if req.status != PENDING or req.deadline >= now:
+                    continue  # decided meanwhile
+                kind = self.catalog.get(req.kind)
+                system = Actor.system("expiry")
+                if kind.on_expiry == OnExpiry.ESCALATE and req.role != kind.escalate_to:
+                    deadline = now + kind.expires_after.total_seconds()
+                    conn.execute(
+                        update(requests)
+                        .where(requests.c.id == req.id)
+                        .values(role=kind.escalate_to, deadline=deadline, updated_at=now)
+                    )
+                    self._audit(
+                        conn,
+                        req,
+                        "approval.escalated",
+                        system,
+                        {"from_role": req.role, "to_role": kind.escalate_to, "deadline": deadline},
+                    )
+                elif kind.on_expiry == OnExpiry.AUTO_APPROVE_LOW and req.risk == Risk.LOW:
+                    self._set_status(
+                        conn, req, "approved", system, reason="deadline passed; low risk"
+                    )
+                else:
+                    self._set_status(conn, req, "expired", system, reason="deadline passed")
+                done.append(self._get(conn, req.id, None))
+        return done
+
+    def cancel(
+        self, request_id: str, *, reason: str, actor: Actor, tenant: str | None = None
+    ) -> ApprovalRequest:
+        """Cancel a pending request (e.g. consent withdrawn before execution)."""
+        with self.engine.begin() as conn:
+            req = self._get(conn, request_id, tenant, lock=True)
+            if req.status not in (PENDING, "approved") or req.execution_status == "done":
+                raise ApprovalConflictError(
+                    f"approval {req.id} is {req.status}; nothing to cancel", approval_id=req.id
+                )
+            self._set_status(conn, req, "cancelled", actor, reason=reason)
+            return self._get(conn, req.id, tenant)
+
+    def record_execution(
+        self, request_id: str, *, ok: bool, detail: dict[str, Any]
+    ) -> ApprovalRequest:
+        """Close an approved request as executed (receipt written) or mark the failure to retry."""
+        with self.engine.begin() as conn:
+            req = self._get(conn, request_id, None, lock=True)
+            if req.status != "approved":
+                raise ApprovalConflictError(
+                    f"approval {req.id} is {req.status}, not approved", approval_id=req.id
+                )
+            conn.execute(
+                update(requests)
+                .where(requests.c.id == req.id)
+                .values(
+                    execution_status="done" if ok else "failed",
+                    execution=json.dumps(detail, sort_keys=True),
+                    updated_at=self.clock(),
+                )
+            )
+            self._audit(
+                conn,
+                req,
+                "approval.executed" if ok else "approval.execution_failed",
+                Actor.system("executor"),
+                {"ok": ok, **detail},
+            )
+            return self._get(conn, req.id, None)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _set_status(
+        self,
+        conn: Connection,
+        req: ApprovalRequest,
+        status: str,
+        actor: Actor,
+        *,
+        reason: str | None = None,
+    ) -> None:
+        moved = conn.execute(
+            update(requests)
+            .where(requests.c.id == req.id, requests.c.status == req.status)
+            .values(status=status, reason=reason, updated_at=self.clock())
+        ).rowcount
+        if moved != 1:
+            raise ApprovalConflictError(
+                f"approval {req.id} changed under us; retry", approval_id=req.id
+            )
+        self._audit(
+            conn,
+            req,
+            f"approval.{status}",
+            actor,
+            {"from": req.status, "to": status, "reason": reason, "payload_hash": req.payload_hash},
+        )
+
+    def _audit(
+        self,
+        conn: Connection,
+        req: ApprovalRequest,
+        event: str,
+        actor: Actor,
+        data: dict[str, Any],
+        personal: dict[str, Any] | None = None,
+    ) -> None:
+        self.audit.append_in(
+            conn,
+            req.tenant,
+            [
+                AuditEvent(
+                    event_type=event,
+                    actor=actor,
+                    run_id=req.run_id,
+                    subject_id=req.subject_id,
+                    versions=Versions(workflow=req.workflow, policy=req.policy_version),
+                    data={"approval_id": req.id, "action_id": req.action_id, **data},
+                    personal=personal,
+                )
+            ],
+        )
+
+
+def _encode_cursor(req: ApprovalRequest) -> str:
+    raw = json.dumps([req.deadline, -req.risk.rank, req.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[float, int, str]:
+    try:
+        deadline, neg_rank, last = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return float(deadline), int(neg_rank), str(last)
+    except (ValueError, TypeError) as exc:
+        from approvals.errors import ApprovalError
+
+        raise ApprovalError(
+            "the cursor is not one this server issued; start from the first page",
+            code="approval.bad_cursor",
+        ) from exc
