@@ -36,6 +36,7 @@ from audit.stores.sql import readonly
 
 Status = Literal["pending", "approved", "rejected", "expired", "cancelled", "superseded"]
 PENDING = "pending"
+SETTLED = frozenset({"approved", "rejected", "expired", "cancelled"})
 
 
 def payload_hash(payload: dict[str, Any]) -> str:
@@ -104,8 +105,13 @@ class Gate:
         policy: Policy,
         *,
         clock: Callable[[], float] = time.time,
+        on_settled: Callable[[Connection, ApprovalRequest], None] | None = None,
     ) -> None:
         self.engine = engine
+        # Called inside the transaction that settles a request (approved, rejected, expired,
+        # cancelled): the runtime queues the waiting run there, so the decision and the
+        # resume commit together (a transactional outbox: the queued row is the message).
+        self.on_settled = on_settled
         self.audit = audit
         self.catalog = catalog
         self.policy = policy
@@ -608,6 +614,8 @@ class Gate:
             actor,
             {"from": req.status, "to": status, "reason": reason, "payload_hash": req.payload_hash},
         )
+        if self.on_settled is not None and status in SETTLED:
+            self.on_settled(conn, self._get(conn, req.id, None))
 
     def _audit(
         self,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from audit.canonical import canonical
@@ -127,16 +128,41 @@ def verify_bundle(
         sub = directory / "streams" / str(info["dir"])
         cps = [Checkpoint.model_validate_json(line) for line in _lines(sub / "checkpoints.jsonl")]
         erased = tombstoned(
-            json.loads(line)["body"].encode()
-            for line in _lines(sub / "entries.jsonl")
-            if ERASED_EVENT in line
-        )
-        verdicts.append(
-            verify_chain(
-                stream, _bundle_rows(sub), checkpoints=cps, trusted_keys=keys, erased=erased
+            (int(doc["seq"]), doc["body"].encode())
+            for doc in (
+                json.loads(line) for line in _lines(sub / "entries.jsonl") if ERASED_EVENT in line
             )
         )
+        verdict = verify_chain(
+            stream, _bundle_rows(sub), checkpoints=cps, trusted_keys=keys, erased=erased
+        )
+        verdicts.append(_against_manifest(verdict, info))
     return verdicts
+
+
+def _against_manifest(verdict: Verdict, info: dict[str, Any]) -> Verdict:
+    """A bundle whose chain is not the one its manifest describes, or is unsigned, fails."""
+    if not verdict.ok:
+        return verdict
+    if verdict.entries != info.get("entries"):
+        return Verdict(
+            verdict.stream,
+            verdict.entries,
+            verdict.checkpoints,
+            verdict.entries + 1,
+            "manifest_mismatch",
+            f"manifest says {info.get('entries')} entries",
+        )
+    if verdict.entries and verdict.checkpoints == 0:
+        return Verdict(
+            verdict.stream,
+            verdict.entries,
+            0,
+            1,
+            "unsigned",
+            "the bundle carries no signed checkpoint: nothing vouches for this chain",
+        )
+    return verdict
 
 
 def _lines(path: Path) -> Iterator[str]:

@@ -75,6 +75,11 @@ class Signer:
         return cls(Ed25519PrivateKey.generate())
 
     @classmethod
+    def load(cls, path: Path) -> Signer | None:
+        """The key at `path`, or None when there is none (never creates one)."""
+        return cls.load_or_create(path) if path.exists() else None
+
+    @classmethod
     def load_or_create(cls, path: Path) -> Signer:
         """Load the PEM key at `path`, creating it (mode 0600, with a `.pub` beside) if absent."""
         if path.exists():

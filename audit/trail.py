@@ -56,15 +56,24 @@ class Trail:
     """
 
     def __init__(
-        self, store: AuditStore, signer: Signer | None = None, *, log: CheckpointLog | None = None
+        self,
+        store: AuditStore,
+        signer: Signer | None = None,
+        *,
+        log: CheckpointLog | None = None,
+        trusted: Mapping[str, bytes] | None = None,
     ) -> None:
         self.store = store
         self.signer = signer
         self.log = log
+        self.trusted = dict(trusted or {})
 
     def trusted_keys(self) -> dict[str, bytes]:
-        """Keys whose checkpoints this trail accepts: its signer's."""
-        return {self.signer.key_id: self.signer.public_raw} if self.signer else {}
+        """Keys whose checkpoints this trail accepts: its signer's and the configured public keys."""
+        keys = dict(self.trusted)
+        if self.signer is not None:
+            keys[self.signer.key_id] = self.signer.public_raw
+        return keys
 
     def known_checkpoints(self, stream: str) -> list[Checkpoint]:
         """Checkpoints from the database and from the signer's log, without repeats."""
@@ -106,7 +115,8 @@ class Trail:
 
     def verify(self, stream: str, *, trusted_keys: Mapping[str, bytes] | None = None) -> Verdict:
         """Walk the stream once and check it against every known checkpoint."""
-        erased = tombstoned(self.store.erasure_bodies(stream))
+        self.store.settle(stream)  # chain what busy writers queued, so it is verified too
+        erased = tombstoned(self.store.erasures(stream))
         with closing(self.store.rows(stream)) as rows:
             return verify_chain(
                 stream,

@@ -12,6 +12,8 @@ Reason codes (stable; the CLI prints `FAIL seq=<n> <code>: <detail>`):
     checkpoint_mismatch  the chain's hash at a checkpoint's size differs from the signed head
     bad_signature        a checkpoint's signature does not verify
     unknown_key          a checkpoint is signed by a key the verifier does not trust
+    manifest_mismatch    (bundles) the chain is not the one the manifest describes
+    unsigned             (bundles) entries but no signed checkpoint at all
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Verdict:
     bad_seq: int | None = None
     reason: str | None = None
     detail: str = ""
+    unsigned: int = 0  # entries after the last signed checkpoint
 
     @property
     def ok(self) -> bool:
@@ -59,18 +62,32 @@ class Verdict:
     def line(self) -> str:
         """`OK <n> entries` or `FAIL seq=<n> <reason>: <detail>`."""
         if self.ok:
-            return f"OK {self.entries} entries"
+            tail = f" ({self.unsigned} after the last signed checkpoint)" if self.unsigned else ""
+            return f"OK {self.entries} entries{tail}"
         return f"FAIL seq={self.bad_seq} {self.reason}: {self.detail}"
 
 
-def tombstoned(erasure_bodies: Iterable[bytes]) -> set[int]:
-    """The seqs that chained erasure events declare erased (their hashes are checked later)."""
-    seqs: set[int] = set()
-    for body in erasure_bodies:
+class Tombstone(NamedTuple):
+    """An erasure event's claim on one entry: where the claim is made, for which subject."""
+
+    at: int
+    subject_id: str | None
+
+
+def tombstoned(erasures: Iterable[tuple[int, bytes]]) -> dict[int, Tombstone]:
+    """The seqs chained erasure events declare erased (their hashes are checked in the walk).
+
+    A claim counts only for an earlier entry of the same subject: `_walk` checks both, so
+    a forged or misplaced tombstone cannot excuse a payload deleted elsewhere.
+    """
+    claims: dict[int, Tombstone] = {}
+    for at, body in erasures:
         doc = json.loads(body)
-        if doc.get("event_type") == ERASED_EVENT:
-            seqs.update(int(s) for s in doc.get("data", {}).get("erased_seqs", []))
-    return seqs
+        if doc.get("event_type") != ERASED_EVENT:
+            continue
+        for s in doc.get("data", {}).get("erased_seqs", []):
+            claims[int(s)] = Tombstone(at, doc.get("subject_id"))
+    return claims
 
 
 def verify_chain(
@@ -79,7 +96,7 @@ def verify_chain(
     *,
     checkpoints: Iterable[Checkpoint] = (),
     trusted_keys: Mapping[str, bytes] | None = None,
-    erased: set[int] | frozenset[int] = frozenset(),
+    erased: Mapping[int, Tombstone] | None = None,
 ) -> Verdict:
     """Verify `rows` (ascending seq) of `stream` against its genesis, payloads and checkpoints.
 
@@ -100,7 +117,7 @@ def verify_chain(
             heads[cp.size] = cp.head
     limit = min((f[0] for f in failures), default=None)
 
-    first = _walk(stream, rows, heads, erased, limit)
+    first = _walk(stream, rows, heads, erased or {}, limit)
     count = first[0]
     if first[1] is not None:
         failures.append(first[1])
@@ -116,14 +133,15 @@ def verify_chain(
     if failures:
         seq, reason, detail = min(failures, key=lambda f: f[0])
         return Verdict(stream, count, len(cps), seq, reason, detail)
-    return Verdict(stream, count, len(cps))
+    # The tail past the last signed checkpoint is reported once a stream has one at all.
+    return Verdict(stream, count, len(cps), unsigned=count - top if top else 0)
 
 
 def _walk(
     stream: str,
     rows: Iterable[Row],
     heads: Mapping[int, str],
-    erased: set[int] | frozenset[int],
+    erased: Mapping[int, Tombstone],
     limit: int | None,
 ) -> tuple[int, tuple[int, str, str] | None]:
     """The hot loop: (entries seen, first failure or None)."""
@@ -146,7 +164,8 @@ def _walk(
             return expected - 1, (seq, "hash_mismatch", "entry bytes do not match its hash")
         if commitment is not None:
             if payload is None or salt is None:
-                if seq not in erased:
+                claim = erased.get(seq)
+                if claim is None or not _claim_holds(claim, seq, body):
                     return expected - 1, (
                         seq,
                         "payload_missing",
@@ -173,3 +192,10 @@ def _walk(
         expected_prev = digest
         expected = seq + 1
     return expected - 1, None
+
+
+def _claim_holds(claim: Tombstone, seq: int, body: bytes) -> bool:
+    """A tombstone excuses a missing payload only for an earlier entry of its own subject."""
+    if claim.at <= seq:
+        return False
+    return bool(json.loads(body).get("subject_id") == claim.subject_id)

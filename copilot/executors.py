@@ -144,7 +144,8 @@ class WebhookExecutor:
     """POSTs the action as canonical JSON, signed, with the idempotency key as a header.
 
     2xx stores a `done` receipt; 4xx a `refused` one (the receiver said no: retrying would
-    not help); 5xx, timeouts and connection errors are retried with backoff, then raise
+    not help), except 408 and 429; those, 5xx, timeouts and connection errors are retried
+    with backoff, then raise
     `ExecutionError` without a receipt, so a later retry sends the same key again and the
     receiver can deduplicate.
     """
@@ -198,8 +199,8 @@ class WebhookExecutor:
             except httpx.HTTPError as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 continue
-            if response.status_code >= 500:
-                last = f"HTTP {response.status_code}"
+            if response.status_code >= 500 or response.status_code in (408, 429):
+                last = f"HTTP {response.status_code}"  # busy or down: worth another try
                 continue
             status = "done" if response.is_success else "refused"
             detail = {"http_status": response.status_code, "attempts": attempt + 1}

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from importlib.metadata import entry_points
 from types import ModuleType
 
+from approvals import ActionKind, Catalog
 from copilot.errors import UnknownWorkflowError, WorkflowDefinitionError
 from copilot.workflow import Workflow
 
@@ -19,6 +20,7 @@ class Registry:
     def __init__(self, workflows: Iterable[Workflow] = ()) -> None:
         self._by_key: dict[tuple[str, str], Workflow] = {}
         self._latest: dict[str, Workflow] = {}
+        self.catalog = Catalog()  # the action kinds the registered modules declare
         for wf in workflows:
             self.register(wf)
 
@@ -41,6 +43,12 @@ class Registry:
     def register_module(self, module: ModuleType | str) -> list[Workflow]:
         """Register every Workflow defined at the top level of a module (or a dotted name)."""
         mod = importlib.import_module(module) if isinstance(module, str) else module
+        for value in vars(mod).values():  # action kinds declared beside the workflows
+            if isinstance(value, ActionKind):
+                self.catalog.register(value)
+            elif isinstance(value, Catalog):
+                for name in value.names():
+                    self.catalog.register(value.get(name))
         found = [v for v in vars(mod).values() if isinstance(v, Workflow)]
         return [self.register(wf) for wf in found]
 

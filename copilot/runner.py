@@ -25,13 +25,15 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from approvals import Gate
 from audit import Actor, AuditEvent, Versions, genesis, seal
 from audit.canonical import canonical
 from audit.stores.sql import readonly
 from copilot.context import ContextSource, SignalValue
 from copilot.degradation import Degradation, Explanation, Level, assess
 from copilot.errors import CopilotError, UnknownWorkflowError
-from copilot.executors import Action, Executor, Receipt
+from copilot.executors import Action, ExecutionError, Executor, Receipt
+from copilot.gating import Proposal, execute_approved
 from copilot.llm import ModelAccess, ModelCall
 from copilot.registry import Registry
 from copilot.runs import Run, RunState, RunStore, StepRecord, acquired_event, run_from
@@ -95,6 +97,7 @@ class StepContext:
         self.decision = decision
         self.model: ModelAccess = runner.model
         self._effects: list[Callable[[Connection], None]] = []
+        self._proposals: list[Proposal] = []
         self._actions = 0
         self.model_name: str | None = None
         self.prompt_version: str | None = None
@@ -122,6 +125,33 @@ class StepContext:
             self.usage[k] = self.usage.get(k, 0) + v
         if call.fault is not None:
             self.degrade(Level.PARTIAL, call.fault)
+
+    def propose(
+        self, kind: str, payload: dict[str, Any], *, confidence: float, why: str | None = None
+    ) -> None:
+        """Propose an action for the gate; validated now, submitted with this step's checkpoint.
+
+        The kind must be in the catalog and the payload must fit its schema (else the
+        gate's error is raised here, in the step). At `thin` level only internal actions
+        may be proposed. The next step sees every outcome in `ctx.decision["approvals"]`.
+        """
+        gate = self._runner.gate
+        if gate is None:
+            raise CopilotError("this runtime has no approval gate configured", code="run.no_gate")
+        action = gate.catalog.get(kind)
+        model = action.validate(payload)
+        if action.reaches_customer and self.level in (Level.THIN, Level.NONE):
+            raise CopilotError(
+                f"{kind} reaches a customer; at level {self.level.value} only internal actions may be "
+                "proposed (add the missing signals, or propose an internal action)",
+                code="run.action_restricted",
+                kind=kind,
+                level=self.level.value,
+            )
+        capped = self.degradation.cap(confidence)
+        self._proposals.append(
+            Proposal(kind=kind, payload=model.model_dump(mode="json"), confidence=capped, why=why)
+        )
 
     def on_commit(self, effect: Callable[[Connection], None]) -> None:
         """Run `effect(conn)` inside this step's checkpoint transaction (exactly once)."""
@@ -183,6 +213,9 @@ class Runner:
         enqueue: Enqueue | None = None,
         lease_seconds: float = 60.0,
         owner: str | None = None,
+        gate: Gate | None = None,
+        action_executors: Mapping[str, str] | None = None,
+        max_attempts: int = 25,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -193,6 +226,9 @@ class Runner:
         self.lease_seconds = lease_seconds
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self._pg = store.engine.dialect.name == "postgresql"
+        self.gate = gate
+        self.action_executors = dict(action_executors or {})
+        self.max_attempts = max_attempts
 
     # -- triggering -------------------------------------------------------------------------
 
@@ -242,7 +278,9 @@ class Runner:
             if wf is None or degradation is None:
                 return self.store.get(run.id)
             return self._steps(run, wf, degradation, values, previous)
-        except OperationalError as exc:
+        except (OperationalError, psycopg.OperationalError, ExecutionError) as exc:
+            # The database or an executor's endpoint is away: hand the run back and retry.
+            # (An executor failure leaves no receipt, so the retry acts with the same key.)
             raise TransientError(str(exc)) from exc
 
     def _start(self, run_id: str) -> Any:
@@ -261,6 +299,20 @@ class Runner:
                 return None
             before, run = taken
             events = [acquired_event(before, self.owner)]
+            if run.attempts > self.max_attempts:
+                self.store.events_in(conn, run, events)
+                self._end_in(
+                    conn,
+                    run,
+                    RunState.FAILED,
+                    "run.failed",
+                    error={
+                        "code": "run.too_many_attempts",
+                        "message": f"the run was taken {run.attempts} times without finishing; see its "
+                        "steps and the worker logs",
+                    },
+                )
+                return run, None, None, {}, []
             try:
                 wf = self.registry.get(run.workflow, run.version)
             except UnknownWorkflowError:
@@ -328,6 +380,8 @@ class Runner:
         if row is None or row.state not in (RunState.QUEUED.value, RunState.RUNNING.value):
             return False
         before = run_from(row._mapping)
+        if before.attempts >= self.max_attempts:
+            return None  # the general path fails it
         try:
             wf = self.registry.get(before.workflow, before.version)
         except UnknownWorkflowError:
@@ -443,12 +497,16 @@ class Runner:
             current = wf.steps[done.idx].output_type.model_validate(done.output)
             decision = done.decision
         for idx in range(run.step_index, len(wf.steps)):
+            if idx and self.gate is not None:
+                outcomes = execute_approved(self, run.id, idx - 1)
+                if outcomes:
+                    decision = {**(decision or {}), "approvals": outcomes}
             step = wf.steps[idx]
             ctx = StepContext(self, run, wf, step, idx, degradation, values, decision)
             started = self.store.clock()
             try:
                 produced = step.fn(ctx, current)
-            except OperationalError:
+            except (OperationalError, psycopg.OperationalError, ExecutionError):
                 raise
             except Exception as exc:
                 code = exc.code if isinstance(exc, CopilotError) else "run.step_failed"
@@ -472,12 +530,44 @@ class Runner:
                     step=step.name,
                 )
             degradation = ctx.degradation
-            last = idx == len(wf.steps) - 1
-            if not self._checkpoint(run, ctx, output, request, started, last=last):
+            finishing = idx == len(wf.steps) - 1 and not ctx._proposals
+            try:
+                saved = self._checkpoint(run, ctx, output, request, started, last=finishing)
+            except (CopilotError, TypeError, ValueError) as exc:
+                # Not transient: an output or request with no canonical form, a bad proposal,
+                # an effect that violates a constraint. Retrying would loop; end the run.
+                code = exc.code if isinstance(exc, CopilotError) else "run.checkpoint_failed"
+                return self._fail(
+                    run,
+                    code,
+                    f"step {step.name!r} could not be checkpointed: {exc}",
+                    step=step.name,
+                )
+            if not saved:
                 return self.store.get(run.id)  # lost the lease: another worker owns the run now
-            if request is not None or last:
+            if request is not None or finishing:
                 return self.store.get(run.id)
+            if ctx._proposals and self.store.get(run.id).state == RunState.WAITING:
+                return self.store.get(run.id)  # a person decides; the decision re-queues the run
             current, decision = output, None
+        # The last step proposed actions: carry out the approved ones, then finish.
+        if self.gate is not None:
+            execute_approved(self, run.id, len(wf.steps) - 1)
+        return self._complete(run, current, degradation)
+
+    def _complete(self, run: Run, output: BaseModel, degradation: Degradation) -> Run:
+        with self.store.engine.begin() as conn:
+            self.store.transition(
+                conn,
+                run,
+                RunState.COMPLETED,
+                expect=(RunState.RUNNING,),
+                owner=self.owner,
+                actor=Actor.system(self.owner),
+                event="run.completed",
+                data={"level": degradation.level.value, "reasons": list(degradation.reasons)},
+                result=json.dumps(output.model_dump(mode="json"), sort_keys=True),
+            )
         return self.store.get(run.id)
 
     def _checkpoint(
@@ -500,10 +590,10 @@ class Runner:
         """
         now = self.store.clock()
         doc = output.model_dump(mode="json")
-        if self._pg and request is None and not last and not ctx._effects:
+        if self._pg and request is None and not last and not ctx._effects and not ctx._proposals:
             return self._checkpoint_pg(run, ctx, doc, started, now)
         try:
-            durable = request is not None or last
+            durable = request is not None or last or bool(ctx._proposals)
             engine = self.store.engine if durable else self.store.async_engine
             with engine.begin() as conn:
                 moved = conn.execute(
@@ -563,6 +653,18 @@ class Runner:
                     versions=versions,
                 )
                 system = Actor.system(self.owner)
+                pending = self._submit_proposals(conn, run, ctx)
+                if pending and request is None:
+                    self.store.transition(
+                        conn,
+                        run,
+                        RunState.WAITING,
+                        expect=(RunState.RUNNING,),
+                        owner=self.owner,
+                        actor=system,
+                        event="run.waiting",
+                        data={"step": ctx.step.name, "approvals": pending},
+                    )
                 if request is not None:
                     self.store.transition(
                         conn,
@@ -590,9 +692,41 @@ class Runner:
                         },
                         result=json.dumps(doc, sort_keys=True),
                     )
-        except IntegrityError:
-            return False  # a zombie of ours already checkpointed this step
+        except IntegrityError as exc:
+            current = self.store.get(run.id)
+            if current.lease_owner == self.owner and current.step_index == ctx.idx:
+                raise CopilotError(
+                    f"an effect violated a constraint: {exc.orig}", code="run.checkpoint_failed"
+                ) from exc
+            return False  # a zombie of ours: another worker checkpointed this step
         return True
+
+    def _submit_proposals(self, conn: Connection, run: Run, ctx: StepContext) -> list[str]:
+        """Submit the step's proposals in its checkpoint transaction; the pending ones' ids."""
+        if not ctx._proposals or self.gate is None:
+            return []
+        pending = []
+        for n, p in enumerate(ctx._proposals):
+            explanation = ctx.explain(
+                p.why or "Proposed by the workflow's rules.", confidence=p.confidence
+            )
+            req = self.gate.submit(
+                tenant=run.tenant,
+                workflow=run.workflow,
+                kind=p.kind,
+                payload=p.payload,
+                confidence=p.confidence,
+                level=ctx.degradation.level.value,
+                triggered_by=run.triggered_by,
+                run_id=run.id,
+                subject_id=run.subject_id,
+                action_id=f"{run.id}:{ctx.idx}:{n:03d}",
+                explanation=explanation.model_dump(mode="json"),
+                conn=conn,
+            )
+            if req.status == "pending":
+                pending.append(req.id)
+        return pending
 
     def _step_event(self, run: Run, ctx: StepContext, doc: dict[str, Any]) -> AuditEvent:
         return AuditEvent(

@@ -6,10 +6,14 @@ from functools import cached_property
 
 from sqlalchemy import Engine
 
+from approvals import Gate, Policy
 from audit import CheckpointLog, Signer, SqlAuditStore, Trail
+from audit.signing import key_id, load_public_key
 from copilot.context import SqlSignalSource
 from copilot.db import make_engine
+from copilot.errors import ConfigError
 from copilot.executors import Executor, OutboxExecutor, WebhookExecutor
+from copilot.gating import resume_when_settled
 from copilot.llm import ModelAccess, make_model
 from copilot.registry import Registry
 from copilot.runner import Enqueue, Runner
@@ -42,16 +46,38 @@ class Runtime:
         """The audit store."""
         return SqlAuditStore(self.engine)
 
-    @cached_property
-    def signer(self) -> Signer:
-        """The checkpoint signer (key created on first use)."""
-        return Signer.load_or_create(self.settings.signing_key_path_resolved)
+    def _public_keys(self) -> dict[str, bytes]:
+        pub = self.settings.signing_key_path_resolved
+        pub = pub.with_name(pub.name + ".pub")
+        if not pub.exists():
+            return {}
+        raw = load_public_key(pub.read_bytes())
+        return {key_id(raw): raw}
 
     @cached_property
     def trail(self) -> Trail:
-        """Audit store, signer and the signer's own log."""
+        """For reading and verifying: the signing key if this host has it, else its public key.
+
+        Never creates a key: a verifier that minted its own would distrust every checkpoint.
+        """
         key = self.settings.signing_key_path_resolved
-        return Trail(self.audit, self.signer, log=CheckpointLog(key.parent / "checkpoints.jsonl"))
+        return Trail(
+            self.audit,
+            Signer.load(key),
+            log=CheckpointLog(key.parent / "checkpoints.jsonl"),
+            trusted=self._public_keys(),
+        )
+
+    @cached_property
+    def signing_trail(self) -> Trail:
+        """For signing (`copilot audit checkpoint`, the demo): creates the key on first use."""
+        key = self.settings.signing_key_path_resolved
+        return Trail(
+            self.audit,
+            Signer.load_or_create(key),
+            log=CheckpointLog(key.parent / "checkpoints.jsonl"),
+            trusted=self._public_keys(),
+        )
 
     @cached_property
     def runs(self) -> RunStore:
@@ -103,6 +129,28 @@ class Runtime:
         )
 
     @cached_property
+    def policy(self) -> Policy:
+        """The approval policy: `COPILOT_POLICY_PATH` (YAML), else the default (a person decides)."""
+        path = self.settings.policy_path
+        if path is None:
+            return Policy()
+        try:
+            return Policy.from_yaml(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"COPILOT_POLICY_PATH={path}: {exc}") from exc
+
+    @cached_property
+    def gate(self) -> Gate:
+        """The approval gate; a settled request re-queues its run in the same transaction."""
+        return Gate(
+            self.engine,
+            self.audit,
+            self.registry.catalog,
+            self.policy,
+            on_settled=resume_when_settled(self.runs),
+        )
+
+    @cached_property
     def runner(self) -> Runner:
         """The runner."""
         return Runner(
@@ -113,6 +161,7 @@ class Runtime:
             executors=self.executors,
             enqueue=self.enqueue,
             lease_seconds=self.settings.lease_seconds,
+            gate=self.gate,
         )
 
     def close(self) -> None:
@@ -129,7 +178,10 @@ class Runtime:
             self.runs,
             self.audit,
             self.enqueue,
+            gate=self.gate,
             grace_seconds=self.settings.sweep_grace,
-            trail=self.trail if self.settings.checkpoint_every else None,
+            # Only the host holding the signing key signs (the beat host, by deployment);
+            # other workers' sweeps never create a key of their own.
+            trail=self.trail if self.settings.checkpoint_every and self.trail.signer else None,
             checkpoint_every=self.settings.checkpoint_every,
         )

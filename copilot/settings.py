@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     )
     webhook_url: str | None = Field(default=None, description="Where the webhook executor POSTs.")
     webhook_secret: str | None = Field(default=None, description="HMAC key for webhook signatures.")
+    policy_path: Path | None = Field(default=None, description="YAML approval policy.")
     queue: str = Field(default="copilot", description="Celery queue name (one per deployment).")
     broker_visibility_timeout: float = Field(
         default=300.0, gt=0, description="Seconds before Redis redelivers an unacknowledged task."

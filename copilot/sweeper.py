@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
+from approvals import Gate
 from audit import AuditError, SqlAuditStore, Trail
 from copilot.runs import RunStore
 
@@ -24,6 +25,7 @@ class SweepReport(BaseModel):
     """What one sweep did."""
 
     requeued: int = 0
+    expired: int = 0
     chained: int = 0
     checkpoints: int = 0
 
@@ -40,7 +42,9 @@ class Sweeper:
         grace_seconds: float,
         trail: Trail | None = None,
         checkpoint_every: int = 0,
+        gate: Gate | None = None,
     ) -> None:
+        self.gate = gate
         self.runs = runs
         self.audit = audit
         self.enqueue = enqueue
@@ -52,6 +56,11 @@ class Sweeper:
         """One pass."""
         now = self.runs.clock()
         report = SweepReport()
+        if self.gate is not None:  # overdue approvals: expire, escalate, or approve if low risk
+            for req in self.gate.expire_due():
+                report.expired += 1
+                if req.run_id is not None and req.status != "pending":
+                    self.enqueue(req.run_id, 0.0)  # its expiry queued the run; wake a worker now
         for run_id in self.runs.due(queued_before=now - self.grace_seconds, now=now):
             self.enqueue(run_id, 0.0)
             report.requeued += 1

@@ -42,8 +42,8 @@ class AuditStore(Protocol):
         """Stream the chain's raw rows in seq order (what verification and export read)."""
         ...
 
-    def erasure_bodies(self, stream: str) -> Iterator[bytes]:
-        """Bodies of the stream's `audit.erased` entries (the tombstones)."""
+    def erasures(self, stream: str) -> Iterator[tuple[int, bytes]]:
+        """(seq, body) of the stream's `audit.erased` entries (the tombstones)."""
         ...
 
     def head(self, stream: str) -> tuple[int, bytes | None]:

@@ -60,11 +60,11 @@ class MemoryAuditStore:
         """The stored rows, as they are now (tests tamper with `entries` directly)."""
         yield from (r for r in list(self.entries.get(stream, [])) if r.seq > after_seq)
 
-    def erasure_bodies(self, stream: str) -> Iterator[bytes]:
-        """Bodies of tombstone events."""
+    def erasures(self, stream: str) -> Iterator[tuple[int, bytes]]:
+        """(seq, body) of tombstone events."""
         for e in self._meta.get(stream, []):
             if e.event_type == ERASED_EVENT:
-                yield e.body.encode()
+                yield e.seq, e.body.encode()
 
     def head(self, stream: str) -> tuple[int, bytes | None]:
         """(size, last hash)."""

@@ -124,7 +124,10 @@ _COLUMNS = (
 )
 _INSERT_SQL = f"INSERT INTO audit_entries ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"
 _HEAD_SQL = "SELECT seq, hash FROM audit_entries WHERE stream = ? ORDER BY seq DESC LIMIT 1"
-_PG_FLUSH_SQL = "SELECT pg_current_xact_id()"
+# A transactional logical message writes WAL, so this statement's synchronous commit
+# flushes the WAL up to and past every earlier (asynchronous) commit. Merely taking an xid
+# is not enough: a transaction that wrote no WAL commits without flushing.
+_PG_FLUSH_SQL = "SELECT pg_logical_emit_message(true, 'copilot.flush', '')"
 _PG_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 _PG_SETTLE_SQL = "SELECT audit_settle(%s, %s, %s, %s)"
 _PG_APPEND_ONE_SQL = (
@@ -281,7 +284,7 @@ class SqlAuditStore:
             # in Certificate Transparency logs, instead of every writer waiting in line.
             if len(sealed) == 1 and results[0].seq is not None and not results[0].duplicate:
                 # It chained inline and committed asynchronously, releasing the chain lock
-                # without waiting for the WAL flush. This statement takes an xid, so its
+                # without waiting for the WAL flush. This statement writes WAL, so its
                 # (synchronous) commit flushes the WAL up to and including our append;
                 # only then is the append acknowledged. Flushes group-commit in parallel.
                 dbapi.execute(_PG_FLUSH_SQL, prepare=True)
@@ -369,7 +372,7 @@ class SqlAuditStore:
             n = conn.exec_driver_sql(
                 _PG_SETTLE_SQL, (stream, genesis(stream), durable, True)
             ).scalar()
-            if durable:  # take an xid so this commit flushes every earlier async commit
+            if durable:  # write WAL so this commit flushes every earlier async commit
                 conn.exec_driver_sql(_PG_FLUSH_SQL)
         return int(n or 0)
 
@@ -457,14 +460,14 @@ class SqlAuditStore:
         finally:
             raw.close()
 
-    def erasure_bodies(self, stream: str) -> Iterator[bytes]:
-        """Bodies of the stream's erasure tombstones."""
-        stmt = select(entries.c.body).where(
+    def erasures(self, stream: str) -> Iterator[tuple[int, bytes]]:
+        """(seq, body) of the stream's erasure tombstones."""
+        stmt = select(entries.c.seq, entries.c.body).where(
             entries.c.stream == stream, entries.c.event_type == ERASED_EVENT
         )
         with self.engine.connect() as conn:
-            for (body,) in readonly(conn).execute(stmt):
-                yield bytes(body)
+            for seq, body in readonly(conn).execute(stmt):
+                yield seq, bytes(body)
 
     def head(self, stream: str) -> tuple[int, bytes | None]:
         """(size, hash of the last entry)."""

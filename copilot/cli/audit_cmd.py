@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from audit import Actor, Query, Verdict, export_bundle, verify_bundle
+from audit import Actor, BundleError, Query, Verdict, export_bundle, verify_bundle
 from audit.signing import key_id, load_public_key
 from copilot.cli.context import Env
 
@@ -80,6 +80,8 @@ def verify(
         verdicts = verify_bundle(bundle, trusted_keys=trusted)
         if stream:
             verdicts = [v for v in verdicts if v.stream == stream]
+            if not verdicts:
+                raise BundleError(f"the bundle has no stream {stream!r}", stream=stream)
     else:
         env = _env(ctx)
         verdicts = []
@@ -95,7 +97,7 @@ def verify(
 def checkpoint(ctx: typer.Context, stream: StreamOpt = None, as_json: JsonOpt = False) -> None:
     """Sign each stream's head (refused if it does not extend the last checkpoint)."""
     env = _env(ctx)
-    cps = [env.trail.checkpoint(s) for s in _streams(env, stream)]
+    cps = [env.signing_trail.checkpoint(s) for s in _streams(env, stream)]
     if as_json:
         typer.echo(json.dumps([c.model_dump() for c in cps], indent=2))
         return
@@ -107,6 +109,9 @@ def checkpoint(ctx: typer.Context, stream: StreamOpt = None, as_json: JsonOpt = 
 def export(ctx: typer.Context, directory: Path, stream: StreamOpt = None) -> None:
     """Write an offline-verifiable bundle to DIRECTORY."""
     env = _env(ctx)
+    if env.trail.signer is not None:  # sign the head first, so nothing in the bundle is unsigned
+        for s in _streams(env, stream):
+            env.trail.checkpoint(s)
     counts = export_bundle(env.trail, directory, [stream] if stream else None)
     for s, n in counts.items():
         typer.echo(f"exported {s}: {n} entries")

@@ -108,12 +108,13 @@ def demo(
                 duplicates += r.duplicate
                 appended += not r.duplicate
             progress.advance(task)
-    cp = env.trail.checkpoint(stream)
-    erased = env.trail.erase_subject(stream, "acct-007", Actor.human("dpo"))
-    verdict = env.trail.verify(stream)
+    trail = env.signing_trail
+    erased = trail.erase_subject(stream, "acct-007", Actor.human("dpo"))
+    cp = trail.checkpoint(stream)
+    verdict = trail.verify(stream)
     bundle = env.settings.home / "export"
     shutil.rmtree(bundle, ignore_errors=True)
-    export_bundle(env.trail, bundle, [stream])
+    export_bundle(trail, bundle, [stream])
     offline = verify_bundle(bundle)[0]
     tampered = _tamper_copy(bundle)
     caught = verify_bundle(tampered)[0]

@@ -122,7 +122,9 @@ def test_erasure_removes_payloads_and_the_chain_still_verifies(store: AuditStore
     assert [e.erased for e in entries[:4]] == [True, True, True, False]
     assert entries[3].personal == {"name": "Bo"}
     assert entries[4].data == {"erased_seqs": [1, 2, 3], "count": 3}
-    assert trail.verify("acme").line() == "OK 5 entries"
+    verdict = trail.verify("acme")
+    assert verdict.line() == "OK 5 entries (1 after the last signed checkpoint)"
+    assert verdict.unsigned == 1
 
 
 def test_checkpoints_are_recorded_once(store: AuditStore) -> None:

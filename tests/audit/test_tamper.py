@@ -225,3 +225,42 @@ def test_the_signer_refuses_to_sign_a_database_restored_from_an_old_backup(
     with pytest.raises(CheckpointRefusedError, match="restored from an old backup"):
         restored.checkpoint("acme")
     assert restored.verify("acme").reason == "checkpoint_truncated"
+
+
+def test_a_forged_tombstone_cannot_excuse_a_payload_deleted_elsewhere(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """An appender writes `audit.erased` naming another subject's entry, then deletes its payload."""
+    trail = make_trail(engine, tmp_path)  # seq 1, 4, 7, 10 carry payloads; subjects acct-0..3
+    forged = AuditEvent(
+        event_type="audit.erased",
+        actor=Actor.system("insider"),
+        subject_id="acct-1",
+        data={"erased_seqs": [4], "count": 1},
+    )  # seq 4 belongs to acct-3
+    trail.store.append("acme", [forged])
+    as_attacker(engine, "DELETE FROM audit_payloads WHERE seq = 4")
+    verdict = trail.verify("acme")
+    assert (verdict.bad_seq, verdict.reason) == (4, "payload_missing")
+
+
+def test_a_tombstone_cannot_pre_erase_later_entries(engine: Engine, tmp_path: Path) -> None:
+    store = SqlAuditStore(engine)
+    trail = Trail(store, Signer.generate())
+    store.append(
+        "acme",
+        [
+            AuditEvent(
+                event_type="audit.erased",
+                actor=Actor.system(),
+                subject_id="s",
+                data={"erased_seqs": [2], "count": 1},
+            )
+        ],
+    )
+    store.append(
+        "acme",
+        [AuditEvent(event_type="x", actor=Actor.system(), subject_id="s", personal={"a": 1})],
+    )
+    as_attacker(engine, "DELETE FROM audit_payloads WHERE seq = 2")
+    assert trail.verify("acme").reason == "payload_missing"

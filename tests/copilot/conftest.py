@@ -7,13 +7,16 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine
 
+from approvals import Gate
 from audit import SqlAuditStore
 from copilot.context import SqlSignalSource
 from copilot.executors import OutboxExecutor
+from copilot.gating import resume_when_settled
 from copilot.llm import ModelAccess
 from copilot.registry import Registry
 from copilot.runner import Runner
 from copilot.runs import RunStore
+from tests.approvals.kinds import POLICY
 from tests.copilot import flows
 
 
@@ -28,6 +31,9 @@ def registry() -> Registry:
 def runner(engine: Engine, registry: Registry) -> Iterator[Runner]:
     flows.create_tables(engine)
     store = RunStore(engine, SqlAuditStore(engine))
+    gate = Gate(
+        engine, store.audit, registry.catalog, POLICY, on_settled=resume_when_settled(store)
+    )
     yield Runner(
         store,
         registry,
@@ -35,5 +41,6 @@ def runner(engine: Engine, registry: Registry) -> Iterator[Runner]:
         model=ModelAccess(None, None),
         executors={"outbox": OutboxExecutor(engine)},
         owner="test-worker",
+        gate=gate,
     )
     store.close()

@@ -181,3 +181,44 @@ failing = Workflow("failing", "1", input=Start)
 @failing.step
 def explode(ctx: StepContext, inp: Start) -> Count:
     raise ValueError("the upstream CRM returned garbage")
+
+
+# -- proposals through the approval gate -------------------------------------------------
+
+from tests.approvals.kinds import CATALOG  # noqa: E402,F401 - registered with these flows
+
+
+class Plan(BaseModel):
+    subject_id: str
+    proposals: int
+
+
+class Report(BaseModel):
+    subject_id: str
+    outcomes: list[dict[str, object]]
+
+
+proposing = Workflow("proposing", "1", input=Start, actions=["post_note", "send_email"])
+
+
+@proposing.step
+def plan(ctx: StepContext, inp: Start) -> Plan:
+    ctx.propose(
+        "post_note", {"account": inp.subject_id, "text": "Usage up 12% this month"}, confidence=0.9
+    )
+    ctx.propose(
+        "send_email",
+        {"to": inp.subject_id, "subject": "Check-in", "body": "Hi Ana, a quick call?"},
+        confidence=0.8,
+        why="Usage dropped after the last release.",
+    )
+    return Plan(subject_id=inp.subject_id, proposals=2)
+
+
+@proposing.step
+def report(ctx: StepContext, inp: Plan) -> Report:
+    outcomes = [
+        {k: a[k] for k in ("kind", "status", "executed", "version", "payload")}
+        for a in (ctx.decision or {}).get("approvals", [])
+    ]
+    return Report(subject_id=inp.subject_id, outcomes=outcomes)

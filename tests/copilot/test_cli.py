@@ -157,3 +157,30 @@ def test_the_demo_and_verify_work_on_postgresql(tmp_path: Path, pg_url: str) -> 
     assert result.returncode == 0, result.stdout + result.stderr
     verify = cli(tmp_path, "audit", "verify", COPILOT_DATABASE_URL=pg_url)
     assert verify.stdout.strip() == "OK 390 entries"
+
+
+def test_a_bundle_must_match_its_manifest_and_carry_a_signature(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert cli(home, "demo").returncode == 0
+    bundle = home / "export"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["streams"]["default"]["entries"] = 999
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    mismatch = cli(tmp_path / "a", "audit", "verify", "--bundle", str(bundle))
+    assert mismatch.returncode == 1 and "manifest_mismatch" in mismatch.stdout
+    manifest["streams"]["default"]["entries"] = 390
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    next(bundle.glob("streams/*/checkpoints.jsonl")).write_text("")
+    unsigned = cli(tmp_path / "a", "audit", "verify", "--bundle", str(bundle))
+    assert unsigned.returncode == 1 and "unsigned" in unsigned.stdout
+    missing = cli(tmp_path / "a", "audit", "verify", "--bundle", str(bundle), "--stream", "nope")
+    assert missing.returncode == 2 and "no stream 'nope'" in missing.stderr
+
+
+def test_verifying_never_creates_a_signing_key(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert cli(home, "demo").returncode == 0
+    (home / "keys" / "checkpoint.pem").unlink()  # an auditor's copy: public key only
+    result = cli(home, "audit", "verify")
+    assert result.stdout.strip() == "OK 390 entries"  # the .pub is trusted
+    assert not (home / "keys" / "checkpoint.pem").exists()

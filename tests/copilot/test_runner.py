@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -12,11 +13,12 @@ from sqlalchemy import Engine, func, select
 from audit import Actor, Query, Trail
 from copilot.context import put_signals
 from copilot.errors import RunStateError, UnknownWorkflowError
+from copilot.executors import ExecutionError
 from copilot.registry import Registry
-from copilot.runner import Runner, StepContext
+from copilot.runner import Runner, StepContext, TransientError
 from copilot.runs import RunState
 from copilot.tables import outbox
-from copilot.workflow import Workflow
+from copilot.workflow import Await, Workflow
 from tests.copilot import flows
 
 
@@ -242,3 +244,76 @@ def test_bad_inputs_are_refused_before_a_run_exists(runner: Runner) -> None:
         runner.trigger("five_steps", "acct-9", tenant="acme", inputs={"delay_ms": "soon"})
     assert info.value.code == "run.invalid_inputs"
     assert runner.store.list_runs("acme") == []
+
+
+class Big(BaseModel):
+    subject_id: str
+    n: int
+
+
+ends_waiting = Workflow("ends_waiting", "1", input=flows.Start)
+
+
+@ends_waiting.step
+def last_pause(ctx: StepContext, inp: flows.Start) -> Await[flows.Start]:
+    return Await(inp, {"kind": "approval"})
+
+
+unencodable = Workflow("unencodable", "1", input=flows.Start)
+
+
+@unencodable.step
+def too_big(ctx: StepContext, inp: flows.Start) -> Big:
+    return Big(subject_id=inp.subject_id, n=2**60)  # no exact JSON number: cannot be checkpointed
+
+
+flaky_action = Workflow("flaky_action", "1", input=flows.Start)
+
+
+@flaky_action.step
+def act(ctx: StepContext, inp: flows.Start) -> flows.Start:
+    ctx.execute("ping", {"subject_id": inp.subject_id}, executor="down")
+    return inp
+
+
+class Down:
+    name = "down"
+
+    def execute(self, action: Any) -> Any:
+        raise ExecutionError("the endpoint is down; retried later with the same key")
+
+
+def test_a_pause_on_the_last_step_completes_on_resume(runner: Runner) -> None:
+    runner.registry.register(ends_waiting)
+    run, _ = runner.trigger("ends_waiting", "acct-1", tenant="acme")
+    assert runner.run_inline(run.id).state == RunState.WAITING
+    runner.store.resume(run.id, {"approved": True}, actor=Actor.human("maya"))
+    assert runner.run_inline(run.id).state == RunState.COMPLETED
+
+
+def test_an_output_that_cannot_be_checkpointed_fails_the_run_instead_of_looping(
+    runner: Runner,
+) -> None:
+    runner.registry.register(unencodable)
+    run, _ = runner.trigger("unencodable", "acct-1", tenant="acme")
+    done = runner.run_inline(run.id)
+    assert done.state == RunState.FAILED
+    assert done.error is not None and done.error["code"] == "audit.non_canonical"
+
+
+def test_an_executor_that_is_down_is_a_transient_fault_not_a_failed_run(runner: Runner) -> None:
+    runner.registry.register(flaky_action)
+    runner.executors["down"] = Down()  # type: ignore[assignment]
+    run, _ = runner.trigger("flaky_action", "acct-1", tenant="acme")
+    with pytest.raises(TransientError, match="endpoint is down"):
+        runner.advance(run.id)
+    runner.requeue(run.id, "transient")
+    assert runner.store.get(run.id).state == RunState.QUEUED
+
+
+def test_a_run_taken_too_many_times_fails_with_a_code(runner: Runner) -> None:
+    run, _ = runner.trigger("five_steps", "acct-1", tenant="acme")
+    runner.max_attempts = 0
+    done = runner.run_inline(run.id)
+    assert done.state == RunState.FAILED
+    assert done.error is not None and done.error["code"] == "run.too_many_attempts"
