@@ -8,7 +8,7 @@ import typer
 from pydantic import ValidationError
 
 from audit import CopilotError
-from copilot.cli import audit_cmd, demo, runs_cmd
+from copilot.cli import approvals_cmd, audit_cmd, demo, runs_cmd
 from copilot.cli.context import Env
 from copilot.db import upgrade
 from copilot.errors import ConfigError
@@ -22,6 +22,7 @@ USAGE_CODES = frozenset(
         "run.invalid_inputs",
         "workflow.unknown",
         "workflow.invalid",
+        "approval.invalid_payload",
     }
 )
 
@@ -34,6 +35,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(runs_cmd.runs_app, name="runs")
+app.add_typer(approvals_cmd.app, name="approvals")
 app.command(name="demo")(demo.demo)
 app.command(name="run")(runs_cmd.run)
 app.command(name="worker")(runs_cmd.worker)
