@@ -44,3 +44,7 @@ def runner(engine: Engine, registry: Registry) -> Iterator[Runner]:
         gate=gate,
     )
     store.close()
+
+
+# Worker-process clusters (real Celery workers) for the end-to-end tests.
+from tests.copilot.test_celery import cluster  # noqa: E402,F401
