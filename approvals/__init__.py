@@ -19,6 +19,9 @@ from approvals.gate import ApprovalRequest, Gate, payload_hash
 # Action kinds
 from approvals.kinds import ActionKind, Catalog, OnExpiry, Risk
 
+# Notifying reviewers
+from approvals.notify import Notifier, WebhookNotifier
+
 # Policies
 from approvals.policy import Evaluation, Facts, Match, Outcome, Policy, Predicate, Rule
 
@@ -40,6 +43,9 @@ __all__ = [
     "ApprovalRequest",
     "Gate",
     "payload_hash",
+    # Notifying reviewers
+    "Notifier",
+    "WebhookNotifier",
     # Errors
     "ApprovalConflictError",
     "ApprovalError",

@@ -106,8 +106,10 @@ class Gate:
         *,
         clock: Callable[[], float] = time.time,
         on_settled: Callable[[Connection, ApprovalRequest], None] | None = None,
+        notifier: Any = None,
     ) -> None:
         self.engine = engine
+        self.notifier = notifier  # a Notifier; told after commit about new pending requests
         # Called inside the transaction that settles a request (approved, rejected, expired,
         # cancelled): the runtime queues the waiting run there, so the decision and the
         # resume commit together (a transactional outbox: the queued row is the message).
@@ -235,10 +237,49 @@ class Gate:
             triggered_by=triggered_by,
             explanation=explanation,
         )
-        if conn is not None:
+        if conn is not None:  # the caller commits, then calls `notify` for pending ones
             return self._insert(conn, row, actor=Actor.agent(triggered_by))
         with self.engine.begin() as own:
-            return self._insert(own, row, actor=Actor.agent(triggered_by))
+            req = self._insert(own, row, actor=Actor.agent(triggered_by))
+        self.notify([req])
+        return req
+
+    def notify(self, requests_: list[ApprovalRequest]) -> None:
+        """Tell the notifier about the pending ones (after their commit; never raises)."""
+        if self.notifier is None:
+            return
+        for req in requests_:
+            if req.status == PENDING:
+                self.notifier.notify(req)
+
+    def shadow_agreement(self, tenant: str) -> list[dict[str, Any]]:
+        """How often each shadow rule agreed with what people decided, to move tiers on evidence.
+
+        Counts requests people settled (approved or rejected, not by policy): a shadow
+        `auto_approve` agrees with an approval, a shadow `deny` with a rejection.
+        """
+        with readonly(self.engine.connect()) as conn:
+            rows = conn.execute(
+                select(requests.c.shadow, requests.c.status).where(
+                    requests.c.tenant == tenant, requests.c.status.in_(["approved", "rejected"]),
+                    requests.c.shadow != "[]",
+                    or_(requests.c.reason.is_(None), ~requests.c.reason.like("policy rule %")),
+                )
+            ).all()  # fmt: skip
+        figures: dict[str, dict[str, Any]] = {}
+        for shadow, status in rows:
+            for entry in json.loads(shadow):
+                would = {"auto_approve": "approved", "deny": "rejected"}.get(entry["action"])
+                if would is None:
+                    continue
+                fig = figures.setdefault(
+                    entry["rule"], {"rule": entry["rule"], "decided": 0, "agreed": 0}
+                )
+                fig["decided"] += 1
+                fig["agreed"] += would == status
+        for fig in figures.values():
+            fig["agreement"] = round(fig["agreed"] / fig["decided"], 3)
+        return sorted(figures.values(), key=lambda f: f["rule"])
 
     def _new_row(self, *, facts: Facts, kind: str, **fields: Any) -> dict[str, Any]:
         evaluation = self.policy.evaluate(facts)
@@ -383,7 +424,13 @@ class Gate:
                 claimed_by=req.claimed_by,
             )
 
-    def edit(
+    def edit(self, request_id: str, **kwargs: Any) -> ApprovalRequest:
+        """Edit then approve (see `_edit`); a new version still pending is notified after commit."""
+        result = self._edit(request_id, **kwargs)
+        self.notify([result])
+        return result
+
+    def _edit(
         self,
         request_id: str,
         *,

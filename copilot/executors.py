@@ -6,8 +6,6 @@ Built in: `OutboxExecutor` (a row in the `outbox` table, for the app to pick up)
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from typing import Any, Protocol
@@ -17,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from approvals.notify import sign_body
 from audit.canonical import canonical
 from audit.stores.sql import readonly
 from copilot.errors import RunError
@@ -132,12 +131,6 @@ class OutboxExecutor:
             if found is None:
                 raise
             return found
-
-
-def sign_body(secret: bytes, timestamp: str, body: bytes) -> str:
-    """The `X-Copilot-Signature` value: `sha256=` HMAC over `timestamp.body`."""
-    mac = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"sha256={mac}"
 
 
 class WebhookExecutor:

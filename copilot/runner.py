@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from approvals import Gate
+from approvals import ApprovalRequest, Gate
 from audit import Actor, AuditEvent, Versions, genesis, seal
 from audit.canonical import canonical
 from audit.stores.sql import readonly
@@ -98,6 +98,7 @@ class StepContext:
         self.model: ModelAccess = runner.model
         self._effects: list[Callable[[Connection], None]] = []
         self._proposals: list[Proposal] = []
+        self._submitted: list[ApprovalRequest] = []
         self._actions = 0
         self.model_name: str | None = None
         self.prompt_version: str | None = None
@@ -496,11 +497,12 @@ class Runner:
             done = previous[-1]
             current = wf.steps[done.idx].output_type.model_validate(done.output)
             decision = done.decision
+        # Only a step that proposed actions has outcomes to carry out and report.
+        proposed = bool(previous) and previous[-1].status == "proposed"
         for idx in range(run.step_index, len(wf.steps)):
-            if idx and self.gate is not None:
+            if proposed and self.gate is not None:
                 outcomes = execute_approved(self, run.id, idx - 1)
-                if outcomes:
-                    decision = {**(decision or {}), "approvals": outcomes}
+                decision = {**(decision or {}), "approvals": outcomes}
             step = wf.steps[idx]
             ctx = StepContext(self, run, wf, step, idx, degradation, values, decision)
             started = self.store.clock()
@@ -521,6 +523,14 @@ class Runner:
                 if isinstance(produced, Await)
                 else (produced, None)
             )
+            if request is not None and ctx._proposals:
+                return self._fail(
+                    run,
+                    "run.bad_step_output",
+                    f"step {step.name!r} both proposed actions and awaited; a step does one "
+                    "or the other (proposals already wait for their decisions)",
+                    step=step.name,
+                )
             if not isinstance(output, step.output_type):
                 return self._fail(
                     run,
@@ -533,6 +543,8 @@ class Runner:
             finishing = idx == len(wf.steps) - 1 and not ctx._proposals
             try:
                 saved = self._checkpoint(run, ctx, output, request, started, last=finishing)
+                if saved and ctx._submitted and self.gate is not None:
+                    self.gate.notify(ctx._submitted)  # after commit: reviewers hear of it
             except (CopilotError, TypeError, ValueError) as exc:
                 # Not transient: an output or request with no canonical form, a bad proposal,
                 # an effect that violates a constraint. Retrying would loop; end the run.
@@ -550,8 +562,9 @@ class Runner:
             if ctx._proposals and self.store.get(run.id).state == RunState.WAITING:
                 return self.store.get(run.id)  # a person decides; the decision re-queues the run
             current, decision = output, None
+            proposed = bool(ctx._proposals)
         # The last step proposed actions: carry out the approved ones, then finish.
-        if self.gate is not None:
+        if proposed and self.gate is not None:
             execute_approved(self, run.id, len(wf.steps) - 1)
         return self._complete(run, current, degradation)
 
@@ -618,7 +631,11 @@ class Runner:
                         "run_id": run.id,
                         "idx": ctx.idx,
                         "name": ctx.step.name,
-                        "status": "awaiting" if request is not None else "completed",
+                        "status": "awaiting"
+                        if request is not None
+                        else "proposed"
+                        if ctx._proposals
+                        else "completed",
                         "output": json.dumps(doc, sort_keys=True),
                         "request": json.dumps(request, sort_keys=True)
                         if request is not None
@@ -724,6 +741,7 @@ class Runner:
                 explanation=explanation.model_dump(mode="json"),
                 conn=conn,
             )
+            ctx._submitted.append(req)
             if req.status == "pending":
                 pending.append(req.id)
         return pending

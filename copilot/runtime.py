@@ -6,7 +6,7 @@ from functools import cached_property
 
 from sqlalchemy import Engine
 
-from approvals import Gate, Policy
+from approvals import Gate, Policy, WebhookNotifier
 from audit import CheckpointLog, Signer, SqlAuditStore, Trail
 from audit.signing import key_id, load_public_key
 from copilot.context import SqlSignalSource
@@ -142,12 +142,17 @@ class Runtime:
     @cached_property
     def gate(self) -> Gate:
         """The approval gate; a settled request re-queues its run in the same transaction."""
+        notifier = None
+        if self.settings.notify_url:
+            secret = (self.settings.notify_secret or "").encode()
+            notifier = WebhookNotifier(self.settings.notify_url, secret)
         return Gate(
             self.engine,
             self.audit,
             self.registry.catalog,
             self.policy,
             on_settled=resume_when_settled(self.runs),
+            notifier=notifier,
         )
 
     @cached_property

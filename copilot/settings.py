@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     webhook_url: str | None = Field(default=None, description="Where the webhook executor POSTs.")
     webhook_secret: str | None = Field(default=None, description="HMAC key for webhook signatures.")
     policy_path: Path | None = Field(default=None, description="YAML approval policy.")
+    notify_url: str | None = Field(
+        default=None, description="Webhook told of new pending approvals."
+    )
+    notify_secret: str | None = Field(default=None, description="HMAC key for notifier webhooks.")
     queue: str = Field(default="copilot", description="Celery queue name (one per deployment).")
     broker_visibility_timeout: float = Field(
         default=300.0, gt=0, description="Seconds before Redis redelivers an unacknowledged task."

@@ -22,7 +22,7 @@ EXPECTED = {
     },
     "approvals": {
         "ActionKind", "Catalog", "OnExpiry", "Risk", "Evaluation", "Facts", "Match", "Outcome",
-        "Policy", "Predicate", "Rule", "ApprovalRequest", "Gate", "payload_hash",
+        "Policy", "Predicate", "Rule", "ApprovalRequest", "Gate", "payload_hash", "Notifier", "WebhookNotifier",
         "ApprovalConflictError", "ApprovalError", "ApprovalForbiddenError",
         "ApprovalNotFoundError", "ClaimedError", "InvalidPayloadError", "UnknownActionKindError",
     },
