@@ -167,9 +167,10 @@ class Gate:
         ):
             if value is not None:
                 conds.append(col == value)
-        order = (c.deadline, -c.risk_rank, c.id)
+        order = (c.deadline, c.risk_rank.desc(), c.id)
         if cursor:
             deadline, neg_rank, last_id = _decode_cursor(cursor)
+            conds.append(c.deadline >= deadline)  # an index range start; the OR refines ties
             conds.append(
                 or_(
                     c.deadline > deadline,

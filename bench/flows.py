@@ -71,3 +71,37 @@ def p4(ctx: StepContext, inp: Tick) -> Tick:
 @paused.step
 def p5(ctx: StepContext, inp: Tick) -> Tick:
     return _next(inp)
+
+
+# -- a proposing workflow for bench/approvals.py ---------------------------------------
+
+from datetime import timedelta  # noqa: E402
+
+from approvals import ActionKind, Risk  # noqa: E402
+
+
+class Email(BaseModel):
+    to: str
+    body: str
+
+
+send_email = ActionKind(
+    "send_email",
+    Email,
+    lambda e: Risk.MEDIUM,
+    reaches_customer=True,
+    expires_after=timedelta(days=3),
+)
+
+proposing = Workflow("bench_proposing", "1", input=Tick, actions=["send_email"])
+
+
+@proposing.step
+def propose(ctx: StepContext, inp: Tick) -> Tick:
+    ctx.propose("send_email", {"to": inp.subject_id, "body": "Hi, a quick call?"}, confidence=0.9)
+    return _next(inp)
+
+
+@proposing.step
+def after(ctx: StepContext, inp: Tick) -> Tick:
+    return _next(inp)
