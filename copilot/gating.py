@@ -106,7 +106,19 @@ def execute_approved(runner: Runner, run_id: str, idx: int) -> list[dict[str, An
             "reason": req.reason,
             "version": req.version,
         }
-        if req.status == "approved" and req.execution_status != "done":
+        refusal = None
+        if (
+            req.status == "approved"
+            and req.execution_status != "done"
+            and runner.consent is not None
+        ):
+            refusal = runner.consent.refusal(req.tenant, req.subject_id or "", req.workflow)
+        if refusal is not None:  # consent withdrawn while the action waited: cancel, never execute
+            req = gate.cancel(
+                req.id, reason=f"consent withdrawn ({refusal})", actor=Actor.system("consent")
+            )
+            outcome.update(status=req.status, reason=req.reason, executed=False)
+        elif req.status == "approved" and req.execution_status != "done":
             executor = runner.executors[runner.action_executors.get(req.kind, "outbox")]
             action = Action(
                 tenant=req.tenant,

@@ -29,6 +29,7 @@ from approvals import ApprovalRequest, Gate
 from audit import Actor, AuditEvent, Versions, genesis, seal
 from audit.canonical import canonical
 from audit.stores.sql import readonly
+from copilot.consent import Consent
 from copilot.context import ContextSource, SignalValue
 from copilot.degradation import Degradation, Explanation, Level, assess
 from copilot.errors import CopilotError, UnknownWorkflowError
@@ -217,6 +218,7 @@ class Runner:
         gate: Gate | None = None,
         action_executors: Mapping[str, str] | None = None,
         max_attempts: int = 25,
+        consent: Consent | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -230,6 +232,7 @@ class Runner:
         self.gate = gate
         self.action_executors = dict(action_executors or {})
         self.max_attempts = max_attempts
+        self.consent = consent
 
     # -- triggering -------------------------------------------------------------------------
 
@@ -254,6 +257,20 @@ class Runner:
                 f"inputs for {wf.name} do not fit {wf.input.__name__}: {exc.errors(include_url=False)}",
                 code="run.invalid_inputs",
             ) from exc
+        refusal = self.consent.refusal(tenant, subject_id, wf.name) if self.consent else None
+        if refusal is not None:  # opted out or snoozed: a skipped run, with the reason, audited
+            return self.store.create(
+                tenant=tenant,
+                workflow=wf.name,
+                version=wf.version,
+                subject_id=subject_id,
+                inputs=data,
+                idempotency_key=idempotency_key,
+                triggered_by=triggered_by,
+                state=RunState.SKIPPED,
+                reasons=[refusal],
+                data={"reason": refusal},
+            )
         run, created = self.store.create(
             tenant=tenant,
             workflow=wf.name,

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from approvals import Gate, Policy, WebhookNotifier
 from audit import CheckpointLog, Signer, SqlAuditStore, Trail
 from audit.signing import key_id, load_public_key
+from copilot.consent import Consent
 from copilot.context import SqlSignalSource
 from copilot.db import make_engine
 from copilot.errors import ConfigError
@@ -167,7 +168,13 @@ class Runtime:
             enqueue=self.enqueue,
             lease_seconds=self.settings.lease_seconds,
             gate=self.gate,
+            consent=self.consent,
         )
+
+    @cached_property
+    def consent(self) -> Consent:
+        """Subject preferences (opt-out, snooze)."""
+        return Consent(self.engine, self.audit)
 
     def close(self) -> None:
         """Release database connections (engines are made per process)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     Index,
@@ -106,4 +107,16 @@ receipts = Table(
     Column("status", String(16), nullable=False),
     Column("detail", Text, nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+subject_preferences = Table(
+    "subject_preferences",
+    metadata,
+    Column("tenant", String(100), primary_key=True),
+    Column("subject_id", String(200), primary_key=True),
+    Column("opt_out_all", Boolean, nullable=False),
+    Column("opt_out_workflows", Text, nullable=False),
+    Column("snooze_until", Float, nullable=True),
+    Column("consent_basis", String(50), nullable=True),
+    Column("updated_at", Float, nullable=False),
 )

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from approvals import Gate
 from audit import SqlAuditStore
+from copilot.consent import Consent
 from copilot.context import SqlSignalSource
 from copilot.executors import OutboxExecutor
 from copilot.gating import resume_when_settled
@@ -42,6 +43,7 @@ def runner(engine: Engine, registry: Registry) -> Iterator[Runner]:
         executors={"outbox": OutboxExecutor(engine)},
         owner="test-worker",
         gate=gate,
+        consent=Consent(engine, store.audit),
     )
     store.close()
 

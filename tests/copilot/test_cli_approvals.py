@@ -63,3 +63,23 @@ def test_a_reviewer_works_the_queue_from_the_cli(tmp_path: Path) -> None:
     runs = json.loads(cli(home, "runs", "list", "--state", "queued", "--json", **env).stdout)
     assert len(runs) == 3
     assert cli(home, "audit", "verify").stdout.startswith("OK ")
+
+
+def test_subject_preferences_from_the_cli_stop_runs(tmp_path: Path) -> None:
+    home = prepared(tmp_path)
+    out = cli(home, "subjects", "prefs", "acct-1", "--opt-out", "five_steps", "--json", **RUN_FLOWS)
+    assert json.loads(out.stdout)["opt_out_workflows"] == ["five_steps"], out.stderr
+    skipped = cli(home, "run", "five_steps", "--subject", "acct-1", "--json", **RUN_FLOWS)
+    doc = json.loads(skipped.stdout)
+    assert (doc["state"], doc["reasons"]) == ("skipped", ["opted_out:five_steps"])
+    cli(home, "subjects", "prefs", "acct-1", "--opt-in", "five_steps", **RUN_FLOWS)
+    snoozed = cli(
+        home, "subjects", "prefs", "acct-1", "--snooze-until", "2999-01-01T00:00:00Z", **RUN_FLOWS
+    )
+    assert "snooze_until=" in snoozed.stdout
+    again = json.loads(
+        cli(home, "run", "five_steps", "--subject", "acct-1", "--json", **RUN_FLOWS).stdout
+    )
+    assert again["reasons"][0].startswith("snoozed_until:2999-01-01")
+    bad = cli(home, "subjects", "prefs", "acct-1", "--snooze-until", "tomorrow", **RUN_FLOWS)
+    assert bad.returncode == 2 and "ISO time" in bad.stderr
