@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from approvals import ApprovalRequest, Gate
 from audit import Actor, AuditEvent, Versions, genesis, seal
 from audit.canonical import canonical
-from audit.stores.sql import readonly
+from audit.stores.sql import autocommit_driver, readonly
 from copilot.consent import Consent
 from copilot.context import ContextSource, SignalValue
 from copilot.degradation import Degradation, Explanation, Level, assess
@@ -441,11 +441,7 @@ class Runner:
             for t, a, d in events
         ]
         now = self.store.clock()
-        raw = self.store.engine.raw_connection()
-        try:
-            db = raw.driver_connection
-            assert db is not None
-            db.autocommit = True
+        with autocommit_driver(self.store.engine) as db:
             cur = db.cursor(row_factory=psycopg.rows.dict_row)
             taken = cur.execute(
                 _PG_ACQUIRE,
@@ -469,10 +465,6 @@ class Runner:
                 ),
                 prepare=True,
             ).fetchone()
-        finally:
-            if raw.driver_connection is not None:
-                raw.driver_connection.autocommit = False
-            raw.close()
         if taken is None:
             return False
         run = run_from(taken)
@@ -788,45 +780,38 @@ class Runner:
     ) -> bool:
         """An intermediate checkpoint on PostgreSQL: one autocommit call (see copilot_checkpoint)."""
         sealed = seal(self._step_event(run, ctx, doc))
-        raw = self.store.engine.raw_connection()
         try:
-            db = raw.driver_connection
-            assert db is not None
-            db.autocommit = True
-            ok = db.execute(
-                _PG_CHECKPOINT,
-                (
-                    run.id,
-                    self.owner,
-                    ctx.idx,
-                    now,
-                    now + self.lease_seconds,
-                    ctx.degradation.level.value,
-                    json.dumps(list(ctx.degradation.reasons)),
-                    ctx.step.name,
-                    json.dumps(doc, sort_keys=True),
-                    run.attempts,
-                    ctx.model_name,
-                    ctx.prompt_version,
-                    json.dumps(ctx.usage) if ctx.usage else None,
-                    started,
-                    run.tenant,
-                    genesis(run.tenant),
-                    sealed.commitment,
-                    sealed.body,
-                    sealed.recorded_at,
-                    sealed.event.actor.kind.value,
-                    sealed.event.actor.id,
-                    run.subject_id,
-                ),
-                prepare=True,
-            ).fetchone()
+            with autocommit_driver(self.store.engine) as db:
+                ok = db.execute(
+                    _PG_CHECKPOINT,
+                    (
+                        run.id,
+                        self.owner,
+                        ctx.idx,
+                        now,
+                        now + self.lease_seconds,
+                        ctx.degradation.level.value,
+                        json.dumps(list(ctx.degradation.reasons)),
+                        ctx.step.name,
+                        json.dumps(doc, sort_keys=True),
+                        run.attempts,
+                        ctx.model_name,
+                        ctx.prompt_version,
+                        json.dumps(ctx.usage) if ctx.usage else None,
+                        started,
+                        run.tenant,
+                        genesis(run.tenant),
+                        sealed.commitment,
+                        sealed.body,
+                        sealed.recorded_at,
+                        sealed.event.actor.kind.value,
+                        sealed.event.actor.id,
+                        run.subject_id,
+                    ),
+                    prepare=True,
+                ).fetchone()
         except psycopg.errors.UniqueViolation:
             return False  # a zombie of ours already checkpointed this step
-        finally:
-            if raw.driver_connection is not None:
-                raw.driver_connection.autocommit = False
-            raw.close()
         return bool(ok and ok[0])
 
     def _fail(self, run: Run, code: str, message: str, **details: Any) -> Run:

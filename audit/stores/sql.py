@@ -21,6 +21,7 @@ How appends stay one chain without serializing every commit:
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import (
@@ -268,10 +269,7 @@ class SqlAuditStore:
         if len(sealed) >= _INLINE_BATCH:
             return self._append_pg_batch(stream, sealed)
         mode = "try"
-        raw = self.engine.raw_connection()
-        try:
-            dbapi = _driver(raw)
-            dbapi.autocommit = True
+        with autocommit_driver(self.engine) as dbapi:
             if len(sealed) == 1:
                 sql, params = _PG_APPEND_ONE_SQL, _pg_one(stream, sealed[0])
             else:
@@ -288,10 +286,6 @@ class SqlAuditStore:
                 # (synchronous) commit flushes the WAL up to and including our append;
                 # only then is the append acknowledged. Flushes group-commit in parallel.
                 dbapi.execute(_PG_FLUSH_SQL, prepare=True)
-        finally:
-            if raw.driver_connection is not None:
-                raw.driver_connection.autocommit = False
-            raw.close()
         return results
 
     def _append_pg_batch(self, stream: str, sealed: Sequence[Sealed]) -> list[AppendResult]:
@@ -626,6 +620,24 @@ def _link(
         results.append(AppendResult(stream=stream, seq=seq, hash=digest.hex()))
         prev = digest
     return rows, blobs, results
+
+
+@contextmanager
+def autocommit_driver(engine: Engine) -> Iterator[Any]:
+    """A pooled PostgreSQL driver connection in autocommit mode, for one-statement transactions.
+
+    The hot paths (appends, leases, checkpoints) are server-side functions called in one
+    round trip; SQLAlchemy's per-statement machinery would cost as much as the call.
+    """
+    raw = engine.raw_connection()
+    try:
+        db = _driver(raw)
+        db.autocommit = True
+        yield db
+    finally:
+        if raw.driver_connection is not None:
+            raw.driver_connection.autocommit = False
+        raw.close()
 
 
 def _driver(pooled: Any) -> Any:

@@ -7,7 +7,7 @@ the machine, who say who they are with `--as`.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -15,7 +15,7 @@ from rich.table import Table
 
 from approvals import ApprovalRequest
 from copilot.cli.context import Env
-from copilot.errors import ConfigError
+from copilot.cli.params import key_values
 
 app = typer.Typer(help="Work the approval queue.", no_args_is_help=True)
 out = Console()
@@ -105,6 +105,30 @@ def claim(ctx: typer.Context, approval_id: str, reviewer: AsOpt, minutes: float 
     typer.echo(f"{req.id} claimed by {req.claimed_by}")
 
 
+def _decide(
+    ctx: typer.Context,
+    approval_id: str,
+    reviewer: str,
+    role: str,
+    decision: str,
+    reason: str | None,
+    as_json: bool,
+) -> None:
+    env = _env(ctx)
+    current = env.gate.get(approval_id, tenant=env.settings.tenant)
+    req = env.gate.decide(
+        approval_id,
+        reviewer=reviewer,
+        roles={role},
+        decision=decision,  # type: ignore[arg-type]
+        payload_hash=current.payload_hash,
+        reason=reason,
+        tenant=env.settings.tenant,
+    )
+    _wake(env, req)
+    _print(req, as_json)
+
+
 @app.command()
 def approve(
     ctx: typer.Context,
@@ -115,19 +139,7 @@ def approve(
     as_json: JsonOpt = False,
 ) -> None:
     """Approve the payload version shown by `show`."""
-    env = _env(ctx)
-    current = env.gate.get(approval_id, tenant=env.settings.tenant)
-    req = env.gate.decide(
-        approval_id,
-        reviewer=reviewer,
-        roles={role},
-        decision="approve",
-        payload_hash=current.payload_hash,
-        reason=note,
-        tenant=env.settings.tenant,
-    )
-    _wake(env, req)
-    _print(req, as_json)
+    _decide(ctx, approval_id, reviewer, role, "approve", note, as_json)
 
 
 @app.command()
@@ -140,19 +152,7 @@ def reject(
     as_json: JsonOpt = False,
 ) -> None:
     """Reject with a reason."""
-    env = _env(ctx)
-    current = env.gate.get(approval_id, tenant=env.settings.tenant)
-    req = env.gate.decide(
-        approval_id,
-        reviewer=reviewer,
-        roles={role},
-        decision="reject",
-        payload_hash=current.payload_hash,
-        reason=reason,
-        tenant=env.settings.tenant,
-    )
-    _wake(env, req)
-    _print(req, as_json)
+    _decide(ctx, approval_id, reviewer, role, "reject", reason, as_json)
 
 
 @app.command()
@@ -166,15 +166,7 @@ def edit(
 ) -> None:
     """Edit the payload, then approve the new version (policy re-run on it)."""
     env = _env(ctx)
-    edits: dict[str, Any] = {}
-    for pair in sets:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set takes KEY=VALUE, got {pair!r}")
-        try:
-            edits[key] = json.loads(value)
-        except ValueError:
-            edits[key] = value
+    edits = key_values(sets, "--set")
     current = env.gate.get(approval_id, tenant=env.settings.tenant)
     req = env.gate.edit(
         approval_id,
@@ -186,3 +178,17 @@ def edit(
     )
     _wake(env, req)
     _print(req, as_json)
+
+
+@app.command()
+def shadow(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """How often each shadow rule agreed with what people decided."""
+    env = _env(ctx)
+    figures = env.gate.shadow_agreement(env.settings.tenant)
+    if as_json:
+        typer.echo(json.dumps(figures, indent=2))
+        return
+    table = Table("shadow rule", "decided by people", "agreed", "agreement")
+    for f in figures:
+        table.add_row(str(f["rule"]), str(f["decided"]), str(f["agreed"]), f"{f['agreement']:.0%}")
+    out.print(table)

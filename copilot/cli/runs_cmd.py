@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from copilot.cli.context import Env
-from copilot.errors import ConfigError
+from copilot.cli.params import key_values
 from copilot.runs import Run, RunState
 
 out = Console()
@@ -23,19 +23,6 @@ def _env(ctx: typer.Context) -> Env:
     env = ctx.obj
     assert isinstance(env, Env)
     return env
-
-
-def _inputs(pairs: list[str] | None) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--input takes KEY=VALUE, got {pair!r}")
-        try:
-            found[key] = json.loads(value)
-        except ValueError:
-            found[key] = value
-    return found
 
 
 def _run_doc(run: Run) -> dict[str, Any]:
@@ -65,7 +52,7 @@ def run(
         workflow,
         subject,
         tenant=env.settings.tenant,
-        inputs=_inputs(inputs),
+        inputs=key_values(inputs, "--input"),
         idempotency_key=idempotency_key,
         triggered_by="cli",
     )

@@ -59,6 +59,8 @@ def test_a_reviewer_works_the_queue_from_the_cli(tmp_path: Path) -> None:
     bad = cli(home, "approvals", "edit", third, "--as", "li", "--set", "attachments=-1", **env)
     assert bad.returncode != 0
     assert pending(home, env) == []
+    figures = json.loads(cli(home, "approvals", "shadow", "--json", **env).stdout)
+    assert figures == []  # this policy has no shadow rules
     # The decisions queued the runs; an inline pass (or a worker) finishes them.
     runs = json.loads(cli(home, "runs", "list", "--state", "queued", "--json", **env).stdout)
     assert len(runs) == 3
