@@ -9,6 +9,7 @@ from types import ModuleType
 
 from approvals import ActionKind, Catalog
 from copilot.errors import UnknownWorkflowError, WorkflowDefinitionError
+from copilot.signals import SignalRegistry, SignalSpec
 from copilot.workflow import Workflow
 
 ENTRY_POINT_GROUP = "copilot.workflows"
@@ -21,6 +22,7 @@ class Registry:
         self._by_key: dict[tuple[str, str], Workflow] = {}
         self._latest: dict[str, Workflow] = {}
         self.catalog = Catalog()  # the action kinds the registered modules declare
+        self.signals = SignalRegistry()  # and the signals they declare
         for wf in workflows:
             self.register(wf)
 
@@ -46,6 +48,11 @@ class Registry:
         for value in vars(mod).values():  # action kinds declared beside the workflows
             if isinstance(value, ActionKind):
                 self.catalog.register(value)
+            elif isinstance(value, SignalSpec):
+                self.signals.register(value)
+            elif isinstance(value, SignalRegistry):
+                for spec in value.specs():
+                    self.signals.register(spec)
             elif isinstance(value, Catalog):
                 for name in value.names():
                     self.catalog.register(value.get(name))
@@ -71,6 +78,10 @@ class Registry:
                     f"entry point {ep.name!r} in {group!r} is not a Workflow, module or callable"
                 )
         return loaded
+
+    def check_signals(self) -> None:
+        """Start-up validation: every signal a workflow reads is declared for it."""
+        self.signals.check_workflows({wf.name: [n.name for n in wf.signals] for wf in self})
 
     def get(self, name: str, version: str | None = None) -> Workflow:
         """The workflow `name` at `version` (default: the latest registered)."""

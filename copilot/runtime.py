@@ -20,6 +20,7 @@ from copilot.registry import Registry
 from copilot.runner import Enqueue, Runner
 from copilot.runs import RunStore
 from copilot.settings import Settings
+from copilot.signals import SignalRegistry
 from copilot.sweeper import Sweeper
 
 
@@ -94,6 +95,16 @@ class Runtime:
         registry.load_entry_points()
         for module in self.settings.workflow_module_list:
             registry.register_module(module)
+        if self.settings.signals_path is not None:
+            try:
+                text = self.settings.signals_path.read_text()
+            except OSError as exc:
+                raise ConfigError(
+                    f"COPILOT_SIGNALS_PATH={self.settings.signals_path}: {exc}"
+                ) from exc
+            for spec in SignalRegistry.from_yaml(text).specs():
+                registry.signals.register(spec)
+        registry.check_signals()  # nothing undeclared may reach a workflow
         return registry
 
     @cached_property

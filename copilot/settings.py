@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     webhook_url: str | None = Field(default=None, description="Where the webhook executor POSTs.")
     webhook_secret: str | None = Field(default=None, description="HMAC key for webhook signatures.")
     policy_path: Path | None = Field(default=None, description="YAML approval policy.")
+    signals_path: Path | None = Field(default=None, description="YAML signal declarations.")
     notify_url: str | None = Field(
         default=None, description="Webhook told of new pending approvals."
     )

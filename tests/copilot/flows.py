@@ -14,6 +14,7 @@ from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, insert
 
 from copilot.llm import ModelCall
 from copilot.runner import StepContext
+from copilot.signals import Sensitivity, SignalRegistry, SignalSpec
 from copilot.workflow import Await, SignalNeed, Workflow
 
 test_metadata = MetaData()
@@ -132,6 +133,42 @@ class Explained(BaseModel):
     confidence: float
     level: str
     reasons: list[str]
+
+
+SIGNALS = SignalRegistry(
+    [
+        SignalSpec(
+            name="usage_trend",
+            description="Week-over-week change in active usage, percent",
+            purpose="account health",
+            type="number",
+            sensitivity=Sensitivity.INTERNAL,
+            retention=timedelta(days=90),
+            source="product analytics",
+            workflows=("summarize",),
+        ),
+        SignalSpec(
+            name="nps",
+            description="Latest NPS answer",
+            purpose="account health",
+            type="integer",
+            sensitivity=Sensitivity.PERSONAL,
+            retention=timedelta(days=365),
+            source="survey tool",
+            workflows=("summarize",),
+        ),
+        SignalSpec(
+            name="open_tickets",
+            description="Open support tickets",
+            purpose="account health",
+            type="integer",
+            sensitivity=Sensitivity.INTERNAL,
+            retention=timedelta(days=30),
+            source="helpdesk",
+            workflows=("summarize",),
+        ),
+    ]
+)
 
 
 summarize = Workflow(
