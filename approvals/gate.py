@@ -143,6 +143,22 @@ class Gate:
         ).scalars()
         return _request(row, sorted(approvers))
 
+    def of_run(self, run_id: str, action_prefix: str = "") -> list[ApprovalRequest]:
+        """A run's live (not superseded) requests whose action id starts with the prefix, in order.
+
+        One query; `approvals` is left empty (read a request with `get` for its approvers).
+        """
+        c = requests.c
+        stmt = (
+            select(requests)
+            .where(
+                c.run_id == run_id, c.action_id.like(action_prefix + "%"), c.status != "superseded"
+            )
+            .order_by(c.action_id)
+        )
+        with readonly(self.engine.connect()) as conn:
+            return [_request(r) for r in conn.execute(stmt)]
+
     def queue(
         self,
         tenant: str,

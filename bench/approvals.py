@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import statistics
 import sys
@@ -29,7 +28,7 @@ from sqlalchemy import select  # noqa: E402
 from approvals import Catalog, Gate, Policy  # noqa: E402
 from approvals.tables import requests  # noqa: E402
 from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report  # noqa: E402
-from bench.runtime import start_workers, stop  # noqa: E402
+from bench.runtime import worker_cluster  # noqa: E402
 from copilot.db import upgrade  # noqa: E402
 from copilot.runtime import Runtime  # noqa: E402
 from copilot.settings import Settings  # noqa: E402
@@ -148,69 +147,31 @@ def listing(schema: str, rounds: int) -> tuple[float, float, float, float]:
 
 def decision_latency(n: int, home: Path) -> tuple[float, float]:
     """(p50, p99) ms from approve to the executed receipt, through 2 worker processes."""
-    with pg_schema() as schema:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")},
-            "COPILOT_DATABASE_URL": pg_url(schema),
-            "COPILOT_BROKER_URL": "redis://127.0.0.1:6379/8",
-            "COPILOT_HOME": str(home),
-            "COPILOT_QUEUE": f"q-{uuid.uuid4().hex[:6]}",
-            "COPILOT_WORKFLOW_MODULES": "bench.flows",
-            "COPILOT_CHECKPOINT_EVERY": "0",
-        }
-        settings = Settings(
-            **{
-                k.removeprefix("COPILOT_").lower(): v
-                for k, v in env.items()
-                if k.startswith("COPILOT_")
-            }
-        )
-        rt = Runtime(settings)
-        upgrade(rt.engine)
-        workers = start_workers(
-            [
-                sys.executable,
-                "-m",
-                "copilot",
-                "worker",
-                "--concurrency",
-                "1",
-                "--no-beat",
-                "--loglevel",
-                "WARNING",
-            ],
-            env,
-            2,
-        )
-        try:
-            time.sleep(5)
-            runs = [
-                rt.runner.trigger("bench_proposing", f"acct-{i}", tenant="bench")[0].id
-                for i in range(n)
-            ]
-            deadline = time.monotonic() + 120
-            while len(rt.gate.queue("bench", limit=n)[0]) < n and time.monotonic() < deadline:
-                time.sleep(0.1)
-            pending = {r.run_id: r for r in rt.gate.queue("bench", limit=n)[0]}
-            samples = []
-            for run_id in runs:
-                req = pending[run_id]
-                t0 = time.perf_counter()
-                rt.gate.decide(
-                    req.id,
-                    reviewer="bench-reviewer",
-                    roles={"reviewer"},
-                    decision="approve",
-                    payload_hash=req.payload_hash,
-                )
-                rt.enqueue(run_id)
-                while rt.gate.get(req.id).execution_status != "done":
-                    time.sleep(0.002)
-                samples.append((time.perf_counter() - t0) * 1000)
-            return percentiles(samples)
-        finally:
-            stop(workers)
-            rt.close()
+    with worker_cluster(home) as rt:
+        runs = [
+            rt.runner.trigger("bench_proposing", f"acct-{i}", tenant="bench")[0].id
+            for i in range(n)
+        ]
+        deadline = time.monotonic() + 120
+        while len(rt.gate.queue("bench", limit=n)[0]) < n and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pending = {r.run_id: r for r in rt.gate.queue("bench", limit=n)[0]}
+        samples = []
+        for run_id in runs:
+            req = pending[run_id]
+            t0 = time.perf_counter()
+            rt.gate.decide(
+                req.id,
+                reviewer="bench-reviewer",
+                roles={"reviewer"},
+                decision="approve",
+                payload_hash=req.payload_hash,
+            )
+            rt.enqueue(run_id)
+            while rt.gate.get(req.id).execution_status != "done":
+                time.sleep(0.002)
+            samples.append((time.perf_counter() - t0) * 1000)
+        return percentiles(samples)
 
 
 def main() -> None:

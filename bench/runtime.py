@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -111,8 +113,9 @@ def raw_chains(n: int) -> float:
         stop(workers)
 
 
-def ours_distributed(n: int, home: Path) -> float:
-    """Runs per second of the 5-step workflow through 2 copilot worker processes."""
+@contextmanager
+def worker_cluster(home: Path, workers: int = 2) -> Iterator[Runtime]:
+    """A runtime on a fresh PostgreSQL schema with `workers` copilot worker processes on Redis."""
     with pg_schema() as schema:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")},
@@ -132,38 +135,41 @@ def ours_distributed(n: int, home: Path) -> float:
         )
         rt = Runtime(settings)
         upgrade(rt.engine)
-        workers = start_workers(
-            [
-                sys.executable,
-                "-m",
-                "copilot",
-                "worker",
-                "--concurrency",
-                "1",
-                "--no-beat",
-                "--loglevel",
-                "WARNING",
-            ],
-            env,
-            2,
-        )
+        argv = [
+            sys.executable,
+            "-m",
+            "copilot",
+            "worker",
+            "--concurrency",
+            "1",
+            "--no-beat",
+            "--loglevel",
+            "WARNING",
+        ]
+        procs = start_workers(argv, env, workers)
         try:
-            time.sleep(5)
-            t0 = time.perf_counter()
-            for i in range(n):
-                rt.runner.trigger("bench_five", f"acct-{i}", tenant="bench")
-            while True:
-                with rt.engine.connect() as conn:
-                    done = conn.execute(
-                        select(func.count()).select_from(runs).where(runs.c.state == "completed")
-                    ).scalar()
-                if done == n:
-                    break
-                time.sleep(0.05)
-            return n / (time.perf_counter() - t0)
+            time.sleep(5)  # workers up
+            yield rt
         finally:
-            stop(workers)
+            stop(procs)
             rt.close()
+
+
+def ours_distributed(n: int, home: Path) -> float:
+    """Runs per second of the 5-step workflow through 2 copilot worker processes."""
+    with worker_cluster(home) as rt:
+        t0 = time.perf_counter()
+        for i in range(n):
+            rt.runner.trigger("bench_five", f"acct-{i}", tenant="bench")
+        while True:
+            with rt.engine.connect() as conn:
+                done = conn.execute(
+                    select(func.count()).select_from(runs).where(runs.c.state == "completed")
+                ).scalar()
+            if done == n:
+                break
+            time.sleep(0.05)
+        return n / (time.perf_counter() - t0)
 
 
 def ours_inline(n: int, home: Path) -> float:

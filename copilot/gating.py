@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, func, select
 
-from approvals import ApprovalRequest, Gate
+from approvals import ApprovalRequest
 from approvals.tables import requests
 from audit import Actor
 from copilot.executors import Action, ExecutionError
@@ -67,36 +67,12 @@ def resume_when_settled(store: RunStore) -> Any:
     return hook
 
 
-def step_requests(gate: Gate, run_id: str, idx: int) -> list[ApprovalRequest]:
-    """The live (not superseded) requests a step of the run proposed, in proposal order."""
-    found, cursor = [], None
-    prefix = f"{run_id}:{idx}:"
-    with gate.engine.connect() as conn:
-        ids = (
-            conn.execute(
-                select(requests.c.id)
-                .where(
-                    requests.c.run_id == run_id,
-                    requests.c.action_id.like(prefix + "%"),
-                    requests.c.status != "superseded",
-                )
-                .order_by(requests.c.action_id)
-            )
-            .scalars()
-            .all()
-        )
-    del cursor
-    for request_id in ids:
-        found.append(gate.get(request_id))
-    return found
-
-
 def execute_approved(runner: Runner, run_id: str, idx: int) -> list[dict[str, Any]]:
     """Carry out the approved actions of step `idx` (once each) and report every outcome."""
     gate = runner.gate
     assert gate is not None
     outcomes = []
-    for req in step_requests(gate, run_id, idx):
+    for req in gate.of_run(run_id, f"{run_id}:{idx}:"):
         outcome: dict[str, Any] = {
             "approval_id": req.id,
             "action_id": req.action_id,

@@ -350,8 +350,7 @@ class Runner:
             values = self.context.fetch(run.tenant, run.subject_id, [n.name for n in wf.signals])
             assessed = assess(wf.signals, values, self.store.clock())
             if run.level is not None:  # pinned at the first advance
-                pinned = {"level": Level(run.level), "reasons": tuple(run.reasons)}
-                assessed = assessed.model_copy(update=pinned)
+                assessed = _pinned(assessed, run)
             elif assessed.level == Level.NONE:
                 self.store.events_in(conn, run, events)
                 self._end_in(
@@ -372,17 +371,7 @@ class Runner:
                         "reasons": json.dumps(list(assessed.reasons)),
                     },
                 )
-                events.append(
-                    (
-                        "run.context_assessed",
-                        Actor.system(self.owner),
-                        {
-                            "level": assessed.level.value,
-                            "reasons": list(assessed.reasons),
-                            "coverage": assessed.coverage,
-                        },
-                    )
-                )
+                events.append(self._assessed_event(assessed))
             self.store.events_in(conn, run, events)
             previous = self.store.steps(run.id, conn) if run.step_index else []
         return run, wf, assessed, values, previous
@@ -409,37 +398,13 @@ class Runner:
         events = [acquired_event(before, self.owner)]
         level = reasons = None
         if before.level is not None:
-            pinned = {"level": Level(before.level), "reasons": tuple(before.reasons)}
-            assessed = assessed.model_copy(update=pinned)
+            assessed = _pinned(assessed, before)
         elif assessed.level == Level.NONE:
             return None
         else:
             level, reasons = assessed.level.value, json.dumps(list(assessed.reasons))
-            events.append(
-                (
-                    "run.context_assessed",
-                    Actor.system(self.owner),
-                    {
-                        "level": assessed.level.value,
-                        "reasons": list(assessed.reasons),
-                        "coverage": assessed.coverage,
-                    },
-                )
-            )
-        versions = Versions(workflow=f"{before.workflow}@{before.version}")
-        sealed = [
-            seal(
-                AuditEvent(
-                    event_type=t,
-                    actor=a,
-                    run_id=before.id,
-                    subject_id=before.subject_id,
-                    versions=versions,
-                    data=d,
-                )
-            )
-            for t, a, d in events
-        ]
+            events.append(self._assessed_event(assessed))
+        sealed = [seal(e) for e in self.store.run_events(before, events)]
         now = self.store.clock()
         with autocommit_driver(self.store.engine) as db:
             cur = db.cursor(row_factory=psycopg.rows.dict_row)
@@ -471,6 +436,36 @@ class Runner:
         previous = self.store.steps(run.id) if run.step_index else []
         return run, wf, assessed, values, previous
 
+    def _assessed_event(self, assessed: Degradation) -> tuple[str, Actor, dict[str, Any]]:
+        data = {
+            "level": assessed.level.value,
+            "reasons": list(assessed.reasons),
+            "coverage": assessed.coverage,
+        }
+        return "run.context_assessed", Actor.system(self.owner), data
+
+    def _move(
+        self,
+        conn: Connection,
+        run: Run,
+        to: RunState,
+        event: str,
+        data: dict[str, Any],
+        **values: Any,
+    ) -> bool:
+        """A transition of a run this worker holds (running, leased by us), with its audit event."""
+        return self.store.transition(
+            conn,
+            run,
+            to,
+            expect=(RunState.RUNNING,),
+            owner=self.owner,
+            actor=Actor.system(self.owner),
+            event=event,
+            data=data,
+            **values,
+        )
+
     def _end_in(self, conn: Connection, run: Run, to: RunState, event: str, **fields: Any) -> None:
         """End a run inside `conn`, durably: others act on terminal states."""
         if self._pg:
@@ -480,17 +475,7 @@ class Runner:
             values["error"] = json.dumps(fields["error"], sort_keys=True)
         if "reasons" in fields:
             values.update(level=fields.get("level"), reasons=json.dumps(fields["reasons"]))
-        self.store.transition(
-            conn,
-            run,
-            to,
-            expect=(RunState.RUNNING,),
-            owner=self.owner,
-            actor=Actor.system(self.owner),
-            event=event,
-            data=dict(fields),
-            **values,
-        )
+        self._move(conn, run, to, event, dict(fields), **values)
 
     def _steps(
         self,
@@ -579,18 +564,21 @@ class Runner:
 
     def _complete(self, run: Run, output: BaseModel, degradation: Degradation) -> Run:
         with self.store.engine.begin() as conn:
-            self.store.transition(
-                conn,
-                run,
-                RunState.COMPLETED,
-                expect=(RunState.RUNNING,),
-                owner=self.owner,
-                actor=Actor.system(self.owner),
-                event="run.completed",
-                data={"level": degradation.level.value, "reasons": list(degradation.reasons)},
-                result=json.dumps(output.model_dump(mode="json"), sort_keys=True),
-            )
+            self._finish_in(conn, run, output.model_dump(mode="json"), degradation)
         return self.store.get(run.id)
+
+    def _finish_in(
+        self, conn: Connection, run: Run, doc: dict[str, Any], degradation: Degradation
+    ) -> None:
+        data = {"level": degradation.level.value, "reasons": list(degradation.reasons)}
+        self._move(
+            conn,
+            run,
+            RunState.COMPLETED,
+            "run.completed",
+            data,
+            result=json.dumps(doc, sort_keys=True),
+        )
 
     def _checkpoint(
         self,
@@ -659,65 +647,26 @@ class Runner:
                 )
                 for effect in ctx._effects:
                     effect(conn)
-                versions = Versions(
-                    workflow=f"{run.workflow}@{run.version}",
-                    model=ctx.model_name,
-                    prompt=ctx.prompt_version,
-                )
-                self.store.audit_in(
-                    conn,
-                    run,
-                    "step.completed",
-                    Actor.agent(ctx.model_name or "rules"),
-                    {
-                        "step": ctx.step.name,
-                        "idx": ctx.idx,
-                        "output_sha256": hashlib.sha256(canonical(doc)).hexdigest(),
-                        "usage": ctx.usage,
-                        "level": ctx.degradation.level.value,
-                    },
-                    versions=versions,
-                )
-                system = Actor.system(self.owner)
+                self.store.audit.append_in(conn, run.tenant, [self._step_event(run, ctx, doc)])
                 pending = self._submit_proposals(conn, run, ctx)
-                if pending and request is None:
-                    self.store.transition(
-                        conn,
-                        run,
-                        RunState.WAITING,
-                        expect=(RunState.RUNNING,),
-                        owner=self.owner,
-                        actor=system,
-                        event="run.waiting",
-                        data={"step": ctx.step.name, "approvals": pending},
-                    )
                 if request is not None:
-                    self.store.transition(
+                    self._move(
                         conn,
                         run,
                         RunState.WAITING,
-                        expect=(RunState.RUNNING,),
-                        owner=self.owner,
-                        actor=system,
-                        event="run.waiting",
-                        data={"step": ctx.step.name, "request": request},
+                        "run.waiting",
+                        {"step": ctx.step.name, "request": request},
+                    )
+                elif pending:
+                    self._move(
+                        conn,
+                        run,
+                        RunState.WAITING,
+                        "run.waiting",
+                        {"step": ctx.step.name, "approvals": pending},
                     )
                 elif last:
-                    degradation = ctx.degradation
-                    self.store.transition(
-                        conn,
-                        run,
-                        RunState.COMPLETED,
-                        expect=(RunState.RUNNING,),
-                        owner=self.owner,
-                        actor=system,
-                        event="run.completed",
-                        data={
-                            "level": degradation.level.value,
-                            "reasons": list(degradation.reasons),
-                        },
-                        result=json.dumps(doc, sort_keys=True),
-                    )
+                    self._finish_in(conn, run, doc, ctx.degradation)
         except IntegrityError as exc:
             current = self.store.get(run.id)
             if current.lease_owner == self.owner and current.step_index == ctx.idx:
@@ -817,15 +766,12 @@ class Runner:
     def _fail(self, run: Run, code: str, message: str, **details: Any) -> Run:
         error = {"code": code, "message": message, **details}
         with self.store.engine.begin() as conn:
-            self.store.transition(
+            self._move(
                 conn,
                 run,
                 RunState.FAILED,
-                expect=(RunState.RUNNING,),
-                owner=self.owner,
-                actor=Actor.system(self.owner),
-                event="run.failed",
-                data={"error": error},
+                "run.failed",
+                {"error": error},
                 error=json.dumps(error, sort_keys=True),
             )
         return self.store.get(run.id)
@@ -834,16 +780,7 @@ class Runner:
         """Hand a run back after a transient fault (running → queued), for a retry."""
         run = self.store.get(run_id)
         with self.store.engine.begin() as conn:
-            self.store.transition(
-                conn,
-                run,
-                RunState.QUEUED,
-                expect=(RunState.RUNNING,),
-                owner=self.owner,
-                actor=Actor.system(self.owner),
-                event="run.requeued",
-                data={"reason": reason},
-            )
+            self._move(conn, run, RunState.QUEUED, "run.requeued", {"reason": reason})
 
     def run_inline(self, run_id: str, *, max_advances: int = 100) -> Run:
         """Advance in this process until the run waits or finishes (tests, `--wait` without a worker)."""
@@ -853,3 +790,10 @@ class Runner:
                 return run
             time.sleep(0.01)
         return self.store.get(run_id)
+
+
+def _pinned(assessed: Degradation, run: Run) -> Degradation:
+    """The ladder as the run's first advance set it: later advances see the same level."""
+    return assessed.model_copy(
+        update={"level": Level(run.level or "full"), "reasons": tuple(run.reasons)}
+    )

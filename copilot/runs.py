@@ -353,26 +353,28 @@ class RunStore:
             taken = self.acquire_in(conn, run_id, owner, lease_seconds)
         return taken[1] if taken else None
 
+    def run_events(
+        self, run: Run, events: list[tuple[str, Actor, dict[str, Any]]]
+    ) -> list[AuditEvent]:
+        """(type, actor, data) triples as the run's audit events."""
+        versions = Versions(workflow=f"{run.workflow}@{run.version}")
+        return [
+            AuditEvent(
+                event_type=t,
+                actor=a,
+                run_id=run.id,
+                subject_id=run.subject_id,
+                versions=versions,
+                data=d,
+            )
+            for t, a, d in events
+        ]
+
     def events_in(
         self, conn: Connection, run: Run, events: list[tuple[str, Actor, dict[str, Any]]]
     ) -> None:
         """Append several audit events of the run in one call, inside `conn`'s transaction."""
-        versions = Versions(workflow=f"{run.workflow}@{run.version}")
-        self.audit.append_in(
-            conn,
-            run.tenant,
-            [
-                AuditEvent(
-                    event_type=t,
-                    actor=a,
-                    run_id=run.id,
-                    subject_id=run.subject_id,
-                    versions=versions,
-                    data=d,
-                )
-                for t, a, d in events
-            ],
-        )
+        self.audit.append_in(conn, run.tenant, self.run_events(run, events))
 
     def acquire_in(
         self, conn: Connection, run_id: str, owner: str, lease_seconds: float, *, audit: bool = True

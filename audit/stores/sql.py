@@ -125,6 +125,7 @@ _COLUMNS = (
 )
 _INSERT_SQL = f"INSERT INTO audit_entries ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"
 _HEAD_SQL = "SELECT seq, hash FROM audit_entries WHERE stream = ? ORDER BY seq DESC LIMIT 1"
+_PG_HEAD_SQL = _HEAD_SQL.replace("?", "%s")  # psycopg's placeholder
 # A transactional logical message writes WAL, so this statement's synchronous commit
 # flushes the WAL up to and past every earlier (asynchronous) commit. Merely taking an xid
 # is not enough: a transaction that wrote no WAL commits without flushing.
@@ -307,7 +308,7 @@ class SqlAuditStore:
                         (stream, keys),
                     )
                     known = {k: (q, h) for k, q, h in found}
-                head = db.execute(_HEAD_SQL.replace("?", "%s"), (stream,)).fetchone()
+                head = db.execute(_PG_HEAD_SQL, (stream,)).fetchone()
                 rows, blobs, results = _link(stream, head, sealed, known)
                 with db.cursor().copy(f"COPY audit_entries ({_COLUMNS}) FROM STDIN") as copy:
                     for row in rows:
