@@ -6,10 +6,14 @@
     │   └── DatabaseConfigError    config.database     database URL unusable
     ├── WorkflowDefinitionError    workflow.invalid    a workflow or step is declared wrongly
     ├── UnknownWorkflowError       workflow.unknown    no such workflow (or version) registered
-    └── RunError                   run.*               a run cannot do what was asked
-        ├── RunNotFoundError       run.not_found
-        ├── RunStateError          run.conflict        the run is not in a state that allows it
-        └── StepFailedError        run.step_failed     a step raised; the run failed
+    ├── RunError                   run.*               a run cannot do what was asked
+    │   ├── RunNotFoundError       run.not_found
+    │   ├── RunStateError          run.conflict        the run is not in a state that allows it
+    │   └── StepFailedError        run.step_failed     a step raised; the run failed
+    └── AuthError                  auth.*              who is asking, and what they may do
+        ├── UnauthenticatedError   auth.unauthenticated  no key, or an unknown or revoked one
+        ├── ForbiddenError         auth.forbidden      the key's roles do not allow it
+        └── KeyNotFoundError       key.not_found       no such key in this tenant
 
 HTTP and CLI map codes to statuses and exit codes in one place each; messages say the fix.
 """
@@ -67,14 +71,42 @@ class StepFailedError(RunError):
     code = "run.step_failed"
 
 
+class AuthError(CopilotError):
+    """Authentication or authorization refused the request."""
+
+    code = "auth.error"
+
+
+class UnauthenticatedError(AuthError):
+    """No API key, or one that is unknown or revoked."""
+
+    code = "auth.unauthenticated"
+
+
+class ForbiddenError(AuthError):
+    """The key is valid but its roles do not allow this operation."""
+
+    code = "auth.forbidden"
+
+
+class KeyNotFoundError(AuthError):
+    """No API key with that id (in this tenant)."""
+
+    code = "key.not_found"
+
+
 __all__ = [
+    "AuthError",
     "ConfigError",
     "CopilotError",
     "DatabaseConfigError",
+    "ForbiddenError",
+    "KeyNotFoundError",
     "RunError",
     "RunNotFoundError",
     "RunStateError",
     "StepFailedError",
+    "UnauthenticatedError",
     "UnknownWorkflowError",
     "WorkflowDefinitionError",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 
 from sqlalchemy import Engine
@@ -15,6 +16,7 @@ from copilot.db import make_engine
 from copilot.errors import ConfigError
 from copilot.executors import Executor, OutboxExecutor, WebhookExecutor
 from copilot.gating import resume_when_settled
+from copilot.keys import KeyStore
 from copilot.llm import ModelAccess, make_model
 from copilot.registry import Registry
 from copilot.runner import Enqueue, Runner
@@ -22,6 +24,8 @@ from copilot.runs import RunStore
 from copilot.settings import Settings
 from copilot.signals import SignalRegistry
 from copilot.sweeper import Sweeper
+
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -33,10 +37,15 @@ class Runtime:
         *,
         enqueue: Enqueue | None = None,
         registry: Registry | None = None,
+        tolerate_broker_errors: bool = False,
     ) -> None:
         self.settings = settings
         self._enqueue = enqueue
         self._registry = registry
+        # Servers (the HTTP API) set this: a run or decision is durable before its wake-up
+        # is sent, and the sweeper re-enqueues what sat queued past the grace period, so a
+        # broker that is away must not turn a committed write into an error.
+        self._tolerate_broker_errors = tolerate_broker_errors
 
     @cached_property
     def engine(self) -> Engine:
@@ -130,15 +139,28 @@ class Runtime:
 
     def enqueue(self, run_id: str, countdown: float = 0.0) -> None:
         """Wake a worker for the run (a hint: the sweeper covers a lost one)."""
-        if self._enqueue is not None:
-            self._enqueue(run_id, countdown)
-            return
-        self.celery.send_task(
-            "copilot.advance",
-            args=(run_id,),
-            countdown=countdown or None,
-            queue=self.settings.queue,
-        )
+        try:
+            if self._enqueue is not None:
+                self._enqueue(run_id, countdown)
+                return
+            self.celery.send_task(
+                "copilot.advance",
+                args=(run_id,),
+                countdown=countdown or None,
+                queue=self.settings.queue,
+            )
+        except Exception:  # any broker or transport fault: the wake-up is only a hint
+            if not self._tolerate_broker_errors:
+                raise
+            log.warning("could not wake a worker for run %s; the sweeper will", run_id)
+
+    def prepare(self) -> Runtime:
+        """Build every part now, for servers whose threads would otherwise race to build them."""
+        for part in ("engine", "audit", "runs", "registry", "gate", "consent", "runner", "keys"):
+            getattr(self, part)
+        if self._enqueue is None:
+            self.celery  # noqa: B018 - built for its side effect (cached)
+        return self
 
     @cached_property
     def policy(self) -> Policy:
@@ -181,6 +203,11 @@ class Runtime:
             gate=self.gate,
             consent=self.consent,
         )
+
+    @cached_property
+    def keys(self) -> KeyStore:
+        """API keys (stored hashed)."""
+        return KeyStore(self.engine, self.audit)
 
     @cached_property
     def consent(self) -> Consent:

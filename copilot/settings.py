@@ -65,6 +65,9 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="Seconds before Redis redelivers an unacknowledged task."
     )
     worker_concurrency: int = Field(default=2, ge=1, description="Processes per `copilot worker`.")
+    api_max_body_bytes: int = Field(
+        default=262_144, ge=1024, description="Largest request body the HTTP API accepts."
+    )
 
     @field_validator("llm")
     @classmethod

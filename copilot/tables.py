@@ -120,3 +120,16 @@ subject_preferences = Table(
     Column("consent_basis", String(50), nullable=True),
     Column("updated_at", Float, nullable=False),
 )
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant", String(100), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("roles", String(100), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+    Index("ix_api_keys_tenant", "tenant", "id"),
+)

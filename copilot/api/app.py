@@ -1,0 +1,55 @@
+"""The app factory: `create_app(settings)` builds the process's Runtime and mounts the routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from copilot.api import errors
+from copilot.api.limits import BodyLimit
+from copilot.api.routes import admin, approvals, audit, ops, runs, subjects
+from copilot.runtime import Runtime
+from copilot.settings import Settings
+
+DESCRIPTION = """\
+Trigger durable workflow runs, work the approval queue, and read and verify the
+tamper-evident audit trail.
+
+Every `/v1` call needs `Authorization: Bearer <key>`. A key belongs to one tenant and
+holds roles: `app` (runs, explanations, signals, subject preferences), `reviewer` (the
+queue and decisions), `auditor` (read, verify, export the trail), `admin` (keys, policy).
+Everything is scoped to the key's tenant: an id of another tenant answers 404.
+Errors are `{"error": {"code", "message", "details"}}` with stable codes.
+"""
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
+    """The ASGI app. `runtime` is for tests that build their own; servers pass settings only."""
+    rt = runtime or Runtime(settings, tolerate_broker_errors=True)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        rt.close()
+
+    app = FastAPI(
+        title="copilot",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+    )
+    app.state.runtime = rt.prepare()
+    app.state.max_body = settings.api_max_body_bytes
+    errors.install(app)
+    for module in (runs, approvals, audit, subjects, admin, ops):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """For `uvicorn --factory copilot.api.app:app_from_env`: settings from `COPILOT_*`."""
+    return create_app(Settings())

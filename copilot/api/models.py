@@ -1,0 +1,326 @@
+"""The HTTP API's request and response models; `copilot.client.Client` speaks the same ones.
+
+Domain records go over the wire as they are (`ApprovalRequest`, `Entry`, `ApiKey`,
+`Policy`); the rest are shaped here. Request models forbid unknown fields and bound
+every string, list and JSON value, so what reaches the core is already sane: no NUL
+characters or lone surrogates, no NaN or Infinity, no integer the audit trail's
+canonical JSON cannot hold exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from approvals import ApprovalRequest, Policy
+from audit import Entry
+from copilot.keys import ApiKey, Role
+from copilot.runs import RunState
+
+# -- bounded scalars ------------------------------------------------------------------------
+
+HEX_ID = r"^[0-9a-f]{32}$"
+NAME = r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$"
+# Subject ids come from the customer's systems: any printable text without control characters.
+SUBJECT = r"^[^\x00-\x1f\x7f]{1,200}$"
+SubjectId = Annotated[str, Field(pattern=SUBJECT, examples=["acct-042"])]
+Name = Annotated[str, Field(pattern=NAME)]
+Text = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*$")]
+MAX_DEPTH = 16
+_MAX_INT = 2**53 - 1
+
+
+def _clean(value: Any, path: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ValueError(f"{path or 'value'}: nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, int):
+        if abs(value) > _MAX_INT:
+            raise ValueError(f"{path}: integers must be within ±(2^53-1); send larger ones as strings")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{path}: numbers must be finite (no NaN or Infinity)")
+    elif isinstance(value, str):
+        _clean_text(value, path)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _clean_text(k, f"{path}.<key>")
+            _clean(v, f"{path}.{k}" if path else k, depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _clean(v, f"{path}[{i}]", depth + 1)
+    else:  # pragma: no cover - JSON parsing yields nothing else
+        raise ValueError(f"{path}: not a JSON value")
+
+
+def _clean_text(value: str, path: str) -> None:
+    if "\x00" in value:
+        raise ValueError(f"{path or 'value'}: text may not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{path or 'value'}: text must be valid Unicode (no lone surrogates)") from None
+
+
+def _json_object(value: dict[str, Any]) -> dict[str, Any]:
+    _clean(value, "", 0)
+    return value
+
+
+JsonObject = Annotated[
+    dict[str, Any],
+    AfterValidator(_json_object),
+    Field(max_length=100, description="A JSON object (at most 100 keys, 16 levels deep)."),
+]
+Scalar = Annotated[
+    str | int | float | bool,
+    AfterValidator(lambda v: _clean(v, "value", 0) or v),
+]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable code, a message that says what to do, and details."""
+
+    code: str = Field(examples=["approval.conflict"])
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorBody(BaseModel):
+    """Every error response: `{"error": {"code", "message", "details"}}`."""
+
+    error: ErrorDetail
+
+
+# -- runs -----------------------------------------------------------------------------------
+
+
+class RunCreate(_Request):
+    """Trigger a run of a workflow for a subject."""
+
+    workflow: Name = Field(examples=["account_health"])
+    subject_id: SubjectId
+    inputs: JsonObject = Field(default_factory=dict)
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[!-~]+$")] | None = (
+        Field(default=None, description="The same key returns the same run (per tenant).")
+    )
+
+    @field_validator("inputs")
+    @classmethod
+    def _no_subject_in_inputs(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if "subject_id" in v:
+            raise ValueError("subject_id goes at the top level of the request, not in inputs")
+        return v
+
+
+class RunOut(BaseModel):
+    """A run as the API shows it."""
+
+    id: str
+    workflow: str
+    version: str
+    subject_id: str
+    state: RunState
+    level: str | None
+    reasons: list[str]
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    triggered_by: str
+    idempotency_key: str | None
+    attempts: int
+    step_index: int
+    created_at: float
+    updated_at: float
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the run is finished for good."""
+        return self.state in (
+            RunState.COMPLETED,
+            RunState.FAILED,
+            RunState.SKIPPED,
+            RunState.CANCELLED,
+        )
+
+
+class RunAccepted(RunOut):
+    """The triggered run; `created` is false when the idempotency key named an existing run."""
+
+    created: bool
+
+
+class ActionExplanation(BaseModel):
+    """One proposed action of the run, with the explanation its step gave."""
+
+    approval_id: str
+    kind: str
+    status: str
+    risk: str
+    explanation: dict[str, Any] | None
+
+
+class RunExplanation(BaseModel):
+    """"Why am I seeing this?" for a run: one sentence, how it was made, and how to opt out."""
+
+    run_id: str
+    workflow: str
+    subject_id: str
+    state: RunState
+    why: str
+    method: str
+    level: str | None
+    reasons: list[str]
+    confidence_cap: float | None
+    model: str | None
+    prompt_version: str | None
+    signals: list[str]
+    actions: list[ActionExplanation]
+    opt_out: str
+
+
+# -- approvals ------------------------------------------------------------------------------
+
+ApprovalStatus = Literal["pending", "approved", "rejected", "expired", "cancelled", "superseded"]
+
+
+class ApprovalPage(BaseModel):
+    """A page of the queue; pass `next_cursor` as `cursor` for the next one."""
+
+    items: list[ApprovalRequest]
+    next_cursor: str | None
+
+
+class DecisionIn(_Request):
+    """A reviewer's decision on the payload version they saw (the reviewer is the key)."""
+
+    decision: Literal["approve", "reject"]
+    payload_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    reason: Text | None = Field(default=None, description="Required to reject; a note to approve.")
+    edits: JsonObject | None = Field(
+        default=None, description="Edit then approve: fields to change (approve only)."
+    )
+
+
+# -- audit ----------------------------------------------------------------------------------
+
+
+class EventPage(BaseModel):
+    """Entries ascending by seq; pass `next_after_seq` as `after_seq` for the next page."""
+
+    items: list[Entry]
+    next_after_seq: int | None
+
+
+class VerifyOut(BaseModel):
+    """The outcome of walking the tenant's chain."""
+
+    stream: str
+    ok: bool
+    entries: int
+    checkpoints: int
+    unsigned: int
+    bad_seq: int | None
+    reason: str | None
+    detail: str
+    line: str = Field(examples=["OK 42 entries"])
+
+
+# -- signals and subjects -------------------------------------------------------------------
+
+
+class SignalBatch(_Request):
+    """Signal values observed for one subject; all or nothing."""
+
+    subject_id: SubjectId
+    values: Annotated[dict[Name, Scalar], Field(min_length=1, max_length=100)]
+    source: Name = "api"
+    observed_at: AwareDatetime | None = None
+
+
+class SignalsAccepted(BaseModel):
+    """How many values were written."""
+
+    accepted: int
+
+
+class PreferencesIn(_Request):
+    """A subject's controls, replaced as a whole."""
+
+    opt_out_all: bool = False
+    opt_out_workflows: Annotated[list[Name], Field(max_length=100)] = Field(default_factory=list)
+    snooze_until: AwareDatetime | None = None
+    consent_basis: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,49}$")] | None = (
+        Field(default=None, examples=["contract"])
+    )
+
+
+class PreferencesOut(BaseModel):
+    """A subject's controls as stored."""
+
+    subject_id: str
+    opt_out_all: bool
+    opt_out_workflows: list[str]
+    snooze_until: datetime | None
+    consent_basis: str | None
+
+
+# -- admin ----------------------------------------------------------------------------------
+
+
+class KeyCreate(_Request):
+    """A new key for the admin's own tenant."""
+
+    roles: Annotated[list[Role], Field(min_length=1, max_length=4)]
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[ -~]+$")] | None = None
+
+
+class KeyCreated(BaseModel):
+    """The key, and its token: shown this once, never again."""
+
+    key: ApiKey
+    token: str
+
+
+class KeyPage(BaseModel):
+    """A page of keys; pass `next_cursor` as `cursor` for the next one."""
+
+    items: list[ApiKey]
+    next_cursor: str | None
+
+
+class ShadowFigure(BaseModel):
+    """How often a shadow rule agreed with what people decided."""
+
+    rule: str
+    decided: int
+    agreed: int
+    agreement: float
+
+
+class PolicyOut(BaseModel):
+    """The approval policy this server applies, and its shadow rules' agreement."""
+
+    policy: Policy
+    shadow_agreement: list[ShadowFigure]
+
+
+# -- operations -----------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    """Database and broker reachable."""
+
+    status: Literal["ok"]
+    database: str
+    broker: str

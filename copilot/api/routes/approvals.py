@@ -1,0 +1,115 @@
+"""`/v1/approvals`: the reviewer's queue and decisions, within the key's tenant (role `reviewer`).
+
+The reviewer is the key's principal, never a field of the body: separation of duties
+(whoever triggered a run cannot approve its actions) and one-vote-per-reviewer quorums
+hold because the identity cannot be chosen by the caller.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from approvals import ApprovalRequest
+from approvals.kinds import Risk
+from copilot.api.auth import require, runtime
+from copilot.api.errors import responses
+from copilot.api.models import HEX_ID, NAME, SUBJECT, ApprovalPage, ApprovalStatus, DecisionIn
+from copilot.errors import CopilotError
+from copilot.keys import Principal
+from copilot.runtime import Runtime
+
+router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
+Reviewer = Annotated[Principal, Depends(require("reviewer"))]
+Rt = Annotated[Runtime, Depends(runtime)]
+ApprovalId = Annotated[str, Path(pattern=HEX_ID, description="The request's id (32 hex digits).")]
+
+
+@router.get(
+    "",
+    response_model=ApprovalPage,
+    responses=responses(401, 403, 422),
+    summary="The approval queue",
+)
+def queue(
+    who: Reviewer,
+    rt: Rt,
+    status: ApprovalStatus = "pending",
+    workflow: Annotated[str | None, Query(pattern=NAME)] = None,
+    kind: Annotated[str | None, Query(pattern=NAME)] = None,
+    risk: Risk | None = None,
+    subject_id: Annotated[str | None, Query(pattern=SUBJECT)] = None,
+    cursor: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_=-]{1,200}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ApprovalPage:
+    """By deadline, then highest risk first; pass `next_cursor` as `cursor` for the next page."""
+    items, nxt = rt.gate.queue(
+        who.tenant,
+        status=status,
+        workflow=workflow,
+        kind=kind,
+        risk=risk.value if risk is not None else None,
+        subject_id=subject_id,
+        cursor=cursor,
+        limit=limit,
+    )
+    return ApprovalPage(items=items, next_cursor=nxt)
+
+
+@router.get(
+    "/{approval_id}",
+    response_model=ApprovalRequest,
+    responses=responses(401, 403, 404, 422),
+    summary="One approval request",
+)
+def get_approval(approval_id: ApprovalId, who: Reviewer, rt: Rt) -> ApprovalRequest:
+    """The payload, its hash (what a decision names), risk, quorum, approvers and why."""
+    return rt.gate.get(approval_id, tenant=who.tenant)
+
+
+@router.post(
+    "/{approval_id}/decision",
+    response_model=ApprovalRequest,
+    responses=responses(401, 403, 404, 409, 413, 422),
+    summary="Approve, reject, or edit then approve",
+)
+def decide(approval_id: ApprovalId, body: DecisionIn, who: Reviewer, rt: Rt) -> ApprovalRequest:
+    """Decide the payload version named by `payload_hash`, as the key's principal.
+
+    409 `approval.conflict` when it was decided already, superseded, or its payload
+    changed (the hash is stale); 403 `approval.forbidden` for self-approval, a role the
+    request does not accept, a second vote, or a reject without a reason. With `edits`,
+    a new version is made (re-validated, re-scored, policy re-run) and approved by you;
+    the response is that new version.
+    """
+    if body.edits is not None:
+        if body.decision != "approve":
+            raise CopilotError(
+                "edits go with `approve` (edit then approve); to reject, send no edits",
+                code="request.invalid",
+                fields=[
+                    {"field": "body.edits", "message": "only with decision=approve", "type": "value_error"}
+                ],
+            )
+        req = rt.gate.edit(
+            approval_id,
+            reviewer=who.name,
+            roles=who.roles,
+            edits=body.edits,
+            payload_hash=body.payload_hash,
+            tenant=who.tenant,
+        )
+    else:
+        req = rt.gate.decide(
+            approval_id,
+            reviewer=who.name,
+            roles=who.roles,
+            decision=body.decision,
+            payload_hash=body.payload_hash,
+            reason=body.reason,
+            tenant=who.tenant,
+        )
+    if req.run_id is not None and req.status != "pending":
+        rt.enqueue(req.run_id)  # the decision already queued the run; this wakes a worker now
+    return req
