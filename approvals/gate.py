@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -713,13 +714,26 @@ def _encode_cursor(req: ApprovalRequest) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[float, int, str]:
+    from approvals.errors import ApprovalError
+
     try:
         deadline, neg_rank, last = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return float(deadline), int(neg_rank), str(last)
+        decoded = float(deadline), int(neg_rank), str(last)
     except (ValueError, TypeError) as exc:
-        from approvals.errors import ApprovalError
-
+        decoded = None
+        cause: Exception | None = exc
+    else:
+        cause = None
+    # A cursor comes back from clients: only the shapes we issue reach the query (a huge
+    # integer or a non-finite deadline would fail in the driver, not here).
+    if (
+        decoded is None
+        or not math.isfinite(decoded[0])
+        or not -10 <= decoded[1] <= 10
+        or len(decoded[2]) > 64
+    ):
         raise ApprovalError(
             "the cursor is not one this server issued; start from the first page",
             code="approval.bad_cursor",
-        ) from exc
+        ) from cause
+    return decoded

@@ -321,6 +321,27 @@ def test_the_queue_orders_by_deadline_then_risk_and_pages_with_a_cursor(
         gate.queue("acme", cursor="garbage!")
 
 
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b"[1e400, 0, \"x\"]",  # a deadline that is not finite
+        b"[1.0, 100000000000000000000000000000, \"x\"]",  # beyond any integer column
+        b"[1.0, 0, \"" + b"x" * 100 + b"\"]",  # an id longer than any we issue
+        b"{\"a\": 1, \"b\": 2, \"c\": 3}",  # three keys unpack, but not to numbers
+        b"\xff\xfe",  # not UTF-8
+    ],
+)
+def test_a_cursor_the_server_did_not_issue_is_refused_before_the_query(
+    gate: Gate, doc: bytes
+) -> None:
+    import base64
+
+    forged = base64.urlsafe_b64encode(doc).decode()
+    with pytest.raises(ApprovalError) as caught:
+        gate.queue("acme", cursor=forged)
+    assert caught.value.code == "approval.bad_cursor"
+
+
 def _race(url: str, request_id: str, reviewer: str, digest: str, out: Any) -> None:
     engine = create_engine(url)
     gate = Gate(engine, SqlAuditStore(engine), CATALOG, POLICY)
