@@ -1,4 +1,4 @@
-"""The authorization matrix: every endpoint × every role × own and other tenant.
+"""The authorization matrix: every endpoint x every role x own and other tenant.
 
 Generated from the one table below. Resources (runs, approvals, keys, subject
 preferences) live in tenant `acme`; callers hold keys of `acme` (own) or `globex`
