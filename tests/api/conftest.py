@@ -78,3 +78,7 @@ def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
     rt = build_runtime(db_url, tmp_path, woken)
     with TestClient(create_app(rt.settings, runtime=rt)) as client:
         yield Api(rt=rt, client=client, tokens=make_keys(rt), woken=woken)
+
+
+# Worker-process clusters (real Celery workers) for the end-to-end test.
+from tests.copilot.test_celery import cluster  # noqa: E402,F401

@@ -18,7 +18,7 @@ from copilot.client import Client
 from copilot.runs import RunState
 from copilot.tables import outbox
 from tests.api.live import LiveServer
-from tests.copilot.test_celery import Cluster, cluster  # noqa: F401 - the fixture
+from tests.copilot.test_celery import Cluster
 
 
 @pytest.mark.slow
