@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from copilot.api import errors
 from copilot.api.limits import BodyLimit
 from copilot.api.routes import admin, approvals, audit, ops, runs, subjects
+from copilot.api.strict import strict_query
 from copilot.runtime import Runtime
 from copilot.settings import Settings
 
@@ -40,6 +41,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
+        dependencies=[Depends(strict_query)],
     )
     app.state.runtime = rt.prepare()
     app.state.max_body = settings.api_max_body_bytes

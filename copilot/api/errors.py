@@ -103,6 +103,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if request.scope.get(TOO_LARGE):  # the body limit cut the read short
         return too_large_response(request.app.state.max_body)
+    if exc.status_code == 400:  # FastAPI could not read the body (not UTF-8, not decodable)
+        field = {"field": "body", "message": str(exc.detail), "type": "body_unreadable"}
+        return error_response(
+            "request.invalid", "invalid request: fix body (send UTF-8 JSON)", {"fields": [field]}
+        )
     if exc.status_code == 404:
         return error_response("http.not_found", f"no route {request.url.path}; see /docs")
     if exc.status_code == 405:

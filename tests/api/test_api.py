@@ -359,3 +359,11 @@ def test_metrics_report_runs_approvals_and_audit_heads(api: Api) -> None:
     assert float(lines['copilot_approvals_oldest_pending_age_seconds{tenant="acme"}']) >= 0
     assert int(lines['copilot_audit_stream_head{stream="acme"}']) == api.rt.audit.head("acme")[0]
     assert lines["copilot_audit_pending_events"] == "0"
+
+
+def test_unknown_query_parameters_are_refused_by_name(api: Api) -> None:
+    r = api.client.get(
+        "/v1/approvals", params={"subjectid": "acct-1"}, headers=api.auth("acme", "reviewer")
+    )
+    assert r.status_code == 422
+    assert r.json()["error"]["details"]["fields"][0]["field"] == "query.subjectid"

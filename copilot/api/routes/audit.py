@@ -37,7 +37,7 @@ def events(
     run_id: Annotated[str | None, Query(pattern=HEX_ID)] = None,
     subject_id: Annotated[str | None, Query(pattern=SUBJECT)] = None,
     after_seq: Annotated[int, Query(ge=0, le=2**53 - 1)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> EventPage:
     """Entries ascending by seq, with their hashes and exact bytes (personal payloads left out)."""
     rt.audit.settle(who.tenant)  # chain what busy writers queued, so it is readable too
