@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -317,3 +318,30 @@ def test_a_run_taken_too_many_times_fails_with_a_code(runner: Runner) -> None:
     done = runner.run_inline(run.id)
     assert done.state == RunState.FAILED
     assert done.error is not None and done.error["code"] == "run.too_many_attempts"
+
+
+def test_a_server_runtime_logs_a_broker_that_is_away_instead_of_failing_the_write(
+    tmp_path: Path,
+) -> None:
+    """The API's Runtime: a run is durable before its wake-up; a lost wake-up is the sweeper's."""
+    from copilot.runtime import Runtime
+    from copilot.settings import Settings
+
+    settings = Settings(
+        home=tmp_path,
+        broker_url="redis://127.0.0.1:1/0",  # nothing listens on port 1
+        workflow_modules="tests.copilot.flows",
+    )
+    strict = Runtime(settings)
+    with pytest.raises(Exception):  # noqa: B017 - whatever the transport raises
+        strict.enqueue("0" * 32)
+    tolerant = Runtime(settings, tolerate_broker_errors=True).prepare()
+    try:
+        from copilot.db import upgrade
+
+        upgrade(tolerant.engine)
+        run, created = tolerant.runner.trigger("five_steps", "acct-1", tenant="acme")
+        assert created and tolerant.runs.get(run.id).state.value == "queued"
+    finally:
+        tolerant.close()
+        strict.close()
