@@ -1,0 +1,175 @@
+"""The HTTP API under load, beside a bare FastAPI endpoint on the same server settings.
+
+(a) `GET /v1/approvals`: a page of 50 over 100,000 pending requests on PostgreSQL (first
+    pages and cursor pages in turn), with a reviewer's key: requests/s, p50 and p99.
+(b) `POST /v1/runs`: trigger a run (validated, consent checked, the run and its audit
+    event committed and flushed, a wake-up sent to Redis), with an app's key.
+Baseline, measured in the same run: a bare FastAPI app whose one endpoint returns a
+constant, served by uvicorn with the same options (one process, the same event loop and
+HTTP parser). Load: keep-alive connections from a separate client process on this machine.
+Target: the listing at >= 0.3 of the bare endpoint's rate, with p99 < 50 ms.
+
+    python bench/api.py [--quick]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from audit import Actor  # noqa: E402
+from bench._common import Result, parser, pg_schema, pg_url, report  # noqa: E402
+from bench._load import request  # noqa: E402
+from bench.approvals import seed  # noqa: E402
+from bench.runtime import REDIS_DB  # noqa: E402
+from copilot.db import upgrade  # noqa: E402
+from copilot.runtime import Runtime  # noqa: E402
+from copilot.settings import Settings  # noqa: E402
+from tests.api.live import free_port  # noqa: E402
+
+CONNECTIONS = 4
+HOST = "127.0.0.1"
+
+
+def serve(argv: list[str], env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """A uvicorn server process on `port`, waited for."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://{HOST}:{port}/openapi.json", timeout=1)
+            return proc
+        except httpx.TransportError:
+            time.sleep(0.1)
+    stop(proc)
+    raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def load(port: int, requests: list[str], seconds: float) -> dict[str, float]:
+    """Run the load generator against one server; its figures."""
+    spec = {"host": HOST, "port": port, "requests": requests, "connections": CONNECTIONS,
+            "seconds": seconds, "warmup": 1.0}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "_load.py")],
+        input=json.dumps(spec), capture_output=True, text=True, check=True, timeout=seconds + 60,
+    )  # fmt: skip
+    figures: dict[str, float] = json.loads(done.stdout)
+    if figures["errors"]:
+        raise RuntimeError(f"{figures['errors']} non-2xx responses: {figures}")
+    return figures
+
+
+def main() -> None:
+    args = parser(__doc__ or "").parse_args()
+    n = 20_000 if args.quick else 100_000
+    rounds, seconds = (1, 3.0) if args.quick else (3, 8.0)
+    queue = f"q-bench-api-{uuid.uuid4().hex[:6]}"
+    with pg_schema() as schema, tempfile.TemporaryDirectory() as d:
+        home = Path(d)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")},
+            "COPILOT_DATABASE_URL": pg_url(schema),
+            "COPILOT_BROKER_URL": f"redis://{HOST}:6379/{REDIS_DB}",
+            "COPILOT_QUEUE": queue,
+            "COPILOT_HOME": str(home),
+            "COPILOT_WORKFLOW_MODULES": "bench.flows",
+        }
+        rt = Runtime(
+            Settings(database_url=env["COPILOT_DATABASE_URL"], home=home,
+                     workflow_modules="bench.flows"),
+            enqueue=lambda r, c: None,
+        )  # fmt: skip
+        upgrade(rt.engine)
+        seed(schema, n)
+        system = Actor.system("bench")
+        reviewer = rt.keys.create(tenant="bench", roles=["reviewer"], actor=system)[1]
+        app = rt.keys.create(tenant="bench", roles=["app"], actor=system)[1]
+        cursors, cursor = [], None
+        for _ in range(20):
+            _, cursor = rt.gate.queue("bench", cursor=cursor, limit=50)
+            cursors.append(cursor)
+        rt.close()
+
+        ours_port, bare_port = free_port(), free_port()
+        common = ["--workers", "1", "--log-level", "warning"]
+        ours = serve([sys.executable, "-m", "copilot", "api", "--port", str(ours_port), *common],
+                     env, ours_port, home / "api.log")  # fmt: skip
+        bare = serve([sys.executable, "-m", "uvicorn", "bench._bare:app", "--host", HOST,
+                      "--port", str(bare_port), *common], env, bare_port, home / "bare.log")  # fmt: skip
+        host = f"{HOST}:{ours_port}"
+        listing = [request("GET", "/v1/approvals?limit=50", host, token=reviewer)] + [
+            request("GET", f"/v1/approvals?limit=50&cursor={c}", host, token=reviewer)
+            for c in cursors
+        ]
+        posts = [
+            request("POST", "/v1/runs", host, token=app,
+                    body=json.dumps({"workflow": "bench_five", "subject_id": f"acct-{i}"}).encode())
+            for i in range(500)
+        ]  # fmt: skip
+        constant = [request("GET", "/bare", f"{HOST}:{bare_port}")]
+        figures: dict[str, list[dict[str, float]]] = {"bare": [], "list": [], "post": []}
+        try:
+            for _ in range(rounds):  # interleaved, so drift on the machine hits all three
+                figures["bare"].append(load(bare_port, constant, seconds))
+                figures["list"].append(load(ours_port, listing, seconds))
+                figures["post"].append(load(ours_port, posts, seconds))
+        finally:
+            stop(ours)
+            stop(bare)
+            import redis
+
+            redis.Redis(host=HOST, port=6379, db=REDIS_DB).delete(queue)
+
+    def med(kind: str, key: str) -> float:
+        return statistics.median(f[key] for f in figures[kind])
+
+    base = med("bare", "rps")
+    label = f"page of 50 over {n:,} pending"
+    results = [
+        Result(f"GET /v1/approvals ({label}), rate", med("list", "rps"), "req/s", base,
+               med("list", "rps") / base, ">= 0.3"),
+        Result(f"GET /v1/approvals ({label}), p50", med("list", "p50_ms"), "ms",
+               med("bare", "p50_ms"), None, "value <= 50"),
+        Result(f"GET /v1/approvals ({label}), p99", med("list", "p99_ms"), "ms",
+               med("bare", "p99_ms"), None, "value <= 50"),
+        Result("POST /v1/runs (no target set), rate", med("post", "rps"), "req/s", base,
+               med("post", "rps") / base, ">= 0"),
+        Result("POST /v1/runs (no target set), p50", med("post", "p50_ms"), "ms",
+               med("bare", "p50_ms"), None, "value <= 1000"),
+        Result("POST /v1/runs (no target set), p99", med("post", "p99_ms"), "ms",
+               med("bare", "p99_ms"), None, "value <= 1000"),
+    ]  # fmt: skip
+    print(f"bare FastAPI constant endpoint: {base:,.0f} req/s, p50 {med('bare', 'p50_ms'):.2f} ms, "
+          f"p99 {med('bare', 'p99_ms'):.2f} ms; {CONNECTIONS} keep-alive connections, "
+          f"{rounds} round(s) of {seconds:.0f} s")  # fmt: skip
+    report("api", results)
+
+
+if __name__ == "__main__":
+    main()
