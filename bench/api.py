@@ -86,7 +86,9 @@ def load(port: int, requests: list[str], seconds: float) -> dict[str, float]:
 
 
 def main() -> None:
-    args = parser(__doc__ or "").parse_args()
+    p = parser(__doc__ or "")
+    p.add_argument("--workers", type=int, default=1, help="server processes (both servers)")
+    args = p.parse_args()
     n = 20_000 if args.quick else 100_000
     rounds, seconds = (1, 3.0) if args.quick else (3, 8.0)
     queue = f"q-bench-api-{uuid.uuid4().hex[:6]}"
@@ -117,7 +119,7 @@ def main() -> None:
         rt.close()
 
         ours_port, bare_port = free_port(), free_port()
-        common = ["--workers", "1", "--log-level", "warning"]
+        common = ["--workers", str(args.workers), "--log-level", "warning"]
         ours = serve([sys.executable, "-m", "copilot", "api", "--port", str(ours_port), *common],
                      env, ours_port, home / "api.log")  # fmt: skip
         bare = serve([sys.executable, "-m", "uvicorn", "bench._bare:app", "--host", HOST,

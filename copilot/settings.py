@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(
         default=262_144, ge=1024, description="Largest request body the HTTP API accepts."
     )
+    api_key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long an API process trusts a key it checked (a revocation's delay).",
+    )
 
     @field_validator("llm")
     @classmethod

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from copilot.api import errors
+from copilot.api.auth import KeyCache
 from copilot.api.limits import BodyLimit
 from copilot.api.routes import admin, approvals, audit, ops, runs, subjects
 from copilot.api.strict import strict_query
@@ -44,6 +45,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         dependencies=[Depends(strict_query)],
     )
     app.state.runtime = rt.prepare()
+    app.state.keys = KeyCache(rt.keys, settings.api_key_cache_seconds)
     app.state.max_body = settings.api_max_body_bytes
     errors.install(app)
     for module in (runs, approvals, audit, subjects, admin, ops):

@@ -1,15 +1,24 @@
-"""Who is asking: the bearer key's principal, and whether its roles allow the route."""
+"""Who is asking: the bearer key's principal, and whether its roles allow the route.
+
+Each API process remembers a key it checked for `COPILOT_API_KEY_CACHE_SECONDS` (5 by
+default; 0 checks the database on every request), by the SHA-256 of the token, so the
+hot paths do not pay a database round trip per request. That is also how long a revoked
+key may go on working on a process that saw it just before.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from copilot.errors import ForbiddenError, UnauthenticatedError
-from copilot.keys import Principal, Role
+from copilot.keys import KeyStore, Principal, Role
 from copilot.runtime import Runtime
 
 bearer = HTTPBearer(
@@ -17,19 +26,46 @@ bearer = HTTPBearer(
     scheme_name="ApiKey",
     description="`Authorization: Bearer cpk_<id>_<secret>` (see `copilot keys create`).",
 )
+MAX_REMEMBERED = 10_000
 
 
-def runtime(request: Request) -> Runtime:
+class KeyCache:
+    """Keys this process checked recently (only valid ones: garbage cannot fill it)."""
+
+    def __init__(self, keys: KeyStore, ttl: float, *, clock: Callable[[], float] = time.monotonic):
+        self.keys = keys
+        self.ttl = ttl
+        self.clock = clock
+        self._seen: dict[bytes, tuple[float, Principal]] = {}
+
+    async def principal(self, token: str) -> Principal | None:
+        """The token's principal, from memory while fresh, else from the key store."""
+        digest = hashlib.sha256(token.encode()).digest()
+        hit = self._seen.get(digest)
+        now = self.clock()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = await run_in_threadpool(self.keys.authenticate, token)
+        if found is None:
+            self._seen.pop(digest, None)
+        elif self.ttl > 0:
+            if len(self._seen) >= MAX_REMEMBERED:
+                self._seen.clear()
+            self._seen[digest] = (now + self.ttl, found)
+        return found
+
+
+async def runtime(request: Request) -> Runtime:
     """The process's Runtime, built by the app factory."""
     rt = request.app.state.runtime
     assert isinstance(rt, Runtime)
     return rt
 
 
-def require(*roles: Role) -> Callable[..., Principal]:
+def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller's principal, if its key holds one of `roles` (else 401/403)."""
 
-    def principal(
+    async def principal(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
@@ -38,7 +74,9 @@ def require(*roles: Role) -> Callable[..., Principal]:
                 "send an API key as `Authorization: Bearer <key>`; create one with "
                 "`copilot keys create --tenant T --role R`"
             )
-        found = runtime(request).keys.authenticate(credentials.credentials)
+        cache = request.app.state.keys
+        assert isinstance(cache, KeyCache)
+        found = await cache.principal(credentials.credentials)
         if found is None:
             raise UnauthenticatedError("the API key is unknown or revoked")
         if not found.has(*roles):

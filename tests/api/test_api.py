@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -367,3 +368,23 @@ def test_unknown_query_parameters_are_refused_by_name(api: Api) -> None:
     )
     assert r.status_code == 422
     assert r.json()["error"]["details"]["fields"][0]["field"] == "query.subjectid"
+
+
+def test_a_revoked_key_stops_working_once_the_process_cache_expires(
+    db_url: str, tmp_path: Path
+) -> None:
+    from tests.api.conftest import build_runtime
+
+    rt = build_runtime(db_url, tmp_path, [], api_key_cache_seconds=0.5)
+    key, token = rt.keys.create(tenant="acme", roles=["auditor"], actor=Actor.system("t"))
+    h = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(rt.settings, runtime=rt)) as client:
+        assert client.get("/v1/audit/verify", headers=h).status_code == 200
+        rt.keys.revoke(key.id, tenant="acme", actor=Actor.system("t"))
+        assert client.get("/v1/audit/verify", headers=h).status_code == 200  # remembered
+        time.sleep(0.6)
+        r = client.get("/v1/audit/verify", headers=h)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "auth.unauthenticated"
+        # and a wrong token is never remembered: each one is checked
+        wrong = {"Authorization": f"Bearer {token[:-2]}xx"}
+        assert client.get("/v1/audit/verify", headers=wrong).status_code == 401
