@@ -27,6 +27,7 @@ EXPECTED = {
         "ApprovalNotFoundError", "ClaimedError", "InvalidPayloadError", "UnknownActionKindError",
     },
     "workflows": set(),
+    "copilot.api": {"app_from_env", "create_app"},
 }  # fmt: skip
 
 

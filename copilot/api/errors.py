@@ -60,17 +60,18 @@ def status_of(code: str) -> int:
     return STATUS.get(code, 500)
 
 
-def error_response(code: str, message: str, details: dict[str, Any] | None = None) -> Response:
-    """The error body for `code`, with its status. Never fails to encode."""
+def error_response(
+    code: str, message: str, details: dict[str, Any] | None = None, *, status: int | None = None
+) -> Response:
+    """The error body for `code`, with its status (or `status`). Never fails to encode."""
     body = ErrorBody.model_validate(
         {"error": {"code": code, "message": message, "details": details or {}}}
     )
     # ensure_ascii and default=str: whatever the details hold, the error itself renders.
     content = json.dumps(body.model_dump(mode="python"), ensure_ascii=True, default=str)
-    headers = {"WWW-Authenticate": "Bearer"} if status_of(code) == 401 else None
-    return Response(
-        content, status_code=status_of(code), media_type="application/json", headers=headers
-    )
+    status = status or status_of(code)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return Response(content, status_code=status, media_type="application/json", headers=headers)
 
 
 def _fields(exc: RequestValidationError) -> list[dict[str, str]]:
@@ -114,9 +115,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return error_response(
             "http.method_not_allowed", f"{request.method} is not allowed on {request.url.path}"
         )
-    code = f"http.{exc.status_code}"
-    STATUS.setdefault(code, exc.status_code)
-    return error_response(code, str(exc.detail))
+    return error_response(f"http.{exc.status_code}", str(exc.detail), status=exc.status_code)
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
@@ -151,7 +150,7 @@ def install(app: FastAPI) -> None:
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` entries: each status documented with the error body."""
+    """OpenAPI `responses` entries: each status (and 503) documented with the error body."""
     described = {
         400: "Malformed request",
         401: "Missing, unknown or revoked API key (`auth.unauthenticated`)",
@@ -162,4 +161,5 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: "Invalid request; `details.fields` names each field (`request.invalid`, ...)",
         503: "Database unreachable (`service.unavailable`)",
     }
-    return {s: {"model": ErrorBody, "description": described[s]} for s in statuses}
+    # Any operation may meet a database that is away.
+    return {s: {"model": ErrorBody, "description": described[s]} for s in (*statuses, 503)}

@@ -33,7 +33,7 @@ def _broker(rt: Runtime) -> str:
 @router.get(
     "/healthz",
     response_model=Health,
-    responses=responses(503),
+    responses=responses(),
     summary="Database and broker reachable",
 )
 def healthz(rt: Rt) -> Health:
@@ -61,7 +61,8 @@ def healthz(rt: Rt) -> Health:
         200: {
             "description": "Prometheus text exposition format",
             "content": {PROMETHEUS: {"schema": {"type": "string"}}},
-        }
+        },
+        **responses(),
     },
     summary="Prometheus metrics",
 )
