@@ -16,8 +16,8 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg.rows
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from approvals import ApprovalRequest, Gate
+from approvals import ApprovalRequest, Gate, payload_hash
 from audit import Actor, AuditEvent, Versions, genesis, seal
 from audit.canonical import canonical
 from audit.stores.sql import autocommit_driver, readonly
@@ -35,13 +35,16 @@ from copilot.degradation import Degradation, Explanation, Level, assess
 from copilot.errors import CopilotError, UnknownWorkflowError
 from copilot.executors import Action, ExecutionError, Executor, Receipt
 from copilot.gating import Proposal, execute_approved
+from copilot.holdouts import fraction_for, held_out
 from copilot.llm import ModelAccess, ModelCall
+from copilot.minimize import model_payload
 from copilot.registry import Registry
 from copilot.runs import Run, RunState, RunStore, StepRecord, acquired_event, run_from
 from copilot.tables import run_steps, runs
 from copilot.workflow import Await, Step, Workflow
 
 Enqueue = Callable[[str, float], None]
+T = TypeVar("T", bound=BaseModel)
 
 _ADVANCE = (
     update(runs)
@@ -99,6 +102,7 @@ class StepContext:
         self.model: ModelAccess = runner.model
         self._effects: list[Callable[[Connection], None]] = []
         self._proposals: list[Proposal] = []
+        self._withheld: list[Proposal] = []
         self._submitted: list[ApprovalRequest] = []
         self._actions = 0
         self.model_name: str | None = None
@@ -128,6 +132,41 @@ class StepContext:
         if call.fault is not None:
             self.degrade(Level.PARTIAL, call.fault)
 
+    def ask(
+        self,
+        schema: type[T],
+        instructions: str,
+        *,
+        signals: Sequence[str],
+        facts: Mapping[str, Any] | None = None,
+        prompt_version: str,
+    ) -> ModelCall[T]:
+        """Ask the model for a `schema` object about the named signals, minimized.
+
+        Only signals this workflow declares may be named; personal values travel as tokens
+        and are restored in the reply (see `copilot.minimize`); the data travels inside
+        <data> delimiters, never as instructions. The call is recorded on the step, and a
+        fault degrades the run with its reason code: check `call.ok` and fall back to rules.
+        """
+        data, pseudo = model_payload(
+            self._runner.registry.signals,
+            self.workflow.name,
+            [n.name for n in self.workflow.signals],
+            self.signals,
+            signals,
+            facts or {},
+        )
+        call = self.model.structured(
+            schema, pseudo.scrub(instructions), data, prompt_version=prompt_version
+        )
+        if call.value is not None:
+            try:
+                call.value = schema.model_validate(pseudo.restore(call.value.model_dump()))
+            except ValidationError:
+                call.value, call.fault = None, "model_invalid_output"
+        self.used(call)
+        return call
+
     def propose(
         self, kind: str, payload: dict[str, Any], *, confidence: float, why: str | None = None
     ) -> None:
@@ -151,9 +190,11 @@ class StepContext:
                 level=self.level.value,
             )
         capped = self.degradation.cap(confidence)
-        self._proposals.append(
-            Proposal(kind=kind, payload=model.model_dump(mode="json"), confidence=capped, why=why)
+        proposal = Proposal(
+            kind=kind, payload=model.model_dump(mode="json"), confidence=capped, why=why
         )
+        # A held-out subject gets nothing; what it would have got is logged for measurement.
+        (self._withheld if self.run.holdout else self._proposals).append(proposal)
 
     def on_commit(self, effect: Callable[[Connection], None]) -> None:
         """Run `effect(conn)` inside this step's checkpoint transaction (exactly once)."""
@@ -219,6 +260,8 @@ class Runner:
         action_executors: Mapping[str, str] | None = None,
         max_attempts: int = 25,
         consent: Consent | None = None,
+        holdouts: Mapping[str, float] | None = None,
+        holdout_salt: str = "copilot",
     ) -> None:
         self.store = store
         self.registry = registry
@@ -233,6 +276,8 @@ class Runner:
         self.action_executors = dict(action_executors or {})
         self.max_attempts = max_attempts
         self.consent = consent
+        self.holdouts = dict(holdouts or {})
+        self.holdout_salt = holdout_salt
 
     # -- triggering -------------------------------------------------------------------------
 
@@ -271,6 +316,7 @@ class Runner:
                 reasons=[refusal],
                 data={"reason": refusal},
             )
+        fraction = fraction_for(wf.name, wf.holdout, self.holdouts)
         run, created = self.store.create(
             tenant=tenant,
             workflow=wf.name,
@@ -279,6 +325,7 @@ class Runner:
             inputs=data,
             idempotency_key=idempotency_key,
             triggered_by=triggered_by,
+            holdout=held_out(subject_id, wf.name, fraction, salt=self.holdout_salt),
         )
         if created and self.enqueue is not None:
             self.enqueue(run.id, 0.0)
@@ -600,7 +647,12 @@ class Runner:
         """
         now = self.store.clock()
         doc = output.model_dump(mode="json")
-        if self._pg and request is None and not last and not ctx._effects and not ctx._proposals:
+        if (
+            self._pg
+            and request is None
+            and not last
+            and not (ctx._effects or ctx._proposals or ctx._withheld)
+        ):
             return self._checkpoint_pg(run, ctx, doc, started, now)
         try:
             durable = request is not None or last or bool(ctx._proposals)
@@ -647,7 +699,10 @@ class Runner:
                 )
                 for effect in ctx._effects:
                     effect(conn)
-                self.store.audit.append_in(conn, run.tenant, [self._step_event(run, ctx, doc)])
+                events = [self._step_event(run, ctx, doc)]
+                if ctx._withheld:
+                    events.append(_withheld_event(run, ctx))
+                self.store.audit.append_in(conn, run.tenant, events)
                 pending = self._submit_proposals(conn, run, ctx)
                 if request is not None:
                     self._move(
@@ -790,6 +845,27 @@ class Runner:
                 return run
             time.sleep(0.01)
         return self.store.get(run_id)
+
+
+def _withheld_event(run: Run, ctx: StepContext) -> AuditEvent:
+    """What a held-out run would have proposed: kinds and payload digests, for measurement."""
+    return AuditEvent(
+        event_type="proposals.withheld",
+        actor=Actor.system("holdout"),
+        run_id=run.id,
+        subject_id=run.subject_id,
+        data={
+            "step": ctx.step.name,
+            "proposals": [
+                {
+                    "kind": p.kind,
+                    "payload_sha256": payload_hash(p.payload),
+                    "confidence": p.confidence,
+                }
+                for p in ctx._withheld
+            ],
+        },
+    )
 
 
 def _pinned(assessed: Degradation, run: Run) -> Degradation:

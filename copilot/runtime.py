@@ -6,7 +6,7 @@ from functools import cached_property
 
 from sqlalchemy import Engine
 
-from approvals import Gate, Policy, WebhookNotifier
+from approvals import ApprovalRequest, Gate, Policy, WebhookNotifier
 from audit import CheckpointLog, Signer, SqlAuditStore, Trail
 from audit.signing import key_id, load_public_key
 from copilot.consent import Consent
@@ -15,6 +15,7 @@ from copilot.db import make_engine
 from copilot.errors import ConfigError
 from copilot.executors import Executor, OutboxExecutor, WebhookExecutor
 from copilot.gating import resume_when_settled
+from copilot.holdouts import parse_holdouts
 from copilot.llm import ModelAccess, make_model
 from copilot.registry import Registry
 from copilot.runner import Enqueue, Runner
@@ -142,10 +143,10 @@ class Runtime:
 
     @cached_property
     def policy(self) -> Policy:
-        """The approval policy: `COPILOT_POLICY_PATH` (YAML), else the default (a person decides)."""
+        """The approval policy: `COPILOT_POLICY_PATH` (YAML), else `Policy.default()`."""
         path = self.settings.policy_path
         if path is None:
-            return Policy()
+            return Policy.default()
         try:
             return Policy.from_yaml(path.read_text())
         except (OSError, ValueError) as exc:
@@ -164,8 +165,14 @@ class Runtime:
             self.registry.catalog,
             self.policy,
             on_settled=resume_when_settled(self.runs),
+            on_committed=self._wake,
             notifier=notifier,
         )
+
+    def _wake(self, req: ApprovalRequest) -> None:
+        """A settled request's run may be queued again: hint a worker (the sweeper backs it up)."""
+        if req.run_id is not None:
+            self.enqueue(req.run_id)
 
     @cached_property
     def runner(self) -> Runner:
@@ -180,6 +187,8 @@ class Runtime:
             lease_seconds=self.settings.lease_seconds,
             gate=self.gate,
             consent=self.consent,
+            holdouts=parse_holdouts(self.settings.holdouts),
+            holdout_salt=self.settings.holdout_salt,
         )
 
     @cached_property

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -45,6 +46,7 @@ runs = Table(
     Column("reasons", Text, nullable=True),
     Column("result", Text, nullable=True),
     Column("error", Text, nullable=True),
+    Column("holdout", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("tenant", "idempotency_key", name="uq_runs_idempotency"),
     Index("ix_runs_state_queued", "state", "queued_at"),
     Index("ix_runs_state_lease", "state", "lease_expires_at"),

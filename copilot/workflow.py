@@ -42,6 +42,8 @@ class SignalNeed(BaseModel):
     weight: float = Field(default=1.0, gt=0)
     required: bool = False
     freshness: timedelta = timedelta(days=30)
+    # Present only in some situations (an overdue amount): its absence is not a gap.
+    conditional: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class Workflow:
         signals: Sequence[SignalNeed] = (),
         actions: Sequence[str] = (),
         description: str = "",
+        holdout: float = 0.0,
     ) -> None:
         if not _NAME.match(name):
             raise WorkflowDefinitionError(
@@ -105,6 +108,10 @@ class Workflow:
             raise WorkflowDefinitionError(
                 f"workflow {name!r}: input= must be a pydantic model class, got {input!r}"
             )
+        if not 0 <= holdout < 1:
+            raise WorkflowDefinitionError(
+                f"workflow {name!r}: holdout={holdout!r} must be a fraction in [0, 1), e.g. 0.1"
+            )
         names = [s.name for s in signals]
         if len(set(names)) != len(names):
             raise WorkflowDefinitionError(f"workflow {name!r} declares a signal twice: {names}")
@@ -114,6 +121,7 @@ class Workflow:
         self.signals: tuple[SignalNeed, ...] = tuple(signals)
         self.actions: tuple[str, ...] = tuple(actions)
         self.description = description
+        self.holdout = holdout
         self.steps: list[Step] = []
 
     def __repr__(self) -> str:

@@ -8,7 +8,15 @@ import typer
 from pydantic import ValidationError
 
 from audit import CopilotError
-from copilot.cli import approvals_cmd, audit_cmd, demo, runs_cmd, signals_cmd, subjects_cmd
+from copilot.cli import (
+    approvals_cmd,
+    audit_cmd,
+    demo,
+    retention_cmd,
+    runs_cmd,
+    signals_cmd,
+    subjects_cmd,
+)
 from copilot.cli.context import Env
 from copilot.db import upgrade
 from copilot.errors import ConfigError
@@ -38,6 +46,7 @@ app.add_typer(runs_cmd.runs_app, name="runs")
 app.add_typer(approvals_cmd.app, name="approvals")
 app.add_typer(subjects_cmd.app, name="subjects")
 app.add_typer(signals_cmd.app, name="signals")
+app.add_typer(retention_cmd.app, name="retention")
 app.command(name="demo")(demo.demo)
 app.command(name="run")(runs_cmd.run)
 app.command(name="worker")(runs_cmd.worker)
