@@ -1,9 +1,9 @@
-"""`copilot demo`: the main job on the embedded defaults.
+"""`copilot audit sample`: a synthetic trail, for trying the auditor's tools on their own.
 
-Until the workflow runtime lands, the demo exercises the trail end to end, the way the
-runtime will use it: the lifecycle of a run per synthetic account (personal content kept
-erasable), a signed checkpoint, an erasure, verification in the database and offline
-from an export bundle, and a tampered copy of that bundle caught by the verifier.
+Writes the lifecycle of a run per synthetic account (personal content kept erasable),
+erases one subject, signs a checkpoint, verifies in the database and offline from an
+export bundle, and shows a tampered copy of that bundle caught by the verifier. The
+real workflows' trail comes from `copilot demo`.
 """
 
 from __future__ import annotations
@@ -86,12 +86,9 @@ def _run_events(acct: int, rng: random.Random) -> list[AuditEvent]:
     ]
 
 
-def demo(
+def sample(
     ctx: typer.Context,
     accounts: Annotated[int, typer.Option(min=1, max=100_000, help="Synthetic accounts.")] = 50,
-    no_review: Annotated[
-        bool, typer.Option("--no-review", help="Accepted for forward compatibility.")
-    ] = False,
 ) -> None:
     """Write, sign, erase, export and verify a realistic audit trail on the embedded defaults."""
     env = ctx.obj
@@ -119,7 +116,7 @@ def demo(
     tampered = _tamper_copy(bundle)
     caught = verify_bundle(tampered)[0]
 
-    table = Table(title=f"copilot demo: stream {stream!r}")
+    table = Table(title=f"copilot audit sample: stream {stream!r}")
     table.add_column("what")
     table.add_column("result")
     table.add_row("entries appended / already there", f"{appended} / {duplicates}")

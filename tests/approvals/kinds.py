@@ -43,7 +43,7 @@ CATALOG = Catalog(
     [
         ActionKind("post_note", Note, lambda n: Risk.LOW),
         ActionKind(
-            "send_email",
+            "email_customer",
             Email,
             email_risk,
             reaches_customer=True,
@@ -59,7 +59,7 @@ CATALOG = Catalog(
             expires_after=timedelta(hours=4),
         ),
         ActionKind(
-            "offer_training",
+            "trial_training",
             Training,
             lambda t: Risk.LOW,
             on_expiry=OnExpiry.AUTO_APPROVE_LOW,

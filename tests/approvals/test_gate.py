@@ -95,7 +95,7 @@ def test_unknown_kinds_are_denied_and_bad_payloads_write_nothing(gate: Gate) -> 
 
 
 def test_a_decision_on_a_stale_payload_hash_is_a_conflict(gate: Gate) -> None:
-    req = propose(gate, "send_email", EMAIL)
+    req = propose(gate, "email_customer", EMAIL)
     with pytest.raises(ApprovalConflictError, match="payload changed"):
         gate.decide(
             req.id, reviewer="maya", roles=REVIEWERS, decision="approve", payload_hash="0" * 64
@@ -115,7 +115,7 @@ def test_a_decision_on_a_stale_payload_hash_is_a_conflict(gate: Gate) -> None:
 
 
 def test_separation_of_duties_roles_and_reasons(gate: Gate) -> None:
-    req = propose(gate, "send_email", EMAIL, triggered_by="maya")
+    req = propose(gate, "email_customer", EMAIL, triggered_by="maya")
     with pytest.raises(ApprovalForbiddenError, match="triggered the run"):
         gate.decide(
             req.id,
@@ -148,7 +148,7 @@ def test_separation_of_duties_roles_and_reasons(gate: Gate) -> None:
 
 
 def test_quorum_two_needs_two_distinct_reviewers(gate: Gate) -> None:
-    req = propose(gate, "send_email", {**EMAIL, "attachments": 1})
+    req = propose(gate, "email_customer", {**EMAIL, "attachments": 1})
     assert (req.risk, req.required_n) == ("high", 2)
     once = gate.decide(
         req.id, reviewer="maya", roles=REVIEWERS, decision="approve", payload_hash=req.payload_hash
@@ -211,7 +211,7 @@ def test_an_edit_makes_a_new_version_and_raising_the_risk_raises_the_quorum(gate
         payload_hash=edited.payload_hash,
     )
     assert final.status == "approved"
-    email = propose(gate, "send_email", EMAIL)
+    email = propose(gate, "email_customer", EMAIL)
     assert email.payload == {**EMAIL, "attachments": 0}  # bound to the validated, complete payload
     cut = gate.edit(
         email.id,
@@ -229,12 +229,12 @@ def test_an_edit_makes_a_new_version_and_raising_the_risk_raises_the_quorum(gate
 def test_expiry_expires_escalates_or_auto_approves_low_risk_and_is_audited(
     gate: Gate, clock: Clock
 ) -> None:
-    email = propose(gate, "send_email", EMAIL)
+    email = propose(gate, "email_customer", EMAIL)
     credit = propose(gate, "issue_credit", {"account": "acct-1", "amount": 300})
     training = gate.submit(
         tenant="acme",
         workflow="w",
-        kind="offer_training",
+        kind="trial_training",
         payload={"account": "a", "topic": "x"},
         confidence=0.2,
         level="thin",
@@ -245,10 +245,10 @@ def test_expiry_expires_escalates_or_auto_approves_low_risk_and_is_audited(
     clock.now += 5 * 3600
     done = {r.kind: r for r in gate.expire_due()}
     assert done["issue_credit"].status == "pending" and done["issue_credit"].role == "admin"
-    assert "send_email" not in done  # 24 h deadline not reached
+    assert "email_customer" not in done  # 24 h deadline not reached
     clock.now += 24 * 3600
     again = {r.kind: r for r in gate.expire_due()}
-    assert again["send_email"].status == "expired" and again["issue_credit"].status == "expired"
+    assert again["email_customer"].status == "expired" and again["issue_credit"].status == "expired"
     assert (
         gate.get(email.id).reason == "deadline passed" and gate.get(credit.id).status == "expired"
     )
@@ -258,7 +258,7 @@ def test_expiry_expires_escalates_or_auto_approves_low_risk_and_is_audited(
 
 
 def test_a_claim_keeps_a_second_reviewer_off_for_a_few_minutes(gate: Gate, clock: Clock) -> None:
-    req = propose(gate, "send_email", EMAIL)
+    req = propose(gate, "email_customer", EMAIL)
     gate.claim(req.id, reviewer="maya", seconds=300)
     with pytest.raises(ClaimedError, match="maya is working"):
         gate.decide(
@@ -275,10 +275,10 @@ def test_a_claim_keeps_a_second_reviewer_off_for_a_few_minutes(gate: Gate, clock
 
 
 def test_an_injected_instruction_changes_neither_risk_nor_outcome(gate: Gate) -> None:
-    plain = propose(gate, "send_email", {**EMAIL, "attachments": 1})
+    plain = propose(gate, "email_customer", {**EMAIL, "attachments": 1})
     injected = propose(
         gate,
-        "send_email",
+        "email_customer",
         {
             **EMAIL,
             "attachments": 1,
@@ -301,7 +301,7 @@ def test_the_queue_orders_by_deadline_then_risk_and_pages_with_a_cursor(
     for i in range(7):
         clock.now += 1
         made.append(
-            propose(gate, "send_email", {**EMAIL, "attachments": i % 2, "subject": f"s{i}"})
+            propose(gate, "email_customer", {**EMAIL, "attachments": i % 2, "subject": f"s{i}"})
         )
     clock.now += 1
     credit = propose(
@@ -341,7 +341,7 @@ def _race(url: str, request_id: str, reviewer: str, digest: str, out: Any) -> No
 def test_twenty_concurrent_deciders_make_exactly_one_decision(
     gate: Gate, db_url: str, how: str
 ) -> None:
-    req = propose(gate, "send_email", EMAIL)
+    req = propose(gate, "email_customer", EMAIL)
     results: list[str] = []
     if how == "threads":
         import queue
