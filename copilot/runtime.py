@@ -16,6 +16,7 @@ from copilot.errors import ConfigError
 from copilot.executors import Executor, OutboxExecutor, WebhookExecutor
 from copilot.gating import resume_when_settled
 from copilot.llm import ModelAccess, make_model
+from copilot.outcomes import OutcomeRegistry
 from copilot.registry import Registry
 from copilot.runner import Enqueue, Runner
 from copilot.runs import RunStore
@@ -104,6 +105,15 @@ class Runtime:
                 ) from exc
             for spec in SignalRegistry.from_yaml(text).specs():
                 registry.signals.register(spec)
+        if self.settings.outcomes_path is not None:
+            try:
+                text = self.settings.outcomes_path.read_text()
+            except OSError as exc:
+                raise ConfigError(
+                    f"COPILOT_OUTCOMES_PATH={self.settings.outcomes_path}: {exc}"
+                ) from exc
+            for outcome in OutcomeRegistry.from_yaml(text).specs():
+                registry.outcomes.register(outcome)
         registry.check_signals()  # nothing undeclared may reach a workflow
         return registry
 
