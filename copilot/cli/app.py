@@ -8,7 +8,15 @@ import typer
 from pydantic import ValidationError
 
 from audit import CopilotError
-from copilot.cli import approvals_cmd, audit_cmd, demo, runs_cmd, signals_cmd, subjects_cmd
+from copilot.cli import (
+    approvals_cmd,
+    audit_cmd,
+    demo,
+    measure_cmd,
+    runs_cmd,
+    signals_cmd,
+    subjects_cmd,
+)
 from copilot.cli.context import Env
 from copilot.db import upgrade
 from copilot.errors import ConfigError
@@ -23,6 +31,8 @@ USAGE_CODES = frozenset(
         "workflow.unknown",
         "workflow.invalid",
         "approval.invalid_payload",
+        "experiment.invalid",
+        "outcome.undeclared",
     }
 )
 
@@ -38,6 +48,8 @@ app.add_typer(runs_cmd.runs_app, name="runs")
 app.add_typer(approvals_cmd.app, name="approvals")
 app.add_typer(subjects_cmd.app, name="subjects")
 app.add_typer(signals_cmd.app, name="signals")
+app.add_typer(measure_cmd.experiment_app, name="experiment")
+app.command(name="report")(measure_cmd.report)
 app.command(name="demo")(demo.demo)
 app.command(name="run")(runs_cmd.run)
 app.command(name="worker")(runs_cmd.worker)

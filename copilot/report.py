@@ -1,0 +1,457 @@
+"""The evaluation report: reviewer feedback per workflow, segment and level, and lift over the holdout.
+
+The unit of the lift is the subject, by intent to treat: a subject's arm is the holdout
+flag of its first run (of the workflow, or of any workflow), whatever happened after (a
+skipped or failed run still counts as treated), and it converted when an outcome of that
+name with a non-zero value was observed at or after that first run (and within
+`window_days`, when given). Outcomes observed before exposure are not effects and are
+left out.
+
+The result is one pydantic model (`Report`): the JSON the API returns and the data every
+plot is drawn from (`figures`). `copilot.report_html.render_html` draws the page.
+
+>>> report = build_report(engine, tenant="acme", outcomes=registry.outcomes,
+...                       outcome="replied", segment="plan_tier")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Connection, Engine, select
+
+from approvals.gate import shadow_figures
+from audit.stores.sql import readonly
+from copilot.experiments import Arm, Lift, Method, check_alpha, lift
+from copilot.feedback import Feedback, read_feedback
+from copilot.guardrails import (
+    Finding,
+    Guardrail,
+    GuardrailCheck,
+    SegmentEffect,
+    check_guardrail,
+    segment_findings,
+)
+from copilot.outcomes import OutcomeRegistry, OutcomeSpec
+from copilot.report_figures import Figure, figures_of
+from copilot.tables import outcomes, runs, signals
+
+NO_SEGMENT = "(none)"
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """A subject's first run in the experiment: when, which arm, which segment."""
+
+    subject_id: str
+    exposed_at: float
+    holdout: bool
+    segment: str
+
+
+class Group(BaseModel):
+    """Reviewer feedback and execution figures for one workflow, segment and level."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workflow: str
+    segment: str
+    level: str
+    runs: int
+    runs_failed: int
+    proposals: int
+    auto_approved: int
+    auto_rejected: int
+    expired: int
+    decided: int  # by people: approved + edited + rejected
+    approved: int
+    edited: int
+    rejected: int
+    acceptance_rate: float | None  # approved as proposed ÷ decided
+    edit_rate: float | None
+    rejection_rate: float | None
+    mean_edit_distance: float | None
+    median_seconds_to_decision: float | None
+    p90_seconds_to_decision: float | None
+    executed: int
+    execution_failed: int  # approved actions whose execution is still failing
+    shadow_decided: int
+    shadow_agreed: int
+    shadow_agreement: float | None
+    rejection_reasons: dict[str, int]
+
+
+class OutcomeLift(BaseModel):
+    """The lift on one outcome, overall."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcome: str
+    polarity: str
+    improved: bool  # the point estimate moved the good way
+    lift: Lift
+
+
+class Report(BaseModel):
+    """Everything `copilot report` shows, as data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant: str
+    generated_at: float
+    workflow: str | None
+    outcome: str | None
+    segment: str | None
+    window_days: float | None
+    alpha: float
+    method: Method
+    subjects: int
+    treated: int
+    holdout: int
+    groups: list[Group]
+    lift: OutcomeLift | None
+    segments: list[SegmentEffect]
+    guardrails: list[GuardrailCheck]
+    warnings: list[Finding]
+    figures: list[Figure]
+
+
+def build_report(
+    engine: Engine,
+    *,
+    tenant: str,
+    outcomes: OutcomeRegistry,
+    workflow: str | None = None,
+    outcome: str | None = None,
+    segment: str | None = None,
+    window_days: float | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    method: Method = "newcombe",
+    max_rejection_rate: float = 0.3,
+    clock: Any = time.time,
+) -> Report:
+    """Read the tenant's runs, decisions and outcomes, and measure them."""
+    check_alpha(alpha, power)
+    primary = outcomes.require(outcome) if outcome is not None else None
+    guarded = [s for s in outcomes.specs() if s.guardrail is not None]
+    names = {s.name for s in guarded} | ({primary.name} if primary else set())
+    with readonly(engine.connect()) as conn:
+        run_rows = _runs(conn, tenant, workflow)
+        seg_of_run = _segments(conn, tenant, run_rows, segment)
+        exposures = _exposures(run_rows, seg_of_run)
+        seen = _outcome_times(conn, tenant, names)
+        feedback = read_feedback(conn, tenant, workflow=workflow)
+    window = window_days * 86400 if window_days is not None else None
+    converted = {name: converted_subjects(exposures, seen.get(name, {}), window) for name in names}
+    rejection = Guardrail(metric="rejection_rate", max_rate=max_rejection_rate)
+    groups = _groups(run_rows, seg_of_run, feedback)
+    overall_lift = _lift(exposures, converted, primary, alpha, power, method)
+    checks = _guardrails(
+        exposures, converted, guarded, feedback, seg_of_run, rejection, None, alpha
+    )
+    segments = []
+    if segment is not None:
+        for value in sorted({e.segment for e in exposures}):
+            members = [e for e in exposures if e.segment == value]
+            scope = f"{segment}={value}"
+            seg_checks = _guardrails(
+                members, converted, guarded, feedback, seg_of_run, rejection, value, alpha, scope
+            )
+            segments.append(
+                SegmentEffect(
+                    segment=segment,
+                    value=value,
+                    subjects=len(members),
+                    share=len(members) / len(exposures),
+                    lift=_maybe_lift(members, converted, primary, alpha, power, method),
+                    guardrails=seg_checks,
+                )
+            )
+    warnings = _warnings(exposures, primary, overall_lift, checks, segments)
+    treated = sum(not e.holdout for e in exposures)
+    report = Report(
+        tenant=tenant,
+        generated_at=clock(),
+        workflow=workflow,
+        outcome=primary.name if primary else None,
+        segment=segment,
+        window_days=window_days,
+        alpha=alpha,
+        method=method,
+        subjects=len(exposures),
+        treated=treated,
+        holdout=len(exposures) - treated,
+        groups=groups,
+        lift=overall_lift,
+        segments=segments,
+        guardrails=checks,
+        warnings=warnings,
+        figures=[],
+    )
+    return report.model_copy(update={"figures": figures_of(report)})
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def _runs(conn: Connection, tenant: str, workflow: str | None) -> list[dict[str, Any]]:
+    stmt = select(runs).where(runs.c.tenant == tenant)
+    if workflow is not None:
+        stmt = stmt.where(runs.c.workflow == workflow)
+    found = []
+    for row in conn.execute(stmt.order_by(runs.c.created_at, runs.c.id)):
+        m = row._mapping
+        inputs = json.loads(m["inputs"])
+        # The runs.holdout column when the schema has it; before that, the run's inputs.
+        held = m.get("holdout")
+        found.append(
+            {
+                "id": m["id"],
+                "workflow": m["workflow"],
+                "subject_id": m["subject_id"],
+                "created_at": m["created_at"],
+                "state": m["state"],
+                "level": m["level"] or "-",
+                "inputs": inputs,
+                "holdout": bool(inputs.get("holdout", False) if held is None else held),
+            }
+        )
+    return found
+
+
+def _segments(
+    conn: Connection, tenant: str, run_rows: list[dict[str, Any]], segment: str | None
+) -> dict[str, str]:
+    """Each run's segment: the run input of that name, else the subject's signal then."""
+    if segment is None:
+        return {r["id"]: NO_SEGMENT for r in run_rows}
+    history: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    stmt = select(signals.c.subject_id, signals.c.observed_at, signals.c.value).where(
+        signals.c.tenant == tenant, signals.c.name == segment
+    )
+    for subject, at, value in conn.execute(stmt.order_by(signals.c.observed_at)):
+        history[subject].append((at, _label(json.loads(value))))
+    found = {}
+    for r in run_rows:
+        if segment in r["inputs"]:
+            found[r["id"]] = _label(r["inputs"][segment])
+            continue
+        past = [v for at, v in history.get(r["subject_id"], []) if at <= r["created_at"]]
+        found[r["id"]] = past[-1] if past else NO_SEGMENT
+    return found
+
+
+def _label(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _exposures(run_rows: list[dict[str, Any]], seg_of_run: dict[str, str]) -> list[Exposure]:
+    first: dict[str, dict[str, Any]] = {}
+    for r in run_rows:  # ordered by creation: the first one wins
+        first.setdefault(r["subject_id"], r)
+    return [
+        Exposure(subject_id=s, exposed_at=r["created_at"], holdout=r["holdout"],
+                 segment=seg_of_run[r["id"]])
+        for s, r in sorted(first.items())
+    ]  # fmt: skip
+
+
+def _outcome_times(
+    conn: Connection, tenant: str, names: set[str]
+) -> dict[str, dict[str, list[float]]]:
+    found: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    if not names:
+        return found
+    c = outcomes.c
+    stmt = select(c.name, c.subject_id, c.observed_at).where(
+        c.tenant == tenant, c.name.in_(names), c.value != 0
+    )
+    for name, subject, at in conn.execute(stmt):
+        found[name][subject].append(at)
+    return found
+
+
+def converted_subjects(
+    exposures: list[Exposure], seen: dict[str, list[float]], window: float | None
+) -> set[str]:
+    """Subjects with an outcome at or after their exposure (within `window` seconds, if given)."""
+    hit = set()
+    for e in exposures:
+        end = e.exposed_at + window if window is not None else float("inf")
+        if any(e.exposed_at <= at <= end for at in seen.get(e.subject_id, ())):
+            hit.add(e.subject_id)
+    return hit
+
+
+# -- measuring -----------------------------------------------------------------------------
+
+
+def _arms(members: list[Exposure], hit: set[str]) -> tuple[Arm, Arm]:
+    t = [e for e in members if not e.holdout]
+    h = [e for e in members if e.holdout]
+    return (
+        Arm(n=len(t), successes=sum(e.subject_id in hit for e in t)),
+        Arm(n=len(h), successes=sum(e.subject_id in hit for e in h)),
+    )
+
+
+def _maybe_lift(
+    members: list[Exposure],
+    converted: dict[str, set[str]],
+    primary: OutcomeSpec | None,
+    alpha: float,
+    power: float,
+    method: Method,
+) -> Lift | None:
+    if primary is None:
+        return None
+    return subject_lift(members, converted[primary.name], alpha=alpha, power=power, method=method)
+
+
+def subject_lift(
+    exposures: list[Exposure],
+    converted: set[str],
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    method: Method = "newcombe",
+) -> Lift | None:
+    """Treated vs holdout over subjects (None when an arm is empty): the report's lift."""
+    treated, held = _arms(exposures, converted)
+    if not treated.n or not held.n:
+        return None
+    return lift(treated, held, alpha=alpha, power=power, method=method)
+
+
+def _lift(
+    exposures: list[Exposure],
+    converted: dict[str, set[str]],
+    primary: OutcomeSpec | None,
+    alpha: float,
+    power: float,
+    method: Method,
+) -> OutcomeLift | None:
+    found = _maybe_lift(exposures, converted, primary, alpha, power, method)
+    if found is None or primary is None:
+        return None
+    return OutcomeLift(outcome=primary.name, polarity=primary.polarity,
+                       improved=primary.sign * found.difference > 0, lift=found)  # fmt: skip
+
+
+def _guardrails(
+    members: list[Exposure],
+    converted: dict[str, set[str]],
+    guarded: list[OutcomeSpec],
+    feedback: list[Feedback],
+    seg_of_run: dict[str, str],
+    rejection: Guardrail,
+    segment_value: str | None,
+    alpha: float,
+    scope: str = "overall",
+) -> list[GuardrailCheck]:
+    checks = []
+    for spec in guarded:
+        g = spec.as_guardrail()
+        assert g is not None  # guarded specs declare one
+        treated, held = _arms(members, converted[spec.name])
+        checks += check_guardrail(g, treated, held, scope=scope, alpha=alpha)
+    decided = [
+        f for f in feedback
+        if f.decision in ("approved", "edited", "rejected")
+        and (segment_value is None or seg_of_run.get(f.run_id or "", "") == segment_value)
+    ]  # fmt: skip
+    rejected = Arm(n=len(decided), successes=sum(f.decision == "rejected" for f in decided))
+    checks += check_guardrail(rejection, rejected, None, scope=scope, alpha=alpha)
+    return checks
+
+
+def _warnings(
+    exposures: list[Exposure],
+    primary: OutcomeSpec | None,
+    overall: OutcomeLift | None,
+    checks: list[GuardrailCheck],
+    segments: list[SegmentEffect],
+) -> list[Finding]:
+    found = []
+    if primary is not None and overall is None:
+        held = sum(e.holdout for e in exposures)
+        found.append(Finding(code="no_comparison", details={"treated": len(exposures) - held,
+                             "holdout": held},
+                             message="no lift: the experiment needs subjects in both arms "
+                                     "(is a holdout configured?)"))  # fmt: skip
+    if overall is not None:
+        mde = overall.lift.mde
+        if not overall.lift.significant and mde is not None and abs(overall.lift.difference) < mde:
+            found.append(Finding(code="underpowered", details={"mde": mde},
+                                 message=f"the lift is below what this sample can detect "
+                                         f"({mde:.2%} at {overall.lift.power:.0%} power); keep "
+                                         "collecting or plan a larger test"))  # fmt: skip
+    for c in checks:
+        if c.status == "breach":
+            found.append(Finding(code="guardrail_breach", details=c.model_dump(mode="json"),
+                                 message=f"{c.metric} ({c.rule}) is past its threshold "
+                                         f"{c.threshold:g}: {c.value:.2%} "
+                                         f"[{c.low:.2%}, {c.high:.2%}]"))  # fmt: skip
+    sign = primary.sign if primary is not None else 1
+    found += segment_findings(overall.lift if overall else None, segments, polarity=sign)
+    return found
+
+
+def _groups(
+    run_rows: list[dict[str, Any]], seg_of_run: dict[str, str], feedback: list[Feedback]
+) -> list[Group]:
+    keyed_runs: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in run_rows:
+        if not r["holdout"]:  # a holdout run proposes nothing; it is not reviewed
+            keyed_runs[(r["workflow"], seg_of_run[r["id"]], r["level"])].append(r)
+    keyed_fb: dict[tuple[str, str, str], list[Feedback]] = defaultdict(list)
+    for f in feedback:
+        keyed_fb[(f.workflow, seg_of_run.get(f.run_id or "", NO_SEGMENT), f.level)].append(f)
+    return [_group(k, keyed_runs.get(k, []), keyed_fb.get(k, []))
+            for k in sorted(set(keyed_runs) | set(keyed_fb))]  # fmt: skip
+
+
+def _group(key: tuple[str, str, str], rs: list[dict[str, Any]], fb: list[Feedback]) -> Group:
+    count = {d: sum(f.decision == d for f in fb) for d in
+             ("approved", "edited", "rejected", "auto_approved", "auto_rejected", "expired")}  # fmt: skip
+    decided = count["approved"] + count["edited"] + count["rejected"]
+    times = sorted(f.seconds_to_decision for f in fb if f.seconds_to_decision is not None)
+    edits = [f.edit_distance for f in fb if f.edit_distance is not None]
+    reasons: dict[str, int] = defaultdict(int)
+    for f in fb:
+        if f.reason_category:
+            reasons[f.reason_category] += 1
+    shadow = shadow_figures(
+        (json.dumps(f.shadow), f.status)
+        for f in fb
+        if f.decision in ("approved", "edited", "rejected")
+    )
+    s_decided, s_agreed = sum(s["decided"] for s in shadow), sum(s["agreed"] for s in shadow)
+
+    def rate(n: int) -> float | None:
+        return n / decided if decided else None
+
+    return Group(
+        workflow=key[0], segment=key[1], level=key[2], runs=len(rs),
+        runs_failed=sum(r["state"] == "failed" for r in rs), proposals=len(fb),
+        auto_approved=count["auto_approved"], auto_rejected=count["auto_rejected"],
+        expired=count["expired"], decided=decided, approved=count["approved"],
+        edited=count["edited"], rejected=count["rejected"],
+        acceptance_rate=rate(count["approved"]), edit_rate=rate(count["edited"]),
+        rejection_rate=rate(count["rejected"]),
+        mean_edit_distance=statistics.fmean(edits) if edits else None,
+        median_seconds_to_decision=statistics.median(times) if times else None,
+        p90_seconds_to_decision=times[min(len(times) - 1, int(0.9 * len(times)))] if times else None,
+        executed=sum(f.execution_status == "done" for f in fb),
+        execution_failed=sum(f.execution_status == "failed" for f in fb),
+        shadow_decided=s_decided, shadow_agreed=s_agreed,
+        shadow_agreement=s_agreed / s_decided if s_decided else None,
+        rejection_reasons=dict(sorted(reasons.items())),
+    )  # fmt: skip
