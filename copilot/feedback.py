@@ -15,12 +15,15 @@ much was changed), `rejected` (with the reason's category), or not a person's de
 from __future__ import annotations
 
 import json
+import statistics
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, select
 
+from approvals.gate import shadow_figures
 from approvals.tables import requests, votes
 from audit.canonical import canonical
 
@@ -29,6 +32,7 @@ Decision = Literal[
     "pending",
 ]  # fmt: skip
 BY_PEOPLE = frozenset({"approved", "edited", "rejected"})
+NO_SEGMENT = "(none)"
 
 REASON_CATEGORIES: dict[str, tuple[str, ...]] = {
     "inaccurate": ("wrong", "incorrect", "inaccurate", "not true", "false", "mistake", "error",
@@ -177,3 +181,92 @@ def _decision(live: Any, versions: int, voted: bool) -> Decision:
     if live.status in ("expired", "cancelled", "pending"):
         return live.status  # type: ignore[no-any-return]
     return "pending"
+
+
+# -- per group ------------------------------------------------------------------------------
+
+
+class Group(BaseModel):
+    """Reviewer feedback and execution figures for one workflow, segment and level."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workflow: str
+    segment: str
+    level: str
+    runs: int
+    runs_failed: int
+    proposals: int
+    auto_approved: int
+    auto_rejected: int
+    expired: int
+    decided: int  # by people: approved + edited + rejected
+    approved: int
+    edited: int
+    rejected: int
+    acceptance_rate: float | None  # approved as proposed ÷ decided
+    edit_rate: float | None
+    rejection_rate: float | None
+    mean_edit_distance: float | None
+    median_seconds_to_decision: float | None
+    p90_seconds_to_decision: float | None
+    executed: int
+    execution_failed: int  # approved actions whose execution is still failing
+    shadow_decided: int
+    shadow_agreed: int
+    shadow_agreement: float | None
+    rejection_reasons: dict[str, int]
+
+
+def group_feedback(
+    run_rows: list[dict[str, Any]], seg_of_run: dict[str, str], feedback: list[Feedback]
+) -> list[Group]:
+    """Runs (holdout ones left out) and feedback, per workflow, segment and level."""
+    keyed_runs: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in run_rows:
+        if not r["holdout"]:  # a holdout run proposes nothing; it is not reviewed
+            keyed_runs[(r["workflow"], seg_of_run[r["id"]], r["level"])].append(r)
+    keyed_fb: dict[tuple[str, str, str], list[Feedback]] = defaultdict(list)
+    for f in feedback:
+        keyed_fb[(f.workflow, seg_of_run.get(f.run_id or "", NO_SEGMENT), f.level)].append(f)
+    return [_group(k, keyed_runs.get(k, []), keyed_fb.get(k, []))
+            for k in sorted(set(keyed_runs) | set(keyed_fb))]  # fmt: skip
+
+
+def _group(key: tuple[str, str, str], rs: list[dict[str, Any]], fb: list[Feedback]) -> Group:
+    count = {d: sum(f.decision == d for f in fb) for d in
+             ("approved", "edited", "rejected", "auto_approved", "auto_rejected", "expired")}  # fmt: skip
+    decided = count["approved"] + count["edited"] + count["rejected"]
+    times = sorted(f.seconds_to_decision for f in fb if f.seconds_to_decision is not None)
+    edits = [f.edit_distance for f in fb if f.edit_distance is not None]
+    reasons: dict[str, int] = defaultdict(int)
+    for f in fb:
+        if f.reason_category:
+            reasons[f.reason_category] += 1
+    shadow = shadow_figures(
+        (json.dumps(f.shadow), f.status)
+        for f in fb
+        if f.decision in ("approved", "edited", "rejected")
+    )
+    s_decided, s_agreed = sum(s["decided"] for s in shadow), sum(s["agreed"] for s in shadow)
+
+    def rate(n: int) -> float | None:
+        return n / decided if decided else None
+
+    return Group(
+        workflow=key[0], segment=key[1], level=key[2], runs=len(rs),
+        runs_failed=sum(r["state"] == "failed" for r in rs), proposals=len(fb),
+        auto_approved=count["auto_approved"], auto_rejected=count["auto_rejected"],
+        expired=count["expired"], decided=decided, approved=count["approved"],
+        edited=count["edited"], rejected=count["rejected"],
+        acceptance_rate=rate(count["approved"]), edit_rate=rate(count["edited"]),
+        rejection_rate=rate(count["rejected"]),
+        mean_edit_distance=statistics.fmean(edits) if edits else None,
+        median_seconds_to_decision=statistics.median(times) if times else None,
+        p90_seconds_to_decision=times[min(len(times) - 1, int(0.9 * len(times)))] if times else None,
+        executed=sum(f.execution_status == "done" for f in fb),
+        execution_failed=sum(f.execution_status == "failed" for f in fb),
+        shadow_decided=s_decided, shadow_agreed=s_agreed,
+        shadow_agreement=s_agreed / s_decided if s_decided else None,
+        rejection_reasons=dict(sorted(reasons.items())),
+    )  # fmt: skip

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from copilot.report import Group, Report
+from copilot.feedback import Group
+from copilot.report import Report
 from copilot.report_figures import Figure
 
 COLOURS = {"treated": "#2b6cb0", "holdout": "#a0aec0", "acceptance": "#38a169", "edit": "#d69e2e",
@@ -106,8 +107,8 @@ def render_html(report: Report) -> str:
     if checks:
         parts.append("<h2>Guardrails</h2>" + _table(
             ["metric", "scope", "rule", "threshold", "value", "interval", "status"],
-            [[c.metric, c.scope, c.rule, f"{c.threshold:g}", _pts(c.value),
-              f"[{_pts(c.low)}, {_pts(c.high)}]",
+            [[c.metric, c.scope, c.rule, f"{c.threshold:g}", _value(c.rule, c.value),
+              f"[{_value(c.rule, c.low)}, {_value(c.rule, c.high)}]",
               f'<span class="{c.status}">{c.status}</span>'] for c in checks],
             raw_last=True))  # fmt: skip
     if report.groups:
@@ -155,6 +156,10 @@ def _table(head: list[str], rows: list[list[Any]], *, raw_last: bool = False) ->
 
 def _pts(v: float) -> str:
     return f"{v * 100:+.2f} pts" if v else "0.00 pts"
+
+
+def _value(rule: str, v: float) -> str:
+    return f"{v:.2%}" if rule == "ceiling" else _pts(v)  # a ceiling bounds a rate, not a change
 
 
 def _arm(a: Any) -> str:
