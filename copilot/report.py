@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Engine, select
 
 from audit.stores.sql import readonly
-from copilot.experiments import Arm, Lift, Method, check_alpha, lift
+from copilot.experiments import Arm, ExperimentError, Lift, Method, check_alpha, lift
 from copilot.feedback import NO_SEGMENT, Feedback, Group, group_feedback, read_feedback
 from copilot.guardrails import (
     Finding,
@@ -99,10 +100,12 @@ def build_report(
     power: float = 0.8,
     method: Method = "newcombe",
     max_rejection_rate: float = 0.3,
-    clock: Any = time.time,
+    clock: Callable[[], float] = time.time,
 ) -> Report:
     """Read the tenant's runs, decisions and outcomes, and measure them."""
     check_alpha(alpha, power)
+    if not 0 <= max_rejection_rate <= 1:
+        raise ExperimentError(f"max_rejection_rate must be a rate, got {max_rejection_rate}")
     primary = outcomes.require(outcome) if outcome is not None else None
     guarded = [s for s in outcomes.specs() if s.guardrail is not None]
     names = {s.name for s in guarded} | ({primary.name} if primary else set())
@@ -120,24 +123,18 @@ def build_report(
     checks = _guardrails(
         exposures, converted, guarded, feedback, seg_of_run, rejection, None, alpha
     )
-    segments = []
-    if segment is not None:
-        for value in sorted({e.segment for e in exposures}):
-            members = [e for e in exposures if e.segment == value]
-            scope = f"{segment}={value}"
-            seg_checks = _guardrails(
-                members, converted, guarded, feedback, seg_of_run, rejection, value, alpha, scope
-            )
-            segments.append(
-                SegmentEffect(
-                    segment=segment,
-                    value=value,
-                    subjects=len(members),
-                    share=len(members) / len(exposures),
-                    lift=_maybe_lift(members, converted, primary, alpha, power, method),
-                    guardrails=seg_checks,
-                )
-            )
+    segments = [
+        SegmentEffect(
+            segment=segment,
+            value=value,
+            subjects=len(members),
+            share=len(members) / len(exposures),
+            lift=_maybe_lift(members, converted, primary, alpha, power, method),
+            guardrails=_guardrails(members, converted, guarded, feedback, seg_of_run, rejection,
+                                   value, alpha, f"{segment}={value}"),
+        )
+        for value, members in _by_segment(exposures, segment)
+    ]  # fmt: skip
     warnings = _warnings(exposures, primary, overall_lift, checks, segments)
     treated = sum(not e.holdout for e in exposures)
     report = Report(
@@ -210,6 +207,15 @@ def _segments(
         past = [v for at, v in history.get(r["subject_id"], []) if at <= r["created_at"]]
         found[r["id"]] = past[-1] if past else NO_SEGMENT
     return found
+
+
+def _by_segment(exposures: list[Exposure], segment: str | None) -> list[tuple[str, list[Exposure]]]:
+    if segment is None:
+        return []
+    found: dict[str, list[Exposure]] = defaultdict(list)
+    for e in exposures:
+        found[e.segment].append(e)
+    return sorted(found.items())
 
 
 def _label(value: Any) -> str:
