@@ -265,14 +265,17 @@ def power_of(h: float, n_treated: float, n_holdout: float, *, alpha: float = 0.0
     return _Z.cdf(d - z) + _Z.cdf(-d - z)
 
 
-def _effect_for_power(n_eff: float, alpha: float, power: float) -> float:
-    """The |h| that reaches `power` at effective size n_eff (both tails counted)."""
+def _standardized_for_power(alpha: float, power: float) -> float:
+    """The h·√n_eff at which the two-sided test reaches `power`, both tails counted.
+
+    Power depends on the effect and the sizes only through d = |h|·√n_eff, so one root
+    serves both questions: the MDE at given sizes, and the sizes for a given effect.
+    """
     z = _z(alpha)
-    lo, hi = 0.0, (z + _Z.inv_cdf(power)) / math.sqrt(n_eff) * 1.5 + 1e-9
-    for _ in range(100):  # bisection: power rises monotonically with |h|
+    lo, hi = 0.0, z + _Z.inv_cdf(power) + 1.0  # the one-tail closed form is a lower bound
+    for _ in range(100):  # bisection: power rises monotonically with d
         mid = (lo + hi) / 2
-        d = mid * math.sqrt(n_eff)
-        if _Z.cdf(d - z) + _Z.cdf(-d - z) < power:
+        if _Z.cdf(mid - z) + _Z.cdf(-mid - z) < power:
             lo = mid
         else:
             hi = mid
@@ -291,7 +294,7 @@ def mde(
     check_alpha(alpha, power)
     if n_treated <= 0 or n_holdout <= 0 or not 0 <= baseline < 1:
         return None
-    h = _effect_for_power(1 / (1 / n_treated + 1 / n_holdout), alpha, power)
+    h = _standardized_for_power(alpha, power) * math.sqrt(1 / n_treated + 1 / n_holdout)
     angle = math.asin(math.sqrt(baseline)) + h / 2
     if angle >= math.pi / 2:
         return None
@@ -345,7 +348,7 @@ def plan(
     if daily is not None and daily <= 0:
         raise ExperimentError(f"daily must be a positive number of subjects, got {daily}")
     h = cohens_h(target, baseline)
-    n_eff = _n_eff_for(abs(h), alpha, power)
+    n_eff = (_standardized_for_power(alpha, power) / h) ** 2  # 1 / (1/n_treated + 1/n_holdout)
     ratio = holdout / (1 - holdout)  # holdout subjects per treated subject
     n_treated = n_eff * (1 + ratio) / ratio
     treated, held = math.ceil(n_treated - 1e-9), math.ceil(n_treated * ratio - 1e-9)
@@ -364,18 +367,3 @@ def plan(
         daily=daily,
         days=total / daily if daily else None,
     )
-
-
-def _n_eff_for(h: float, alpha: float, power: float) -> float:
-    """Effective size 1/(1/n1 + 1/n2) reaching `power` for |h|, both tails counted."""
-    z = _z(alpha)
-    n = ((z + _Z.inv_cdf(power)) / h) ** 2  # the one-tail closed form: a lower bound
-    lo, hi = n * 0.5, n * 1.01
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        d = h * math.sqrt(mid)
-        if _Z.cdf(d - z) + _Z.cdf(-d - z) < power:
-            lo = mid
-        else:
-            hi = mid
-    return hi
