@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -46,6 +46,28 @@ SETTLED = frozenset({"approved", "rejected", "expired", "cancelled"})
 def payload_hash(payload: dict[str, Any]) -> str:
     """SHA-256 of the canonical payload: what a decision is bound to."""
     return hashlib.sha256(canonical(payload)).hexdigest()
+
+
+def shadow_figures(rows: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Per shadow rule, how often it agreed with people, from (shadow JSON, status) pairs.
+
+    A shadow `auto_approve` agrees with an approval, a shadow `deny` with a rejection. The
+    rows must be requests people settled (see `Gate.shadow_agreement`).
+    """
+    figures: dict[str, dict[str, Any]] = {}
+    for shadow, status in rows:
+        for entry in json.loads(shadow):
+            would = {"auto_approve": "approved", "deny": "rejected"}.get(entry["action"])
+            if would is None:
+                continue
+            fig = figures.setdefault(
+                entry["rule"], {"rule": entry["rule"], "decided": 0, "agreed": 0}
+            )
+            fig["decided"] += 1
+            fig["agreed"] += would == status
+    for fig in figures.values():
+        fig["agreement"] = round(fig["agreed"] / fig["decided"], 3)
+    return sorted(figures.values(), key=lambda f: f["rule"])
 
 
 class ApprovalRequest(BaseModel):
@@ -307,20 +329,7 @@ class Gate:
                     or_(requests.c.reason.is_(None), ~requests.c.reason.like("policy rule %")),
                 )
             ).all()  # fmt: skip
-        figures: dict[str, dict[str, Any]] = {}
-        for shadow, status in rows:
-            for entry in json.loads(shadow):
-                would = {"auto_approve": "approved", "deny": "rejected"}.get(entry["action"])
-                if would is None:
-                    continue
-                fig = figures.setdefault(
-                    entry["rule"], {"rule": entry["rule"], "decided": 0, "agreed": 0}
-                )
-                fig["decided"] += 1
-                fig["agreed"] += would == status
-        for fig in figures.values():
-            fig["agreement"] = round(fig["agreed"] / fig["decided"], 3)
-        return sorted(figures.values(), key=lambda f: f["rule"])
+        return shadow_figures((shadow, status) for shadow, status in rows)
 
     def _new_row(self, *, facts: Facts, kind: str, **fields: Any) -> dict[str, Any]:
         evaluation = self.policy.evaluate(facts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -17,6 +18,7 @@ from copilot.executors import Executor, OutboxExecutor, WebhookExecutor
 from copilot.gating import resume_when_settled
 from copilot.holdouts import parse_holdouts
 from copilot.llm import ModelAccess, make_model
+from copilot.outcomes import OutcomeRegistry
 from copilot.registry import Registry
 from copilot.runner import Enqueue, Runner
 from copilot.runs import RunStore
@@ -96,15 +98,12 @@ class Runtime:
         registry.load_entry_points()
         for module in self.settings.workflow_module_list:
             registry.register_module(module)
-        if self.settings.signals_path is not None:
-            try:
-                text = self.settings.signals_path.read_text()
-            except OSError as exc:
-                raise ConfigError(
-                    f"COPILOT_SIGNALS_PATH={self.settings.signals_path}: {exc}"
-                ) from exc
-            for spec in SignalRegistry.from_yaml(text).specs():
-                registry.signals.register(spec)
+        signals = _read(self.settings.signals_path, "COPILOT_SIGNALS_PATH")
+        for spec in SignalRegistry.from_yaml(signals).specs() if signals else ():
+            registry.signals.register(spec)
+        outcomes = _read(self.settings.outcomes_path, "COPILOT_OUTCOMES_PATH")
+        for outcome in OutcomeRegistry.from_yaml(outcomes).specs() if outcomes else ():
+            registry.outcomes.register(outcome)
         registry.check_signals()  # nothing undeclared may reach a workflow
         return registry
 
@@ -217,3 +216,13 @@ class Runtime:
             trail=self.trail if self.settings.checkpoint_every and self.trail.signer else None,
             checkpoint_every=self.settings.checkpoint_every,
         )
+
+
+def _read(path: Path | None, setting: str) -> str | None:
+    """A declarations file named by a setting (None when unset), or ConfigError naming it."""
+    if path is None:
+        return None
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{setting}={path}: {exc}") from exc

@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(default=None, description="HMAC key for webhook signatures.")
     policy_path: Path | None = Field(default=None, description="YAML approval policy.")
     signals_path: Path | None = Field(default=None, description="YAML signal declarations.")
+    outcomes_path: Path | None = Field(default=None, description="YAML outcome declarations.")
     notify_url: str | None = Field(
         default=None, description="Webhook told of new pending approvals."
     )

@@ -122,3 +122,20 @@ subject_preferences = Table(
     Column("consent_basis", String(50), nullable=True),
     Column("updated_at", Float, nullable=False),
 )
+
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("tenant", String(100), nullable=False),
+    Column("subject_id", String(200), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("action_id", String(64), nullable=True),
+    Column("name", String(100), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("observed_at", Float, nullable=False),
+    Column("recorded_at", Float, nullable=False),
+    Column("source", String(100), nullable=False),
+    Index("ix_outcomes_name", "tenant", "name", "observed_at"),
+    Index("ix_outcomes_subject", "tenant", "subject_id"),
+)

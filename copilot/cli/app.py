@@ -12,6 +12,7 @@ from copilot.cli import (
     approvals_cmd,
     audit_cmd,
     demo,
+    measure_cmd,
     retention_cmd,
     runs_cmd,
     signals_cmd,
@@ -31,6 +32,8 @@ USAGE_CODES = frozenset(
         "workflow.unknown",
         "workflow.invalid",
         "approval.invalid_payload",
+        "experiment.invalid",
+        "outcome.undeclared",
     }
 )
 
@@ -47,6 +50,8 @@ app.add_typer(approvals_cmd.app, name="approvals")
 app.add_typer(subjects_cmd.app, name="subjects")
 app.add_typer(signals_cmd.app, name="signals")
 app.add_typer(retention_cmd.app, name="retention")
+app.add_typer(measure_cmd.experiment_app, name="experiment")
+app.command(name="report")(measure_cmd.report)
 app.command(name="demo")(demo.demo)
 app.command(name="run")(runs_cmd.run)
 app.command(name="worker")(runs_cmd.worker)
