@@ -28,7 +28,7 @@ from copilot.settings import Settings
 
 # Signals
 from copilot.signals import Sensitivity, SignalRegistry, SignalSpec
-from copilot.workflow import Await, SignalNeed, Workflow
+from copilot.workflow import Again, Await, SignalNeed, Workflow
 
 __all__ = [
     # Configuration
@@ -37,6 +37,7 @@ __all__ = [
     "make_engine",
     "upgrade",
     # Writing workflows
+    "Again",
     "Await",
     "SignalNeed",
     "StepContext",

@@ -1,10 +1,10 @@
 """Who may see what: roles against signal sensitivity, and audit payloads.
 
-    role       public/internal   personal                      special      audit payloads
-    app        yes               yes (its own tenant)          no           no
-    reviewer   yes               yes (its own tenant)          no           yes (own tenant)
-    auditor    yes               only with the `personal` grant no          only with `personal`
-    admin      yes               yes                           only granted yes
+    role       public/internal   personal                       special          audit payloads
+    app        yes               yes (its own tenant)           with the grant   no
+    reviewer   yes               yes (its own tenant)           with the grant   yes (own tenant)
+    auditor    yes               only with the `personal` grant with the grant   only with `personal`
+    admin      yes               yes                            with the grant   yes
 
 Tenant scoping is not decided here: every query is already scoped to the caller's tenant
 (the HTTP layer answers 404 for another tenant's ids). This module decides, within a

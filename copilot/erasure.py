@@ -5,8 +5,8 @@ cancelled, pending approvals cancelled: nothing may execute for an erased subjec
 then, in one transaction: deletes the subject's signal values; replaces its preferences
 with a bare suppression record (opted out of everything, basis `erased`) so that the
 next trigger is skipped rather than re-personalized; redacts what its runs stored
-(step outputs such as drafts and tone profiles, results, inputs beyond the subject id),
-its approval payloads and its outbox payloads; and deletes its erasable audit payloads,
+(step outputs such as drafts and tone profiles, agent rounds, results, inputs beyond the
+subject id), its approval payloads and explanations, its outbox payloads, its outcomes; and deletes its erasable audit payloads,
 appending the tombstone. The audit chain committed to digests of those payloads, so it
 still verifies; the tombstone says which entries were erased and by whom.
 """
@@ -22,7 +22,15 @@ from approvals.tables import requests
 from audit import Actor
 from copilot.errors import RunStateError
 from copilot.runs import RunState
-from copilot.tables import outbox, run_steps, runs, signals, subject_preferences
+from copilot.tables import (
+    outbox,
+    outcomes,
+    run_steps,
+    runs,
+    signals,
+    step_rounds,
+    subject_preferences,
+)
 
 if TYPE_CHECKING:
     from copilot.runtime import Runtime
@@ -73,7 +81,13 @@ def _forget(conn: Connection, tenant: str, subject_id: str, now: float) -> dict[
         "approvals": conn.execute(
             update(requests)
             .where(requests.c.tenant == tenant, requests.c.subject_id == subject_id)
-            .values(payload=REDACTED)
+            .values(payload=REDACTED, explanation=None)
+        ).rowcount,
+        "outcomes": conn.execute(
+            delete(outcomes).where(outcomes.c.tenant == tenant, outcomes.c.subject_id == subject_id)
+        ).rowcount,
+        "agent_rounds": conn.execute(
+            update(step_rounds).where(step_rounds.c.run_id.in_(mine)).values(state=REDACTED)
         ).rowcount,
         "outbox": conn.execute(
             update(outbox).where(outbox.c.run_id.in_(mine)).values(payload=REDACTED)

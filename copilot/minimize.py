@@ -89,6 +89,22 @@ class Pseudonymizer:
             return [self.restore(v) for v in value]
         return value
 
+    def mapping(self) -> dict[str, str]:
+        """Token -> value, to store with a conversation that spans rounds (personal: erasable)."""
+        return dict(self._by_token)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, str]) -> Pseudonymizer:
+        """A pseudonymizer that continues a stored conversation."""
+        pseudo = cls()
+        for token, value in mapping.items():
+            pseudo._by_token[token] = value
+            pseudo._by_value[value.casefold()] = token
+            label = token.strip("[]").rsplit("_", 1)
+            key = label[0] if len(label) == 2 and label[1].isdigit() else token.strip("[]")
+            pseudo._counts[key] = pseudo._counts.get(key, 0) + 1
+        return pseudo
+
     @property
     def values(self) -> list[str]:
         """The personal values this exchange has tokenized."""

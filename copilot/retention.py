@@ -1,8 +1,8 @@
 """Retention: signal values are kept only as long as their declaration says.
 
 `purge` deletes, per tenant and in one transaction with its audit event, every value
-older than its signal's declared retention, and every value of a signal that is no
-longer declared (nothing undeclared is kept). The audit event records counts per
+older than its signal's declared retention, and (`--undeclared`) every value of a signal
+that is no longer declared. The audit event records counts per
 signal name, never values. Celery beat runs it (`copilot.retention`); so does
 `copilot retention run`.
 """
@@ -33,8 +33,13 @@ def purge(
     *,
     now: float,
     tenants: Iterable[str] | None = None,
+    undeclared: bool = False,
 ) -> dict[str, dict[str, int]]:
-    """Delete expired and undeclared signal values; counts per tenant and signal name."""
+    """Delete expired signal values (and, with `undeclared`, values of undeclared signals).
+
+    Undeclared values are deleted only when asked: a process started without some of the
+    declarations (a missing COPILOT_SIGNALS_PATH) must not wipe what it does not know.
+    """
     report: dict[str, dict[str, int]] = {}
     declared = [spec.name for spec in registry.specs()]
     for tenant in sorted(tenants) if tenants is not None else _tenants(engine):
@@ -50,9 +55,15 @@ def purge(
                 ).rowcount
                 if gone:
                     counts[spec.name] = gone
-            stray = conn.execute(
-                delete(signals).where(signals.c.tenant == tenant, signals.c.name.not_in(declared))
-            ).rowcount
+            stray = (
+                conn.execute(
+                    delete(signals).where(
+                        signals.c.tenant == tenant, signals.c.name.not_in(declared)
+                    )
+                ).rowcount
+                if undeclared and declared
+                else 0
+            )
             if stray:
                 counts["(undeclared)"] = stray
             if counts:

@@ -39,12 +39,18 @@ from copilot.holdouts import fraction_for, held_out
 from copilot.llm import ModelAccess, ModelCall
 from copilot.minimize import model_payload
 from copilot.registry import Registry
+from copilot.rounds import Round
+from copilot.rounds import load as load_rounds
+from copilot.rounds import save as save_round
 from copilot.runs import Run, RunState, RunStore, StepRecord, acquired_event, run_from
 from copilot.tables import run_steps, runs
-from copilot.workflow import Await, Step, Workflow
+from copilot.workflow import Again, Await, Step, Workflow
 
 Enqueue = Callable[[str, float], None]
 T = TypeVar("T", bound=BaseModel)
+# Reasons that mean the model's output was not used (the rules path stood in).
+FALLBACK_REASONS = frozenset({"model_unavailable", "model_timeout", "model_rate_limited",
+                              "model_error", "model_invalid_output", "model_ungrounded"})  # fmt: skip
 
 _ADVANCE = (
     update(runs)
@@ -90,8 +96,12 @@ class StepContext:
         degradation: Degradation,
         values: Mapping[str, SignalValue],
         decision: dict[str, Any] | None,
+        rounds: list[Round] | None = None,
     ) -> None:
         self._runner = runner
+        # A multi-round step's stored state from its last committed round, and this round's number.
+        self.progress: dict[str, Any] | None = rounds[-1].state if rounds else None
+        self.round = len(rounds) if rounds else 0
         self.run = run
         self.workflow = workflow
         self.step = step
@@ -223,10 +233,9 @@ class StepContext:
 
     def explain(self, why: str, *, confidence: float, method: str | None = None) -> Explanation:
         """ "Why am I seeing this": one sentence plus the evidence, capped by the level."""
+        fell_back = FALLBACK_REASONS.intersection(self.degradation.reasons)
         method = method or (
-            f"model:{self.model_name}"
-            if self.model_name and "model_" not in " ".join(self.degradation.reasons)
-            else "rules"
+            f"model:{self.model_name}" if self.model_name and not fell_back else "rules"
         )
         return Explanation(
             why=why,
@@ -302,6 +311,8 @@ class Runner:
                 f"inputs for {wf.name} do not fit {wf.input.__name__}: {exc.errors(include_url=False)}",
                 code="run.invalid_inputs",
             ) from exc
+        fraction = fraction_for(wf.name, wf.holdout, self.holdouts)
+        holdout = held_out(subject_id, wf.name, fraction, salt=self.holdout_salt)
         refusal = self.consent.refusal(tenant, subject_id, wf.name) if self.consent else None
         if refusal is not None:  # opted out or snoozed: a skipped run, with the reason, audited
             return self.store.create(
@@ -315,8 +326,8 @@ class Runner:
                 state=RunState.SKIPPED,
                 reasons=[refusal],
                 data={"reason": refusal},
+                holdout=holdout,  # the arm is the subject's either way: no bias in the lift
             )
-        fraction = fraction_for(wf.name, wf.holdout, self.holdouts)
         run, created = self.store.create(
             tenant=tenant,
             workflow=wf.name,
@@ -325,7 +336,7 @@ class Runner:
             inputs=data,
             idempotency_key=idempotency_key,
             triggered_by=triggered_by,
-            holdout=held_out(subject_id, wf.name, fraction, salt=self.holdout_salt),
+            holdout=holdout,
         )
         if created and self.enqueue is not None:
             self.enqueue(run.id, 0.0)
@@ -545,20 +556,36 @@ class Runner:
                 outcomes = execute_approved(self, run.id, idx - 1)
                 decision = {**(decision or {}), "approvals": outcomes}
             step = wf.steps[idx]
-            ctx = StepContext(self, run, wf, step, idx, degradation, values, decision)
-            started = self.store.clock()
-            try:
-                produced = step.fn(ctx, current)
-            except (OperationalError, psycopg.OperationalError, ExecutionError):
-                raise
-            except Exception as exc:
-                code = exc.code if isinstance(exc, CopilotError) else "run.step_failed"
-                return self._fail(
-                    run,
-                    code,
-                    f"step {step.name!r} raised {type(exc).__name__}: {exc}",
-                    step=step.name,
-                )
+            rounds = load_rounds(self.store.engine, run.id, idx) if step.rounds else []
+            while True:
+                if rounds and rounds[-1].proposed and self.gate is not None:
+                    prefix = f"{run.id}:{idx}:r{rounds[-1].round}:"
+                    decision = {"approvals": execute_approved(self, run.id, idx, prefix=prefix)}
+                ctx = StepContext(self, run, wf, step, idx, degradation, values, decision, rounds)
+                started = self.store.clock()
+                try:
+                    produced = step.fn(ctx, current)
+                except (OperationalError, psycopg.OperationalError, ExecutionError):
+                    raise
+                except Exception as exc:
+                    code = exc.code if isinstance(exc, CopilotError) else "run.step_failed"
+                    return self._fail(
+                        run,
+                        code,
+                        f"step {step.name!r} raised {type(exc).__name__}: {exc}",
+                        step=step.name,
+                    )
+                if not isinstance(produced, Again):
+                    break
+                if not step.rounds:
+                    return self._fail(run, "run.bad_step_output",
+                                      f"step {step.name!r} returned Again; annotate it -> Model | Again[Model]",
+                                      step=step.name)  # fmt: skip
+                saved = self._checkpoint_round(run, ctx, produced.state)
+                degradation, decision = ctx.degradation, None
+                if not saved or self.store.get(run.id).state != RunState.RUNNING:
+                    return self.store.get(run.id)  # waiting on this round's approvals, or lost
+                rounds = load_rounds(self.store.engine, run.id, idx)
             output, request = (
                 (produced.output, produced.request)
                 if isinstance(produced, Await)
@@ -731,6 +758,39 @@ class Runner:
             return False  # a zombie of ours: another worker checkpointed this step
         return True
 
+    def _checkpoint_round(self, run: Run, ctx: StepContext, state: BaseModel) -> bool:
+        """Commit one round of a multi-round step; False if the lease was lost meanwhile."""
+        now = self.store.clock()
+        doc = state.model_dump(mode="json")
+        try:
+            with self.store.engine.begin() as conn:
+                if conn.execute(_ADVANCE, {
+                    "rid": run.id, "owner": self.owner, "idx": ctx.idx, "next": ctx.idx,
+                    "now": now, "expires": now + self.lease_seconds,
+                    "level": ctx.degradation.level.value,
+                    "reasons": json.dumps(list(ctx.degradation.reasons)),
+                }).rowcount != 1:  # fmt: skip
+                    conn.rollback()
+                    return False
+                save_round(
+                    conn, run.id, ctx.idx, ctx.round, doc, proposed=bool(ctx._proposals), at=now
+                )
+                for effect in ctx._effects:
+                    effect(conn)
+                event = self._step_event(run, ctx, doc)
+                event = event.model_copy(update={
+                    "event_type": "step.round", "data": {**event.data, "round": ctx.round}})  # fmt: skip
+                self.store.audit.append_in(conn, run.tenant, [event])
+                pending = self._submit_proposals(conn, run, ctx)
+                if pending:
+                    self._move(conn, run, RunState.WAITING, "run.waiting",
+                               {"step": ctx.step.name, "round": ctx.round, "approvals": pending})  # fmt: skip
+        except IntegrityError:
+            return False  # another worker committed this round first
+        if ctx._submitted and self.gate is not None:
+            self.gate.notify(ctx._submitted)
+        return True
+
     def _submit_proposals(self, conn: Connection, run: Run, ctx: StepContext) -> list[str]:
         """Submit the step's proposals in its checkpoint transaction; the pending ones' ids."""
         if not ctx._proposals or self.gate is None:
@@ -750,7 +810,7 @@ class Runner:
                 triggered_by=run.triggered_by,
                 run_id=run.id,
                 subject_id=run.subject_id,
-                action_id=f"{run.id}:{ctx.idx}:{n:03d}",
+                action_id=f"{_prefix(run.id, ctx)}{n:03d}",
                 explanation=explanation.model_dump(mode="json"),
                 conn=conn,
             )
@@ -845,6 +905,11 @@ class Runner:
                 return run
             time.sleep(0.01)
         return self.store.get(run_id)
+
+
+def _prefix(run_id: str, ctx: StepContext) -> str:
+    """Action ids of a step's proposals: per round for a multi-round step."""
+    return f"{run_id}:{ctx.idx}:r{ctx.round}:" if ctx.step.rounds else f"{run_id}:{ctx.idx}:"
 
 
 def _withheld_event(run: Run, ctx: StepContext) -> AuditEvent:

@@ -72,6 +72,17 @@ run_steps = Table(
     Column("finished_at", Float, nullable=False),
 )
 
+step_rounds = Table(
+    "step_rounds",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("round", Integer, primary_key=True, autoincrement=False),
+    Column("state", Text, nullable=False),
+    Column("proposed", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
 signals = Table(
     "signals",
     metadata,

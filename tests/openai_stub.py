@@ -40,6 +40,8 @@ class StubServer:
                     reply = stub.replies.pop(0) if stub.replies else None
                 if reply is None:
                     reply = responder(body) if responder is not None else {"status": 500}
+                if "delay" in reply:  # answer, but late (a worker can be killed meanwhile)
+                    time.sleep(reply["delay"])
                 if "sleep" in reply:
                     time.sleep(reply["sleep"])
                     reply = {"content": "{}"}

@@ -18,7 +18,7 @@ EXPECTED = {
     },
     "copilot": {
         "Settings", "make_engine", "upgrade", "ConfigError", "CopilotError",
-        "DatabaseConfigError", "Await", "SignalNeed", "StepContext", "Workflow", "ActionKind",
+        "DatabaseConfigError", "Again", "Await", "SignalNeed", "StepContext", "Workflow", "ActionKind",
         "Catalog", "OnExpiry", "Risk", "Sensitivity", "SignalRegistry", "SignalSpec",
         "Degradation", "Explanation", "Level", "SignalUse", "ModelCall", "Pseudonymizer",
     },

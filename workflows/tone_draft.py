@@ -184,6 +184,7 @@ _BODIES: dict[str, dict[str, tuple[str, str]]] = {
         ),
     },
 }
+_NOBODY = {"en": "team", "de": "Team", "es": "equipo"}  # when the contact's name is unknown
 _SUBJECTS = {"check_in": "Checking in", "renewal": "Your renewal", "onboarding": "Onboarding"}
 _CONTRACT = {
     "I would": "I'd", "I am": "I'm", "it is": "it's", "Let us": "Let's", "do not": "don't",
@@ -212,7 +213,7 @@ def render_template(
     greeting = prof.greeting or (d_formal if formal else d_casual)
     first = (name or "").split(" ")[0] if not formal else (name or "")
     sign_off = prof.sign_off or (s_formal if formal else s_casual)
-    opener = f"{greeting} {first}".strip() + ","
+    opener = f"{greeting} {first or _NOBODY[lang]}".strip() + ","
     return _SUBJECTS[purpose], f"{opener}\n\n{body}\n\n{sign_off},\nYour account team"
 
 

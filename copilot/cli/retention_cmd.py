@@ -16,12 +16,17 @@ app = typer.Typer(help="Retention of signal values.", no_args_is_help=True)
 @app.command()
 def run(
     ctx: typer.Context,
+    undeclared: Annotated[
+        bool, typer.Option("--undeclared", help="Also delete values of undeclared signals.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Delete every signal value older than its declared retention (audited as counts)."""
     env = ctx.obj
     assert isinstance(env, Env)
-    report = purge(env.engine, env.audit, env.registry.signals, now=env.runs.clock())
+    report = purge(
+        env.engine, env.audit, env.registry.signals, now=env.runs.clock(), undeclared=undeclared
+    )
     if as_json:
         typer.echo(json.dumps(report, sort_keys=True))
         return

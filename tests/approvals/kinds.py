@@ -50,7 +50,7 @@ CATALOG = Catalog(
             expires_after=timedelta(hours=24),
         ),
         ActionKind(
-            "issue_credit",
+            "trial_credit",
             Credit,
             credit_risk,
             reaches_customer=True,
@@ -83,7 +83,7 @@ rules:
     when: {risk_at_most: low}
     then: {action: auto_approve}
   - id: big-credit
-    when: {kind: issue_credit, payload: [{field: amount, op: ge, value: 500}]}
+    when: {kind: trial_credit, payload: [{field: amount, op: ge, value: 500}]}
     then: {action: require, n: 2, role: reviewer}
   - id: high
     when: {risk_at_least: high}

@@ -68,7 +68,7 @@ def test_policy_auto_approves_low_risk_internal_and_a_person_decides_what_reache
     note = propose(gate, "post_note", {"account": "acct-1", "text": "Usage up 12%"})
     assert (note.status, note.policy_rule) == ("approved", "low-internal")
     credit = propose(
-        gate, "issue_credit", {"account": "acct-1", "amount": 20}
+        gate, "trial_credit", {"account": "acct-1", "amount": 20}
     )  # low risk, reaches a customer
     assert (credit.status, credit.required_n) == ("pending", 1)
     assert (
@@ -89,7 +89,7 @@ def test_unknown_kinds_are_denied_and_bad_payloads_write_nothing(gate: Gate) -> 
     invented = propose(gate, "wire_money", {"amount": 10_000})
     assert (invented.status, invented.policy_rule) == ("rejected", "unknown_kind")
     with pytest.raises(InvalidPayloadError) as info:
-        propose(gate, "issue_credit", {"account": "acct-1", "amount": -5})
+        propose(gate, "trial_credit", {"account": "acct-1", "amount": -5})
     assert info.value.details["errors"][0]["field"] == "amount"
     assert [r.kind for r in gate.queue("acme", status=None)[0]] == ["wire_money"]
 
@@ -169,7 +169,7 @@ def test_quorum_two_needs_two_distinct_reviewers(gate: Gate) -> None:
 
 
 def test_an_edit_makes_a_new_version_and_raising_the_risk_raises_the_quorum(gate: Gate) -> None:
-    req = propose(gate, "issue_credit", {"account": "acct-1", "amount": 200})
+    req = propose(gate, "trial_credit", {"account": "acct-1", "amount": 200})
     assert (req.risk, req.required_n) == ("medium", 1)
     edited = gate.edit(
         req.id,
@@ -230,7 +230,7 @@ def test_expiry_expires_escalates_or_auto_approves_low_risk_and_is_audited(
     gate: Gate, clock: Clock
 ) -> None:
     email = propose(gate, "email_customer", EMAIL)
-    credit = propose(gate, "issue_credit", {"account": "acct-1", "amount": 300})
+    credit = propose(gate, "trial_credit", {"account": "acct-1", "amount": 300})
     training = gate.submit(
         tenant="acme",
         workflow="w",
@@ -244,11 +244,11 @@ def test_expiry_expires_escalates_or_auto_approves_low_risk_and_is_audited(
     assert training.status == "approved"  # low internal: auto
     clock.now += 5 * 3600
     done = {r.kind: r for r in gate.expire_due()}
-    assert done["issue_credit"].status == "pending" and done["issue_credit"].role == "admin"
+    assert done["trial_credit"].status == "pending" and done["trial_credit"].role == "admin"
     assert "email_customer" not in done  # 24 h deadline not reached
     clock.now += 24 * 3600
     again = {r.kind: r for r in gate.expire_due()}
-    assert again["email_customer"].status == "expired" and again["issue_credit"].status == "expired"
+    assert again["email_customer"].status == "expired" and again["trial_credit"].status == "expired"
     assert (
         gate.get(email.id).reason == "deadline passed" and gate.get(credit.id).status == "expired"
     )
@@ -305,7 +305,7 @@ def test_the_queue_orders_by_deadline_then_risk_and_pages_with_a_cursor(
         )
     clock.now += 1
     credit = propose(
-        gate, "issue_credit", {"account": "acct-1", "amount": 300}
+        gate, "trial_credit", {"account": "acct-1", "amount": 300}
     )  # 4 h deadline: first
     seen, cursor = [], None
     while True:
@@ -314,7 +314,7 @@ def test_the_queue_orders_by_deadline_then_risk_and_pages_with_a_cursor(
         if cursor is None:
             break
     assert [r.id for r in seen] == [credit.id] + [r.id for r in made]
-    assert [r.id for r in gate.queue("acme", kind="issue_credit")[0]] == [credit.id]
+    assert [r.id for r in gate.queue("acme", kind="trial_credit")[0]] == [credit.id]
     assert len(gate.queue("acme", risk="high")[0]) == 3
     assert gate.queue("globex")[0] == []
     with pytest.raises(ApprovalError, match="cursor"):

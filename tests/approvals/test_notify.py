@@ -64,7 +64,7 @@ def test_a_notifier_that_is_down_never_fails_the_proposal(engine: Engine) -> Non
 
 def test_shadow_rules_are_scored_against_what_people_decided(engine: Engine) -> None:
     gate = Gate(engine, SqlAuditStore(engine), CATALOG, POLICY)
-    small = [submit(gate, "issue_credit", {"account": f"a{i}", "amount": 20}) for i in range(4)]
+    small = [submit(gate, "trial_credit", {"account": f"a{i}", "amount": 20}) for i in range(4)]
     for req, decision in zip(small, ["approve", "approve", "approve", "reject"], strict=True):
         gate.decide(
             req.id,

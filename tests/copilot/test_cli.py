@@ -202,6 +202,21 @@ def test_the_demo_runs_every_workflow_on_a_worker_and_rerunning_is_safe(tmp_path
     waiting = json.loads(cli(tmp_path, "approvals", "list", "--json").stdout)
     assert waiting and all(r["status"] == "pending" for r in waiting)
     assert cli(tmp_path, "audit", "verify").stdout.startswith("OK ")
+    erase_then_verify(tmp_path, waiting[0]["subject_id"])
+
+
+def erase_then_verify(home: Path, subject: str, **env: str) -> None:
+    """Erasure and a retention purge leave a trail that still verifies, from the CLI."""
+    erased = cli(home, "subjects", "erase", subject, "--json", **env)
+    assert erased.returncode == 0, erased.stderr
+    counts = json.loads(erased.stdout)["erased"]
+    assert counts["signals"] > 0 and counts["audit_payloads"] > 0
+    purged = cli(home, "retention", "run", "--json", **env)
+    assert purged.returncode == 0, purged.stderr
+    verify = cli(home, "audit", "verify", **env)
+    assert verify.returncode == 0 and verify.stdout.startswith("OK "), verify.stdout
+    again = cli(home, "run", "account_health", "--subject", subject, "--inline", "--json", **env)
+    assert json.loads(again.stdout)["state"] == "skipped"  # the suppression record holds
 
 
 def test_the_demo_works_the_same_on_redis_and_postgresql(tmp_path: Path, pg_url: str) -> None:
@@ -212,3 +227,4 @@ def test_the_demo_works_the_same_on_redis_and_postgresql(tmp_path: Path, pg_url:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "60 runs over 20 accounts" in result.stdout and "still pending" in result.stdout
     assert cli(tmp_path, "audit", "verify", **env).stdout.startswith("OK ")
+    erase_then_verify(tmp_path, "acct-001", **env)

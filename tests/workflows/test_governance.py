@@ -95,10 +95,11 @@ def test_retention_purges_expired_values_and_audits_counts_only(book: Book) -> N
     with engine.begin() as conn:  # a value whose declaration has since been withdrawn
         conn.execute(signals.insert().values(tenant="t1", subject_id=subject, name="shoe_size",
                                              value="44", observed_at=NOW, source="legacy"))  # fmt: skip
-    report = purge(engine, audit, book.registry.signals, now=NOW)
+    assert "(undeclared)" not in purge(engine, audit, book.registry.signals, now=NOW - 10**9)["t1"]
+    report = purge(engine, audit, book.registry.signals, now=NOW, undeclared=True)
     # usage_trend keeps 90 days, nps 365: both old values go, the fresh ones stay.
     assert report["t1"] == {"usage_trend": 1, "nps": 1, "(undeclared)": 1}
-    assert purge(engine, audit, book.registry.signals, now=NOW) == {"t1": {}}
+    assert purge(engine, audit, book.registry.signals, now=NOW, undeclared=True) == {"t1": {}}
     with engine.connect() as conn:
         left = (
             conn.execute(select(signals.c.name).where(signals.c.subject_id == subject))
