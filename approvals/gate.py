@@ -12,10 +12,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -29,20 +31,44 @@ from approvals.errors import (
     InvalidPayloadError,
 )
 from approvals.kinds import Catalog, OnExpiry, Risk
-from approvals.policy import Facts, Policy
+from approvals.policy import REQUIRE_ONE, Facts, Policy
 from approvals.tables import requests, votes
 from audit import Actor, AuditEvent, SqlAuditStore, Versions
 from audit.canonical import canonical
 from audit.stores.sql import readonly
 
 Status = Literal["pending", "approved", "rejected", "expired", "cancelled", "superseded"]
+log = logging.getLogger(__name__)
 PENDING = "pending"
+_SETTLED_KEY = "copilot.settled"
 SETTLED = frozenset({"approved", "rejected", "expired", "cancelled"})
 
 
 def payload_hash(payload: dict[str, Any]) -> str:
     """SHA-256 of the canonical payload: what a decision is bound to."""
     return hashlib.sha256(canonical(payload)).hexdigest()
+
+
+def shadow_figures(rows: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Per shadow rule, how often it agreed with people, from (shadow JSON, status) pairs.
+
+    A shadow `auto_approve` agrees with an approval, a shadow `deny` with a rejection. The
+    rows must be requests people settled (see `Gate.shadow_agreement`).
+    """
+    figures: dict[str, dict[str, Any]] = {}
+    for shadow, status in rows:
+        for entry in json.loads(shadow):
+            would = {"auto_approve": "approved", "deny": "rejected"}.get(entry["action"])
+            if would is None:
+                continue
+            fig = figures.setdefault(
+                entry["rule"], {"rule": entry["rule"], "decided": 0, "agreed": 0}
+            )
+            fig["decided"] += 1
+            fig["agreed"] += would == status
+    for fig in figures.values():
+        fig["agreement"] = round(fig["agreed"] / fig["decided"], 3)
+    return sorted(figures.values(), key=lambda f: f["rule"])
 
 
 class ApprovalRequest(BaseModel):
@@ -107,6 +133,7 @@ class Gate:
         *,
         clock: Callable[[], float] = time.time,
         on_settled: Callable[[Connection, ApprovalRequest], None] | None = None,
+        on_committed: Callable[[ApprovalRequest], None] | None = None,
         notifier: Any = None,
     ) -> None:
         self.engine = engine
@@ -115,6 +142,8 @@ class Gate:
         # cancelled): the runtime queues the waiting run there, so the decision and the
         # resume commit together (a transactional outbox: the queued row is the message).
         self.on_settled = on_settled
+        # Called after that transaction commits: a wake-up hint for a worker (the enqueue).
+        self.on_committed = on_committed
         self.audit = audit
         self.catalog = catalog
         self.policy = policy
@@ -122,6 +151,23 @@ class Gate:
         self._pg = engine.dialect.name == "postgresql"
 
     # -- reading ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """A write transaction; after it commits, `on_committed` hears of what it settled."""
+        settled: list[ApprovalRequest] = []
+        with self.engine.begin() as conn:
+            conn.info[_SETTLED_KEY] = settled
+            try:
+                yield conn
+            finally:
+                conn.info.pop(_SETTLED_KEY, None)
+        for req in settled:  # reached only when the transaction committed
+            if self.on_committed is not None:
+                try:
+                    self.on_committed(req)
+                except Exception:  # a wake-up hint; the database already holds the truth
+                    log.warning("on_committed failed for approval %s", req.id, exc_info=True)
 
     def get(self, request_id: str, *, tenant: str | None = None) -> ApprovalRequest:
         """The request (with its approvers), or ApprovalNotFoundError (also for other tenants)."""
@@ -284,23 +330,18 @@ class Gate:
                     or_(requests.c.reason.is_(None), ~requests.c.reason.like("policy rule %")),
                 )
             ).all()  # fmt: skip
-        figures: dict[str, dict[str, Any]] = {}
-        for shadow, status in rows:
-            for entry in json.loads(shadow):
-                would = {"auto_approve": "approved", "deny": "rejected"}.get(entry["action"])
-                if would is None:
-                    continue
-                fig = figures.setdefault(
-                    entry["rule"], {"rule": entry["rule"], "decided": 0, "agreed": 0}
-                )
-                fig["decided"] += 1
-                fig["agreed"] += would == status
-        for fig in figures.values():
-            fig["agreement"] = round(fig["agreed"] / fig["decided"], 3)
-        return sorted(figures.values(), key=lambda f: f["rule"])
+        return shadow_figures((shadow, status) for shadow, status in rows)
 
     def _new_row(self, *, facts: Facts, kind: str, **fields: Any) -> dict[str, Any]:
         evaluation = self.policy.evaluate(facts)
+        if (
+            evaluation.outcome.action == "auto_approve"
+            and facts.known_kind
+            and self.catalog.get(kind).requires_person
+        ):
+            evaluation = evaluation.model_copy(
+                update={"outcome": REQUIRE_ONE, "rule": f"{evaluation.rule}+requires_person"}
+            )
         outcome = evaluation.outcome
         status = {"auto_approve": "approved", "deny": "rejected", "require": PENDING}[
             outcome.action
@@ -376,7 +417,7 @@ class Gate:
         """
         if decision == "reject" and not (reason and reason.strip()):
             raise ApprovalForbiddenError("a rejection needs a reason the proposer can learn from")
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             req = self._get(conn, request_id, tenant, lock=True)
             self._check_may_decide(req, reviewer, roles, payload_hash)
             now = self.clock()
@@ -463,7 +504,7 @@ class Gate:
         The old version is superseded. The editor's approval counts toward the new
         version's quorum; if the edit raised the risk, the policy may require more.
         """
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             req = self._get(conn, request_id, tenant, lock=True)
             self._check_may_decide(req, reviewer, roles, payload_hash)
             kind = self.catalog.get(req.kind)
@@ -582,7 +623,7 @@ class Gate:
             )
         done = []
         for request_id in due:
-            with self.engine.begin() as conn:
+            with self._tx() as conn:
                 req = self._get(conn, request_id, None, lock=True)
                 if req.status != PENDING or req.deadline >= now:
                     continue  # decided meanwhile
@@ -602,7 +643,11 @@ class Gate:
                         system,
                         {"from_role": req.role, "to_role": kind.escalate_to, "deadline": deadline},
                     )
-                elif kind.on_expiry == OnExpiry.AUTO_APPROVE_LOW and req.risk == Risk.LOW:
+                elif (
+                    kind.on_expiry == OnExpiry.AUTO_APPROVE_LOW
+                    and req.risk == Risk.LOW
+                    and not kind.requires_person
+                ):
                     self._set_status(
                         conn, req, "approved", system, reason="deadline passed; low risk"
                     )
@@ -615,7 +660,7 @@ class Gate:
         self, request_id: str, *, reason: str, actor: Actor, tenant: str | None = None
     ) -> ApprovalRequest:
         """Cancel a pending request (e.g. consent withdrawn before execution)."""
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             req = self._get(conn, request_id, tenant, lock=True)
             if req.status not in (PENDING, "approved") or req.execution_status == "done":
                 raise ApprovalConflictError(
@@ -679,8 +724,11 @@ class Gate:
             actor,
             {"from": req.status, "to": status, "reason": reason, "payload_hash": req.payload_hash},
         )
-        if self.on_settled is not None and status in SETTLED:
-            self.on_settled(conn, self._get(conn, req.id, None))
+        if status in SETTLED:
+            settled = self._get(conn, req.id, None)
+            if self.on_settled is not None:
+                self.on_settled(conn, settled)
+            conn.info.get(_SETTLED_KEY, []).append(settled)
 
     def _audit(
         self,

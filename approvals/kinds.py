@@ -49,6 +49,8 @@ class ActionKind:
     on_expiry: OnExpiry = OnExpiry.EXPIRE
     escalate_to: str = "admin"
     description: str = ""
+    # A person must approve, whatever a policy or an expiry rule says (e.g. sending a message).
+    requires_person: bool = False
 
     def validate(self, payload: dict[str, Any]) -> BaseModel:
         """The payload as the kind's model, or InvalidPayloadError naming the fields."""

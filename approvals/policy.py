@@ -154,6 +154,20 @@ class Policy(BaseModel):
     rules: list[Rule] = Field(default_factory=list)
 
     @classmethod
+    def default(cls) -> Policy:
+        """The policy when none is configured: low-risk internal actions pass, a person decides the rest."""
+        return cls(
+            version="default@2",
+            rules=[
+                Rule(
+                    id="low-risk-internal",
+                    when=Match(risk_at_most=Risk.LOW, reaches_customer=False),
+                    then=Outcome(action="auto_approve"),
+                )
+            ],
+        )
+
+    @classmethod
     def from_yaml(cls, text: str) -> Policy:
         """Load the YAML form (see the module docstring)."""
         return cls.model_validate(yaml.safe_load(text) or {})

@@ -33,7 +33,7 @@ from copilot.db import upgrade  # noqa: E402
 from copilot.runtime import Runtime  # noqa: E402
 from copilot.settings import Settings  # noqa: E402
 
-KINDS = ["send_email", "schedule_call", "offer_training", "billing_reminder", "escalate"]
+KINDS = ["email_customer", "schedule_call", "trial_training", "billing_reminder", "escalate"]
 RISKS = [("low", 0), ("medium", 1), ("high", 2)]
 
 

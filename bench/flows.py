@@ -85,20 +85,22 @@ class Email(BaseModel):
     body: str
 
 
-send_email = ActionKind(
-    "send_email",
+email_customer = ActionKind(
+    "email_customer",
     Email,
     lambda e: Risk.MEDIUM,
     reaches_customer=True,
     expires_after=timedelta(days=3),
 )
 
-proposing = Workflow("bench_proposing", "1", input=Tick, actions=["send_email"])
+proposing = Workflow("bench_proposing", "1", input=Tick, actions=["email_customer"])
 
 
 @proposing.step
 def propose(ctx: StepContext, inp: Tick) -> Tick:
-    ctx.propose("send_email", {"to": inp.subject_id, "body": "Hi, a quick call?"}, confidence=0.9)
+    ctx.propose(
+        "email_customer", {"to": inp.subject_id, "body": "Hi, a quick call?"}, confidence=0.9
+    )
     return _next(inp)
 
 

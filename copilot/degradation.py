@@ -83,6 +83,7 @@ def assess(
     """Score the signals a workflow needs against what the context holds."""
     uses: list[SignalUse] = []
     reasons: list[str] = []
+    needs = [n for n in needs if not (n.conditional and n.name not in values)]
     total = sum(n.weight for n in needs)
     score = 0.0
     required_short = False

@@ -67,12 +67,15 @@ def resume_when_settled(store: RunStore) -> Any:
     return hook
 
 
-def execute_approved(runner: Runner, run_id: str, idx: int) -> list[dict[str, Any]]:
-    """Carry out the approved actions of step `idx` (once each) and report every outcome."""
+def execute_approved(
+    runner: Runner, run_id: str, idx: int, *, prefix: str | None = None
+) -> list[dict[str, Any]]:
+    """Carry out the approved actions of step `idx` (or of the action-id `prefix`, a round's)
+    once each, and report every outcome."""
     gate = runner.gate
     assert gate is not None
     outcomes = []
-    for req in gate.of_run(run_id, f"{run_id}:{idx}:"):
+    for req in gate.of_run(run_id, prefix or f"{run_id}:{idx}:"):
         outcome: dict[str, Any] = {
             "approval_id": req.id,
             "action_id": req.action_id,

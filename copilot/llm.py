@@ -78,7 +78,7 @@ class ModelAccess:
             try:
                 reply = self.chat.invoke(messages)
             except Exception as exc:
-                call.fault = _fault(exc)
+                call.fault = fault_code(exc)
                 return call
             _add_usage(call.usage, getattr(reply, "usage_metadata", None))
             text = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
@@ -113,7 +113,8 @@ def _add_usage(total: dict[str, int], usage: Any) -> None:
         total[key] = total.get(key, 0) + int(usage.get(key, 0) or 0)
 
 
-def _fault(exc: Exception) -> str:
+def fault_code(exc: Exception) -> str:
+    """The stable fault code of a model call that raised (timeouts, rate limits, errors)."""
     import openai
 
     if isinstance(exc, openai.APITimeoutError | TimeoutError):

@@ -9,6 +9,7 @@ from types import ModuleType
 
 from approvals import ActionKind, Catalog
 from copilot.errors import UnknownWorkflowError, WorkflowDefinitionError
+from copilot.outcomes import OutcomeRegistry, OutcomeSpec
 from copilot.signals import SignalRegistry, SignalSpec
 from copilot.workflow import Workflow
 
@@ -23,6 +24,7 @@ class Registry:
         self._latest: dict[str, Workflow] = {}
         self.catalog = Catalog()  # the action kinds the registered modules declare
         self.signals = SignalRegistry()  # and the signals they declare
+        self.outcomes = OutcomeRegistry()  # and the outcomes they measure
         for wf in workflows:
             self.register(wf)
 
@@ -53,6 +55,11 @@ class Registry:
             elif isinstance(value, SignalRegistry):
                 for spec in value.specs():
                     self.signals.register(spec)
+            elif isinstance(value, OutcomeSpec):
+                self.outcomes.register(value)
+            elif isinstance(value, OutcomeRegistry):
+                for outcome in value.specs():
+                    self.outcomes.register(outcome)
             elif isinstance(value, Catalog):
                 for name in value.names():
                     self.catalog.register(value.get(name))

@@ -16,8 +16,8 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg.rows
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from approvals import ApprovalRequest, Gate
+from approvals import ApprovalRequest, Gate, payload_hash
 from audit import Actor, AuditEvent, Versions, genesis, seal
 from audit.canonical import canonical
 from audit.stores.sql import autocommit_driver, readonly
@@ -35,13 +35,22 @@ from copilot.degradation import Degradation, Explanation, Level, assess
 from copilot.errors import CopilotError, UnknownWorkflowError
 from copilot.executors import Action, ExecutionError, Executor, Receipt
 from copilot.gating import Proposal, execute_approved
+from copilot.holdouts import fraction_for, held_out
 from copilot.llm import ModelAccess, ModelCall
+from copilot.minimize import model_payload
 from copilot.registry import Registry
+from copilot.rounds import Round
+from copilot.rounds import load as load_rounds
+from copilot.rounds import save as save_round
 from copilot.runs import Run, RunState, RunStore, StepRecord, acquired_event, run_from
 from copilot.tables import run_steps, runs
-from copilot.workflow import Await, Step, Workflow
+from copilot.workflow import Again, Await, Step, Workflow
 
 Enqueue = Callable[[str, float], None]
+T = TypeVar("T", bound=BaseModel)
+# Reasons that mean the model's output was not used (the rules path stood in).
+FALLBACK_REASONS = frozenset({"model_unavailable", "model_timeout", "model_rate_limited",
+                              "model_error", "model_invalid_output", "model_ungrounded"})  # fmt: skip
 
 _ADVANCE = (
     update(runs)
@@ -87,8 +96,12 @@ class StepContext:
         degradation: Degradation,
         values: Mapping[str, SignalValue],
         decision: dict[str, Any] | None,
+        rounds: list[Round] | None = None,
     ) -> None:
         self._runner = runner
+        # A multi-round step's stored state from its last committed round, and this round's number.
+        self.progress: dict[str, Any] | None = rounds[-1].state if rounds else None
+        self.round = len(rounds) if rounds else 0
         self.run = run
         self.workflow = workflow
         self.step = step
@@ -99,6 +112,7 @@ class StepContext:
         self.model: ModelAccess = runner.model
         self._effects: list[Callable[[Connection], None]] = []
         self._proposals: list[Proposal] = []
+        self._withheld: list[Proposal] = []
         self._submitted: list[ApprovalRequest] = []
         self._actions = 0
         self.model_name: str | None = None
@@ -128,6 +142,41 @@ class StepContext:
         if call.fault is not None:
             self.degrade(Level.PARTIAL, call.fault)
 
+    def ask(
+        self,
+        schema: type[T],
+        instructions: str,
+        *,
+        signals: Sequence[str],
+        facts: Mapping[str, Any] | None = None,
+        prompt_version: str,
+    ) -> ModelCall[T]:
+        """Ask the model for a `schema` object about the named signals, minimized.
+
+        Only signals this workflow declares may be named; personal values travel as tokens
+        and are restored in the reply (see `copilot.minimize`); the data travels inside
+        <data> delimiters, never as instructions. The call is recorded on the step, and a
+        fault degrades the run with its reason code: check `call.ok` and fall back to rules.
+        """
+        data, pseudo = model_payload(
+            self._runner.registry.signals,
+            self.workflow.name,
+            [n.name for n in self.workflow.signals],
+            self.signals,
+            signals,
+            facts or {},
+        )
+        call = self.model.structured(
+            schema, pseudo.scrub(instructions), data, prompt_version=prompt_version
+        )
+        if call.value is not None:
+            try:
+                call.value = schema.model_validate(pseudo.restore(call.value.model_dump()))
+            except ValidationError:
+                call.value, call.fault = None, "model_invalid_output"
+        self.used(call)
+        return call
+
     def propose(
         self, kind: str, payload: dict[str, Any], *, confidence: float, why: str | None = None
     ) -> None:
@@ -151,9 +200,11 @@ class StepContext:
                 level=self.level.value,
             )
         capped = self.degradation.cap(confidence)
-        self._proposals.append(
-            Proposal(kind=kind, payload=model.model_dump(mode="json"), confidence=capped, why=why)
+        proposal = Proposal(
+            kind=kind, payload=model.model_dump(mode="json"), confidence=capped, why=why
         )
+        # A held-out subject gets nothing; what it would have got is logged for measurement.
+        (self._withheld if self.run.holdout else self._proposals).append(proposal)
 
     def on_commit(self, effect: Callable[[Connection], None]) -> None:
         """Run `effect(conn)` inside this step's checkpoint transaction (exactly once)."""
@@ -182,10 +233,9 @@ class StepContext:
 
     def explain(self, why: str, *, confidence: float, method: str | None = None) -> Explanation:
         """ "Why am I seeing this": one sentence plus the evidence, capped by the level."""
+        fell_back = FALLBACK_REASONS.intersection(self.degradation.reasons)
         method = method or (
-            f"model:{self.model_name}"
-            if self.model_name and "model_" not in " ".join(self.degradation.reasons)
-            else "rules"
+            f"model:{self.model_name}" if self.model_name and not fell_back else "rules"
         )
         return Explanation(
             why=why,
@@ -219,6 +269,8 @@ class Runner:
         action_executors: Mapping[str, str] | None = None,
         max_attempts: int = 25,
         consent: Consent | None = None,
+        holdouts: Mapping[str, float] | None = None,
+        holdout_salt: str = "copilot",
     ) -> None:
         self.store = store
         self.registry = registry
@@ -233,6 +285,8 @@ class Runner:
         self.action_executors = dict(action_executors or {})
         self.max_attempts = max_attempts
         self.consent = consent
+        self.holdouts = dict(holdouts or {})
+        self.holdout_salt = holdout_salt
 
     # -- triggering -------------------------------------------------------------------------
 
@@ -257,6 +311,8 @@ class Runner:
                 f"inputs for {wf.name} do not fit {wf.input.__name__}: {exc.errors(include_url=False)}",
                 code="run.invalid_inputs",
             ) from exc
+        fraction = fraction_for(wf.name, wf.holdout, self.holdouts)
+        holdout = held_out(subject_id, wf.name, fraction, salt=self.holdout_salt)
         refusal = self.consent.refusal(tenant, subject_id, wf.name) if self.consent else None
         if refusal is not None:  # opted out or snoozed: a skipped run, with the reason, audited
             return self.store.create(
@@ -270,6 +326,7 @@ class Runner:
                 state=RunState.SKIPPED,
                 reasons=[refusal],
                 data={"reason": refusal},
+                holdout=holdout,  # the arm is the subject's either way: no bias in the lift
             )
         run, created = self.store.create(
             tenant=tenant,
@@ -279,6 +336,7 @@ class Runner:
             inputs=data,
             idempotency_key=idempotency_key,
             triggered_by=triggered_by,
+            holdout=holdout,
         )
         if created and self.enqueue is not None:
             self.enqueue(run.id, 0.0)
@@ -498,20 +556,36 @@ class Runner:
                 outcomes = execute_approved(self, run.id, idx - 1)
                 decision = {**(decision or {}), "approvals": outcomes}
             step = wf.steps[idx]
-            ctx = StepContext(self, run, wf, step, idx, degradation, values, decision)
-            started = self.store.clock()
-            try:
-                produced = step.fn(ctx, current)
-            except (OperationalError, psycopg.OperationalError, ExecutionError):
-                raise
-            except Exception as exc:
-                code = exc.code if isinstance(exc, CopilotError) else "run.step_failed"
-                return self._fail(
-                    run,
-                    code,
-                    f"step {step.name!r} raised {type(exc).__name__}: {exc}",
-                    step=step.name,
-                )
+            rounds = load_rounds(self.store.engine, run.id, idx) if step.rounds else []
+            while True:
+                if rounds and rounds[-1].proposed and self.gate is not None:
+                    prefix = f"{run.id}:{idx}:r{rounds[-1].round}:"
+                    decision = {"approvals": execute_approved(self, run.id, idx, prefix=prefix)}
+                ctx = StepContext(self, run, wf, step, idx, degradation, values, decision, rounds)
+                started = self.store.clock()
+                try:
+                    produced = step.fn(ctx, current)
+                except (OperationalError, psycopg.OperationalError, ExecutionError):
+                    raise
+                except Exception as exc:
+                    code = exc.code if isinstance(exc, CopilotError) else "run.step_failed"
+                    return self._fail(
+                        run,
+                        code,
+                        f"step {step.name!r} raised {type(exc).__name__}: {exc}",
+                        step=step.name,
+                    )
+                if not isinstance(produced, Again):
+                    break
+                if not step.rounds:
+                    return self._fail(run, "run.bad_step_output",
+                                      f"step {step.name!r} returned Again; annotate it -> Model | Again[Model]",
+                                      step=step.name)  # fmt: skip
+                saved = self._checkpoint_round(run, ctx, produced.state)
+                degradation, decision = ctx.degradation, None
+                if not saved or self.store.get(run.id).state != RunState.RUNNING:
+                    return self.store.get(run.id)  # waiting on this round's approvals, or lost
+                rounds = load_rounds(self.store.engine, run.id, idx)
             output, request = (
                 (produced.output, produced.request)
                 if isinstance(produced, Await)
@@ -600,7 +674,12 @@ class Runner:
         """
         now = self.store.clock()
         doc = output.model_dump(mode="json")
-        if self._pg and request is None and not last and not ctx._effects and not ctx._proposals:
+        if (
+            self._pg
+            and request is None
+            and not last
+            and not (ctx._effects or ctx._proposals or ctx._withheld)
+        ):
             return self._checkpoint_pg(run, ctx, doc, started, now)
         try:
             durable = request is not None or last or bool(ctx._proposals)
@@ -647,7 +726,10 @@ class Runner:
                 )
                 for effect in ctx._effects:
                     effect(conn)
-                self.store.audit.append_in(conn, run.tenant, [self._step_event(run, ctx, doc)])
+                events = [self._step_event(run, ctx, doc)]
+                if ctx._withheld:
+                    events.append(_withheld_event(run, ctx))
+                self.store.audit.append_in(conn, run.tenant, events)
                 pending = self._submit_proposals(conn, run, ctx)
                 if request is not None:
                     self._move(
@@ -676,6 +758,39 @@ class Runner:
             return False  # a zombie of ours: another worker checkpointed this step
         return True
 
+    def _checkpoint_round(self, run: Run, ctx: StepContext, state: BaseModel) -> bool:
+        """Commit one round of a multi-round step; False if the lease was lost meanwhile."""
+        now = self.store.clock()
+        doc = state.model_dump(mode="json")
+        try:
+            with self.store.engine.begin() as conn:
+                if conn.execute(_ADVANCE, {
+                    "rid": run.id, "owner": self.owner, "idx": ctx.idx, "next": ctx.idx,
+                    "now": now, "expires": now + self.lease_seconds,
+                    "level": ctx.degradation.level.value,
+                    "reasons": json.dumps(list(ctx.degradation.reasons)),
+                }).rowcount != 1:  # fmt: skip
+                    conn.rollback()
+                    return False
+                save_round(
+                    conn, run.id, ctx.idx, ctx.round, doc, proposed=bool(ctx._proposals), at=now
+                )
+                for effect in ctx._effects:
+                    effect(conn)
+                event = self._step_event(run, ctx, doc)
+                event = event.model_copy(update={
+                    "event_type": "step.round", "data": {**event.data, "round": ctx.round}})  # fmt: skip
+                self.store.audit.append_in(conn, run.tenant, [event])
+                pending = self._submit_proposals(conn, run, ctx)
+                if pending:
+                    self._move(conn, run, RunState.WAITING, "run.waiting",
+                               {"step": ctx.step.name, "round": ctx.round, "approvals": pending})  # fmt: skip
+        except IntegrityError:
+            return False  # another worker committed this round first
+        if ctx._submitted and self.gate is not None:
+            self.gate.notify(ctx._submitted)
+        return True
+
     def _submit_proposals(self, conn: Connection, run: Run, ctx: StepContext) -> list[str]:
         """Submit the step's proposals in its checkpoint transaction; the pending ones' ids."""
         if not ctx._proposals or self.gate is None:
@@ -695,7 +810,7 @@ class Runner:
                 triggered_by=run.triggered_by,
                 run_id=run.id,
                 subject_id=run.subject_id,
-                action_id=f"{run.id}:{ctx.idx}:{n:03d}",
+                action_id=f"{_prefix(run.id, ctx)}{n:03d}",
                 explanation=explanation.model_dump(mode="json"),
                 conn=conn,
             )
@@ -790,6 +905,32 @@ class Runner:
                 return run
             time.sleep(0.01)
         return self.store.get(run_id)
+
+
+def _prefix(run_id: str, ctx: StepContext) -> str:
+    """Action ids of a step's proposals: per round for a multi-round step."""
+    return f"{run_id}:{ctx.idx}:r{ctx.round}:" if ctx.step.rounds else f"{run_id}:{ctx.idx}:"
+
+
+def _withheld_event(run: Run, ctx: StepContext) -> AuditEvent:
+    """What a held-out run would have proposed: kinds and payload digests, for measurement."""
+    return AuditEvent(
+        event_type="proposals.withheld",
+        actor=Actor.system("holdout"),
+        run_id=run.id,
+        subject_id=run.subject_id,
+        data={
+            "step": ctx.step.name,
+            "proposals": [
+                {
+                    "kind": p.kind,
+                    "payload_sha256": payload_hash(p.payload),
+                    "confidence": p.confidence,
+                }
+                for p in ctx._withheld
+            ],
+        },
+    )
 
 
 def _pinned(assessed: Degradation, run: Run) -> Degradation:

@@ -114,6 +114,7 @@ class Run(BaseModel):
     error: dict[str, Any] | None
     lease_owner: str | None = None
     lease_expires_at: float | None = None
+    holdout: bool = False
 
     @property
     def terminal(self) -> bool:
@@ -169,6 +170,7 @@ def run_from(m: Any) -> Run:
                 "level",
                 "lease_owner",
                 "lease_expires_at",
+                "holdout",
             )
         },
         inputs=json.loads(m["inputs"]),
@@ -278,6 +280,7 @@ class RunStore:
         state: RunState = RunState.QUEUED,
         reasons: list[str] | None = None,
         data: dict[str, Any] | None = None,
+        holdout: bool = False,
     ) -> tuple[Run, bool]:
         """Create a queued run (or a skipped one); the same idempotency key returns the same run."""
         if idempotency_key is not None:
@@ -301,6 +304,7 @@ class RunStore:
             "attempts": 0,
             "step_index": 0,
             "reasons": json.dumps(reasons) if reasons else None,
+            "holdout": holdout,
         }
         run = _run(_Row(row))
         try:
@@ -311,7 +315,12 @@ class RunStore:
                     run,
                     "run.created",
                     Actor.human(triggered_by) if triggered_by else Actor.system(),
-                    {"state": state.value, "inputs_sha256": _digest(inputs), **(data or {})},
+                    {
+                        "state": state.value,
+                        "inputs_sha256": _digest(inputs),
+                        "holdout": holdout,
+                        **(data or {}),
+                    },
                 )
         except IntegrityError:
             if idempotency_key is None:

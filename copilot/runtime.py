@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from functools import cached_property
+from pathlib import Path
 
 from sqlalchemy import Engine
 
-from approvals import Gate, Policy, WebhookNotifier
+from approvals import ApprovalRequest, Gate, Policy, WebhookNotifier
 from audit import CheckpointLog, Signer, SqlAuditStore, Trail
 from audit.signing import key_id, load_public_key
 from copilot.consent import Consent
@@ -16,8 +17,10 @@ from copilot.db import make_engine
 from copilot.errors import ConfigError
 from copilot.executors import Executor, OutboxExecutor, WebhookExecutor
 from copilot.gating import resume_when_settled
+from copilot.holdouts import parse_holdouts
 from copilot.keys import KeyStore
 from copilot.llm import ModelAccess, make_model
+from copilot.outcomes import OutcomeRegistry
 from copilot.registry import Registry
 from copilot.runner import Enqueue, Runner
 from copilot.runs import RunStore
@@ -104,15 +107,12 @@ class Runtime:
         registry.load_entry_points()
         for module in self.settings.workflow_module_list:
             registry.register_module(module)
-        if self.settings.signals_path is not None:
-            try:
-                text = self.settings.signals_path.read_text()
-            except OSError as exc:
-                raise ConfigError(
-                    f"COPILOT_SIGNALS_PATH={self.settings.signals_path}: {exc}"
-                ) from exc
-            for spec in SignalRegistry.from_yaml(text).specs():
-                registry.signals.register(spec)
+        signals = _read(self.settings.signals_path, "COPILOT_SIGNALS_PATH")
+        for spec in SignalRegistry.from_yaml(signals).specs() if signals else ():
+            registry.signals.register(spec)
+        outcomes = _read(self.settings.outcomes_path, "COPILOT_OUTCOMES_PATH")
+        for outcome in OutcomeRegistry.from_yaml(outcomes).specs() if outcomes else ():
+            registry.outcomes.register(outcome)
         registry.check_signals()  # nothing undeclared may reach a workflow
         return registry
 
@@ -164,10 +164,10 @@ class Runtime:
 
     @cached_property
     def policy(self) -> Policy:
-        """The approval policy: `COPILOT_POLICY_PATH` (YAML), else the default (a person decides)."""
+        """The approval policy: `COPILOT_POLICY_PATH` (YAML), else `Policy.default()`."""
         path = self.settings.policy_path
         if path is None:
-            return Policy()
+            return Policy.default()
         try:
             return Policy.from_yaml(path.read_text())
         except (OSError, ValueError) as exc:
@@ -186,8 +186,14 @@ class Runtime:
             self.registry.catalog,
             self.policy,
             on_settled=resume_when_settled(self.runs),
+            on_committed=self._wake,
             notifier=notifier,
         )
+
+    def _wake(self, req: ApprovalRequest) -> None:
+        """A settled request's run may be queued again: hint a worker (the sweeper backs it up)."""
+        if req.run_id is not None:
+            self.enqueue(req.run_id)
 
     @cached_property
     def runner(self) -> Runner:
@@ -202,6 +208,8 @@ class Runtime:
             lease_seconds=self.settings.lease_seconds,
             gate=self.gate,
             consent=self.consent,
+            holdouts=parse_holdouts(self.settings.holdouts),
+            holdout_salt=self.settings.holdout_salt,
         )
 
     @cached_property
@@ -235,3 +243,13 @@ class Runtime:
             trail=self.trail if self.settings.checkpoint_every and self.trail.signer else None,
             checkpoint_every=self.settings.checkpoint_every,
         )
+
+
+def _read(path: Path | None, setting: str) -> str | None:
+    """A declarations file named by a setting (None when unset), or ConfigError naming it."""
+    if path is None:
+        return None
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{setting}={path}: {exc}") from exc

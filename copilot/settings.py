@@ -56,10 +56,21 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(default=None, description="HMAC key for webhook signatures.")
     policy_path: Path | None = Field(default=None, description="YAML approval policy.")
     signals_path: Path | None = Field(default=None, description="YAML signal declarations.")
+    outcomes_path: Path | None = Field(default=None, description="YAML outcome declarations.")
     notify_url: str | None = Field(
         default=None, description="Webhook told of new pending approvals."
     )
     notify_secret: str | None = Field(default=None, description="HMAC key for notifier webhooks.")
+    holdouts: str = Field(
+        default="",
+        description="Holdout overrides: `workflow=fraction,...` (e.g. `next_actions=0.1`).",
+    )
+    holdout_salt: str = Field(
+        default="copilot", description="Salt of holdout assignment; change it to reshuffle."
+    )
+    retention_interval: float = Field(
+        default=3600.0, gt=0, description="Seconds between retention purges (beat)."
+    )
     queue: str = Field(default="copilot", description="Celery queue name (one per deployment).")
     broker_visibility_timeout: float = Field(
         default=300.0, gt=0, description="Seconds before Redis redelivers an unacknowledged task."

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -45,6 +46,7 @@ runs = Table(
     Column("reasons", Text, nullable=True),
     Column("result", Text, nullable=True),
     Column("error", Text, nullable=True),
+    Column("holdout", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("tenant", "idempotency_key", name="uq_runs_idempotency"),
     Index("ix_runs_state_queued", "state", "queued_at"),
     Index("ix_runs_state_lease", "state", "lease_expires_at"),
@@ -68,6 +70,17 @@ run_steps = Table(
     Column("usage", Text, nullable=True),
     Column("started_at", Float, nullable=False),
     Column("finished_at", Float, nullable=False),
+)
+
+step_rounds = Table(
+    "step_rounds",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("round", Integer, primary_key=True, autoincrement=False),
+    Column("state", Text, nullable=False),
+    Column("proposed", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
 )
 
 signals = Table(
@@ -119,6 +132,23 @@ subject_preferences = Table(
     Column("snooze_until", Float, nullable=True),
     Column("consent_basis", String(50), nullable=True),
     Column("updated_at", Float, nullable=False),
+)
+
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("tenant", String(100), nullable=False),
+    Column("subject_id", String(200), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("action_id", String(64), nullable=True),
+    Column("name", String(100), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("observed_at", Float, nullable=False),
+    Column("recorded_at", Float, nullable=False),
+    Column("source", String(100), nullable=False),
+    Index("ix_outcomes_name", "tenant", "name", "observed_at"),
+    Index("ix_outcomes_subject", "tenant", "subject_id"),
 )
 
 api_keys = Table(

@@ -1,4 +1,4 @@
-"""Celery: the app factory, the task that advances runs, and the sweep on beat."""
+"""Celery: the app factory, the task that advances runs, and the sweep and retention on beat."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any
 
 from celery import Celery
 
+from copilot.broker import broker_url
+from copilot.retention import purge
 from copilot.runner import TransientError
 from copilot.settings import Settings
 
@@ -17,7 +19,7 @@ MAX_BACKOFF = 60.0
 
 def make_celery(settings: Settings) -> Celery:
     """A Celery app on the configured broker (Redis, the embedded SQLite transport, any URL)."""
-    app = Celery("copilot", broker=settings.broker_url_resolved, set_as_current=False)
+    app = Celery("copilot", broker=broker_url(settings.broker_url_resolved), set_as_current=False)
     app.conf.update(
         task_acks_late=True,  # a message is acknowledged only after its task finished...
         task_reject_on_worker_lost=True,  # ...and redelivered if the worker process died
@@ -28,6 +30,10 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         beat_schedule={
             "copilot-sweep": {"task": "copilot.sweep", "schedule": settings.sweep_interval},
+            "copilot-retention": {
+                "task": "copilot.retention",
+                "schedule": settings.retention_interval,
+            },
         },
     )
     if settings.broker_url_resolved.startswith("sqla+"):
@@ -69,6 +75,11 @@ def make_celery(settings: Settings) -> Celery:
     def sweep() -> dict[str, int]:
         report: dict[str, int] = runtime().sweeper.sweep().model_dump()
         return report
+
+    @app.task(name="copilot.retention")
+    def retention() -> dict[str, dict[str, int]]:
+        rt = runtime()
+        return purge(rt.engine, rt.audit, rt.registry.signals, now=rt.runs.clock())
 
     return app
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ class SignalNeed(BaseModel):
     weight: float = Field(default=1.0, gt=0)
     required: bool = False
     freshness: timedelta = timedelta(days=30)
+    # Present only in some situations (an overdue amount): its absence is not a gap.
+    conditional: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,24 @@ class Await(Generic[T]):
 
 
 @dataclass(frozen=True)
+class Again(Generic[T]):
+    """Checkpoint this round's progress and run the same step again (a multi-round step).
+
+    A step annotated `-> Model | Again[Model]` returns `Again(state)` to end a round: `state` (any
+    pydantic model) is stored, with the round's proposals and effects, in one transaction;
+    when the round's proposals are decided (at once, if the policy settles them), the step
+    runs again with the same input, `ctx.progress` holding the stored state and
+    `ctx.decision["approvals"]` the round's outcomes. It finishes by returning `Model`.
+
+    What re-runs after a crash: only the round that had not committed. Each committed
+    round is never repeated, so a tool-calling agent that checkpoints every model turn
+    and every batch of tool results never re-asks a turn or repeats a tool call.
+    """
+
+    state: BaseModel
+
+
+@dataclass(frozen=True)
 class Step:
     """One step: a function from one pydantic model to another (or to `Await` of one)."""
 
@@ -73,6 +94,7 @@ class Step:
     input_type: type[BaseModel]
     output_type: type[BaseModel]
     awaits: bool
+    rounds: bool = False
 
 
 class Workflow:
@@ -91,6 +113,7 @@ class Workflow:
         signals: Sequence[SignalNeed] = (),
         actions: Sequence[str] = (),
         description: str = "",
+        holdout: float = 0.0,
     ) -> None:
         if not _NAME.match(name):
             raise WorkflowDefinitionError(
@@ -105,6 +128,10 @@ class Workflow:
             raise WorkflowDefinitionError(
                 f"workflow {name!r}: input= must be a pydantic model class, got {input!r}"
             )
+        if not 0 <= holdout < 1:
+            raise WorkflowDefinitionError(
+                f"workflow {name!r}: holdout={holdout!r} must be a fraction in [0, 1), e.g. 0.1"
+            )
         names = [s.name for s in signals]
         if len(set(names)) != len(names):
             raise WorkflowDefinitionError(f"workflow {name!r} declares a signal twice: {names}")
@@ -114,6 +141,7 @@ class Workflow:
         self.signals: tuple[SignalNeed, ...] = tuple(signals)
         self.actions: tuple[str, ...] = tuple(actions)
         self.description = description
+        self.holdout = holdout
         self.steps: list[Step] = []
 
     def __repr__(self) -> str:
@@ -148,10 +176,11 @@ class Workflow:
             raise WorkflowDefinitionError(
                 f"{where}: annotate {params[1].name!r} with the pydantic model the step takes"
             )
-        out, awaits = _output_type(hints.get("return"))
+        out, awaits, rounds = _output_type(hints.get("return"))
         if out is None:
             raise WorkflowDefinitionError(
-                f"{where}: annotate the return type with a pydantic model (or Await[Model])"
+                f"{where}: annotate the return type with a pydantic model "
+                "(or Await[Model], or Model | Again[Model] for a multi-round step)"
             )
         expected = self.steps[-1].output_type if self.steps else self.input
         before = (
@@ -166,15 +195,24 @@ class Workflow:
             )
         if any(s.name == fn.__name__ for s in self.steps):
             raise WorkflowDefinitionError(f"{where}: a step of that name is already declared")
-        self.steps.append(Step(fn.__name__, fn, inp, out, awaits))
+        self.steps.append(Step(fn.__name__, fn, inp, out, awaits, rounds))
         return fn
 
 
-def _output_type(hint: Any) -> tuple[type[BaseModel] | None, bool]:
+def _output_type(hint: Any) -> tuple[type[BaseModel] | None, bool, bool]:
+    """(output model, awaits, rounds) of a step's return annotation."""
     if isinstance(hint, type) and issubclass(hint, BaseModel):
-        return hint, False
-    if typing.get_origin(hint) is Await:
+        return hint, False, False
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):  # `Model | Again[Model]`
+        args = typing.get_args(hint)
+        rounds = [a for a in args if typing.get_origin(a) is Again]
+        plain = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        if len(args) == 2 and len(rounds) == 1 and plain == list(typing.get_args(rounds[0])):
+            return plain[0], False, True
+        return None, False, False
+    if origin is Await or origin is Again:
         (arg,) = typing.get_args(hint)
         if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg, True
-    return None, False
+            return arg, origin is Await, origin is Again
+    return None, False, False

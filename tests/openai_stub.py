@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -21,6 +21,8 @@ class StubServer:
     def __init__(self) -> None:
         self.replies: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
+        # When no scripted reply is queued: compute one from the request (a whole run's worth).
+        self.responder: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self.lock = threading.Lock()
         stub = self
 
@@ -34,7 +36,12 @@ class StubServer:
                 )
                 with stub.lock:
                     stub.requests.append(body)
-                    reply = stub.replies.pop(0) if stub.replies else {"status": 500}
+                    responder = stub.responder
+                    reply = stub.replies.pop(0) if stub.replies else None
+                if reply is None:
+                    reply = responder(body) if responder is not None else {"status": 500}
+                if "delay" in reply:  # answer, but late (a worker can be killed meanwhile)
+                    time.sleep(reply["delay"])
                 if "sleep" in reply:
                     time.sleep(reply["sleep"])
                     reply = {"content": "{}"}
@@ -101,6 +108,20 @@ class StubServer:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def request_data(request: dict[str, Any]) -> dict[str, Any]:
+    """The JSON document a copilot model call sent between <data> and </data>."""
+    for message in request.get("messages", []):
+        text = str(message.get("content", ""))
+        if text.startswith("<data>"):
+            return dict(json.loads(text.removeprefix("<data>").removesuffix("</data>")))
+    return {}
+
+
+def request_text(request: dict[str, Any]) -> str:
+    """Everything a request carried, as one string (to search for what must not be there)."""
+    return json.dumps(request, ensure_ascii=False)
 
 
 def serve() -> Iterator[StubServer]:

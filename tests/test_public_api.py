@@ -18,7 +18,9 @@ EXPECTED = {
     },
     "copilot": {
         "Settings", "make_engine", "upgrade", "ConfigError", "CopilotError",
-        "DatabaseConfigError",
+        "DatabaseConfigError", "Again", "Await", "SignalNeed", "StepContext", "Workflow", "ActionKind",
+        "Catalog", "OnExpiry", "Risk", "Sensitivity", "SignalRegistry", "SignalSpec",
+        "Degradation", "Explanation", "Level", "SignalUse", "ModelCall", "Pseudonymizer",
     },
     "approvals": {
         "ActionKind", "Catalog", "OnExpiry", "Risk", "Evaluation", "Facts", "Match", "Outcome",

@@ -556,34 +556,44 @@ class SqlAuditStore:
     def erase_subject(self, stream: str, subject_id: str, actor: Actor) -> AppendResult | None:
         """Delete a subject's erasable payloads and append the tombstone, in one transaction."""
         with self.engine.begin() as conn:
-            if self._pg:  # take the chain lock and chain the queue, so no payload is missed
-                conn.exec_driver_sql(_PG_SETTLE_SQL, (stream, genesis(stream), True, True))
-            seqs = [
-                s
-                for (s,) in conn.execute(
-                    select(payloads.c.seq)
-                    .join(
-                        entries,
-                        and_(
-                            entries.c.stream == payloads.c.stream, entries.c.seq == payloads.c.seq
-                        ),
-                    )
-                    .where(entries.c.stream == stream, entries.c.subject_id == subject_id)
-                    .order_by(payloads.c.seq)
+            seqs = self._erasable(conn, stream, subject_id)
+            return self._tombstone(conn, stream, subject_id, actor, seqs)
+
+    def erase_subject_in(self, conn: Connection, stream: str, subject_id: str, actor: Actor) -> int:
+        """`erase_subject` inside the caller's transaction; how many payloads were erased."""
+        seqs = self._erasable(conn, stream, subject_id)
+        self._tombstone(conn, stream, subject_id, actor, seqs)
+        return len(seqs)
+
+    def _erasable(self, conn: Connection, stream: str, subject_id: str) -> list[int]:
+        if self._pg:  # take the chain lock and chain the queue, so no payload is missed
+            conn.exec_driver_sql(_PG_SETTLE_SQL, (stream, genesis(stream), True, True))
+        return [
+            s
+            for (s,) in conn.execute(
+                select(payloads.c.seq)
+                .join(
+                    entries,
+                    and_(entries.c.stream == payloads.c.stream, entries.c.seq == payloads.c.seq),
                 )
-            ]
-            if not seqs:
-                return None
-            conn.execute(
-                delete(payloads).where(payloads.c.stream == stream, payloads.c.seq.in_(seqs))
+                .where(entries.c.stream == stream, entries.c.subject_id == subject_id)
+                .order_by(payloads.c.seq)
             )
-            tomb = AuditEvent(
-                event_type=ERASED_EVENT,
-                actor=actor,
-                subject_id=subject_id,
-                data={"erased_seqs": seqs, "count": len(seqs)},
-            )
-            return self.append_in(conn, stream, [tomb], wait=True)[0]
+        ]
+
+    def _tombstone(
+        self, conn: Connection, stream: str, subject_id: str, actor: Actor, seqs: list[int]
+    ) -> AppendResult | None:
+        if not seqs:
+            return None
+        conn.execute(delete(payloads).where(payloads.c.stream == stream, payloads.c.seq.in_(seqs)))
+        tomb = AuditEvent(
+            event_type=ERASED_EVENT,
+            actor=actor,
+            subject_id=subject_id,
+            data={"erased_seqs": seqs, "count": len(seqs)},
+        )
+        return self.append_in(conn, stream, [tomb], wait=True)[0]
 
 
 def _link(

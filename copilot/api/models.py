@@ -265,6 +265,13 @@ class PreferencesIn(_Request):
     )
 
 
+class Erased(BaseModel):
+    """What erasing a subject cancelled, deleted and redacted, by kind."""
+
+    subject_id: str
+    counts: dict[str, int]
+
+
 class PreferencesOut(BaseModel):
     """A subject's controls as stored."""
 

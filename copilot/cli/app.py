@@ -13,6 +13,8 @@ from copilot.cli import (
     approvals_cmd,
     audit_cmd,
     demo,
+    measure_cmd,
+    retention_cmd,
     runs_cmd,
     signals_cmd,
     subjects_cmd,
@@ -32,6 +34,8 @@ USAGE_CODES = frozenset(
         "workflow.invalid",
         "approval.invalid_payload",
         "key.invalid",
+        "experiment.invalid",
+        "outcome.undeclared",
     }
 )
 
@@ -47,6 +51,9 @@ app.add_typer(runs_cmd.runs_app, name="runs")
 app.add_typer(approvals_cmd.app, name="approvals")
 app.add_typer(subjects_cmd.app, name="subjects")
 app.add_typer(signals_cmd.app, name="signals")
+app.add_typer(retention_cmd.app, name="retention")
+app.add_typer(measure_cmd.experiment_app, name="experiment")
+app.command(name="report")(measure_cmd.report)
 app.add_typer(api_cmd.keys_app, name="keys")
 app.command(name="api")(api_cmd.api)
 app.command(name="demo")(demo.demo)

@@ -1,4 +1,4 @@
-"""`copilot audit ...`: verify, checkpoint, export, tail, erase."""
+"""`copilot audit ...`: verify, checkpoint, export, tail, erase, sample."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rich.table import Table
 
 from audit import Actor, BundleError, Query, Verdict, export_bundle, verify_bundle
 from audit.signing import key_id, load_public_key
+from copilot.cli import audit_sample
 from copilot.cli.context import Env
 
 app = typer.Typer(
@@ -165,3 +166,6 @@ def erase(
             typer.echo(f"erased {subject} in {s}: tombstone seq={result.seq}")
     if not total:
         typer.echo(f"nothing to erase for {subject}")
+
+
+app.command(name="sample")(audit_sample.sample)

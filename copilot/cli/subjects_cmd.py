@@ -1,7 +1,8 @@
-"""`copilot subjects prefs ID ...`: a subject's opt-out, snooze and consent basis."""
+"""`copilot subjects prefs ID ...` and `copilot subjects erase ID`: a subject's controls."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated
 
@@ -9,6 +10,7 @@ import typer
 
 from audit import Actor
 from copilot.cli.context import Env
+from copilot.erasure import erase_subject
 from copilot.errors import ConfigError
 
 app = typer.Typer(help="Subjects' controls.", no_args_is_help=True)
@@ -67,3 +69,21 @@ def prefs(
             f"{subject_id}: opt_out_all={current.opt_out_all} opt_out={list(current.opt_out_workflows)} "
             f"snooze_until={current.snooze_until} basis={current.consent_basis}"
         )
+
+
+@app.command()
+def erase(
+    ctx: typer.Context,
+    subject_id: str,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Erase a subject: signals, preferences, drafts and erasable audit payloads (tombstoned)."""
+    env = ctx.obj
+    assert isinstance(env, Env)
+    counts = erase_subject(env, env.settings.tenant, subject_id, actor=Actor.human("cli"))
+    if as_json:
+        typer.echo(json.dumps({"subject_id": subject_id, "erased": counts}, sort_keys=True))
+        return
+    done = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items())
+    typer.echo(f"erased {subject_id}: {done}")
+    typer.echo("the trail still verifies: `copilot audit verify`")

@@ -1,7 +1,7 @@
 """API keys: stored hashed, each with a tenant, a principal name and roles.
 
 Revision ID: 0006_api_keys
-Revises: 0004_subject_preferences
+Revises: 0009_step_rounds
 Create Date: 2026-11-26
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_api_keys"
-down_revision = "0004_subject_preferences"
+down_revision = "0009_step_rounds"
 branch_labels = None
 depends_on = None
 

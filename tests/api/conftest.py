@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from approvals import ApprovalRequest
 from audit import Actor
 from copilot.api import create_app
 from copilot.db import upgrade
@@ -36,11 +37,17 @@ class Api:
         return {"Authorization": f"Bearer {self.tokens[tenant, role]}"}
 
     def waiting_run(self, tenant: str = "acme", subject: str = "acct-1", **kw: Any) -> Run:
-        """A `proposing` run (two proposals a person decides) advanced in-process to waiting."""
+        """A `proposing` run advanced in-process to waiting: under the default policy its
+        `post_note` (low risk, internal) is auto-approved and its `email_customer` waits for a person."""
         run, _ = self.rt.runner.trigger(
             "proposing", subject, tenant=tenant, triggered_by=f"{tenant}-app", **kw
         )
         return self.rt.runner.run_inline(run.id)
+
+    def pending(self, run: Run) -> ApprovalRequest:
+        """The run's one request waiting for a person."""
+        (found,) = [r for r in self.rt.gate.of_run(run.id) if r.status == "pending"]
+        return found
 
 
 def build_runtime(url: str, home: Path, woken: list[str], **settings: Any) -> Runtime:

@@ -114,7 +114,7 @@ def test_a_body_over_the_limit_is_413_by_length_or_while_streaming(api: Api) -> 
 
 def test_the_reviewer_is_the_keys_principal_and_a_body_cannot_name_another(api: Api) -> None:
     run = api.waiting_run()
-    req = api.rt.gate.of_run(run.id)[0]
+    req = api.pending(run)
     h = api.auth("acme", "reviewer")
     forged = {"decision": "approve", "payload_hash": req.payload_hash, "reviewer": "ceo"}
     r = api.client.post(f"/v1/approvals/{req.id}/decision", json=forged, headers=h)
@@ -132,7 +132,7 @@ def test_the_reviewer_is_the_keys_principal_and_a_body_cannot_name_another(api: 
 
 def test_whoever_triggered_the_run_cannot_approve_it_with_a_reviewer_key(api: Api) -> None:
     run = api.waiting_run()  # triggered by "acme-app"
-    req = api.rt.gate.of_run(run.id)[0]
+    req = api.pending(run)
     _, token = api.rt.keys.create(
         tenant="acme", roles=["reviewer"], name="acme-app", actor=Actor.system("t")
     )
@@ -150,39 +150,33 @@ def test_decisions_conflict_on_a_stale_hash_or_a_second_decision_and_wake_the_ru
 ) -> None:
     run = api.waiting_run()
     api.woken.clear()  # the trigger's wake-up
-    first, second = api.rt.gate.of_run(run.id)
+    req = api.pending(run)
     h = api.auth("acme", "reviewer")
-    url = f"/v1/approvals/{first.id}/decision"
+    url = f"/v1/approvals/{req.id}/decision"
     stale = api.client.post(url, json={"decision": "approve", "payload_hash": "0" * 64}, headers=h)
     assert stale.status_code == 409 and stale.json()["error"]["code"] == "approval.conflict"
     no_reason = api.client.post(
-        url, json={"decision": "reject", "payload_hash": first.payload_hash}, headers=h
+        url, json={"decision": "reject", "payload_hash": req.payload_hash}, headers=h
     )
     assert no_reason.status_code == 403
+    assert api.woken == []  # nothing settled: no wake-up
     ok = api.client.post(
         url,
-        json={"decision": "reject", "payload_hash": first.payload_hash, "reason": "not now"},
+        json={"decision": "reject", "payload_hash": req.payload_hash, "reason": "not now"},
         headers=h,
     )
     assert ok.status_code == 200 and ok.json()["status"] == "rejected"
-    assert run.id not in api.woken  # the other request still waits: no wake-up yet
-    again = api.client.post(
-        url, json={"decision": "approve", "payload_hash": first.payload_hash}, headers=h
-    )
-    assert again.status_code == 409
-    last = api.client.post(
-        f"/v1/approvals/{second.id}/decision",
-        json={"decision": "approve", "payload_hash": second.payload_hash},
-        headers=h,
-    )
-    assert last.status_code == 200
-    assert api.woken == [run.id]
+    assert api.woken == [run.id]  # the last open request settled: the run is queued and woken
     assert api.rt.runs.get(run.id).state.value == "queued"
+    again = api.client.post(
+        url, json={"decision": "approve", "payload_hash": req.payload_hash}, headers=h
+    )
+    assert again.status_code == 409 and again.json()["error"]["code"] == "approval.conflict"
 
 
 def test_edit_then_approve_returns_the_new_version(api: Api) -> None:
     run = api.waiting_run()
-    email = next(r for r in api.rt.gate.of_run(run.id) if r.kind == "send_email")
+    email = next(r for r in api.rt.gate.of_run(run.id) if r.kind == "email_customer")
     h = api.auth("acme", "reviewer")
     url = f"/v1/approvals/{email.id}/decision"
     edits = {"body": "Hi Ana, shall we talk on Tuesday?"}
@@ -221,9 +215,9 @@ def test_the_queue_pages_with_a_cursor_and_sees_each_request_once(api: Api) -> N
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert len(seen) == len(set(seen)) == 14
-    high = api.client.get("/v1/approvals", params={"kind": "send_email"}, headers=h).json()
-    assert {i["kind"] for i in high["items"]} == {"send_email"} and len(high["items"]) == 7
+    assert len(seen) == len(set(seen)) == 7  # one send_email per run waits for a person
+    done = api.client.get("/v1/approvals", params={"status": "approved"}, headers=h).json()
+    assert {i["kind"] for i in done["items"]} == {"post_note"} and len(done["items"]) == 7
     bad = api.client.get("/v1/approvals", params={"cursor": "Zm9v"}, headers=h)
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "approval.bad_cursor"
 
@@ -356,7 +350,7 @@ def test_metrics_report_runs_approvals_and_audit_heads(api: Api) -> None:
     assert lines['copilot_runs{tenant="acme",state="waiting"}'] == "1"
     assert lines['copilot_runs{tenant="globex",state="queued"}'] == "1"
     assert lines['copilot_runs_by_level{tenant="acme",level="full"}'] == "1"
-    assert lines['copilot_approvals_pending{tenant="acme"}'] == "2"
+    assert lines['copilot_approvals_pending{tenant="acme"}'] == "1"
     assert float(lines['copilot_approvals_oldest_pending_age_seconds{tenant="acme"}']) >= 0
     assert int(lines['copilot_audit_stream_head{stream="acme"}']) == api.rt.audit.head("acme")[0]
     assert lines["copilot_audit_pending_events"] == "0"
@@ -388,3 +382,30 @@ def test_a_revoked_key_stops_working_once_the_process_cache_expires(
         # and a wrong token is never remembered: each one is checked
         wrong = {"Authorization": f"Bearer {token[:-2]}xx"}
         assert client.get("/v1/audit/verify", headers=wrong).status_code == 401
+
+
+def test_erasing_a_subject_over_http_stops_its_work_and_keeps_the_trail_valid(api: Api) -> None:
+    h = api.auth("acme", "app")
+    api.client.post(
+        "/v1/signals", json={"subject_id": "acct-1", "values": {"usage_trend": 2.0}}, headers=h
+    )
+    run = api.waiting_run(subject="acct-1")
+    theirs = api.waiting_run("globex", subject="acct-1")  # the same id in another tenant
+    r = api.client.delete("/v1/subjects/acct-1", headers=h)
+    assert r.status_code == 200, r.text
+    counts = r.json()["counts"]
+    assert counts["runs_cancelled"] == 1 and counts["approvals_cancelled"] == 1
+    assert counts["signals"] == 1
+    assert api.rt.runs.get(run.id).state.value == "cancelled"
+    statuses = {q.kind: q.status for q in api.rt.gate.of_run(run.id)}
+    assert statuses["email_customer"] == "cancelled"  # nothing executes for an erased subject
+    assert "pending" not in statuses.values()
+    assert api.rt.runs.get(theirs.id).state.value == "waiting"  # globex's subject untouched
+    verified = api.client.get("/v1/audit/verify", headers=api.auth("acme", "auditor")).json()
+    assert verified["ok"], verified["line"]
+    again = api.client.post(
+        "/v1/runs", json={"workflow": "five_steps", "subject_id": "acct-1"}, headers=h
+    ).json()
+    assert again["state"] == "skipped" and again["reasons"] == ["opted_out:all"]
+    admin = api.client.delete("/v1/subjects/acct-1", headers=api.auth("acme", "admin"))
+    assert admin.status_code == 200 and admin.json()["counts"]["runs_cancelled"] == 0

@@ -51,30 +51,28 @@ def test_trigger_wait_decide_and_verify_through_the_client(
         rt.runner.run_inline(run.id)  # what a worker does (the end-to-end test uses real ones)
         assert app.wait(run.id, timeout=10).state == RunState.WAITING
         why = app.explanation(run.id)
-        assert {a.kind for a in why.actions} == {"post_note", "send_email"}
+        assert {a.kind for a in why.actions} == {"post_note", "email_customer"}
 
         pending = list(reviewer.iter_approvals())
-        assert {p.run_id for p in pending} == {run.id} and len(pending) == 2
-        note = next(p for p in pending if p.kind == "post_note")
-        email = next(p for p in pending if p.kind == "send_email")
-        assert reviewer.approve(note.id, note.payload_hash).status == "approved"
-        with pytest.raises(ApiError) as conflict:
-            reviewer.approve(note.id, note.payload_hash)
-        assert (conflict.value.status, conflict.value.code) == (409, "approval.conflict")
+        assert [(p.run_id, p.kind) for p in pending] == [(run.id, "email_customer")]
+        (email,) = pending  # the post_note was low risk and internal: the policy approved it
         edited = reviewer.approve(email.id, email.payload_hash, edits={"subject": "Quick call?"})
         assert edited.version == 2 and edited.status == "approved"
+        with pytest.raises(ApiError) as conflict:  # the version this reviewer saw is gone
+            reviewer.approve(email.id, email.payload_hash)
+        assert (conflict.value.status, conflict.value.code) == (409, "approval.conflict")
 
         rt.runner.run_inline(run.id)
         done = app.wait(run.id, timeout=10)
         assert done.state == RunState.COMPLETED
         assert {o["kind"]: o["executed"] for o in (done.result or {})["outcomes"]} == {
             "post_note": True,
-            "send_email": True,
+            "email_customer": True,
         }
 
         entries = list(auditor.iter_events(run_id=run.id))
         assert "approval.executed" in {e.event_type for e in entries}
-        assert [e.actor.id for e in entries if e.event_type == "approval.vote"] == ["maya", "maya"]
+        assert [e.actor.id for e in entries if e.event_type == "approval.vote"] == ["maya"]
         # The signing key exists before the server first reads the trail (it reads the key
         # files once), as on a deployed host that holds the key or its public half.
         rt.signing_trail.checkpoint("acme")

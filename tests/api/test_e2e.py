@@ -45,9 +45,11 @@ def test_http_trigger_worker_http_approve_executed_and_the_trail_verified_over_h
             for run_id in ids:
                 assert app.wait(run_id, timeout=60).state == RunState.WAITING
             pending = list(reviewer.iter_approvals())
-            assert len(pending) == 8 and {p.run_id for p in pending} == set(ids)
+            # Under the default policy each run's post_note (low risk, internal) was
+            # approved by policy; its email_customer waits for a person.
+            assert len(pending) == 4 and {p.run_id for p in pending} == set(ids)
             for p in pending:
-                if p.kind == "send_email" and p.run_id == ids[0]:
+                if p.run_id == ids[0]:
                     reviewer.reject(p.id, p.payload_hash, "not this week")
                 else:
                     reviewer.approve(p.id, p.payload_hash)
@@ -58,14 +60,14 @@ def test_http_trigger_worker_http_approve_executed_and_the_trail_verified_over_h
             with rt.engine.connect() as conn:
                 sent = Counter(conn.execute(select(outbox.c.run_id, outbox.c.kind)).all())
             assert sent == Counter(
-                {(r, "post_note"): 1 for r in ids} | {(r, "send_email"): 1 for r in ids[1:]}
+                {(r, "post_note"): 1 for r in ids} | {(r, "email_customer"): 1 for r in ids[1:]}
             )  # approved actions executed exactly once; the rejected one never
 
             events = list(auditor.iter_events(run_id=ids[1]))
             kinds = [e.event_type for e in events]
             assert kinds[0] == "run.created" and kinds[-1] == "run.completed"
             assert kinds.count("approval.executed") == 2
-            assert {e.actor.id for e in events if e.event_type == "approval.vote"} == {"maya"}
+            assert [e.actor.id for e in events if e.event_type == "approval.vote"] == ["maya"]
             verdict = auditor.verify()
             assert verdict.ok, verdict.line
             bundle = auditor.export(tmp_path / "export")

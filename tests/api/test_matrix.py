@@ -87,6 +87,11 @@ def _prefs_of_own_tenant(fx: Fixture, res: dict[str, str], r: httpx.Response) ->
     assert fx.api.rt.consent.get("acme", res["subject"]).opt_out_all is True
 
 
+def _erased_in_callers_tenant(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
+    assert fx.api.rt.consent.get("acme", res["subject"]).consent_basis != "erased"
+    assert fx.api.rt.consent.get("globex", res["subject"]).consent_basis == "erased"
+
+
 def _key_in_callers_tenant(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
     assert r.json()["key"]["tenant"] == "globex"
 
@@ -119,6 +124,8 @@ ENDPOINTS = [
              _prefs_of_own_tenant),
     Endpoint("PUT", "/v1/subjects/{subject}/preferences", frozenset({"app"}), 200,
              lambda res: {"opt_out_workflows": ["summarize"]}, _prefs_of_own_tenant),
+    Endpoint("DELETE", "/v1/subjects/{subject}", frozenset({"app", "admin"}), 200, None,
+             _erased_in_callers_tenant),
     Endpoint("POST", "/v1/keys", frozenset({"admin"}), 201, lambda res: {"roles": ["auditor"]},
              _key_in_callers_tenant),
     Endpoint("GET", "/v1/keys", frozenset({"admin"}), 200, None, _keys_of_own_tenant),
@@ -140,7 +147,7 @@ class Fixture:
         """Fresh acme resources: a waiting run, its first pending approval, a key, a subject."""
         self.n += 1
         run = self.api.waiting_run("acme", subject=f"acct-{self.n}")
-        approval = self.api.rt.gate.of_run(run.id)[0]
+        approval = self.api.pending(run)
         key, _ = self.api.rt.keys.create(tenant="acme", roles=["app"], actor=Actor.system("t"))
         subject = f"subj-{self.n}"
         prefs = self.api.rt.consent.get("acme", subject).model_copy(update={"opt_out_all": True})
@@ -210,6 +217,7 @@ def test_authorization_matrix(fx: Fixture, ep: Endpoint, caller: str, tenant: st
         assert fx.api.rt.gate.get(res["approval"]).status == "pending"
         assert fx.api.rt.keys.get(res["key"], tenant="acme").revoked_at is None
         assert fx.api.rt.consent.get("acme", res["subject"]).opt_out_workflows == ()
+        assert fx.api.rt.consent.get("acme", res["subject"]).consent_basis != "erased"
 
 
 def test_the_matrix_covers_every_route_of_the_app(fx: Fixture) -> None:

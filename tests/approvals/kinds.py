@@ -43,14 +43,14 @@ CATALOG = Catalog(
     [
         ActionKind("post_note", Note, lambda n: Risk.LOW),
         ActionKind(
-            "send_email",
+            "email_customer",
             Email,
             email_risk,
             reaches_customer=True,
             expires_after=timedelta(hours=24),
         ),
         ActionKind(
-            "issue_credit",
+            "trial_credit",
             Credit,
             credit_risk,
             reaches_customer=True,
@@ -59,7 +59,7 @@ CATALOG = Catalog(
             expires_after=timedelta(hours=4),
         ),
         ActionKind(
-            "offer_training",
+            "trial_training",
             Training,
             lambda t: Risk.LOW,
             on_expiry=OnExpiry.AUTO_APPROVE_LOW,
@@ -83,7 +83,7 @@ rules:
     when: {risk_at_most: low}
     then: {action: auto_approve}
   - id: big-credit
-    when: {kind: issue_credit, payload: [{field: amount, op: ge, value: 500}]}
+    when: {kind: trial_credit, payload: [{field: amount, op: ge, value: 500}]}
     then: {action: require, n: 2, role: reviewer}
   - id: high
     when: {risk_at_least: high}

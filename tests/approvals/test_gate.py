@@ -68,7 +68,7 @@ def test_policy_auto_approves_low_risk_internal_and_a_person_decides_what_reache
     note = propose(gate, "post_note", {"account": "acct-1", "text": "Usage up 12%"})
     assert (note.status, note.policy_rule) == ("approved", "low-internal")
     credit = propose(
-        gate, "issue_credit", {"account": "acct-1", "amount": 20}
+        gate, "trial_credit", {"account": "acct-1", "amount": 20}
     )  # low risk, reaches a customer
     assert (credit.status, credit.required_n) == ("pending", 1)
     assert (
@@ -89,13 +89,13 @@ def test_unknown_kinds_are_denied_and_bad_payloads_write_nothing(gate: Gate) -> 
     invented = propose(gate, "wire_money", {"amount": 10_000})
     assert (invented.status, invented.policy_rule) == ("rejected", "unknown_kind")
     with pytest.raises(InvalidPayloadError) as info:
-        propose(gate, "issue_credit", {"account": "acct-1", "amount": -5})
+        propose(gate, "trial_credit", {"account": "acct-1", "amount": -5})
     assert info.value.details["errors"][0]["field"] == "amount"
     assert [r.kind for r in gate.queue("acme", status=None)[0]] == ["wire_money"]
 
 
 def test_a_decision_on_a_stale_payload_hash_is_a_conflict(gate: Gate) -> None:
-    req = propose(gate, "send_email", EMAIL)
+    req = propose(gate, "email_customer", EMAIL)
     with pytest.raises(ApprovalConflictError, match="payload changed"):
         gate.decide(
             req.id, reviewer="maya", roles=REVIEWERS, decision="approve", payload_hash="0" * 64
@@ -115,7 +115,7 @@ def test_a_decision_on_a_stale_payload_hash_is_a_conflict(gate: Gate) -> None:
 
 
 def test_separation_of_duties_roles_and_reasons(gate: Gate) -> None:
-    req = propose(gate, "send_email", EMAIL, triggered_by="maya")
+    req = propose(gate, "email_customer", EMAIL, triggered_by="maya")
     with pytest.raises(ApprovalForbiddenError, match="triggered the run"):
         gate.decide(
             req.id,
@@ -148,7 +148,7 @@ def test_separation_of_duties_roles_and_reasons(gate: Gate) -> None:
 
 
 def test_quorum_two_needs_two_distinct_reviewers(gate: Gate) -> None:
-    req = propose(gate, "send_email", {**EMAIL, "attachments": 1})
+    req = propose(gate, "email_customer", {**EMAIL, "attachments": 1})
     assert (req.risk, req.required_n) == ("high", 2)
     once = gate.decide(
         req.id, reviewer="maya", roles=REVIEWERS, decision="approve", payload_hash=req.payload_hash
@@ -169,7 +169,7 @@ def test_quorum_two_needs_two_distinct_reviewers(gate: Gate) -> None:
 
 
 def test_an_edit_makes_a_new_version_and_raising_the_risk_raises_the_quorum(gate: Gate) -> None:
-    req = propose(gate, "issue_credit", {"account": "acct-1", "amount": 200})
+    req = propose(gate, "trial_credit", {"account": "acct-1", "amount": 200})
     assert (req.risk, req.required_n) == ("medium", 1)
     edited = gate.edit(
         req.id,
@@ -211,7 +211,7 @@ def test_an_edit_makes_a_new_version_and_raising_the_risk_raises_the_quorum(gate
         payload_hash=edited.payload_hash,
     )
     assert final.status == "approved"
-    email = propose(gate, "send_email", EMAIL)
+    email = propose(gate, "email_customer", EMAIL)
     assert email.payload == {**EMAIL, "attachments": 0}  # bound to the validated, complete payload
     cut = gate.edit(
         email.id,
@@ -229,12 +229,12 @@ def test_an_edit_makes_a_new_version_and_raising_the_risk_raises_the_quorum(gate
 def test_expiry_expires_escalates_or_auto_approves_low_risk_and_is_audited(
     gate: Gate, clock: Clock
 ) -> None:
-    email = propose(gate, "send_email", EMAIL)
-    credit = propose(gate, "issue_credit", {"account": "acct-1", "amount": 300})
+    email = propose(gate, "email_customer", EMAIL)
+    credit = propose(gate, "trial_credit", {"account": "acct-1", "amount": 300})
     training = gate.submit(
         tenant="acme",
         workflow="w",
-        kind="offer_training",
+        kind="trial_training",
         payload={"account": "a", "topic": "x"},
         confidence=0.2,
         level="thin",
@@ -244,11 +244,11 @@ def test_expiry_expires_escalates_or_auto_approves_low_risk_and_is_audited(
     assert training.status == "approved"  # low internal: auto
     clock.now += 5 * 3600
     done = {r.kind: r for r in gate.expire_due()}
-    assert done["issue_credit"].status == "pending" and done["issue_credit"].role == "admin"
-    assert "send_email" not in done  # 24 h deadline not reached
+    assert done["trial_credit"].status == "pending" and done["trial_credit"].role == "admin"
+    assert "email_customer" not in done  # 24 h deadline not reached
     clock.now += 24 * 3600
     again = {r.kind: r for r in gate.expire_due()}
-    assert again["send_email"].status == "expired" and again["issue_credit"].status == "expired"
+    assert again["email_customer"].status == "expired" and again["trial_credit"].status == "expired"
     assert (
         gate.get(email.id).reason == "deadline passed" and gate.get(credit.id).status == "expired"
     )
@@ -258,7 +258,7 @@ def test_expiry_expires_escalates_or_auto_approves_low_risk_and_is_audited(
 
 
 def test_a_claim_keeps_a_second_reviewer_off_for_a_few_minutes(gate: Gate, clock: Clock) -> None:
-    req = propose(gate, "send_email", EMAIL)
+    req = propose(gate, "email_customer", EMAIL)
     gate.claim(req.id, reviewer="maya", seconds=300)
     with pytest.raises(ClaimedError, match="maya is working"):
         gate.decide(
@@ -275,10 +275,10 @@ def test_a_claim_keeps_a_second_reviewer_off_for_a_few_minutes(gate: Gate, clock
 
 
 def test_an_injected_instruction_changes_neither_risk_nor_outcome(gate: Gate) -> None:
-    plain = propose(gate, "send_email", {**EMAIL, "attachments": 1})
+    plain = propose(gate, "email_customer", {**EMAIL, "attachments": 1})
     injected = propose(
         gate,
-        "send_email",
+        "email_customer",
         {
             **EMAIL,
             "attachments": 1,
@@ -301,11 +301,11 @@ def test_the_queue_orders_by_deadline_then_risk_and_pages_with_a_cursor(
     for i in range(7):
         clock.now += 1
         made.append(
-            propose(gate, "send_email", {**EMAIL, "attachments": i % 2, "subject": f"s{i}"})
+            propose(gate, "email_customer", {**EMAIL, "attachments": i % 2, "subject": f"s{i}"})
         )
     clock.now += 1
     credit = propose(
-        gate, "issue_credit", {"account": "acct-1", "amount": 300}
+        gate, "trial_credit", {"account": "acct-1", "amount": 300}
     )  # 4 h deadline: first
     seen, cursor = [], None
     while True:
@@ -314,7 +314,7 @@ def test_the_queue_orders_by_deadline_then_risk_and_pages_with_a_cursor(
         if cursor is None:
             break
     assert [r.id for r in seen] == [credit.id] + [r.id for r in made]
-    assert [r.id for r in gate.queue("acme", kind="issue_credit")[0]] == [credit.id]
+    assert [r.id for r in gate.queue("acme", kind="trial_credit")[0]] == [credit.id]
     assert len(gate.queue("acme", risk="high")[0]) == 3
     assert gate.queue("globex")[0] == []
     with pytest.raises(ApprovalError, match="cursor"):
@@ -362,7 +362,7 @@ def _race(url: str, request_id: str, reviewer: str, digest: str, out: Any) -> No
 def test_twenty_concurrent_deciders_make_exactly_one_decision(
     gate: Gate, db_url: str, how: str
 ) -> None:
-    req = propose(gate, "send_email", EMAIL)
+    req = propose(gate, "email_customer", EMAIL)
     results: list[str] = []
     if how == "threads":
         import queue

@@ -42,7 +42,7 @@ def test_a_pending_request_is_announced_signed_and_without_its_payload(
     )
     auto = submit(gate, "post_note", {"account": "a", "text": "fine"})
     assert auto.status == "approved" and receiver.seen == []  # nothing for a person to do
-    req = submit(gate, "send_email", EMAIL)
+    req = submit(gate, "email_customer", EMAIL)
     assert len(receiver.seen) == 1 and receiver.seen[0]["valid"]
     announced = receiver.seen[0]["body"]
     assert announced["approval_id"] == req.id and "payload" not in announced
@@ -59,12 +59,12 @@ def test_a_notifier_that_is_down_never_fails_the_proposal(engine: Engine) -> Non
         POLICY,
         notifier=WebhookNotifier(f"http://127.0.0.1:{port}/hook", SECRET),
     )
-    assert submit(gate, "send_email", EMAIL).status == "pending"
+    assert submit(gate, "email_customer", EMAIL).status == "pending"
 
 
 def test_shadow_rules_are_scored_against_what_people_decided(engine: Engine) -> None:
     gate = Gate(engine, SqlAuditStore(engine), CATALOG, POLICY)
-    small = [submit(gate, "issue_credit", {"account": f"a{i}", "amount": 20}) for i in range(4)]
+    small = [submit(gate, "trial_credit", {"account": f"a{i}", "amount": 20}) for i in range(4)]
     for req, decision in zip(small, ["approve", "approve", "approve", "reject"], strict=True):
         gate.decide(
             req.id,

@@ -100,14 +100,14 @@ class Done(BaseModel):
     note: str
 
 
-pausing = Workflow("pausing", "1", input=Start, actions=["send_email"])
+pausing = Workflow("pausing", "1", input=Start, actions=["email_customer"])
 
 
 @pausing.step
 def propose(ctx: StepContext, inp: Start) -> Await[Proposal]:
     _effect(ctx, 1)
     proposal = Proposal(subject_id=inp.subject_id, text="Hi! Shall we book a check-in?")
-    return Await(proposal, {"kind": "approval", "action": "send_email"})
+    return Await(proposal, {"kind": "approval", "action": "email_customer"})
 
 
 @pausing.step
@@ -116,7 +116,7 @@ def apply(ctx: StepContext, inp: Proposal) -> Done:
     decision = ctx.decision or {}
     if decision.get("approved"):
         text = decision.get("text", inp.text)
-        ctx.execute("send_email", {"to": inp.subject_id, "text": text})
+        ctx.execute("email_customer", {"to": inp.subject_id, "text": text})
         return Done(subject_id=inp.subject_id, executed=True, note=text)
     return Done(subject_id=inp.subject_id, executed=False, note=decision.get("reason", "rejected"))
 
@@ -138,7 +138,7 @@ class Explained(BaseModel):
 SIGNALS = SignalRegistry(
     [
         SignalSpec(
-            name="usage_trend",
+            name="trial_usage",
             description="Week-over-week change in active usage, percent",
             purpose="account health",
             type="number",
@@ -148,7 +148,7 @@ SIGNALS = SignalRegistry(
             workflows=("summarize",),
         ),
         SignalSpec(
-            name="nps",
+            name="trial_nps",
             description="Latest NPS answer",
             purpose="account health",
             type="integer",
@@ -158,7 +158,7 @@ SIGNALS = SignalRegistry(
             workflows=("summarize",),
         ),
         SignalSpec(
-            name="open_tickets",
+            name="trial_tickets",
             description="Open support tickets",
             purpose="account health",
             type="integer",
@@ -176,16 +176,18 @@ summarize = Workflow(
     "1",
     input=Start,
     signals=[
-        SignalNeed(name="usage_trend", weight=2, required=True, freshness=timedelta(days=7)),
-        SignalNeed(name="nps", weight=1, freshness=timedelta(days=90)),
-        SignalNeed(name="open_tickets", weight=1, freshness=timedelta(days=7)),
+        SignalNeed(name="trial_usage", weight=2, required=True, freshness=timedelta(days=7)),
+        SignalNeed(name="trial_nps", weight=1, freshness=timedelta(days=90)),
+        SignalNeed(name="trial_tickets", weight=1, freshness=timedelta(days=7)),
     ],
 )
 
 
 @summarize.step
 def summarize_account(ctx: StepContext, inp: Start) -> Explained:
-    data = {k: ctx.value(k) for k in ("usage_trend", "nps", "open_tickets") if k in ctx.signals}
+    data = {
+        k: ctx.value(k) for k in ("trial_usage", "trial_nps", "trial_tickets") if k in ctx.signals
+    }
     call: ModelCall[Summary] = ctx.model.structured(
         Summary,
         "Summarize the account's health in one headline and a 0-100 score.",
@@ -196,7 +198,7 @@ def summarize_account(ctx: StepContext, inp: Start) -> Explained:
     if call.value is not None:
         summary = call.value
     else:  # the rules path
-        trend = float(ctx.value("usage_trend", 0))
+        trend = float(ctx.value("trial_usage", 0))
         summary = Summary(
             headline=f"Usage {'up' if trend >= 0 else 'down'} {abs(trend):.0f}%",
             score=int(50 + trend),
@@ -235,7 +237,7 @@ class Report(BaseModel):
     outcomes: list[dict[str, object]]
 
 
-proposing = Workflow("proposing", "1", input=Start, actions=["post_note", "send_email"])
+proposing = Workflow("proposing", "1", input=Start, actions=["post_note", "email_customer"])
 
 
 @proposing.step
@@ -244,7 +246,7 @@ def plan(ctx: StepContext, inp: Start) -> Plan:
         "post_note", {"account": inp.subject_id, "text": "Usage up 12% this month"}, confidence=0.9
     )
     ctx.propose(
-        "send_email",
+        "email_customer",
         {"to": inp.subject_id, "subject": "Check-in", "body": "Hi Ana, a quick call?"},
         confidence=0.8,
         why="Usage dropped after the last release.",

@@ -88,7 +88,7 @@ def test_trigger_wait_decide_execute_once_and_verify(cluster: Cluster, tmp_path:
     assert wait_for(cluster, ids, {"completed"}, timeout=200) == Counter({"completed": 6})
     with cluster.rt.engine.connect() as conn:
         rows = conn.execute(select(outbox.c.run_id, outbox.c.kind)).all()
-    sent = Counter(run_id for run_id, kind in rows if kind == "send_email")
+    sent = Counter(run_id for run_id, kind in rows if kind == "email_customer")
     notes = Counter(run_id for run_id, kind in rows if kind == "post_note")
     assert sent == Counter({ids[0]: 1, ids[1]: 1, ids[4]: 1, ids[5]: 1})  # approved ones, once each
     assert notes == Counter({run_id: 1 for run_id in ids})

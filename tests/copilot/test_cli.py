@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.copilot.test_celery import redis_url
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -36,19 +38,19 @@ def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
     assert (tmp_path / "copilot.db").exists()
 
 
-def test_demo_runs_and_rerunning_it_is_safe(tmp_path: Path) -> None:
-    first = cli(tmp_path, "demo")
+def test_the_sample_trail_runs_and_rerunning_it_is_safe(tmp_path: Path) -> None:
+    first = cli(tmp_path, "audit", "sample")
     assert first.returncode == 0, first.stderr
     assert "OK 390 entries" in first.stdout
     assert "FAIL seq=" in first.stdout  # the tampered copy is caught
-    second = cli(tmp_path, "demo")
+    second = cli(tmp_path, "audit", "sample")
     assert second.returncode == 0, second.stderr
     assert "0 / 389" in second.stdout  # every event was already there: idempotency keys
     assert cli(tmp_path, "audit", "verify").stdout.strip() == "OK 390 entries"
 
 
 def test_verify_names_the_tampered_entry_and_exits_1(tmp_path: Path) -> None:
-    assert cli(tmp_path, "demo").returncode == 0
+    assert cli(tmp_path, "audit", "sample").returncode == 0
     db = sqlite3.connect(tmp_path / "copilot.db")
     db.execute("DROP TRIGGER audit_entries_no_update")
     db.execute("UPDATE audit_entries SET body = CAST('{}' AS BLOB) WHERE seq = 42")
@@ -63,7 +65,7 @@ def test_verify_names_the_tampered_entry_and_exits_1(tmp_path: Path) -> None:
 
 def test_export_is_deterministic_and_verifies_offline(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    assert cli(home, "demo").returncode == 0
+    assert cli(home, "audit", "sample").returncode == 0
     a, b = tmp_path / "a", tmp_path / "b"
     assert cli(home, "audit", "export", str(a)).returncode == 0
     assert cli(home, "audit", "export", str(b)).returncode == 0
@@ -87,8 +89,8 @@ def test_export_is_deterministic_and_verifies_offline(tmp_path: Path) -> None:
 
 def test_a_bundle_signed_by_another_key_fails_when_the_key_is_pinned(tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
-    assert cli(one, "demo").returncode == 0
-    assert cli(two, "demo").returncode == 0
+    assert cli(one, "audit", "sample").returncode == 0
+    assert cli(two, "audit", "sample").returncode == 0
     result = cli(
         one,
         "audit",
@@ -109,7 +111,7 @@ def test_a_path_that_is_not_a_bundle_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_erase_tail_and_checkpoint(tmp_path: Path) -> None:
-    assert cli(tmp_path, "demo").returncode == 0
+    assert cli(tmp_path, "audit", "sample").returncode == 0
     erased = cli(tmp_path, "audit", "erase", "--subject", "acct-003", "--as", "dpo@acme")
     assert erased.returncode == 0 and "tombstone seq=391" in erased.stdout
     assert "nothing to erase" in cli(tmp_path, "audit", "erase", "--subject", "acct-003").stdout
@@ -152,8 +154,8 @@ def test_unknown_commands_are_usage_errors(tmp_path: Path) -> None:
     assert cli(tmp_path, "audit", "frobnicate").returncode == 2
 
 
-def test_the_demo_and_verify_work_on_postgresql(tmp_path: Path, pg_url: str) -> None:
-    result = cli(tmp_path, "demo", COPILOT_DATABASE_URL=pg_url)
+def test_the_sample_trail_and_verify_work_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    result = cli(tmp_path, "audit", "sample", COPILOT_DATABASE_URL=pg_url)
     assert result.returncode == 0, result.stdout + result.stderr
     verify = cli(tmp_path, "audit", "verify", COPILOT_DATABASE_URL=pg_url)
     assert verify.stdout.strip() == "OK 390 entries"
@@ -161,7 +163,7 @@ def test_the_demo_and_verify_work_on_postgresql(tmp_path: Path, pg_url: str) -> 
 
 def test_a_bundle_must_match_its_manifest_and_carry_a_signature(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    assert cli(home, "demo").returncode == 0
+    assert cli(home, "audit", "sample").returncode == 0
     bundle = home / "export"
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest["streams"]["default"]["entries"] = 999
@@ -179,8 +181,50 @@ def test_a_bundle_must_match_its_manifest_and_carry_a_signature(tmp_path: Path) 
 
 def test_verifying_never_creates_a_signing_key(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    assert cli(home, "demo").returncode == 0
+    assert cli(home, "audit", "sample").returncode == 0
     (home / "keys" / "checkpoint.pem").unlink()  # an auditor's copy: public key only
     result = cli(home, "audit", "verify")
     assert result.stdout.strip() == "OK 390 entries"  # the .pub is trusted
     assert not (home / "keys" / "checkpoint.pem").exists()
+
+
+def test_the_demo_runs_every_workflow_on_a_worker_and_rerunning_is_safe(tmp_path: Path) -> None:
+    """`copilot demo` on the embedded defaults: a real worker process, review, verification."""
+    first = cli(tmp_path, "demo")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "180 runs over 60 accounts" in first.stdout and "still pending" in first.stdout
+    assert "OK " in first.stdout and "FAIL" not in first.stdout
+    pending = json.loads(cli(tmp_path, "approvals", "list", "--json").stdout)
+    assert pending == []  # the demo reviewer decided everything
+    second = cli(tmp_path, "demo", "--no-review")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "approvals are waiting for a person" in second.stdout
+    waiting = json.loads(cli(tmp_path, "approvals", "list", "--json").stdout)
+    assert waiting and all(r["status"] == "pending" for r in waiting)
+    assert cli(tmp_path, "audit", "verify").stdout.startswith("OK ")
+    erase_then_verify(tmp_path, waiting[0]["subject_id"])
+
+
+def erase_then_verify(home: Path, subject: str, **env: str) -> None:
+    """Erasure and a retention purge leave a trail that still verifies, from the CLI."""
+    erased = cli(home, "subjects", "erase", subject, "--json", **env)
+    assert erased.returncode == 0, erased.stderr
+    counts = json.loads(erased.stdout)["erased"]
+    assert counts["signals"] > 0 and counts["audit_payloads"] > 0
+    purged = cli(home, "retention", "run", "--json", **env)
+    assert purged.returncode == 0, purged.stderr
+    verify = cli(home, "audit", "verify", **env)
+    assert verify.returncode == 0 and verify.stdout.startswith("OK "), verify.stdout
+    again = cli(home, "run", "account_health", "--subject", subject, "--inline", "--json", **env)
+    assert json.loads(again.stdout)["state"] == "skipped"  # the suppression record holds
+
+
+def test_the_demo_works_the_same_on_redis_and_postgresql(tmp_path: Path, pg_url: str) -> None:
+    queue = f"demo-{tmp_path.name}"[:60]
+    env = {"COPILOT_DATABASE_URL": pg_url, "COPILOT_BROKER_URL": redis_url(),
+           "COPILOT_QUEUE": queue}  # fmt: skip
+    result = cli(tmp_path, "demo", "--accounts", "20", **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "60 runs over 20 accounts" in result.stdout and "still pending" in result.stdout
+    assert cli(tmp_path, "audit", "verify", **env).stdout.startswith("OK ")
+    erase_then_verify(tmp_path, "acct-001", **env)

@@ -30,7 +30,7 @@ def test_a_reviewer_works_the_queue_from_the_cli(tmp_path: Path) -> None:
         run = cli(home, "run", "proposing", "--subject", subject, "--inline", **env)
         assert run.stdout.split()[2] == "waiting", run.stdout + run.stderr
     queue = pending(home, env)
-    assert [q["kind"] for q in queue] == ["send_email"] * 3
+    assert [q["kind"] for q in queue] == ["email_customer"] * 3
     first, second, third = (str(q["id"]) for q in queue)
     shown = json.loads(cli(home, "approvals", "show", first, "--json", **env).stdout)
     assert shown["payload"]["to"] in {"acct-1", "acct-2", "acct-3"} and shown["explanation"]["why"]

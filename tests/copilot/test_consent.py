@@ -69,7 +69,7 @@ def test_a_subject_who_opts_out_while_an_action_waits_gets_no_execution(
     assert done.result is not None
     assert [(o["kind"], o["status"], o["executed"]) for o in done.result["outcomes"]] == [
         ("post_note", "cancelled", False),
-        ("send_email", "cancelled", False),
+        ("email_customer", "cancelled", False),
     ]
     with engine.connect() as conn:
         assert conn.execute(select(outbox)).all() == []

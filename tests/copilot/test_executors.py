@@ -66,7 +66,7 @@ def action(key: str = "run-1:step:1") -> Action:
     return Action(
         tenant="acme",
         run_id="run-1",
-        kind="send_email",
+        kind="email_customer",
         payload={"to": "acct-1", "text": "Hi"},
         idempotency_key=key,
     )

@@ -29,7 +29,7 @@ def waiting_run(runner: Runner) -> Any:
     assert waited.state == RunState.WAITING
     assert runner.gate is not None
     page, _ = runner.gate.queue("acme")
-    assert [r.kind for r in page] == ["send_email"]  # the note was auto-approved by policy
+    assert [r.kind for r in page] == ["email_customer"]  # the note was auto-approved by policy
     return run, page[0]
 
 
@@ -51,9 +51,9 @@ def test_approve_resumes_the_run_and_executes_each_approved_action_once(
     assert done.result is not None
     assert [(o["kind"], o["status"], o["executed"]) for o in done.result["outcomes"]] == [
         ("post_note", "approved", True),
-        ("send_email", "approved", True),
+        ("email_customer", "approved", True),
     ]
-    assert [k for k, _ in outbox_rows(engine)] == ["post_note", "send_email"]
+    assert [k for k, _ in outbox_rows(engine)] == ["post_note", "email_customer"]
     assert all(key.startswith("approval:") for _, key in outbox_rows(engine))
     assert runner.gate.get(email.id).execution_status == "done"
     assert runner.advance(run.id) is None and len(outbox_rows(engine)) == 2
@@ -76,7 +76,7 @@ def test_reject_completes_the_run_without_the_action(runner: Runner, engine: Eng
     assert done.result is not None
     assert [(o["kind"], o["status"], o["executed"]) for o in done.result["outcomes"]] == [
         ("post_note", "approved", True),
-        ("send_email", "rejected", False),
+        ("email_customer", "rejected", False),
     ]
     assert [k for k, _ in outbox_rows(engine)] == ["post_note"]
 
@@ -93,7 +93,7 @@ def test_edit_then_approve_executes_the_edited_payload(runner: Runner, engine: E
     )
     done = runner.run_inline(run.id)
     assert done.result is not None
-    sent = next(o for o in done.result["outcomes"] if o["kind"] == "send_email")
+    sent = next(o for o in done.result["outcomes"] if o["kind"] == "email_customer")
     assert (sent["version"], sent["payload"]["body"], sent["executed"]) == (
         2,
         "Hello Ana, may we call?",
@@ -114,7 +114,7 @@ class CrashOnce:
 
     def execute(self, action: Action) -> Receipt:
         receipt = self.inner.execute(action)
-        if action.kind == "send_email" and not self.crashed:
+        if action.kind == "email_customer" and not self.crashed:
             self.crashed = True
             raise Crash
         return receipt
@@ -152,7 +152,7 @@ def test_a_worker_killed_between_decision_and_execution_executes_exactly_once(
     finally:
         runner.store.clock = clock
     assert done.state == RunState.COMPLETED
-    assert [k for k, _ in outbox_rows(engine)] == ["post_note", "send_email"]  # once each
+    assert [k for k, _ in outbox_rows(engine)] == ["post_note", "email_customer"]  # once each
     assert runner.gate.get(email.id).execution_status == "done"
 
 
@@ -172,6 +172,6 @@ def test_an_expired_approval_sends_the_run_down_its_fallback_path(
     assert done.result is not None
     assert [(o["kind"], o["status"]) for o in done.result["outcomes"]] == [
         ("post_note", "approved"),
-        ("send_email", "expired"),
+        ("email_customer", "expired"),
     ]
     assert [k for k, _ in outbox_rows(engine)] == ["post_note"]

@@ -29,7 +29,9 @@ WRONG_SHAPE = {"content": json.dumps({"headline": 7, "score": "high"})}
 def ask(stub: StubServer, *replies: dict[str, object], timeout: float = 5.0):  # type: ignore[no-untyped-def]
     stub.script(*replies)
     model = make_model("openai:stub-model", timeout=timeout)
-    return model.structured(Verdict, "Judge the account.", {"nps": 40}, prompt_version="judge@1")
+    return model.structured(
+        Verdict, "Judge the account.", {"trial_nps": 40}, prompt_version="judge@1"
+    )
 
 
 def test_valid_output_is_validated_and_usage_recorded(openai_stub: StubServer) -> None:
@@ -80,7 +82,7 @@ def test_untrusted_data_travels_only_inside_delimiters(openai_stub: StubServer) 
 @pytest.fixture
 def model_runner(runner: Runner, openai_stub: StubServer, engine: Engine) -> Runner:
     runner.model = make_model("openai:stub-model", timeout=0.5)
-    put_signals(engine, "acme", "acct-1", {"usage_trend": 12, "nps": 40, "open_tickets": 0})
+    put_signals(engine, "acme", "acct-1", {"trial_usage": 12, "trial_nps": 40, "trial_tickets": 0})
     return runner
 
 

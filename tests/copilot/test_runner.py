@@ -74,7 +74,7 @@ def test_a_pause_is_durable_and_resuming_runs_only_what_is_left(
     run, _ = runner.trigger("pausing", "acct-2", tenant="acme")
     waiting = runner.run_inline(run.id)
     assert waiting.state == RunState.WAITING
-    assert runner.store.steps(run.id)[0].request == {"kind": "approval", "action": "send_email"}
+    assert runner.store.steps(run.id)[0].request == {"kind": "approval", "action": "email_customer"}
     assert runner.advance(run.id) is None  # a waiting run is not advanced by redelivery
     runner.store.resume(
         run.id, {"approved": True, "text": "Edited text"}, actor=Actor.human("maya")
@@ -215,11 +215,15 @@ def test_a_run_waiting_across_a_deploy_resumes_on_its_own_version(
 def test_degradation_ladder_from_the_signals_present(runner: Runner, engine: Engine) -> None:
     now = runner.store.clock()
     put_signals(
-        engine, "acme", "full", {"usage_trend": 12, "nps": 40, "open_tickets": 1}, observed_at=now
+        engine,
+        "acme",
+        "full",
+        {"trial_usage": 12, "trial_nps": 40, "trial_tickets": 1},
+        observed_at=now,
     )
-    put_signals(engine, "acme", "partial", {"usage_trend": 12, "nps": 40}, observed_at=now)
-    put_signals(engine, "acme", "thin", {"nps": 40, "open_tickets": 2}, observed_at=now)
-    put_signals(engine, "acme", "stale", {"usage_trend": 5}, observed_at=now - 30 * 86400)
+    put_signals(engine, "acme", "partial", {"trial_usage": 12, "trial_nps": 40}, observed_at=now)
+    put_signals(engine, "acme", "thin", {"trial_nps": 40, "trial_tickets": 2}, observed_at=now)
+    put_signals(engine, "acme", "stale", {"trial_usage": 5}, observed_at=now - 30 * 86400)
     outcome = {}
     for subject in ("full", "partial", "thin", "stale", "nothing"):
         run, _ = runner.trigger("summarize", subject, tenant="acme")
@@ -228,11 +232,11 @@ def test_degradation_ladder_from_the_signals_present(runner: Runner, engine: Eng
     assert outcome["full"].level == "partial" and outcome["full"].reasons == ["model_unavailable"]
     assert outcome["full"].result is not None and outcome["full"].result["method"] == "rules"
     assert outcome["partial"].level == "partial"
-    assert "missing:open_tickets" in outcome["partial"].reasons
-    assert outcome["thin"].level == "thin" and "missing:usage_trend" in outcome["thin"].reasons
+    assert "missing:trial_tickets" in outcome["partial"].reasons
+    assert outcome["thin"].level == "thin" and "missing:trial_usage" in outcome["thin"].reasons
     assert outcome["thin"].result is not None and outcome["thin"].result["confidence"] <= 0.5
     assert outcome["stale"].state == RunState.SKIPPED  # its only signal is stale: nothing fresh
-    assert "stale:usage_trend" in outcome["stale"].reasons
+    assert "stale:trial_usage" in outcome["stale"].reasons
     assert outcome["nothing"].state == RunState.SKIPPED
     assert "no_signals" in outcome["nothing"].reasons
     assert "run.skipped" in audit_events(runner, outcome["nothing"].id)

@@ -23,7 +23,7 @@ from tests.copilot.test_cli import cli
 
 YAML = """
 signals:
-  - name: usage_trend
+  - name: trial_usage
     description: Week-over-week change in active usage, percent
     purpose: account health
     type: number
@@ -31,7 +31,7 @@ signals:
     retention: P90D
     source: product analytics
     workflows: [summarize]
-  - name: renewal_date
+  - name: trial_renewal
     description: Next renewal date
     purpose: next actions
     type: date
@@ -65,7 +65,7 @@ def test_a_batch_with_any_bad_signal_is_refused_whole(engine: Engine) -> None:
             tenant="acme",
             subject_id="a",
             source="crm",
-            values={"usage_trend": 12.5, "favourite_colour": "blue"},
+            values={"trial_usage": 12.5, "favourite_colour": "blue"},
         )
     assert info.value.code == "signal.undeclared" and rows(engine) == 0
     with pytest.raises(SignalError) as info:
@@ -75,12 +75,12 @@ def test_a_batch_with_any_bad_signal_is_refused_whole(engine: Engine) -> None:
             tenant="acme",
             subject_id="a",
             source="crm",
-            values={"usage_trend": "lots", "renewal_date": "soon", "last_message": "x" * 501},
+            values={"trial_usage": "lots", "trial_renewal": "soon", "last_message": "x" * 501},
         )
     assert info.value.code == "signal.invalid"
     assert [p["signal"] for p in info.value.details["problems"]] == [
-        "usage_trend",
-        "renewal_date",
+        "trial_usage",
+        "trial_renewal",
         "last_message",
     ]
     assert rows(engine) == 0
@@ -90,14 +90,14 @@ def test_a_batch_with_any_bad_signal_is_refused_whole(engine: Engine) -> None:
         tenant="acme",
         subject_id="a",
         source="crm",
-        values={"usage_trend": 12.5, "renewal_date": "2027-03-01", "last_message": "Hi!"},
+        values={"trial_usage": 12.5, "trial_renewal": "2027-03-01", "last_message": "Hi!"},
     )
     assert n == 3 and rows(engine) == 3
     audit.settle("acme")
     event = audit.query("acme", Query(event_type="signals.ingested"))[0]
     assert event.data == {
         "count": 3,
-        "names": ["last_message", "renewal_date", "usage_trend"],
+        "names": ["last_message", "trial_renewal", "trial_usage"],
     }  # never values
 
 
@@ -107,7 +107,7 @@ def test_workflows_reading_undeclared_signals_are_refused_at_start_up() -> None:
     r.check_signals()  # flows declares what summarize reads
     bare = Registry([flows.summarize])
     with pytest.raises(
-        WorkflowDefinitionError, match="summarize reads 'usage_trend', which is not declared"
+        WorkflowDefinitionError, match="summarize reads 'trial_usage', which is not declared"
     ):
         bare.check_signals()
     narrow = Registry([flows.summarize])
@@ -122,9 +122,12 @@ def test_signals_list_is_the_document_a_privacy_reviewer_reads(tmp_path: Path) -
     out = cli(
         tmp_path, "signals", "list", "--json", COPILOT_SIGNALS_PATH=str(tmp_path / "signals.yaml")
     )
-    doc = json.loads(out.stdout)
-    assert [s["name"] for s in doc] == ["last_message", "renewal_date", "usage_trend"]
-    assert doc[0]["sensitivity"] == "personal" and doc[0]["purpose"] == "tone-matched drafts"
+    doc = {s["name"]: s for s in json.loads(out.stdout)}
+    # The YAML's declarations beside the built-in workflows' own (from their entry points).
+    assert {"last_message", "trial_renewal", "trial_usage", "contact_email"} <= set(doc)
+    assert doc["last_message"]["sensitivity"] == "personal"
+    assert doc["last_message"]["purpose"] == "tone-matched drafts"
+    assert doc["contact_email"]["workflows"] == ["next_actions", "tone_draft", "save_plan"]
     bad = cli(tmp_path, "signals", "list", COPILOT_SIGNALS_PATH=str(tmp_path / "missing.yaml"))
     assert bad.returncode == 2 and "COPILOT_SIGNALS_PATH" in bad.stderr
 
@@ -138,7 +141,7 @@ values = st.one_of(
     st.dates().map(lambda d: d.isoformat()),
 )
 batches = st.dictionaries(
-    st.sampled_from(["usage_trend", "renewal_date", "last_message", "nps", "x"]),
+    st.sampled_from(["trial_usage", "trial_renewal", "last_message", "trial_nps", "x"]),
     values,
     min_size=1,
     max_size=4,

@@ -18,7 +18,6 @@ from copilot.api.errors import responses
 from copilot.api.models import HEX_ID, NAME, SUBJECT, ApprovalPage, ApprovalStatus, DecisionIn
 from copilot.errors import CopilotError
 from copilot.keys import Principal
-from copilot.runs import RunState
 from copilot.runtime import Runtime
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
@@ -114,9 +113,6 @@ def decide(approval_id: ApprovalId, body: DecisionIn, who: Reviewer, rt: Rt) -> 
             reason=body.reason,
             tenant=who.tenant,
         )
-    # When this settled the run's last open request, the decision's transaction queued the
-    # run; this wakes a worker now (a hint: the sweeper covers a lost one).
-    settled = req.run_id is not None and req.status != "pending"
-    if settled and req.run_id and rt.runs.get(req.run_id).state == RunState.QUEUED:
-        rt.enqueue(req.run_id)
+    # A decision that settled the run's last open request queued the run in its own
+    # transaction; the gate then wakes a worker (a hint: the sweeper covers a lost one).
     return req

@@ -1,4 +1,5 @@
-"""`/v1/signals` and `/v1/subjects`: what the app tells us about a subject, and its controls (role `app`)."""
+"""`/v1/signals` and `/v1/subjects`: what the app tells us about a subject, its controls and
+its erasure (role `app`; erasure also `admin`)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,22 @@ from fastapi import APIRouter, Depends, Path
 from audit import Actor
 from copilot.api.auth import require, runtime
 from copilot.api.errors import responses
-from copilot.api.models import SUBJECT, PreferencesIn, PreferencesOut, SignalBatch, SignalsAccepted
+from copilot.api.models import (
+    SUBJECT,
+    Erased,
+    PreferencesIn,
+    PreferencesOut,
+    SignalBatch,
+    SignalsAccepted,
+)
 from copilot.consent import Preferences
+from copilot.erasure import erase_subject
 from copilot.keys import Principal
 from copilot.runtime import Runtime
 
 router = APIRouter(tags=["subjects"])
 App = Annotated[Principal, Depends(require("app"))]
+AppOrAdmin = Annotated[Principal, Depends(require("app", "admin"))]
 Rt = Annotated[Runtime, Depends(runtime)]
 SubjectId = Annotated[str, Path(pattern=SUBJECT, description="The subject (account) id.")]
 
@@ -84,3 +94,18 @@ def put_preferences(
         consent_basis=body.consent_basis,
     )
     return _out(rt.consent.set(prefs, actor=Actor.human(who.name)))
+
+
+@router.delete(
+    "/v1/subjects/{subject_id}",
+    response_model=Erased,
+    responses=responses(401, 403, 422),
+    summary="Erase a subject",
+)
+def erase(subject_id: SubjectId, who: AppOrAdmin, rt: Rt) -> Erased:
+    """Forget the subject in the key's tenant: live runs and pending approvals cancelled;
+    signals deleted; stored outputs, payloads and explanations redacted; erasable audit
+    payloads deleted with a tombstone, so the trail still verifies; later triggers are
+    skipped (`opted_out:all`). Idempotent: erasing again finds less to do."""
+    counts = erase_subject(rt, who.tenant, subject_id, actor=Actor.human(who.name))
+    return Erased(subject_id=subject_id, counts=counts)
