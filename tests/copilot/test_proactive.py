@@ -31,12 +31,12 @@ WEEKLY = Schedule(
     workflow="pulse",
     every=timedelta(days=7),
     jitter=timedelta(hours=6),
-    subjects=Subjects(having=("usage_trend",)),
+    subjects=Subjects(having=("pulse_usage",)),
 )
 DROP = EventTrigger(
     name="usage_drop",
     workflow="pulse",
-    when=("usage_trend <= -30", 'billing_status becomes "failed"'),
+    when=("pulse_usage <= -30", 'pulse_billing becomes "failed"'),
     debounce=timedelta(hours=1),
 )
 
@@ -96,7 +96,7 @@ def seed(engine: Engine, subjects: int, *, at: float, tenant: str = "acme") -> l
     audit = SqlAuditStore(engine)
     for s in ids:
         triggered.SIGNALS.ingest(engine, audit, tenant=tenant, subject_id=s,
-                                 values={"usage_trend": 5.0}, source="crm", observed_at=at)  # fmt: skip
+                                 values={"pulse_usage": 5.0}, source="crm", observed_at=at)  # fmt: skip
     return ids
 
 
@@ -168,9 +168,9 @@ def test_jitter_spreads_subjects_deterministically_over_the_start_of_the_period(
 def test_the_selector_keeps_active_subjects_that_satisfy_where(make: Make, engine: Engine) -> None:
     audit = SqlAuditStore(engine)
     values = {
-        "a-new": ({"usage_trend": 1.0, "plan_tier": "enterprise"}, MONDAY - 86400),
-        "a-old": ({"usage_trend": 1.0, "plan_tier": "enterprise"}, MONDAY - 90 * 86400),
-        "a-small": ({"usage_trend": 1.0, "plan_tier": "starter"}, MONDAY - 86400),
+        "a-new": ({"pulse_usage": 1.0, "pulse_tier": "enterprise"}, MONDAY - 86400),
+        "a-old": ({"pulse_usage": 1.0, "pulse_tier": "enterprise"}, MONDAY - 90 * 86400),
+        "a-small": ({"pulse_usage": 1.0, "pulse_tier": "starter"}, MONDAY - 86400),
     }
     for s, (v, at) in values.items():
         triggered.SIGNALS.ingest(engine, audit, tenant="acme", subject_id=s, values=v,
@@ -178,8 +178,8 @@ def test_the_selector_keeps_active_subjects_that_satisfy_where(make: Make, engin
     enterprise = WEEKLY.model_copy(
         update={
             "subjects": Subjects(
-                having=("usage_trend",),
-                where=['plan_tier == "enterprise"'],
+                having=("pulse_usage",),
+                where=['pulse_tier == "enterprise"'],
                 seen_within=timedelta(days=30),
             )
         }
@@ -249,7 +249,7 @@ def test_an_event_storm_of_1000_signals_for_one_subject_starts_one_run(
     p = make([DROP])  # the real clock: the storm lasts seconds, the debounce an hour
 
     def ingest(i: int) -> int:
-        result = p.ingest(tenant="acme", subject_id="acct-1", values={"usage_trend": -31.0 - i % 50},
+        result = p.ingest(tenant="acme", subject_id="acct-1", values={"pulse_usage": -31.0 - i % 50},
                           source="analytics")  # fmt: skip
         assert result.failed == []
         return len(result.fired)
@@ -267,13 +267,13 @@ def test_an_event_storm_of_1000_signals_for_one_subject_starts_one_run(
     created = p.runner.store.audit.query("acme", Query(event_type="run.created"))
     assert [e.run_id for e in created] == ids
     assert created[0].data["cause"]["trigger"] == "usage_drop"
-    assert created[0].data["cause"]["matched"].startswith("usage_trend <= -30")
+    assert created[0].data["cause"]["matched"].startswith("pulse_usage <= -30")
 
 
 def test_a_trigger_fires_again_only_after_its_debounce_window(make: Make, engine: Engine) -> None:
     clock = Clock(MONDAY)
     p = make([DROP], clock=clock)
-    drop = {"usage_trend": -40.0}
+    drop = {"pulse_usage": -40.0}
     assert len(p.ingest(tenant="acme", subject_id="a", values=drop, source="x").fired) == 1
     clock.t += 3599
     assert p.ingest(tenant="acme", subject_id="a", values=drop, source="x").fired == []
@@ -282,7 +282,7 @@ def test_a_trigger_fires_again_only_after_its_debounce_window(make: Make, engine
     again = p.ingest(tenant="acme", subject_id="a", values=drop, source="x").fired
     assert len(again) == 1 and again[0].created
     assert (
-        p.ingest(tenant="acme", subject_id="a", values={"usage_trend": -5.0}, source="x").fired
+        p.ingest(tenant="acme", subject_id="a", values={"pulse_usage": -5.0}, source="x").fired
         == []
     )
     assert len(fired_runs(engine)) == 3
@@ -294,7 +294,7 @@ def test_becomes_fires_on_the_edge_not_on_a_repeated_value(make: Make, engine: E
 
     def send(status: str) -> int:
         clock.t += 2 * 3600  # past any debounce window: only the condition decides
-        return len(p.ingest(tenant="acme", subject_id="a", values={"billing_status": status},
+        return len(p.ingest(tenant="acme", subject_id="a", values={"pulse_billing": status},
                             source="billing").fired)  # fmt: skip
 
     assert [send(s) for s in ("current", "failed", "failed", "current", "failed")] == [
@@ -308,8 +308,8 @@ def test_becomes_fires_on_the_edge_not_on_a_repeated_value(make: Make, engine: E
 
 def test_a_backfill_older_than_the_latest_value_fires_nothing(make: Make, engine: Engine) -> None:
     p = make([DROP], clock=Clock(MONDAY))
-    p.ingest(tenant="acme", subject_id="a", values={"usage_trend": 3.0}, source="x")
-    old = p.ingest(tenant="acme", subject_id="a", values={"usage_trend": -60.0}, source="x",
+    p.ingest(tenant="acme", subject_id="a", values={"pulse_usage": 3.0}, source="x")
+    old = p.ingest(tenant="acme", subject_id="a", values={"pulse_usage": -60.0}, source="x",
                    observed_at=MONDAY - 7 * 86400)  # fmt: skip
     assert old.count == 1 and old.fired == []
 
@@ -322,12 +322,12 @@ def test_a_window_whose_firer_died_before_its_run_is_finished_by_the_next_signal
     with engine.begin() as conn:  # what a firer leaves when it dies between claim and run
         conn.execute(insert(trigger_state).values(tenant="acme", trigger="usage_drop",
                                                   subject_id="a", fired_at=MONDAY - 120))  # fmt: skip
-    fired = p.ingest(tenant="acme", subject_id="a", values={"usage_trend": -40.0}, source="x").fired
+    fired = p.ingest(tenant="acme", subject_id="a", values={"pulse_usage": -40.0}, source="x").fired
     assert len(fired) == 1
     run = p.runner.store.get(fired[0].run_id)
     assert run.idempotency_key == "trigger:usage_drop:2026-11-01T23:58:00.000Z:a"
     assert (
-        p.ingest(tenant="acme", subject_id="a", values={"usage_trend": -41.0}, source="x").fired
+        p.ingest(tenant="acme", subject_id="a", values={"pulse_usage": -41.0}, source="x").fired
         == []
     )
 
@@ -340,7 +340,7 @@ def test_triggered_runs_respect_opt_out_and_are_audited_with_the_trigger(
     assert p.runner.consent is not None
     p.runner.consent.set(Preferences(tenant="acme", subject_id="out", opt_out_all=True),
                          actor=Actor.human("out"))  # fmt: skip
-    fired = p.ingest(tenant="acme", subject_id="out", values={"usage_trend": -50.0}, source="x")
+    fired = p.ingest(tenant="acme", subject_id="out", values={"pulse_usage": -50.0}, source="x")
     run = p.runner.store.get(fired.fired[0].run_id)
     assert (run.state, run.reasons, run.triggered_by) == (
         RunState.SKIPPED, ["opted_out:all"], "trigger:usage_drop"
@@ -352,7 +352,7 @@ def test_triggered_runs_respect_opt_out_and_are_audited_with_the_trigger(
     assert event.data["cause"] == {
         "kind": "event",
         "trigger": "usage_drop",
-        "matched": "usage_trend <= -30",
+        "matched": "pulse_usage <= -30",
         "window_start": "2026-11-02T00:00:00.000Z",
         "debounce_s": 3600.0,
     }

@@ -17,7 +17,7 @@ class Account(BaseModel):
 
 class Pulse(BaseModel):
     subject_id: str
-    usage_trend: float | None
+    pulse_usage: float | None
 
 
 def _signal(name: str, type_: str) -> SignalSpec:
@@ -29,18 +29,18 @@ def _signal(name: str, type_: str) -> SignalSpec:
 
 
 SIGNALS = SignalRegistry(
-    [_signal("usage_trend", "number"), _signal("billing_status", "string"),
-     _signal("plan_tier", "string")]
+    [_signal("pulse_usage", "number"), _signal("pulse_billing", "string"),
+     _signal("pulse_tier", "string")]
 )  # fmt: skip
 
 pulse = Workflow(
     "pulse",
     "1",
     input=Account,
-    signals=[SignalNeed(name="usage_trend", freshness=timedelta(days=3650))],
+    signals=[SignalNeed(name="pulse_usage", freshness=timedelta(days=3650))],
 )
 
 
 @pulse.step
 def read(ctx: StepContext, inp: Account) -> Pulse:
-    return Pulse(subject_id=inp.subject_id, usage_trend=ctx.value("usage_trend"))
+    return Pulse(subject_id=inp.subject_id, pulse_usage=ctx.value("pulse_usage"))

@@ -14,5 +14,5 @@ FAST = Schedule(
     workflow="pulse",
     every=timedelta(seconds=6),
     jitter=timedelta(seconds=2),
-    subjects=Subjects(having=("usage_trend",)),
+    subjects=Subjects(having=("pulse_usage",)),
 )
