@@ -15,6 +15,7 @@ from copilot.cli import (
     measure_cmd,
     retention_cmd,
     runs_cmd,
+    schedules_cmd,
     signals_cmd,
     subjects_cmd,
 )
@@ -34,6 +35,7 @@ USAGE_CODES = frozenset(
         "approval.invalid_payload",
         "experiment.invalid",
         "outcome.undeclared",
+        "trigger.invalid",
     }
 )
 
@@ -49,6 +51,7 @@ app.add_typer(runs_cmd.runs_app, name="runs")
 app.add_typer(approvals_cmd.app, name="approvals")
 app.add_typer(subjects_cmd.app, name="subjects")
 app.add_typer(signals_cmd.app, name="signals")
+app.add_typer(schedules_cmd.app, name="schedules")
 app.add_typer(retention_cmd.app, name="retention")
 app.add_typer(measure_cmd.experiment_app, name="experiment")
 app.command(name="report")(measure_cmd.report)
