@@ -28,6 +28,9 @@ from copilot.settings import Settings
 
 # Signals
 from copilot.signals import Sensitivity, SignalRegistry, SignalSpec
+
+# Proactive triggers
+from copilot.triggers import Condition, EventTrigger, Schedule, Subjects, TriggerRegistry
 from copilot.workflow import Again, Await, SignalNeed, Workflow
 
 __all__ = [
@@ -51,6 +54,12 @@ __all__ = [
     "Sensitivity",
     "SignalRegistry",
     "SignalSpec",
+    # Proactive triggers
+    "Condition",
+    "EventTrigger",
+    "Schedule",
+    "Subjects",
+    "TriggerRegistry",
     # Degradation and explanations
     "Degradation",
     "Explanation",

@@ -11,6 +11,7 @@ from approvals import ActionKind, Catalog
 from copilot.errors import UnknownWorkflowError, WorkflowDefinitionError
 from copilot.outcomes import OutcomeRegistry, OutcomeSpec
 from copilot.signals import SignalRegistry, SignalSpec
+from copilot.triggers import EventTrigger, Schedule, TriggerRegistry
 from copilot.workflow import Workflow
 
 ENTRY_POINT_GROUP = "copilot.workflows"
@@ -25,6 +26,7 @@ class Registry:
         self.catalog = Catalog()  # the action kinds the registered modules declare
         self.signals = SignalRegistry()  # and the signals they declare
         self.outcomes = OutcomeRegistry()  # and the outcomes they measure
+        self.triggers = TriggerRegistry()  # and their schedules and event triggers
         for wf in workflows:
             self.register(wf)
 
@@ -45,7 +47,7 @@ class Registry:
         return workflow
 
     def register_module(self, module: ModuleType | str) -> list[Workflow]:
-        """Register every Workflow defined at the top level of a module (or a dotted name)."""
+        """Register a module's top-level Workflows and what is declared beside them (a dotted name works)."""
         mod = importlib.import_module(module) if isinstance(module, str) else module
         for value in vars(mod).values():  # action kinds declared beside the workflows
             if isinstance(value, ActionKind):
@@ -60,6 +62,11 @@ class Registry:
             elif isinstance(value, OutcomeRegistry):
                 for outcome in value.specs():
                     self.outcomes.register(outcome)
+            elif isinstance(value, Schedule | EventTrigger):
+                self.triggers.register(value)
+            elif isinstance(value, TriggerRegistry):
+                for item in value.items():
+                    self.triggers.register(item)
             elif isinstance(value, Catalog):
                 for name in value.names():
                     self.catalog.register(value.get(name))
@@ -89,6 +96,10 @@ class Registry:
     def check_signals(self) -> None:
         """Start-up validation: every signal a workflow reads is declared for it."""
         self.signals.check_workflows({wf.name: [n.name for n in wf.signals] for wf in self})
+
+    def check_triggers(self) -> None:
+        """Start-up validation: schedules and event triggers name workflows and signals that exist."""
+        self.triggers.check(self.get, self.signals)
 
     def get(self, name: str, version: str | None = None) -> Workflow:
         """The workflow `name` at `version` (default: the latest registered)."""

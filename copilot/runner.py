@@ -300,9 +300,16 @@ class Runner:
         idempotency_key: str | None = None,
         triggered_by: str = "system",
         version: str | None = None,
+        cause: Mapping[str, Any] | None = None,
     ) -> tuple[Run, bool]:
-        """Create a queued run (the same idempotency key returns the same run) and enqueue it."""
+        """Create a queued run (the same idempotency key returns the same run) and enqueue it.
+
+        `cause` (a schedule or event trigger: its name, period or window) goes into the
+        `run.created` audit event, whose actor is then the system rather than a person.
+        """
         wf = self.registry.get(workflow, version)
+        why = {"cause": dict(cause)} if cause is not None else {}
+        actor = Actor.system(triggered_by) if cause is not None else None
         data = {"subject_id": subject_id, **(inputs or {})}
         try:
             wf.input.model_validate(data)
@@ -325,7 +332,8 @@ class Runner:
                 triggered_by=triggered_by,
                 state=RunState.SKIPPED,
                 reasons=[refusal],
-                data={"reason": refusal},
+                data={"reason": refusal, **why},
+                actor=actor,
                 holdout=holdout,  # the arm is the subject's either way: no bias in the lift
             )
         run, created = self.store.create(
@@ -337,6 +345,8 @@ class Runner:
             idempotency_key=idempotency_key,
             triggered_by=triggered_by,
             holdout=holdout,
+            data=why,
+            actor=actor,
         )
         if created and self.enqueue is not None:
             self.enqueue(run.id, 0.0)

@@ -281,6 +281,7 @@ class RunStore:
         reasons: list[str] | None = None,
         data: dict[str, Any] | None = None,
         holdout: bool = False,
+        actor: Actor | None = None,
     ) -> tuple[Run, bool]:
         """Create a queued run (or a skipped one); the same idempotency key returns the same run."""
         if idempotency_key is not None:
@@ -314,7 +315,7 @@ class RunStore:
                     conn,
                     run,
                     "run.created",
-                    Actor.human(triggered_by) if triggered_by else Actor.system(),
+                    actor or (Actor.human(triggered_by) if triggered_by else Actor.system()),
                     {
                         "state": state.value,
                         "inputs_sha256": _digest(inputs),

@@ -21,12 +21,14 @@ from copilot.holdouts import parse_holdouts
 from copilot.keys import KeyStore
 from copilot.llm import ModelAccess, make_model
 from copilot.outcomes import OutcomeRegistry
+from copilot.proactive import Dispatch, Proactive
 from copilot.registry import Registry
 from copilot.runner import Enqueue, Runner
 from copilot.runs import RunStore
 from copilot.settings import Settings
 from copilot.signals import SignalRegistry
 from copilot.sweeper import Sweeper
+from copilot.triggers import TriggerRegistry
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +115,12 @@ class Runtime:
         outcomes = _read(self.settings.outcomes_path, "COPILOT_OUTCOMES_PATH")
         for outcome in OutcomeRegistry.from_yaml(outcomes).specs() if outcomes else ():
             registry.outcomes.register(outcome)
+        triggers = _read(self.settings.triggers_path, "COPILOT_TRIGGERS_PATH")
+        if triggers:
+            for item in TriggerRegistry.from_yaml(triggers).items():
+                registry.triggers.register(item)
         registry.check_signals()  # nothing undeclared may reach a workflow
+        registry.check_triggers()
         return registry
 
     @cached_property
@@ -211,6 +218,10 @@ class Runtime:
             holdouts=parse_holdouts(self.settings.holdouts),
             holdout_salt=self.settings.holdout_salt,
         )
+
+    def proactive(self, dispatch: Dispatch | None = None) -> Proactive:
+        """Schedules and event triggers over this runtime's runner (batches run inline by default)."""
+        return Proactive(self.runner, dispatch=dispatch)
 
     @cached_property
     def keys(self) -> KeyStore:

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     policy_path: Path | None = Field(default=None, description="YAML approval policy.")
     signals_path: Path | None = Field(default=None, description="YAML signal declarations.")
     outcomes_path: Path | None = Field(default=None, description="YAML outcome declarations.")
+    triggers_path: Path | None = Field(
+        default=None, description="YAML schedules and event triggers."
+    )
+    schedule_tick: float = Field(
+        default=60.0, gt=0, description="Seconds between schedule ticks (beat): jitter resolution."
+    )
     notify_url: str | None = Field(
         default=None, description="Webhook told of new pending approvals."
     )

@@ -151,6 +151,18 @@ outcomes = Table(
     Index("ix_outcomes_subject", "tenant", "subject_id"),
 )
 
+# One row per (event trigger, subject): when it last fired. Firing is a compare-and-set on
+# `fired_at`, so of any number of concurrent ingestions exactly one opens a debounce window.
+trigger_state = Table(
+    "trigger_state",
+    metadata,
+    Column("tenant", String(100), primary_key=True),
+    Column("trigger", String(64), primary_key=True),
+    Column("subject_id", String(200), primary_key=True),
+    Column("fired_at", Float, nullable=False),
+    Column("run_id", String(32), nullable=True),
+)
+
 api_keys = Table(
     "api_keys",
     metadata,

@@ -1,4 +1,4 @@
-"""Celery: the app factory, the task that advances runs, and the sweep and retention on beat."""
+"""Celery: the app factory, the task that advances runs, and sweep, retention and schedules on beat."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from celery import Celery
+from sqlalchemy.exc import OperationalError
 
 from copilot.broker import broker_url
 from copilot.retention import purge
@@ -34,6 +35,8 @@ def make_celery(settings: Settings) -> Celery:
                 "task": "copilot.retention",
                 "schedule": settings.retention_interval,
             },
+            # Proactive schedules: each tick dispatches the subjects due so far this period.
+            "copilot-schedules": {"task": "copilot.schedules", "schedule": settings.schedule_tick},
         },
     )
     if settings.broker_url_resolved.startswith("sqla+"):
@@ -80,6 +83,29 @@ def make_celery(settings: Settings) -> Celery:
     def retention() -> dict[str, dict[str, int]]:
         rt = runtime()
         return purge(rt.engine, rt.audit, rt.registry.signals, now=rt.runs.clock())
+
+    def dispatch(name: str, tenant: str, period_start: float, subject_ids: list[str]) -> None:
+        app.send_task(
+            "copilot.schedule_batch",
+            args=(name, tenant, period_start, subject_ids),
+            queue=app.conf.task_default_queue,
+        )
+
+    @app.task(name="copilot.schedules")
+    def schedules() -> dict[str, Any]:
+        report: dict[str, Any] = runtime().proactive(dispatch).tick().model_dump()
+        return report
+
+    @app.task(name="copilot.schedule_batch", bind=True, acks_late=True, reject_on_worker_lost=True)
+    def schedule_batch(
+        self: Any, name: str, tenant: str, period_start: float, subject_ids: list[str]
+    ) -> int:
+        try:
+            fired = runtime().proactive().run_batch(name, tenant, period_start, subject_ids)
+        except OperationalError as exc:  # the database is away: the keys make a retry safe
+            countdown = min(MAX_BACKOFF, 0.5 * 2**self.request.retries)
+            raise self.retry(exc=exc, countdown=countdown, max_retries=12) from exc
+        return sum(f.created for f in fired)
 
     return app
 

@@ -10,15 +10,15 @@ else from a template. Either way the run says what it did not know.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from copilot import ActionKind, Level, Risk, StepContext, Workflow
+from copilot import ActionKind, Level, Risk, Schedule, StepContext, Subjects, Workflow
 from workflows.signals import HEALTH, SIGNALS, need
 
-__all__ = ["SIGNALS", "POST_HEALTH_NOTE", "account_health", "compute_health"]
+__all__ = ["SIGNALS", "POST_HEALTH_NOTE", "WEEKLY", "account_health", "compute_health"]
 
 PROMPT_VERSION = "account_health.narrative@1"
 Band = Literal["healthy", "watch", "at_risk"]
@@ -117,6 +117,19 @@ account_health = Workflow(
     ],
     actions=[POST_HEALTH_NOTE.name],
     holdout=0.05,
+)
+
+# Every active account (any usage signal in the last 30 days) gets a health summary each
+# week, Monday 00:00-06:00 UTC, each account at its own moment in those six hours.
+WEEKLY = Schedule(
+    name="weekly_account_health",
+    workflow=HEALTH,
+    every=timedelta(days=7),
+    jitter=timedelta(hours=6),
+    subjects=Subjects(
+        having=("usage_trend", "active_seats", "days_since_login"),
+        seen_within=timedelta(days=30),
+    ),
 )
 
 

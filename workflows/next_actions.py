@@ -9,16 +9,16 @@ internal action at `thin`) go to the gate, each saying why it is there.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from copilot import ActionKind, Catalog, Level, Risk, StepContext, Workflow
+from copilot import ActionKind, Catalog, EventTrigger, Level, Risk, StepContext, Workflow
 from workflows.account_health import compute_health
 from workflows.signals import ACTIONS, SIGNALS, need
 
-__all__ = ["CATALOG", "SIGNALS", "next_actions", "rank_candidates"]
+__all__ = ["AT_RISK", "CATALOG", "SIGNALS", "next_actions", "rank_candidates"]
 
 PROMPT_VERSION = "next_actions.rerank@1"
 TOP_K = {Level.FULL: 3, Level.PARTIAL: 2, Level.THIN: 1}
@@ -211,6 +211,19 @@ next_actions = Workflow(
     ],
     actions=CATALOG.names(),
     holdout=0.1,
+)
+
+# Suggest next actions as soon as an account turns risky: a payment failed, usage fell 30%
+# or more week over week, or a high-severity ticket opened; at most once a day per account.
+AT_RISK = EventTrigger(
+    name="next_actions_at_risk",
+    workflow=ACTIONS,
+    when=(
+        'billing_status becomes "failed"',
+        "usage_trend <= -30",
+        'ticket_severity becomes "high"',
+    ),
+    debounce=timedelta(days=1),
 )
 
 

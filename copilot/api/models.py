@@ -248,10 +248,24 @@ class SignalBatch(_Request):
     observed_at: AwareDatetime | None = None
 
 
+class FiredRun(BaseModel):
+    """A run an event trigger started (or found already started: `created` false)."""
+
+    cause: str
+    subject_id: str
+    run_id: str
+    state: str
+    created: bool
+
+
 class SignalsAccepted(BaseModel):
-    """How many values were written."""
+    """How many values were written, and the runs the event triggers they satisfied started."""
 
     accepted: int
+    fired: list[FiredRun] = Field(default_factory=list)
+    failed: list[dict[str, str]] = Field(
+        default_factory=list, description="Triggers that could not start their run (logged)."
+    )
 
 
 class PreferencesIn(_Request):

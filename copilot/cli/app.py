@@ -16,6 +16,7 @@ from copilot.cli import (
     measure_cmd,
     retention_cmd,
     runs_cmd,
+    schedules_cmd,
     signals_cmd,
     subjects_cmd,
 )
@@ -36,6 +37,7 @@ USAGE_CODES = frozenset(
         "key.invalid",
         "experiment.invalid",
         "outcome.undeclared",
+        "trigger.invalid",
     }
 )
 
@@ -51,6 +53,7 @@ app.add_typer(runs_cmd.runs_app, name="runs")
 app.add_typer(approvals_cmd.app, name="approvals")
 app.add_typer(subjects_cmd.app, name="subjects")
 app.add_typer(signals_cmd.app, name="signals")
+app.add_typer(schedules_cmd.app, name="schedules")
 app.add_typer(retention_cmd.app, name="retention")
 app.add_typer(measure_cmd.experiment_app, name="experiment")
 app.command(name="report")(measure_cmd.report)

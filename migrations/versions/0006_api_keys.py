@@ -1,7 +1,7 @@
 """API keys: stored hashed, each with a tenant, a principal name and roles.
 
 Revision ID: 0006_api_keys
-Revises: 0009_step_rounds
+Revises: 0008_triggers
 Create Date: 2026-11-26
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_api_keys"
-down_revision = "0009_step_rounds"
+down_revision = "0008_triggers"
 branch_labels = None
 depends_on = None
 

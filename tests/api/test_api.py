@@ -278,7 +278,7 @@ def test_signals_are_all_or_nothing(api: Api) -> None:
         json={"subject_id": "acct-1", "values": {"usage_trend": 4.0, "nps": 9}},
         headers=h,
     )
-    assert r.status_code == 201 and r.json() == {"accepted": 2}
+    assert r.status_code == 201 and r.json() == {"accepted": 2, "fired": [], "failed": []}
 
 
 def test_an_opted_out_subject_gets_a_skipped_run_that_explains_itself(api: Api) -> None:
@@ -409,3 +409,23 @@ def test_erasing_a_subject_over_http_stops_its_work_and_keeps_the_trail_valid(ap
     assert again["state"] == "skipped" and again["reasons"] == ["opted_out:all"]
     admin = api.client.delete("/v1/subjects/acct-1", headers=api.auth("acme", "admin"))
     assert admin.status_code == 200 and admin.json()["counts"]["runs_cancelled"] == 0
+
+
+def test_signals_ingested_over_http_fire_event_triggers(db_url: str, tmp_path: Path) -> None:
+    from tests.api.conftest import build_runtime
+
+    rt = build_runtime(db_url, tmp_path, [], workflow_modules="tests.api.triggered_api")
+    _, token = rt.keys.create(tenant="acme", roles=["app"], actor=Actor.system("t"))
+    h = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(rt.settings, runtime=rt)) as client:
+        calm = client.post(
+            "/v1/signals", json={"subject_id": "acct-1", "values": {"pulse_usage": 5}}, headers=h
+        )
+        assert calm.status_code == 201 and calm.json()["fired"] == []
+        drop = client.post(
+            "/v1/signals", json={"subject_id": "acct-1", "values": {"pulse_usage": -40}}, headers=h
+        )
+        assert drop.status_code == 201, drop.text
+        (fired,) = drop.json()["fired"]
+        assert fired["created"] is True and fired["subject_id"] == "acct-1"
+        assert rt.runs.get(fired["run_id"], tenant="acme").workflow == "pulse"

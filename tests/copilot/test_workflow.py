@@ -105,7 +105,7 @@ def test_the_registry_resolves_versions_and_refuses_ambiguity() -> None:
         flows.failing,
         flows.proposing,
     ]
-    assert r.catalog.names() == ["email_customer", "trial_credit", "post_note", "trial_training"]
+    assert r.catalog.names() == ["email_customer", "post_note", "trial_credit", "trial_training"]
     assert r.get("five_steps") is flows.five_steps
     assert r.get("five_steps", "1") is flows.five_steps
     with pytest.raises(UnknownWorkflowError, match="registered: failing@1, five_steps@1"):

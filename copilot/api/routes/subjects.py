@@ -40,17 +40,20 @@ SubjectId = Annotated[str, Path(pattern=SUBJECT, description="The subject (accou
 )
 def ingest(body: SignalBatch, who: App, rt: Rt) -> SignalsAccepted:
     """Write a subject's signal values, all or nothing: an undeclared signal
-    (`signal.undeclared`) or a wrong type (`signal.invalid`) refuses the whole batch."""
-    n = rt.registry.signals.ingest(
-        rt.engine,
-        rt.audit,
+    (`signal.undeclared`) or a wrong type (`signal.invalid`) refuses the whole batch. Then
+    the event triggers the batch satisfies start their runs (`fired`); a trigger that
+    fails is reported in `failed` and never undoes the ingestion."""
+    done = rt.proactive().ingest(
         tenant=who.tenant,
         subject_id=body.subject_id,
         values=body.values,
         source=body.source,
         observed_at=body.observed_at.timestamp() if body.observed_at else None,
     )
-    return SignalsAccepted(accepted=n)
+    return SignalsAccepted.model_validate(
+        {"accepted": done.count, "fired": [f.model_dump() for f in done.fired],
+         "failed": done.failed}
+    )  # fmt: skip
 
 
 def _out(p: Preferences) -> PreferencesOut:
