@@ -1,7 +1,7 @@
 """Proactive triggers: the debounce state of event triggers per subject.
 
 Revision ID: 0008_triggers
-Revises: 0009_step_rounds
+Revises: 0007_step_rounds
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_triggers"
-down_revision = "0009_step_rounds"
+down_revision = "0007_step_rounds"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Multi-round steps: each committed round's progress (an agent's turns and tool results).
 
-Revision ID: 0009_step_rounds
-Revises: 0007_outcomes
+Revision ID: 0007_step_rounds
+Revises: 0006_outcomes
 Create Date: 2026-11-26
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_step_rounds"
-down_revision = "0007_outcomes"
+revision = "0007_step_rounds"
+down_revision = "0006_outcomes"
 branch_labels = None
 depends_on = None
 

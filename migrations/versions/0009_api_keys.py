@@ -1,6 +1,6 @@
 """API keys: stored hashed, each with a tenant, a principal name and roles.
 
-Revision ID: 0006_api_keys
+Revision ID: 0009_api_keys
 Revises: 0008_triggers
 Create Date: 2026-11-26
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_api_keys"
+revision = "0009_api_keys"
 down_revision = "0008_triggers"
 branch_labels = None
 depends_on = None

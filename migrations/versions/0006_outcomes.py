@@ -1,6 +1,6 @@
 """Outcome events: what happened to a subject after a run (replied, renewed, churned, ...).
 
-Revision ID: 0007_outcomes
+Revision ID: 0006_outcomes
 Revises: 0005_holdouts
 Create Date: 2026-11-27
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_outcomes"
+revision = "0006_outcomes"
 down_revision = "0005_holdouts"
 branch_labels = None
 depends_on = None
