@@ -66,7 +66,9 @@ async def _run(spec: dict[str, object]) -> dict[str, float]:
     }
 
 
-def request(method: str, path: str, host: str, *, token: str | None = None, body: bytes = b"") -> str:
+def request(
+    method: str, path: str, host: str, *, token: str | None = None, body: bytes = b""
+) -> str:
     """A raw HTTP/1.1 keep-alive request."""
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
     if token:

@@ -121,9 +121,7 @@ class KeyStore:
         label = (name or f"key-{key_id}").strip()
         if not label or len(label) > 200 or not label.isprintable():
             raise ConfigError("a key's name must be 1-200 printable characters", code="key.invalid")
-        key = ApiKey(
-            id=key_id, tenant=tenant, name=label, roles=checked, created_at=self.clock()
-        )
+        key = ApiKey(id=key_id, tenant=tenant, name=label, roles=checked, created_at=self.clock())
         with self.engine.begin() as conn:
             conn.execute(
                 insert(api_keys).values(
@@ -151,7 +149,9 @@ class KeyStore:
         if not hmac.compare_digest(row.secret_sha256, _digest(secret)):
             return None
         key = _key(row)
-        return Principal(key_id=key.id, tenant=key.tenant, name=key.name, roles=frozenset(key.roles))
+        return Principal(
+            key_id=key.id, tenant=key.tenant, name=key.name, roles=frozenset(key.roles)
+        )
 
     def get(self, key_id: str, *, tenant: str) -> ApiKey:
         """The key, or KeyNotFoundError (also for another tenant's key)."""

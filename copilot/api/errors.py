@@ -95,9 +95,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     fields = _fields(exc)
     named = ", ".join(f["field"] for f in fields[:5]) or "the request"
-    return error_response(
-        "request.invalid", f"invalid request: fix {named}", {"fields": fields}
-    )
+    return error_response("request.invalid", f"invalid request: fix {named}", {"fields": fields})
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -120,9 +118,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
     log.warning("database unavailable: %s", exc)
-    return error_response(
-        "service.unavailable", "the database is not reachable; retry shortly", {}
-    )
+    return error_response("service.unavailable", "the database is not reachable; retry shortly", {})
 
 
 async def _internal(request: Request, exc: Exception) -> Response:

@@ -40,7 +40,9 @@ def _clean(value: Any, path: str, depth: int) -> None:
         return
     if isinstance(value, int):
         if abs(value) > _MAX_INT:
-            raise ValueError(f"{path}: integers must be within ±(2^53-1); send larger ones as strings")
+            raise ValueError(
+                f"{path}: integers must be within ±(2^53-1); send larger ones as strings"
+            )
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"{path}: numbers must be finite (no NaN or Infinity)")
@@ -63,7 +65,9 @@ def _clean_text(value: str, path: str) -> None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError(f"{path or 'value'}: text must be valid Unicode (no lone surrogates)") from None
+        raise ValueError(
+            f"{path or 'value'}: text must be valid Unicode (no lone surrogates)"
+        ) from None
 
 
 def _json_object(value: dict[str, Any]) -> dict[str, Any]:
@@ -112,9 +116,9 @@ class RunCreate(_Request):
     workflow: Name = Field(examples=["account_health"])
     subject_id: SubjectId
     inputs: JsonObject = Field(default_factory=dict)
-    idempotency_key: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[!-~]+$")] | None = (
-        Field(default=None, description="The same key returns the same run (per tenant).")
-    )
+    idempotency_key: (
+        Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[!-~]+$")] | None
+    ) = Field(default=None, description="The same key returns the same run (per tenant).")
 
     @field_validator("inputs")
     @classmethod
@@ -171,7 +175,7 @@ class ActionExplanation(BaseModel):
 
 
 class RunExplanation(BaseModel):
-    """"Why am I seeing this?" for a run: one sentence, how it was made, and how to opt out."""
+    """ "Why am I seeing this?" for a run: one sentence, how it was made, and how to opt out."""
 
     run_id: str
     workflow: str
@@ -274,8 +278,8 @@ class PreferencesIn(_Request):
     opt_out_all: bool = False
     opt_out_workflows: Annotated[list[Name], Field(max_length=100)] = Field(default_factory=list)
     snooze_until: AwareDatetime | None = None
-    consent_basis: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,49}$")] | None = (
-        Field(default=None, examples=["contract"])
+    consent_basis: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,49}$")] | None = Field(
+        default=None, examples=["contract"]
     )
 
 

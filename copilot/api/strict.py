@@ -38,7 +38,11 @@ async def strict_query(request: Request) -> None:
             f"invalid request: unknown query parameter {', '.join(unknown)}",
             code="request.invalid",
             fields=[
-                {"field": f"query.{u}", "message": "unknown query parameter", "type": "extra_forbidden"}
+                {
+                    "field": f"query.{u}",
+                    "message": "unknown query parameter",
+                    "type": "extra_forbidden",
+                }
                 for u in unknown
             ],
         )

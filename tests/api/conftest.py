@@ -54,8 +54,12 @@ def build_runtime(url: str, home: Path, woken: list[str], **settings: Any) -> Ru
     """A Runtime with the test flows; wake-ups are recorded instead of sent to a broker."""
     rt = Runtime(
         Settings(
-            **{"database_url": url, "home": home, "workflow_modules": "tests.copilot.flows",
-               **settings}
+            **{
+                "database_url": url,
+                "home": home,
+                "workflow_modules": "tests.copilot.flows",
+                **settings,
+            }
         ),
         enqueue=lambda run_id, countdown: woken.append(run_id),
     )

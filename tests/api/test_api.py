@@ -344,9 +344,7 @@ def test_metrics_report_runs_approvals_and_audit_heads(api: Api) -> None:
     )
     r = api.client.get("/metrics")
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
-    lines = dict(
-        line.rsplit(" ", 1) for line in r.text.splitlines() if not line.startswith("#")
-    )
+    lines = dict(line.rsplit(" ", 1) for line in r.text.splitlines() if not line.startswith("#"))
     assert lines['copilot_runs{tenant="acme",state="waiting"}'] == "1"
     assert lines['copilot_runs{tenant="globex",state="queued"}'] == "1"
     assert lines['copilot_runs_by_level{tenant="acme",level="full"}'] == "1"

@@ -84,6 +84,9 @@ def test_trigger_wait_decide_and_verify_through_the_client(
         with pytest.raises(ApiError) as forbidden:
             app.verify()
         assert (forbidden.value.status, forbidden.value.code) == (403, "auth.forbidden")
-    with Client(server.url, "cpk_0123456789abcdef_nope") as stranger, pytest.raises(ApiError) as who:
+    with (
+        Client(server.url, "cpk_0123456789abcdef_nope") as stranger,
+        pytest.raises(ApiError) as who,
+    ):
         stranger.run(run.id)
     assert (who.value.status, who.value.code) == (401, "auth.unauthenticated")

@@ -204,11 +204,14 @@ def test_authorization_matrix(fx: Fixture, ep: Endpoint, caller: str, tenant: st
     assert r.status_code == want, r.text
     if want >= 400:
         error = r.json()["error"]
-        assert error["code"] in {
-            401: {"auth.unauthenticated"},
-            403: {"auth.forbidden"},
-            404: {"run.not_found", "approval.not_found", "key.not_found"},
-        }[want]
+        assert (
+            error["code"]
+            in {
+                401: {"auth.unauthenticated"},
+                403: {"auth.forbidden"},
+                404: {"run.not_found", "approval.not_found", "key.not_found"},
+            }[want]
+        )
         assert set(r.json()) == {"error"} and set(error) == {"code", "message", "details"}
     if want < 400 and tenant == "other" and ep.isolated is not None:
         ep.isolated(fx, res, r)

@@ -43,7 +43,9 @@ def live(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
     home: Path = tmp_path_factory.mktemp("schemathesis")
     url = pg_sqlalchemy_url(schema)
     rt = build_runtime(url, home, [])
-    _, token = rt.keys.create(tenant="acme", roles=list(ROLES), name="fuzz", actor=Actor.system("t"))
+    _, token = rt.keys.create(
+        tenant="acme", roles=list(ROLES), name="fuzz", actor=Actor.system("t")
+    )
     run, _ = rt.runner.trigger("proposing", "acct-1", tenant="acme", triggered_by="crm")
     rt.runner.run_inline(run.id)  # some real rows behind the reads
     env = {

@@ -324,10 +324,10 @@ def test_the_queue_orders_by_deadline_then_risk_and_pages_with_a_cursor(
 @pytest.mark.parametrize(
     "doc",
     [
-        b"[1e400, 0, \"x\"]",  # a deadline that is not finite
-        b"[1.0, 100000000000000000000000000000, \"x\"]",  # beyond any integer column
-        b"[1.0, 0, \"" + b"x" * 100 + b"\"]",  # an id longer than any we issue
-        b"{\"a\": 1, \"b\": 2, \"c\": 3}",  # three keys unpack, but not to numbers
+        b'[1e400, 0, "x"]',  # a deadline that is not finite
+        b'[1.0, 100000000000000000000000000000, "x"]',  # beyond any integer column
+        b'[1.0, 0, "' + b"x" * 100 + b'"]',  # an id longer than any we issue
+        b'{"a": 1, "b": 2, "c": 3}',  # three keys unpack, but not to numbers
         b"\xff\xfe",  # not UTF-8
     ],
 )

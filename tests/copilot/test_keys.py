@@ -101,7 +101,9 @@ def test_bad_keys_are_refused_with_key_invalid(
 
 def test_copilot_keys_create_prints_a_working_key_once(tmp_path: Path) -> None:
     assert cli(tmp_path, "db", "upgrade").returncode == 0
-    made = cli(tmp_path, "keys", "create", "--tenant", "acme", "--role", "reviewer", "--name", "maya")
+    made = cli(
+        tmp_path, "keys", "create", "--tenant", "acme", "--role", "reviewer", "--name", "maya"
+    )
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip()
     assert token.startswith("cpk_") and len(made.stdout.splitlines()) == 1

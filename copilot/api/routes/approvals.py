@@ -92,7 +92,11 @@ def decide(approval_id: ApprovalId, body: DecisionIn, who: Reviewer, rt: Rt) -> 
                 "edits go with `approve` (edit then approve); to reject, send no edits",
                 code="request.invalid",
                 fields=[
-                    {"field": "body.edits", "message": "only with decision=approve", "type": "value_error"}
+                    {
+                        "field": "body.edits",
+                        "message": "only with decision=approve",
+                        "type": "value_error",
+                    }
                 ],
             )
         req = rt.gate.edit(

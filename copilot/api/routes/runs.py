@@ -30,7 +30,9 @@ RunId = Annotated[str, Path(pattern=HEX_ID, description="The run's id (32 hex di
 
 def run_out(run: Run) -> RunOut:
     """The API view of a run."""
-    return RunOut.model_validate(run.model_dump(exclude={"tenant", "lease_owner", "lease_expires_at"}))
+    return RunOut.model_validate(
+        run.model_dump(exclude={"tenant", "lease_owner", "lease_expires_at"})
+    )
 
 
 @router.post(

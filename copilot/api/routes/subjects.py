@@ -83,9 +83,7 @@ def get_preferences(subject_id: SubjectId, who: App, rt: Rt) -> PreferencesOut:
     responses=responses(401, 403, 413, 422),
     summary="Set a subject's controls",
 )
-def put_preferences(
-    subject_id: SubjectId, body: PreferencesIn, who: App, rt: Rt
-) -> PreferencesOut:
+def put_preferences(subject_id: SubjectId, body: PreferencesIn, who: App, rt: Rt) -> PreferencesOut:
     """Replace the subject's controls (audited). Enforced when a run is triggered and again
     before an approved action executes."""
     prefs = Preferences(
