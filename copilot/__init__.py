@@ -20,6 +20,9 @@ from copilot.llm import ModelCall
 # Minimization
 from copilot.minimize import Pseudonymizer
 
+# Outcomes
+from copilot.outcomes import GuardrailSpec, OutcomeRegistry, OutcomeSpec
+
 # Writing workflows
 from copilot.runner import StepContext
 
@@ -50,6 +53,10 @@ __all__ = [
     "Catalog",
     "OnExpiry",
     "Risk",
+    # Outcomes
+    "GuardrailSpec",
+    "OutcomeRegistry",
+    "OutcomeSpec",
     # Signals
     "Sensitivity",
     "SignalRegistry",

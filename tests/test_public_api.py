@@ -21,6 +21,7 @@ EXPECTED = {
         "DatabaseConfigError", "Again", "Await", "SignalNeed", "StepContext", "Workflow", "ActionKind",
         "Catalog", "OnExpiry", "Risk", "Sensitivity", "SignalRegistry", "SignalSpec",
         "Degradation", "Explanation", "Level", "SignalUse", "ModelCall", "Pseudonymizer",
+        "GuardrailSpec", "OutcomeRegistry", "OutcomeSpec",
         "Condition", "EventTrigger", "Schedule", "Subjects", "TriggerRegistry",
     },
     "approvals": {

@@ -6,6 +6,7 @@ import sys
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from audit import CopilotError
 from copilot.cli import (
@@ -97,3 +98,10 @@ def main() -> None:
         typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
         usage = isinstance(exc, ConfigError) or exc.code in USAGE_CODES
         sys.exit(2 if usage else 1)
+    except DBAPIError as exc:  # unreachable, or a schema older than this code
+        typer.echo(
+            f"error [config.database]: the database refused the command ({exc.orig}); "
+            "check COPILOT_DATABASE_URL and run `copilot db upgrade`",
+            err=True,
+        )
+        sys.exit(2)
