@@ -559,7 +559,8 @@ class Gate:
                 },
                 personal={"diff": diff},
             )
-            if new.status != PENDING:
+            if new.status != PENDING:  # the policy settled the new version at once
+                self._settled(conn, new)
                 return new
             conn.execute(
                 insert(votes).values(
@@ -725,10 +726,13 @@ class Gate:
             {"from": req.status, "to": status, "reason": reason, "payload_hash": req.payload_hash},
         )
         if status in SETTLED:
-            settled = self._get(conn, req.id, None)
-            if self.on_settled is not None:
-                self.on_settled(conn, settled)
-            conn.info.get(_SETTLED_KEY, []).append(settled)
+            self._settled(conn, self._get(conn, req.id, None))
+
+    def _settled(self, conn: Connection, req: ApprovalRequest) -> None:
+        """A request reached a final status: resume its run in this transaction, wake after it."""
+        if self.on_settled is not None:
+            self.on_settled(conn, req)
+        conn.info.get(_SETTLED_KEY, []).append(req)
 
     def _audit(
         self,

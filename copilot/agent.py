@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field, ValidationError
 from copilot.degradation import Level
 from copilot.errors import CopilotError
 from copilot.llm import SYSTEM_RULES, fault_code
-from copilot.minimize import Pseudonymizer, model_payload
+from copilot.minimize import LEFTOVER, Pseudonymizer, model_payload
 from copilot.workflow import Again
 
 if TYPE_CHECKING:
@@ -78,6 +78,9 @@ class AgentState(BaseModel):
     tool_calls: int = 0
     tokens_used: int = 0
     started_at: float = 0.0
+    active_seconds: float = 0.0  # time spent in rounds; waiting for a person does not count
+    model: str | None = None
+    prompt_version: str | None = None
     rules: bool = False
 
 
@@ -123,14 +126,25 @@ def run_agent(
     limits = budget or Budget()
     by_name = {t.name: t for t in tools}
     pseudo = Pseudonymizer.from_mapping(state.tokens)
-    if state.awaiting:
-        return Again(_decided(ctx, state, pseudo))
-    if state.pending:
-        return _tools_round(ctx, state, by_name, pseudo, limits)
-    stop = _over_budget(state, limits)
-    if stop is not None:
-        return _finish(ctx, state, stop)
-    return _model_round(ctx, state, tools, pseudo, prompt_version)
+    ctx.model_name, ctx.prompt_version = state.model, state.prompt_version  # this round's record
+    began = time.monotonic()
+    result: AgentOutcome | Again[Any]
+    consent = ctx._runner.consent
+    refusal = (
+        consent.refusal(ctx.run.tenant, ctx.run.subject_id, ctx.workflow.name) if consent else None
+    )
+    if refusal is not None:  # opted out mid-conversation: nothing more reaches the model
+        result = _finish(ctx, state, "consent_withdrawn")
+    elif state.awaiting:
+        result = Again(_decided(ctx, state, pseudo))
+    elif state.pending:
+        result = _tools_round(ctx, state, by_name, pseudo, limits)
+    elif (stop := _over_budget(state, limits)) is not None:
+        result = _finish(ctx, state, stop)
+    else:
+        result = _model_round(ctx, state, tools, pseudo, prompt_version)
+    state.active_seconds += time.monotonic() - began
+    return result
 
 
 def _start(
@@ -160,7 +174,8 @@ def _model_round(
 
     assert ctx.model.chat is not None  # run_agent takes the rules path without a model
     chat = ctx.model.chat.bind_tools([t.schema() for t in tools])
-    ctx.model_name, ctx.prompt_version = ctx.model.name, version
+    state.model, state.prompt_version = ctx.model.name, version
+    ctx.model_name, ctx.prompt_version = state.model, version
     try:
         reply = chat.invoke(convert_to_messages(state.messages))
     except Exception as exc:
@@ -172,10 +187,13 @@ def _model_round(
     state.tokens_used += int(usage.get("total_tokens", 0) or 0)
     for k in ("input_tokens", "output_tokens", "total_tokens"):
         ctx.usage[k] = ctx.usage.get(k, 0) + int(usage.get(k, 0) or 0)
-    calls = [{"id": c["id"], "name": c["name"], "args": c["args"]} for c in reply.tool_calls]
+    # Arguments stay text until a tool validates them: a model's NaN or 2**60 must not
+    # break the round's canonical form.
+    calls = [{"id": c["id"], "name": c["name"], "arguments": json.dumps(c["args"], default=str)}
+             for c in reply.tool_calls]  # fmt: skip
     state.messages.append({"role": "assistant", "content": reply.content or "", "tool_calls": [
         {"id": c["id"], "type": "function", "function": {"name": c["name"],
-         "arguments": json.dumps(c["args"], sort_keys=True)}} for c in calls]} if calls
+         "arguments": c["arguments"]}} for c in calls]} if calls
         else {"role": "assistant", "content": reply.content or ""})  # fmt: skip
     if not calls:
         answer = pseudo.restore(reply.content if isinstance(reply.content, str) else "")
@@ -214,14 +232,18 @@ def _call(
     if tool is None:
         return {"error": f"no tool named {call['name']!r}; use one of the declared tools"}
     try:
-        args = tool.args.model_validate(pseudo.restore(call["args"]))
-    except ValidationError as exc:
+        args = tool.args.model_validate(pseudo.restore(json.loads(call["arguments"])))
+    except ValueError as exc:
+        if not isinstance(exc, ValidationError):
+            return {"error": "arguments are not a JSON object"}
         return {"error": "invalid arguments", "fields": [
             {"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()]}  # fmt: skip
     if tool.proposes is None:
         assert tool.read is not None
         return {"result": tool.read(ctx, args)}
     payload = tool.payload(ctx, args) if tool.payload else args.model_dump(mode="json")
+    if LEFTOVER.search(json.dumps(payload, ensure_ascii=False)):
+        return {"error": "the arguments use a [[token]] that stands for nothing; write it out"}
     before = len(ctx._proposals)
     try:
         ctx.propose(tool.proposes, payload, confidence=0.6, why=f"The agent called {tool.name}.")
@@ -235,7 +257,8 @@ def _call(
 
 
 def _answer(state: AgentState, call_id: str, result: Any, pseudo: Pseudonymizer) -> None:
-    content = pseudo.scrub(json.dumps(result, sort_keys=True, default=str))
+    # Scrub the values, then encode: escaped text would slip past the scrubber.
+    content = json.dumps(pseudo.scrub_any(result), sort_keys=True, default=str, ensure_ascii=False)
     state.messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
     state.tokens = pseudo.mapping()
 
@@ -247,7 +270,8 @@ def _decided(ctx: StepContext, state: AgentState, pseudo: Pseudonymizer) -> Agen
         o = outcomes.get(action_id, {"status": "unknown"})
         _answer(state, call_id, {
             "status": o["status"], "executed": bool(o.get("executed")), "reason": o.get("reason"),
-            "approved_payload": o.get("payload") if o.get("version", 1) > 1 else None}, pseudo)  # fmt: skip
+            "approved_payload": o.get("payload")
+            if o.get("version", 1) > 1 and o["status"] == "approved" else None}, pseudo)  # fmt: skip
     state.awaiting = {}
     return state
 
@@ -257,7 +281,7 @@ def _over_budget(state: AgentState, limits: Budget) -> str | None:
         return "budget.model_calls"
     if state.tokens_used >= limits.max_tokens:
         return "budget.tokens"
-    if time.time() - state.started_at >= limits.max_seconds:
+    if state.active_seconds >= limits.max_seconds:
         return "budget.seconds"
     return None
 

@@ -1,10 +1,10 @@
 """Erasure: forget a subject everywhere copilot keeps personal content, and prove the trail.
 
-`erase_subject` first stops what is still in flight for the subject (live runs are
-cancelled, pending approvals cancelled: nothing may execute for an erased subject),
-then, in one transaction: deletes the subject's signal values; replaces its preferences
-with a bare suppression record (opted out of everything, basis `erased`) so that the
-next trigger is skipped rather than re-personalized; redacts what its runs stored
+`erase_subject` first replaces the subject's preferences with a bare suppression record
+(opted out of everything, basis `erased`: the next trigger is skipped rather than
+re-personalized, and execution re-checks consent), then stops what is in flight (live
+runs, then their pending and approved-but-unexecuted approvals are cancelled), then, in
+one transaction: deletes the subject's signal values; redacts what its runs stored
 (step outputs such as drafts and tone profiles, agent rounds, results, inputs beyond the
 subject id), its approval payloads and explanations, its outbox payloads, its outcomes; and deletes its erasable audit payloads,
 appending the tombstone. The audit chain committed to digests of those payloads, so it
@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, delete, select, update
 
+from approvals import ApprovalConflictError
 from approvals.tables import requests
 from audit import Actor
+from copilot.consent import Preferences
 from copilot.errors import RunStateError
 from copilot.runs import RunState
 from copilot.tables import (
@@ -29,7 +31,6 @@ from copilot.tables import (
     runs,
     signals,
     step_rounds,
-    subject_preferences,
 )
 
 if TYPE_CHECKING:
@@ -43,26 +44,37 @@ def erase_subject(
     runtime: Runtime, tenant: str, subject_id: str, *, actor: Actor
 ) -> dict[str, int]:
     """Erase `subject_id` of `tenant`; counts of what was cancelled, deleted and redacted."""
+    # 1. Suppress first: from here on no worker executes or starts anything for the subject
+    # (execution re-checks consent), even one that resumes a run in the meantime.
+    runtime.consent.set(  # audited, like any change of preferences
+        Preferences(tenant=tenant, subject_id=subject_id, opt_out_all=True, consent_basis="erased"),
+        actor=actor,
+    )
     counts = {"runs_cancelled": 0, "approvals_cancelled": 0}
     for run in runtime.runs.list_runs(tenant=tenant, subject_id=subject_id, limit=100_000):
-        for req in runtime.gate.of_run(run.id):
-            if req.status == "pending":
-                runtime.gate.cancel(req.id, reason="subject erased", actor=actor)
-                counts["approvals_cancelled"] += 1
+        # 2. The run before its approvals: cancelling its last pending approval must not
+        # resume a waiting run.
         if run.state.value in _LIVE:
             try:
                 runtime.runs.cancel(run.id, actor=actor, reason="subject erased")
                 counts["runs_cancelled"] += 1
             except RunStateError:  # finished meanwhile: nothing left to stop
                 pass
-    now = runtime.runs.clock()
+        for req in runtime.gate.of_run(run.id):
+            if req.status in ("pending", "approved") and req.execution_status != "done":
+                try:
+                    runtime.gate.cancel(req.id, reason="subject erased", actor=actor)
+                    counts["approvals_cancelled"] += 1
+                except ApprovalConflictError:  # executed or decided meanwhile
+                    pass
+    # 3. Forget, with the tombstone, in one transaction.
     with runtime.engine.begin() as conn:
-        counts.update(_forget(conn, tenant, subject_id, now))
+        counts.update(_forget(conn, tenant, subject_id))
         counts["audit_payloads"] = runtime.audit.erase_subject_in(conn, tenant, subject_id, actor)
     return counts
 
 
-def _forget(conn: Connection, tenant: str, subject_id: str, now: float) -> dict[str, int]:
+def _forget(conn: Connection, tenant: str, subject_id: str) -> dict[str, int]:
     mine = select(runs.c.id).where(runs.c.tenant == tenant, runs.c.subject_id == subject_id)
     counts = {
         "signals": conn.execute(
@@ -93,20 +105,4 @@ def _forget(conn: Connection, tenant: str, subject_id: str, now: float) -> dict[
             update(outbox).where(outbox.c.run_id.in_(mine)).values(payload=REDACTED)
         ).rowcount,
     }
-    conn.execute(
-        delete(subject_preferences).where(
-            subject_preferences.c.tenant == tenant, subject_preferences.c.subject_id == subject_id
-        )
-    )
-    conn.execute(
-        subject_preferences.insert().values(
-            tenant=tenant,
-            subject_id=subject_id,
-            opt_out_all=True,
-            opt_out_workflows="[]",
-            snooze_until=None,
-            consent_basis="erased",
-            updated_at=now,
-        )
-    )
     return counts

@@ -31,9 +31,12 @@ from copilot.errors import CopilotError
 from copilot.signals import Sensitivity, SignalRegistry
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-# International or local phone numbers: 7+ digits with the usual separators.
-_PHONE = re.compile(r"(?<![\w])(?:\+|00)?\d[\d\s().\-]{5,}\d(?![\w])")
-_TOKEN = re.compile(r"\[\[[a-z0-9_]+\]\]")
+# Phone numbers: 7+ digits, written with a leading + or 00 or with separators (spaces,
+# dashes, parentheses) between groups; dates, amounts and bare ids are not phone numbers.
+_PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d\s()\-]{5,}\d(?![\w])")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TOKEN = re.compile(r"\[\[[a-z0-9_.]+\]\]")
+LEFTOVER = re.compile(r"\[\[[^\]\s]{1,100}\]\]")
 
 
 class Pseudonymizer:
@@ -59,15 +62,20 @@ class Pseudonymizer:
 
     def scrub(self, text: str) -> str:
         """`text` with every known personal value, email and phone number tokenized."""
+        # Addresses and numbers first: a name part inside an email must not break it up.
+        text = _EMAIL.sub(lambda m: self.token(m.group(0), "email"), text)
+        text = _PHONE.sub(lambda m: self._phone(m.group(0)), text)
         for value in sorted(self._by_token.values(), key=len, reverse=True):
             pattern = re.compile(rf"(?<!\w){re.escape(value)}(?!\w)", re.IGNORECASE)
             text = pattern.sub(self._by_value[value.casefold()], text)
-        text = _EMAIL.sub(lambda m: self.token(m.group(0), "email"), text)
-        return _PHONE.sub(lambda m: self._phone(m.group(0)), text)
+        return text
 
     def _phone(self, found: str) -> str:
         digits = sum(c.isdigit() for c in found)
-        return self.token(found, "phone") if digits >= 7 else found
+        shaped = found.startswith(("+", "00")) or any(c in found for c in " -()")
+        if digits < 7 or not shaped or _DATE.fullmatch(found.strip()):
+            return found
+        return self.token(found, "phone")
 
     def scrub_any(self, value: Any) -> Any:
         """Scrub every string inside a JSON-like value."""

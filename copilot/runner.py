@@ -37,7 +37,7 @@ from copilot.executors import Action, ExecutionError, Executor, Receipt
 from copilot.gating import Proposal, execute_approved
 from copilot.holdouts import fraction_for, held_out
 from copilot.llm import ModelAccess, ModelCall
-from copilot.minimize import model_payload
+from copilot.minimize import LEFTOVER, model_payload
 from copilot.registry import Registry
 from copilot.rounds import Round
 from copilot.rounds import load as load_rounds
@@ -170,9 +170,12 @@ class StepContext:
             schema, pseudo.scrub(instructions), data, prompt_version=prompt_version
         )
         if call.value is not None:
+            restored = pseudo.restore(call.value.model_dump())
             try:
-                call.value = schema.model_validate(pseudo.restore(call.value.model_dump()))
-            except ValidationError:
+                if LEFTOVER.search(json.dumps(restored, ensure_ascii=False)):
+                    raise ValueError("a token the exchange never issued")  # never sent on
+                call.value = schema.model_validate(restored)
+            except (ValidationError, ValueError):
                 call.value, call.fault = None, "model_invalid_output"
         self.used(call)
         return call
@@ -591,7 +594,12 @@ class Runner:
                     return self._fail(run, "run.bad_step_output",
                                       f"step {step.name!r} returned Again; annotate it -> Model | Again[Model]",
                                       step=step.name)  # fmt: skip
-                saved = self._checkpoint_round(run, ctx, produced.state)
+                try:
+                    saved = self._checkpoint_round(run, ctx, produced.state)
+                except (CopilotError, TypeError, ValueError) as exc:  # not transient: end it
+                    code = exc.code if isinstance(exc, CopilotError) else "run.checkpoint_failed"
+                    return self._fail(run, code, f"step {step.name!r} round {ctx.round} could "
+                                      f"not be checkpointed: {exc}", step=step.name)  # fmt: skip
                 degradation, decision = ctx.degradation, None
                 if not saved or self.store.get(run.id).state != RunState.RUNNING:
                     return self.store.get(run.id)  # waiting on this round's approvals, or lost
@@ -790,12 +798,18 @@ class Runner:
                 event = self._step_event(run, ctx, doc)
                 event = event.model_copy(update={
                     "event_type": "step.round", "data": {**event.data, "round": ctx.round}})  # fmt: skip
-                self.store.audit.append_in(conn, run.tenant, [event])
+                events = [event] + ([_withheld_event(run, ctx)] if ctx._withheld else [])
+                self.store.audit.append_in(conn, run.tenant, events)
                 pending = self._submit_proposals(conn, run, ctx)
                 if pending:
                     self._move(conn, run, RunState.WAITING, "run.waiting",
                                {"step": ctx.step.name, "round": ctx.round, "approvals": pending})  # fmt: skip
-        except IntegrityError:
+        except IntegrityError as exc:
+            current = self.store.get(run.id)
+            if current.lease_owner == self.owner and current.state == RunState.RUNNING:
+                raise CopilotError(
+                    f"an effect violated a constraint: {exc.orig}", code="run.checkpoint_failed"
+                ) from exc
             return False  # another worker committed this round first
         if ctx._submitted and self.gate is not None:
             self.gate.notify(ctx._submitted)

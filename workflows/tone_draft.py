@@ -237,8 +237,9 @@ def write(ctx: StepContext, inp: Profiled) -> Draft:
             f"Write a short email for the purpose '{req.purpose}' to the contact, in their own "
             "tone. Match the tone profile in the data (formality 0-1, words per sentence, "
             "greeting, sign-off, emoji, exclamation marks, contractions, language) and the "
-            "style of the example messages. Address the contact as [[contact_name]]. Promise "
-            "nothing about prices, refunds or credits.",
+            "style of the example messages. "
+            + ("Address the contact as [[contact_name]]. " if ctx.value("contact_name") else "")
+            + "Promise nothing about prices, refunds or credits.",
             signals=["contact_name", "account_name", "plan_tier"],
             facts={
                 "profile": prof.model_dump(),

@@ -49,6 +49,7 @@ class _Runtime:
         self.gate = book.gate
         self.engine = book.runner.store.engine
         self.audit = book.runner.store.audit
+        self.consent = book.runner.consent
 
 
 def test_an_opted_out_subject_gets_no_run_and_it_is_audited(book: Book) -> None:

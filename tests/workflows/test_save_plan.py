@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from approvals import ApprovalRequest, Policy
+from audit import Query
 from copilot.llm import make_model
 from copilot.runs import RunState
 from copilot.tables import outbox, step_rounds
@@ -192,3 +193,39 @@ def test_a_worker_killed_between_turns_resumes_without_repeating(
     finally:
         cluster.stop()
         cluster.rt.close()
+
+
+def test_an_edit_the_policy_approves_at_once_resumes_the_run(book: Book) -> None:
+    """Editing a medium-risk escalation down to low risk: the new version is auto-approved."""
+    run = book.run("save_plan", at_risk(book))
+    reqs = {r.kind: r for r in book.gate.of_run(run.id)}
+    for kind in ("schedule_checkin_call", "send_email"):
+        decide(book, reqs[kind], "approve")
+    esc = reqs["escalate_to_owner"]
+    new = book.gate.edit(esc.id, reviewer="rev:maya", roles={"reviewer"},
+                         payload_hash=esc.payload_hash, edits={"severity": "medium"})  # fmt: skip
+    assert new.status == "approved" and new.policy_rule == "low-risk-internal"
+    assert book.runner.store.get(run.id).state == RunState.QUEUED  # woken, not stranded
+    done = book.runner.run_inline(run.id)
+    assert done.state == RunState.COMPLETED
+    assert "escalate_to_owner" in executed(book.runner.store.engine)
+
+
+def test_hostile_tool_arguments_do_not_strand_the_run(agent_book: Any) -> None:
+    book, stub = agent_book
+    stub.script(reply(("account_facts", {"n": 2**60, "x": float("nan")})), {"content": "ok"})
+    run = book.run("save_plan", at_risk(book))
+    assert run.state == RunState.COMPLETED and (run.result or {})["stop"] == "final"
+
+
+def test_a_held_out_subject_gets_no_proposals_and_they_are_logged(book: Book) -> None:
+    from copilot.holdouts import held_out
+
+    held = next(a.subject_id for a in book.accounts if a.shape in ("rich", "partial")
+                and held_out(a.subject_id, "save_plan", 0.1, salt="copilot")
+                and a.health != "thriving")  # fmt: skip
+    run = book.run("save_plan", held)
+    assert run.holdout and run.state == RunState.COMPLETED and book.gate.of_run(run.id) == []
+    events = book.runner.store.audit.query("t1", Query(run_id=run.id))
+    withheld = [e for e in events if e.event_type == "proposals.withheld"]
+    assert withheld and withheld[0].data["proposals"]
