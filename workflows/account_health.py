@@ -16,9 +16,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from copilot import ActionKind, Level, Risk, Schedule, StepContext, Subjects, Workflow
-from workflows.signals import HEALTH, OUTCOMES, SIGNALS, need
+from workflows.signals import HEALTH, SIGNALS, need
 
-__all__ = ["OUTCOMES", "SIGNALS", "POST_HEALTH_NOTE", "WEEKLY", "account_health", "compute_health"]
+__all__ = ["SIGNALS", "POST_HEALTH_NOTE", "WEEKLY", "account_health", "compute_health"]
 
 PROMPT_VERSION = "account_health.narrative@1"
 Band = Literal["healthy", "watch", "at_risk"]

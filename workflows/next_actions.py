@@ -16,9 +16,9 @@ from pydantic import BaseModel, Field
 
 from copilot import ActionKind, Catalog, EventTrigger, Level, Risk, StepContext, Workflow
 from workflows.account_health import compute_health
-from workflows.signals import ACTIONS, OUTCOMES, SIGNALS, need
+from workflows.signals import ACTIONS, SIGNALS, need
 
-__all__ = ["AT_RISK", "CATALOG", "OUTCOMES", "SIGNALS", "next_actions", "rank_candidates"]
+__all__ = ["AT_RISK", "CATALOG", "SIGNALS", "next_actions", "rank_candidates"]
 
 PROMPT_VERSION = "next_actions.rerank@1"
 TOP_K = {Level.FULL: 3, Level.PARTIAL: 2, Level.THIN: 1}

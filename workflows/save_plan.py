@@ -17,11 +17,11 @@ from copilot import ActionKind, Again, Level, Risk, StepContext, Workflow
 from copilot.agent import AgentOutcome, Budget, Plan, Tool, ToolUse, run_agent
 from workflows.account_health import compute_health
 from workflows.next_actions import CATALOG
-from workflows.signals import OUTCOMES, SAVE, SIGNALS, need
+from workflows.signals import SAVE, SIGNALS, need
 from workflows.tone import profile, split_messages
 from workflows.tone_draft import SEND_EMAIL, render_template
 
-__all__ = ["ISSUE_CREDIT", "OUTCOMES", "SIGNALS", "save_plan"]
+__all__ = ["ISSUE_CREDIT", "SIGNALS", "save_plan"]
 
 PROMPT_VERSION = "save_plan.agent@1"
 ESCALATE = CATALOG.get("escalate_to_owner")

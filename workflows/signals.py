@@ -4,15 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from copilot import (
-    GuardrailSpec,
-    OutcomeRegistry,
-    OutcomeSpec,
-    Sensitivity,
-    SignalNeed,
-    SignalRegistry,
-    SignalSpec,
-)
+from copilot import Sensitivity, SignalNeed, SignalRegistry, SignalSpec
 
 HEALTH = "account_health"
 ACTIONS = "next_actions"
@@ -111,20 +103,3 @@ def need(
         required=required,
         conditional=conditional,
     )
-
-
-# What happened afterwards, for `copilot report`: the primary outcomes and the guardrails.
-OUTCOMES = OutcomeRegistry(
-    [
-        OutcomeSpec(name="replied", description="The contact replied to us", polarity="good"),
-        OutcomeSpec(name="activated", description="A dormant account became active again",
-                    polarity="good"),
-        OutcomeSpec(name="renewed", description="The contract renewed", polarity="good"),
-        OutcomeSpec(name="churned", description="The account cancelled", polarity="bad",
-                    guardrail=GuardrailSpec(max_increase=0.02)),
-        OutcomeSpec(name="complained", description="The contact complained about our outreach",
-                    polarity="bad", guardrail=GuardrailSpec(max_increase=0.01)),
-        OutcomeSpec(name="opted_out", description="The subject opted out of a workflow",
-                    polarity="bad", guardrail=GuardrailSpec(max_increase=0.01)),
-    ]
-)  # fmt: skip

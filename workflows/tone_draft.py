@@ -16,10 +16,10 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from copilot import ActionKind, Level, Risk, StepContext, Workflow
-from workflows.signals import OUTCOMES, SIGNALS, TONE, need
+from workflows.signals import SIGNALS, TONE, need
 from workflows.tone import ToneMatch, ToneProfile, match, profile, split_messages
 
-__all__ = ["OUTCOMES", "SAVE_DRAFT", "SEND_EMAIL", "SIGNALS", "render_template", "tone_draft"]
+__all__ = ["SAVE_DRAFT", "SEND_EMAIL", "SIGNALS", "render_template", "tone_draft"]
 
 PROMPT_VERSION = "tone_draft.write@1"
 Purpose = Literal["check_in", "renewal", "onboarding"]

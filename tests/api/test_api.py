@@ -392,12 +392,12 @@ def test_erasing_a_subject_over_http_stops_its_work_and_keeps_the_trail_valid(ap
     r = api.client.delete("/v1/subjects/acct-1", headers=h)
     assert r.status_code == 200, r.text
     counts = r.json()["counts"]
-    assert counts["runs_cancelled"] == 1 and counts["approvals_cancelled"] == 1
+    # The pending email and the auto-approved, not yet executed note: both cancelled.
+    assert counts["runs_cancelled"] == 1 and counts["approvals_cancelled"] == 2
     assert counts["signals"] == 1
     assert api.rt.runs.get(run.id).state.value == "cancelled"
     statuses = {q.kind: q.status for q in api.rt.gate.of_run(run.id)}
-    assert statuses["email_customer"] == "cancelled"  # nothing executes for an erased subject
-    assert "pending" not in statuses.values()
+    assert set(statuses.values()) == {"cancelled"}  # nothing executes for an erased subject
     assert api.rt.runs.get(theirs.id).state.value == "waiting"  # globex's subject untouched
     verified = api.client.get("/v1/audit/verify", headers=api.auth("acme", "auditor")).json()
     assert verified["ok"], verified["line"]
