@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
+from copilot import web
 from copilot.api import errors
 from copilot.api.auth import KeyCache
 from copilot.api.limits import BodyLimit
@@ -50,6 +51,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     errors.install(app)
     for module in (runs, approvals, audit, subjects, admin, ops):
         app.include_router(module.router)
+    web.install(app)  # the pages for people, under /ui, on the same runtime and keys
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     return app
 

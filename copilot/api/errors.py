@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 STATUS: dict[str, int] = {
     "auth.unauthenticated": 401,
     "auth.forbidden": 403,
+    "web.csrf": 403,
     "approval.forbidden": 403,
     "run.not_found": 404,
     "approval.not_found": 404,
