@@ -51,6 +51,8 @@ STATUS: dict[str, int] = {
     "signal.undeclared": 422,
     "audit.non_canonical": 422,
     "key.invalid": 422,
+    "outcome.invalid": 422,
+    "outcome.undeclared": 422,
     "service.unavailable": 503,
 }
 TOO_LARGE = "copilot.body_too_large"  # set in the ASGI scope by the body limit
