@@ -17,9 +17,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/copilot demo
 
-# Debian packages the suite needs (none beyond the interpreter and the services yet).
+# Debian packages the suite needs: Chromium for the web pages' browser tests (Playwright
+# drives /usr/bin/chromium; it never downloads a browser). sudo only when not root.
 system-deps:
-	@true
+	@test -x /usr/bin/chromium || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium || { \
+			$$SUDO apt-get update && \
+			$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }; } \
+		|| [ "$$CI" != true ] || { echo "chromium is required under CI=true" >&2; exit 1; }
 
 # The tests use real PostgreSQL (and, later, Redis) on loopback. Machines of this kind start
 # them at boot; restart one that stopped. Under CI=true a service still missing fails the run.

@@ -77,10 +77,17 @@ def plot_png(fig: Figure) -> bytes:
 
 def render_html(report: Report) -> str:
     """The whole page: summary, warnings, lift, segments, guardrails, feedback, figures."""
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<title>copilot report: {escape(report.tenant)}</title><style>{CSS}</style></head><body>\n"
+        f"{render_body(report)}\n</body></html>"
+    )
+
+
+def render_body(report: Report) -> str:
+    """The page's content without the document around it (the web app wraps it in its own)."""
     when = datetime.fromtimestamp(report.generated_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
-        "<!doctype html><html lang=en><head><meta charset=utf-8>",
-        f"<title>copilot report: {escape(report.tenant)}</title><style>{CSS}</style></head><body>",
         f"<h1>Evaluation report: {escape(report.tenant)}</h1>",
         f"<p>Generated {when}. Workflow: {escape(report.workflow or 'all')}. "
         f"Outcome: {escape(report.outcome or 'none')}. Segment: {escape(report.segment or 'none')}. "
@@ -118,7 +125,6 @@ def render_html(report: Report) -> str:
         parts.append(f'<figure data-figure="{escape(fig.name)}"><img alt="{escape(fig.title)}" '
                      f'src="data:image/png;base64,{data}"><figcaption>{escape(fig.title)}'
                      "</figcaption></figure>")  # fmt: skip
-    parts.append("</body></html>")
     return "\n".join(parts)
 
 

@@ -175,3 +175,17 @@ api_keys = Table(
     Column("revoked_at", Float, nullable=True),
     Index("ix_api_keys_tenant", "tenant", "id"),
 )
+
+# Web page sessions: the cookie carries a random id; only its SHA-256 is stored, with the
+# key it stands for and the session's CSRF token (copilot.web.sessions).
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_sha256", String(64), primary_key=True),
+    Column("key_id", String(32), nullable=False),
+    Column("tenant", String(100), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_web_sessions_key", "key_id"),
+)

@@ -7,10 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
+from copilot import web
 from copilot.api import errors
 from copilot.api.auth import KeyCache
 from copilot.api.limits import BodyLimit
-from copilot.api.routes import admin, approvals, audit, ops, runs, subjects
+from copilot.api.routes import admin, approvals, audit, ops, outcomes, runs, subjects
 from copilot.api.strict import strict_query
 from copilot.runtime import Runtime
 from copilot.settings import Settings
@@ -20,7 +21,7 @@ Trigger durable workflow runs, work the approval queue, and read and verify the
 tamper-evident audit trail.
 
 Every `/v1` call needs `Authorization: Bearer <key>`. A key belongs to one tenant and
-holds roles: `app` (runs, explanations, signals, subject preferences), `reviewer` (the
+holds roles: `app` (runs, explanations, signals, outcomes, subject preferences), `reviewer` (the
 queue and decisions), `auditor` (read, verify, export the trail), `admin` (keys, policy).
 Everything is scoped to the key's tenant: an id of another tenant answers 404.
 Errors are `{"error": {"code", "message", "details"}}` with stable codes.
@@ -48,8 +49,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.keys = KeyCache(rt.keys, settings.api_key_cache_seconds)
     app.state.max_body = settings.api_max_body_bytes
     errors.install(app)
-    for module in (runs, approvals, audit, subjects, admin, ops):
+    for module in (runs, approvals, audit, subjects, outcomes, admin, ops):
         app.include_router(module.router)
+    web.install(app)  # the pages for people, under /ui, on the same runtime and keys
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     return app
 

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 STATUS: dict[str, int] = {
     "auth.unauthenticated": 401,
     "auth.forbidden": 403,
+    "web.csrf": 403,
     "approval.forbidden": 403,
     "run.not_found": 404,
     "approval.not_found": 404,
@@ -50,6 +51,8 @@ STATUS: dict[str, int] = {
     "signal.undeclared": 422,
     "audit.non_canonical": 422,
     "key.invalid": 422,
+    "outcome.invalid": 422,
+    "outcome.undeclared": 422,
     "service.unavailable": 503,
 }
 TOO_LARGE = "copilot.body_too_large"  # set in the ASGI scope by the body limit

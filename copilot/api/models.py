@@ -216,6 +216,33 @@ class DecisionIn(_Request):
     )
 
 
+# -- outcomes -------------------------------------------------------------------------------
+
+
+class OutcomeIn(_Request):
+    """One observed outcome of a subject (optionally tied to the run or action it followed)."""
+
+    subject_id: Annotated[str, Field(pattern=SUBJECT)]
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.]{0,99}$")]
+    value: Annotated[float, Field(allow_inf_nan=False)] = 1.0
+    observed_at: AwareDatetime | None = Field(default=None, description="Default: now.")
+    run_id: Annotated[str | None, Field(pattern=HEX_ID)] = None
+    action_id: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9:_.-]{1,64}$")] = None
+
+
+class OutcomeBatch(_Request):
+    """Observed outcomes, recorded all or nothing."""
+
+    events: list[OutcomeIn] = Field(min_length=1, max_length=1000)
+    source: Annotated[str, Field(pattern=NAME)] = "api"
+
+
+class OutcomesRecorded(BaseModel):
+    """How many outcome events were written."""
+
+    recorded: int
+
+
 # -- audit ----------------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from audit import Actor, verify_bundle
+from audit import Query as AuditQuery
 from copilot.api import create_app
 from copilot.settings import Settings
 from copilot.tables import runs, signals
@@ -279,6 +280,44 @@ def test_signals_are_all_or_nothing(api: Api) -> None:
         headers=h,
     )
     assert r.status_code == 201 and r.json() == {"accepted": 2, "fired": [], "failed": []}
+
+
+def test_outcomes_are_all_or_nothing_and_name_each_problem(api: Api) -> None:
+    from copilot.tables import outcomes
+
+    def stored() -> int:
+        with api.rt.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(outcomes)).scalar_one())
+
+    h = api.auth("acme", "app")
+    run = api.waiting_run("acme", subject="acct-1")
+    bad = [
+        {"subject_id": "acct-1", "name": "replied", "run_id": run.id},
+        {"subject_id": "acct-1", "name": "replied", "value": 3},  # an event is 0 or 1
+        {"subject_id": "acct-2", "name": "replied", "run_id": run.id},  # not acct-2's run
+    ]
+    r = api.client.post("/v1/outcomes", json={"events": bad}, headers=h)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "outcome.invalid"
+    assert [p["index"] for p in r.json()["error"]["details"]["problems"]] == [1]
+    r = api.client.post("/v1/outcomes", json={"events": [{"subject_id": "a", "name": "churn"}]},
+                        headers=h)  # fmt: skip
+    assert r.status_code == 422 and r.json()["error"]["code"] == "outcome.undeclared"
+    r = api.client.post("/v1/outcomes", json={"events": [bad[2]]}, headers=h)
+    assert r.status_code == 422 and r.json()["error"]["details"]["problems"][0]["index"] == 0
+    r = api.client.post("/v1/outcomes", json={"events": [], "source": "crm"}, headers=h)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "request.invalid"
+    r = api.client.post(
+        "/v1/outcomes",
+        json={"events": [{"subject_id": "acct-1", "name": "replied", "observed_at": "2026-01-01T10:00:00"}]},
+        headers=h,
+    )  # a time without a zone
+    assert r.status_code == 422 and r.json()["error"]["code"] == "request.invalid"
+    assert stored() == 0
+    r = api.client.post("/v1/outcomes", json={"events": bad[:1], "source": "crm"}, headers=h)
+    assert r.status_code == 201 and r.json() == {"recorded": 1}
+    assert stored() == 1
+    (event,) = api.rt.audit.query("acme", AuditQuery(event_type="outcomes.recorded"))
+    assert event.actor.id == "crm" and event.subject_id == "acct-1"
 
 
 def test_an_opted_out_subject_gets_a_skipped_run_that_explains_itself(api: Api) -> None:

@@ -82,6 +82,18 @@ def _signal_in_callers_tenant(fx: Fixture, res: dict[str, str], r: httpx.Respons
     assert set(source.fetch("globex", res["subject"], ["usage_trend"])) == {"usage_trend"}
 
 
+def _outcome_in_callers_tenant(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
+    from sqlalchemy import select
+
+    from copilot.tables import outcomes
+
+    with fx.api.rt.engine.connect() as conn:
+        tenants = conn.execute(
+            select(outcomes.c.tenant).where(outcomes.c.subject_id == res["subject"])
+        ).scalars().all()
+    assert tenants and set(tenants) == {"globex"}
+
+
 def _prefs_of_own_tenant(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
     assert r.json()["opt_out_all"] is False  # acme's subject opted out; globex's did not
     assert fx.api.rt.consent.get("acme", res["subject"]).opt_out_all is True
@@ -120,6 +132,9 @@ ENDPOINTS = [
     Endpoint("POST", "/v1/signals", frozenset({"app"}), 201,
              lambda res: {"subject_id": res["subject"], "values": {"usage_trend": 3.5}},
              _signal_in_callers_tenant),
+    Endpoint("POST", "/v1/outcomes", frozenset({"app"}), 201,
+             lambda res: {"events": [{"subject_id": res["subject"], "name": "replied"}]},
+             _outcome_in_callers_tenant),
     Endpoint("GET", "/v1/subjects/{subject}/preferences", frozenset({"app"}), 200, None,
              _prefs_of_own_tenant),
     Endpoint("PUT", "/v1/subjects/{subject}/preferences", frozenset({"app"}), 200,

@@ -261,3 +261,8 @@ def report(ctx: StepContext, inp: Plan) -> Report:
         for a in (ctx.decision or {}).get("approvals", [])
     ]
     return Report(subject_id=inp.subject_id, outcomes=outcomes)
+
+# An outcome the API's tests record (`POST /v1/outcomes`).
+from copilot.outcomes import OutcomeSpec  # noqa: E402
+
+REPLIED = OutcomeSpec(name="replied", description="The customer replied", polarity="good")

@@ -86,11 +86,16 @@ def verify(who: Auditor, rt: Rt) -> VerifyOut:
 )
 def export(who: Auditor, rt: Rt) -> FileResponse:
     """The tenant's stream as an offline-verifiable bundle (signed first where this host holds the key)."""
+    return export_archive(rt, who.tenant)
+
+
+def export_archive(rt: Runtime, tenant: str) -> FileResponse:
+    """The tenant's bundle as a download (the API's export and the web trail's share it)."""
     if rt.trail.signer is not None:  # as `copilot audit export`: nothing in the bundle unsigned
-        rt.trail.checkpoint(who.tenant)
+        rt.trail.checkpoint(tenant)
     work = Path(tempfile.mkdtemp(prefix="copilot-export-"))
     try:
-        export_bundle(rt.trail, work / "bundle", [who.tenant])
+        export_bundle(rt.trail, work / "bundle", [tenant])
         archive = work / "bundle.tar.gz"
         with tarfile.open(archive, "w:gz") as tar:
             tar.add(work / "bundle", arcname="bundle")
@@ -100,6 +105,6 @@ def export(who: Auditor, rt: Rt) -> FileResponse:
     return FileResponse(
         archive,
         media_type="application/gzip",
-        filename=f"audit-{who.tenant}.tar.gz",
+        filename=f"audit-{tenant}.tar.gz",
         background=BackgroundTask(shutil.rmtree, work, ignore_errors=True),
     )
