@@ -107,11 +107,11 @@ def main() -> None:
             "COPILOT_BROKER_URL": f"redis://{HOST}:6379/{REDIS_DB}",
             "COPILOT_QUEUE": queue,
             "COPILOT_HOME": str(home),
-            "COPILOT_WORKFLOW_MODULES": "bench.flows",
+            "COPILOT_WORKFLOW_MODULES": "bench._flows",
         }
         rt = Runtime(
             Settings(database_url=env["COPILOT_DATABASE_URL"], home=home,
-                     workflow_modules="bench.flows"),
+                     workflow_modules="bench._flows"),
             enqueue=lambda r, c: None,
         )  # fmt: skip
         upgrade(rt.engine)

@@ -79,7 +79,7 @@ def raw_chains(n: int) -> float:
             "-m",
             "celery",
             "-A",
-            "bench.raw_celery",
+            "bench._raw_celery",
             "worker",
             "--concurrency=1",
             "--pool=prefork",
@@ -95,7 +95,7 @@ def raw_chains(n: int) -> float:
     os.environ.update(RAW_BROKER=url, RAW_QUEUE=queue, RAW_COUNTER=url)
     from celery import chain
 
-    from bench import raw_celery
+    from bench import _raw_celery as raw_celery
 
     raw_celery.app.conf.task_default_queue = queue
     counter = redis.Redis.from_url(url)
@@ -123,7 +123,7 @@ def worker_cluster(home: Path, workers: int = 2) -> Iterator[Runtime]:
             "COPILOT_BROKER_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
             "COPILOT_HOME": str(home),
             "COPILOT_QUEUE": f"q-{uuid.uuid4().hex[:6]}",
-            "COPILOT_WORKFLOW_MODULES": "bench.flows",
+            "COPILOT_WORKFLOW_MODULES": "bench._flows",
             "COPILOT_CHECKPOINT_EVERY": "0",
         }
         settings = Settings(
@@ -174,7 +174,7 @@ def ours_distributed(n: int, home: Path) -> float:
 
 def ours_inline(n: int, home: Path) -> float:
     """Milliseconds per workflow: trigger, run to the pause, resume, run to the end."""
-    settings = Settings(home=home, workflow_modules="bench.flows", checkpoint_every=0)
+    settings = Settings(home=home, workflow_modules="bench._flows", checkpoint_every=0)
     rt = Runtime(settings, enqueue=lambda run_id, countdown: None)
     upgrade(rt.engine)
     reviewer = Actor.human("bench")
