@@ -16,26 +16,17 @@ the trail can be verified without reading anyone's personal data.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from enum import StrEnum
 from typing import Any
 
+from copilot.keys import Role  # the roles a key carries: one definition
 from copilot.signals import Sensitivity, SignalRegistry
 
-
-class Role(StrEnum):
-    """What a key may do (see DESIGN.md, Security)."""
-
-    APP = "app"
-    REVIEWER = "reviewer"
-    AUDITOR = "auditor"
-    ADMIN = "admin"
-
-
+_PERSONAL = frozenset({Sensitivity.PUBLIC, Sensitivity.INTERNAL, Sensitivity.PERSONAL})
 _SEES: dict[Role, frozenset[Sensitivity]] = {
-    Role.APP: frozenset({Sensitivity.PUBLIC, Sensitivity.INTERNAL, Sensitivity.PERSONAL}),
-    Role.REVIEWER: frozenset({Sensitivity.PUBLIC, Sensitivity.INTERNAL, Sensitivity.PERSONAL}),
-    Role.AUDITOR: frozenset({Sensitivity.PUBLIC, Sensitivity.INTERNAL}),
-    Role.ADMIN: frozenset({Sensitivity.PUBLIC, Sensitivity.INTERNAL, Sensitivity.PERSONAL}),
+    "app": _PERSONAL,
+    "reviewer": _PERSONAL,
+    "auditor": frozenset({Sensitivity.PUBLIC, Sensitivity.INTERNAL}),
+    "admin": _PERSONAL,
 }
 
 
@@ -73,8 +64,8 @@ def audit_view(
     The hash, link and commitment always stay, so verification never needs the payload.
     """
     out = dict(entry)
-    allowed = role in (Role.REVIEWER, Role.ADMIN) or (
-        role == Role.AUDITOR and Sensitivity.PERSONAL.value in grants
+    allowed = role in ("reviewer", "admin") or (
+        role == "auditor" and Sensitivity.PERSONAL.value in grants
     )
     if out.get("personal") is not None and not allowed:
         out["personal"] = redacted(Sensitivity.PERSONAL)

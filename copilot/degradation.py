@@ -37,6 +37,9 @@ class Level(StrEnum):
         return list(Level).index(self)
 
 
+# Reasons that mean the model's output was not used (the rules path stood in).
+FALLBACK_REASONS = frozenset({"model_unavailable", "model_timeout", "model_rate_limited",
+                              "model_error", "model_invalid_output", "model_ungrounded"})  # fmt: skip
 CONFIDENCE_CAP = {Level.FULL: 1.0, Level.PARTIAL: 0.75, Level.THIN: 0.5, Level.NONE: 0.0}
 FULL_COVERAGE = 0.8
 PARTIAL_COVERAGE = 0.5

@@ -31,7 +31,7 @@ from audit.canonical import canonical
 from audit.stores.sql import autocommit_driver, readonly
 from copilot.consent import Consent
 from copilot.context import ContextSource, SignalValue
-from copilot.degradation import Degradation, Explanation, Level, assess
+from copilot.degradation import FALLBACK_REASONS, Degradation, Explanation, Level, assess
 from copilot.errors import CopilotError, UnknownWorkflowError
 from copilot.executors import Action, ExecutionError, Executor, Receipt
 from copilot.gating import Proposal, execute_approved
@@ -48,9 +48,6 @@ from copilot.workflow import Again, Await, Step, Workflow
 
 Enqueue = Callable[[str, float], None]
 T = TypeVar("T", bound=BaseModel)
-# Reasons that mean the model's output was not used (the rules path stood in).
-FALLBACK_REASONS = frozenset({"model_unavailable", "model_timeout", "model_rate_limited",
-                              "model_error", "model_invalid_output", "model_ungrounded"})  # fmt: skip
 
 _ADVANCE = (
     update(runs)
@@ -128,6 +125,10 @@ class StepContext:
         """A signal's value, or `default` when the context does not hold it."""
         found = self.signals.get(name)
         return found.value if found is not None else default
+
+    def values(self) -> dict[str, Any]:
+        """Every signal the workflow reads, by name (None where the context holds none)."""
+        return {n.name: self.value(n.name) for n in self.workflow.signals}
 
     def degrade(self, level: Level, reason: str) -> None:
         """Lower the run's level (never raise it) and record why."""
@@ -703,21 +704,7 @@ class Runner:
             durable = request is not None or last or bool(ctx._proposals)
             engine = self.store.engine if durable else self.store.async_engine
             with engine.begin() as conn:
-                moved = conn.execute(
-                    _ADVANCE,
-                    {
-                        "rid": run.id,
-                        "owner": self.owner,
-                        "idx": ctx.idx,
-                        "next": ctx.idx + 1,
-                        "now": now,
-                        "expires": now + self.lease_seconds,
-                        "level": ctx.degradation.level.value,
-                        "reasons": json.dumps(list(ctx.degradation.reasons)),
-                    },
-                ).rowcount
-                if moved != 1:
-                    conn.rollback()
+                if not self._advance_in(conn, run, ctx, ctx.idx + 1, now):
                     return False
                 conn.execute(
                     _SAVE_STEP,
@@ -776,19 +763,35 @@ class Runner:
             return False  # a zombie of ours: another worker checkpointed this step
         return True
 
+    def _advance_in(
+        self, conn: Connection, run: Run, ctx: StepContext, next_idx: int, now: float
+    ) -> bool:
+        """Move the run to step `next_idx` and renew the lease, if the lease is still ours
+        (else roll back: another worker owns the run now)."""
+        moved = conn.execute(
+            _ADVANCE,
+            {
+                "rid": run.id,
+                "owner": self.owner,
+                "idx": ctx.idx,
+                "next": next_idx,
+                "now": now,
+                "expires": now + self.lease_seconds,
+                "level": ctx.degradation.level.value,
+                "reasons": json.dumps(list(ctx.degradation.reasons)),
+            },
+        ).rowcount
+        if moved != 1:
+            conn.rollback()
+        return moved == 1
+
     def _checkpoint_round(self, run: Run, ctx: StepContext, state: BaseModel) -> bool:
         """Commit one round of a multi-round step; False if the lease was lost meanwhile."""
         now = self.store.clock()
         doc = state.model_dump(mode="json")
         try:
             with self.store.engine.begin() as conn:
-                if conn.execute(_ADVANCE, {
-                    "rid": run.id, "owner": self.owner, "idx": ctx.idx, "next": ctx.idx,
-                    "now": now, "expires": now + self.lease_seconds,
-                    "level": ctx.degradation.level.value,
-                    "reasons": json.dumps(list(ctx.degradation.reasons)),
-                }).rowcount != 1:  # fmt: skip
-                    conn.rollback()
+                if not self._advance_in(conn, run, ctx, ctx.idx, now):  # stays on this step
                     return False
                 save_round(
                     conn, run.id, ctx.idx, ctx.round, doc, proposed=bool(ctx._proposals), at=now

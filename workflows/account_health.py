@@ -242,7 +242,7 @@ def compute_health(
 @account_health.step
 def score(ctx: StepContext, inp: AccountRef) -> Health:
     """Score the account from its signals."""
-    values = {n.name: ctx.value(n.name) for n in ctx.workflow.signals}
+    values = ctx.values()
     today = date.fromtimestamp(ctx.run.created_at)
     return compute_health(inp.subject_id, values, today, [n.name for n in ctx.workflow.signals])
 

@@ -330,7 +330,7 @@ def rank_candidates(subject_id: str, v: dict[str, Any], today: date) -> list[Can
 @next_actions.step
 def rank(ctx: StepContext, inp: AccountRef) -> Candidates:
     """The rules' candidates from the signals."""
-    values = {n.name: ctx.value(n.name) for n in ctx.workflow.signals}
+    values = ctx.values()
     today = date.fromtimestamp(ctx.run.created_at)
     return Candidates(
         subject_id=inp.subject_id, candidates=rank_candidates(inp.subject_id, values, today)

@@ -102,9 +102,13 @@ save_plan = Workflow(
 @save_plan.step
 def assess(ctx: StepContext, inp: AccountRef) -> AtRisk:
     """Score the account (the rules of account_health)."""
-    values = {n.name: ctx.value(n.name) for n in ctx.workflow.signals}
-    health = compute_health(inp.subject_id, values, date.fromtimestamp(ctx.run.created_at), [])
-    return AtRisk(subject_id=inp.subject_id, score=health.score, band=health.band,
+    return _scored(ctx)
+
+
+def _scored(ctx: StepContext) -> AtRisk:
+    sid = ctx.run.subject_id
+    health = compute_health(sid, ctx.values(), date.fromtimestamp(ctx.run.created_at), [])
+    return AtRisk(subject_id=sid, score=health.score, band=health.band,
                   drivers=[d.detail for d in health.drivers])  # fmt: skip
 
 
@@ -148,9 +152,7 @@ def _tickets(ctx: StepContext, q: TicketQuery) -> dict[str, Any]:
 
 
 def _health(ctx: StepContext, _: NoArgs) -> dict[str, Any]:
-    values = {n.name: ctx.value(n.name) for n in ctx.workflow.signals}
-    h = compute_health(ctx.run.subject_id, values, date.fromtimestamp(ctx.run.created_at), [])
-    return {"score": h.score, "band": h.band, "drivers": [d.detail for d in h.drivers]}
+    return _scored(ctx).model_dump(exclude={"subject_id"})
 
 
 def _account(ctx: StepContext, args: BaseModel) -> dict[str, Any]:

@@ -70,7 +70,7 @@ def demo(
             reviewed: Counter[str] = Counter()
             if not no_review:
                 reviewed = _review(env, runs, progress)
-                _wait(env, runs, progress, "executing approved", timeout, _settled(env))
+                _wait(env, runs, progress, "executing approved", timeout, _settled)
         checkpoint = env.signing_trail.checkpoint(tenant)
         verdict = env.trail.verify(tenant)
     finally:
@@ -145,8 +145,8 @@ def _trigger(
     return ids
 
 
-def _settled(env: Env) -> Callable[[Run], bool]:
-    return lambda run: run.state in _TERMINAL
+def _settled(run: Run) -> bool:
+    return run.state in _TERMINAL
 
 
 def _settled_or_waiting(env: Env) -> Callable[[Run], bool]:

@@ -41,7 +41,9 @@ def _html_errors(app: FastAPI) -> None:
                 assert isinstance(exc, HTTPException)
                 code = "http.not_found" if exc.status_code == 404 else f"http.{exc.status_code}"
                 message = "No such page." if exc.status_code == 404 else str(exc.detail)
-            status = errors.status_of(code) if not isinstance(exc, HTTPException) else exc.status_code
+            status = (
+                errors.status_of(code) if not isinstance(exc, HTTPException) else exc.status_code
+            )
             return render(request, "error.html", {"code": code, "message": message}, status=status)
 
         return handle

@@ -82,7 +82,12 @@ def _tone(rt: Any, run_id: str | None) -> dict[str, Any] | None:
 
 
 def _detail(
-    request: Request, session: Session, approval_id: str, *, error: str = "", status: int = 200,
+    request: Request,
+    session: Session,
+    approval_id: str,
+    *,
+    error: str = "",
+    status: int = 200,
     edits: str | None = None,
 ) -> Response:
     rt, tenant = rt_of(request), session.principal.tenant
@@ -99,7 +104,8 @@ def _detail(
         "error": error,
         "edits": edits if edits is not None else json.dumps(req.payload, indent=2, sort_keys=True),
         "versions": [r for r in rt.gate.of_run(req.run_id) if r.action_id == req.action_id]
-        if req.run_id else [],
+        if req.run_id
+        else [],
     }
     return render(request, "approval.html", ctx, status=status)
 

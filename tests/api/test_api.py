@@ -308,7 +308,11 @@ def test_outcomes_are_all_or_nothing_and_name_each_problem(api: Api) -> None:
     assert r.status_code == 422 and r.json()["error"]["code"] == "request.invalid"
     r = api.client.post(
         "/v1/outcomes",
-        json={"events": [{"subject_id": "acct-1", "name": "replied", "observed_at": "2026-01-01T10:00:00"}]},
+        json={
+            "events": [
+                {"subject_id": "acct-1", "name": "replied", "observed_at": "2026-01-01T10:00:00"}
+            ]
+        },
         headers=h,
     )  # a time without a zone
     assert r.status_code == 422 and r.json()["error"]["code"] == "request.invalid"

@@ -88,9 +88,11 @@ def _outcome_in_callers_tenant(fx: Fixture, res: dict[str, str], r: httpx.Respon
     from copilot.tables import outcomes
 
     with fx.api.rt.engine.connect() as conn:
-        tenants = conn.execute(
-            select(outcomes.c.tenant).where(outcomes.c.subject_id == res["subject"])
-        ).scalars().all()
+        tenants = (
+            conn.execute(select(outcomes.c.tenant).where(outcomes.c.subject_id == res["subject"]))
+            .scalars()
+            .all()
+        )
     assert tenants and set(tenants) == {"globex"}
 
 

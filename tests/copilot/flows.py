@@ -262,6 +262,7 @@ def report(ctx: StepContext, inp: Plan) -> Report:
     ]
     return Report(subject_id=inp.subject_id, outcomes=outcomes)
 
+
 # An outcome the API's tests record (`POST /v1/outcomes`).
 from copilot.outcomes import OutcomeSpec  # noqa: E402
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from approvals import Gate, Policy
+from approvals import ApprovalRequest, Gate, Policy
 from audit import SqlAuditStore
 from copilot.cli.demo_data import Account, accounts
 from copilot.consent import Consent
@@ -40,6 +40,11 @@ class Book:
 
     def account(self, shape: str, health: str | None = None) -> Account:
         return next(a for a in self.accounts if a.shape == shape and health in (None, a.health))
+
+    def decide(self, req: ApprovalRequest, decision: str, reason: str | None = None) -> None:
+        """A reviewer's decision on the version they saw."""
+        self.gate.decide(req.id, reviewer="rev:maya", roles={"reviewer"}, decision=decision,  # type: ignore[arg-type]
+                         payload_hash=req.payload_hash, reason=reason)  # fmt: skip
 
     def run(self, workflow: str, subject_id: str, **inputs: Any) -> Run:
         run, _ = self.runner.trigger(
