@@ -9,20 +9,20 @@ and supersedes the old one. Every state change commits with its audit event.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
-import math
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, text, update
 
+from approvals import queue as queue_sql
 from approvals.errors import (
     ApprovalConflictError,
     ApprovalForbiddenError,
@@ -108,14 +108,26 @@ class ApprovalRequest(BaseModel):
     approvals: list[str] = []
 
 
-def _request(row: Any, approvals: list[str] | None = None) -> ApprovalRequest:
-    m = dict(row._mapping)
-    m.pop("risk_rank", None)
-    m.pop("execution", None)
-    m["payload"] = json.loads(m["payload"])
-    m["shadow"] = json.loads(m["shadow"])
-    m["explanation"] = json.loads(m["explanation"]) if m["explanation"] else None
-    return ApprovalRequest(**m, approvals=approvals or [])
+_COLUMN_FIELDS = [f for f in ApprovalRequest.model_fields if f != "approvals"]
+
+
+def _request(m: Mapping[Any, Any], approvals: list[str] | None = None) -> ApprovalRequest:
+    """A request from its columns (a row's mapping, or the values about to be inserted)."""
+    values: dict[str, Any] = {f: m.get(f) for f in _COLUMN_FIELDS}
+    values["payload"] = json.loads(values["payload"])
+    values["shadow"] = json.loads(values["shadow"])
+    values["explanation"] = json.loads(values["explanation"]) if values["explanation"] else None
+    return ApprovalRequest(**values, approvals=approvals or [])
+
+
+def _doc(req: ApprovalRequest) -> str:
+    """The stored document of a request: exactly what the API serves for it."""
+    return req.model_dump_json()
+
+
+def stored_document(columns: Mapping[str, Any], approvals: list[str] | None = None) -> str:
+    """The document the gate stores for a row with these column values (for bulk loaders)."""
+    return _doc(_request(columns, approvals))
 
 
 _GET = select(requests).where(requests.c.id == bindparam("rid"))
@@ -188,7 +200,7 @@ class Gate:
                 votes.c.request_id == request_id, votes.c.decision == "approve"
             )
         ).scalars()
-        return _request(row, sorted(approvers))
+        return _request(row._mapping, sorted(approvers))
 
     def of_run(self, run_id: str, action_prefix: str = "") -> list[ApprovalRequest]:
         """A run's live (not superseded) requests whose action id starts with the prefix, in order.
@@ -204,7 +216,7 @@ class Gate:
             .order_by(c.action_id)
         )
         with readonly(self.engine.connect()) as conn:
-            return [_request(r) for r in conn.execute(stmt)]
+            return [_request(r._mapping) for r in conn.execute(stmt)]
 
     def queue(
         self,
@@ -219,35 +231,33 @@ class Gate:
         limit: int = 50,
     ) -> tuple[list[ApprovalRequest], str | None]:
         """The queue: by deadline, then highest risk first; cursor pagination."""
-        c = requests.c
-        conds = [c.tenant == tenant]
-        for col, value in (
-            (c.status, status),
-            (c.workflow, workflow),
-            (c.kind, kind),
-            (c.risk, risk),
-            (c.subject_id, subject_id),
-        ):
-            if value is not None:
-                conds.append(col == value)
-        order = (c.deadline, c.risk_rank.desc(), c.id)
-        if cursor:
-            deadline, neg_rank, last_id = _decode_cursor(cursor)
-            conds.append(c.deadline >= deadline)  # an index range start; the OR refines ties
-            conds.append(
-                or_(
-                    c.deadline > deadline,
-                    and_(c.deadline == deadline, -c.risk_rank > neg_rank),
-                    and_(c.deadline == deadline, -c.risk_rank == neg_rank, c.id > last_id),
-                )
-            )
-        stmt = select(requests).where(*conds).order_by(*order).limit(limit + 1)
+        query = queue_sql.QueueQuery(status, workflow, kind, risk, subject_id, cursor, limit)
+        page = json.loads(self.queue_page(tenant, query))
+        return [ApprovalRequest.model_validate(i) for i in page["items"]], page["next_cursor"]
+
+    def queue_page(self, tenant: str, query: queue_sql.QueueQuery) -> bytes:
+        """A page of the queue as JSON bytes, `{"items", "next_cursor"}` (see approvals.queue)."""
+        sql, params = queue_sql.statement(tenant, query)
         with readonly(self.engine.connect()) as conn:
-            rows = conn.execute(stmt).all()
-        items = [_request(r) for r in rows[:limit]]
-        more = len(rows) > limit
-        nxt = _encode_cursor(items[-1]) if more and items else None
-        return items, nxt
+            rows = conn.execute(text(sql), params).all()
+            ids = queue_sql.missing(rows, query.limit)
+            return queue_sql.assemble(rows, query.limit, self._render(conn, ids) if ids else {})
+
+    def render(self, ids: list[str]) -> dict[str, str]:
+        """These requests' documents built from their columns (for rows whose stored one is NULL)."""
+        with readonly(self.engine.connect(), autocommit=False) as conn:
+            return self._render(conn, ids)
+
+    def _render(self, conn: Connection, ids: list[str]) -> dict[str, str]:
+        rows = conn.execute(select(requests).where(requests.c.id.in_(ids))).all()
+        approvers = defaultdict(list)
+        for request_id, reviewer in conn.execute(
+            select(votes.c.request_id, votes.c.reviewer).where(
+                votes.c.request_id.in_(ids), votes.c.decision == "approve"
+            )
+        ):
+            approvers[request_id].append(reviewer)
+        return {r.id: _doc(_request(r._mapping, sorted(approvers[r.id]))) for r in rows}
 
     # -- proposing --------------------------------------------------------------------------
 
@@ -374,8 +384,8 @@ class Gate:
         }
 
     def _insert(self, conn: Connection, row: dict[str, Any], *, actor: Actor) -> ApprovalRequest:
-        conn.execute(insert(requests), row)
-        req = self._get(conn, row["id"], None)
+        req = _request(row)
+        conn.execute(insert(requests), {**row, "doc": _doc(req)})
         self._audit(
             conn,
             req,
@@ -438,11 +448,13 @@ class Gate:
                 human,
                 {"decision": decision, "payload_hash": req.payload_hash, "reason": reason},
             )
-            approvals = len(req.approvals) + (decision == "approve")
+            approvers = sorted([*req.approvals, reviewer]) if decision == "approve" else None
             if decision == "reject":
                 self._set_status(conn, req, "rejected", human, reason=reason)
-            elif approvals >= req.required_n:
-                self._set_status(conn, req, "approved", human)
+            elif approvers is not None and len(approvers) >= req.required_n:
+                self._set_status(conn, req, "approved", human, approvals=approvers)
+            else:
+                self._changed(conn, req, approvals=approvers)
             return self._get(conn, request_id, tenant)
 
     def _check_may_decide(
@@ -579,7 +591,9 @@ class Gate:
                 {"decision": "approve", "payload_hash": new.payload_hash, "reason": "edited"},
             )
             if new.required_n <= 1:
-                self._set_status(conn, new, "approved", human)
+                self._set_status(conn, new, "approved", human, approvals=[reviewer])
+            else:
+                self._changed(conn, new, approvals=[reviewer])
             return self._get(conn, new.id, tenant)
 
     def claim(
@@ -599,10 +613,8 @@ class Gate:
                     approval_id=req.id,
                     claimed_by=req.claimed_by,
                 )
-            conn.execute(
-                update(requests)
-                .where(requests.c.id == req.id)
-                .values(claimed_by=reviewer, claim_expires_at=now + seconds, updated_at=now)
+            self._changed(
+                conn, req, claimed_by=reviewer, claim_expires_at=now + seconds, updated_at=now
             )
             self._audit(
                 conn, req, "approval.claimed", Actor.human(reviewer), {"until": now + seconds}
@@ -632,10 +644,8 @@ class Gate:
                 system = Actor.system("expiry")
                 if kind.on_expiry == OnExpiry.ESCALATE and req.role != kind.escalate_to:
                     deadline = now + kind.expires_after.total_seconds()
-                    conn.execute(
-                        update(requests)
-                        .where(requests.c.id == req.id)
-                        .values(role=kind.escalate_to, deadline=deadline, updated_at=now)
+                    self._changed(
+                        conn, req, role=kind.escalate_to, deadline=deadline, updated_at=now
                     )
                     self._audit(
                         conn,
@@ -680,14 +690,12 @@ class Gate:
                 raise ApprovalConflictError(
                     f"approval {req.id} is {req.status}, not approved", approval_id=req.id
                 )
-            conn.execute(
-                update(requests)
-                .where(requests.c.id == req.id)
-                .values(
-                    execution_status="done" if ok else "failed",
-                    execution=json.dumps(detail, sort_keys=True),
-                    updated_at=self.clock(),
-                )
+            self._changed(
+                conn,
+                req,
+                execution_status="done" if ok else "failed",
+                updated_at=self.clock(),
+                columns={"execution": json.dumps(detail, sort_keys=True)},
             )
             self._audit(
                 conn,
@@ -708,12 +716,17 @@ class Gate:
         actor: Actor,
         *,
         reason: str | None = None,
+        approvals: list[str] | None = None,
     ) -> None:
-        moved = conn.execute(
-            update(requests)
-            .where(requests.c.id == req.id, requests.c.status == req.status)
-            .values(status=status, reason=reason, updated_at=self.clock())
-        ).rowcount
+        moved = self._changed(
+            conn,
+            req,
+            expect_status=req.status,
+            status=status,
+            reason=reason,
+            updated_at=self.clock(),
+            approvals=req.approvals if approvals is None else approvals,
+        )
         if moved != 1:
             raise ApprovalConflictError(
                 f"approval {req.id} changed under us; retry", approval_id=req.id
@@ -727,6 +740,28 @@ class Gate:
         )
         if status in SETTLED:
             self._settled(conn, self._get(conn, req.id, None))
+
+    def _changed(
+        self,
+        conn: Connection,
+        req: ApprovalRequest,
+        *,
+        expect_status: str | None = None,
+        columns: dict[str, Any] | None = None,
+        **changes: Any,
+    ) -> int:
+        """Update one request's columns and its stored document in one statement; rows moved.
+
+        `changes` are fields of the request (`approvals` only reaches the document: votes
+        are their own table); `columns` are columns the document does not show. The
+        document is the request with the changes applied, what `_get` reads back after.
+        """
+        doc = _doc(req.model_copy(update=changes))
+        values = {k: v for k, v in changes.items() if k != "approvals"}
+        stmt = update(requests).where(requests.c.id == req.id)
+        if expect_status is not None:
+            stmt = stmt.where(requests.c.status == expect_status)
+        return conn.execute(stmt.values(**values, **(columns or {}), doc=doc)).rowcount
 
     def _settled(self, conn: Connection, req: ApprovalRequest) -> None:
         """A request reached a final status: resume its run in this transaction, wake after it."""
@@ -758,34 +793,3 @@ class Gate:
                 )
             ],
         )
-
-
-def _encode_cursor(req: ApprovalRequest) -> str:
-    raw = json.dumps([req.deadline, -req.risk.rank, req.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[float, int, str]:
-    from approvals.errors import ApprovalError
-
-    try:
-        deadline, neg_rank, last = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        decoded = float(deadline), int(neg_rank), str(last)
-    except (ValueError, TypeError) as exc:
-        decoded = None
-        cause: Exception | None = exc
-    else:
-        cause = None
-    # A cursor comes back from clients: only the shapes we issue reach the query (a huge
-    # integer or a non-finite deadline would fail in the driver, not here).
-    if (
-        decoded is None
-        or not math.isfinite(decoded[0])
-        or not -10 <= decoded[1] <= 10
-        or len(decoded[2]) > 64
-    ):
-        raise ApprovalError(
-            "the cursor is not one this server issued; start from the first page",
-            code="approval.bad_cursor",
-        ) from cause
-    return decoded

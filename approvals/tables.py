@@ -50,6 +50,11 @@ requests = Table(
     Column("reason", Text, nullable=True),
     Column("execution_status", String(16), nullable=True),
     Column("execution", Text, nullable=True),
+    # The request as the API serves it (ApprovalRequest JSON, approvers included), written
+    # by the gate with every change, so the queue's hot read joins stored documents instead
+    # of building 50 records per page. NULL when a change did not rewrite it (a trigger sees
+    # to that, see migration 0011): readers then render that row from its columns.
+    Column("doc", Text, nullable=True),
     UniqueConstraint("tenant", "action_id", "version", name="uq_approval_version"),
     Index("ix_approval_queue", "tenant", "status", "deadline", "risk_rank", "id"),
     Index("ix_approval_run", "run_id"),

@@ -26,6 +26,7 @@ import psycopg  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from approvals import Catalog, Gate, Policy  # noqa: E402
+from approvals.gate import stored_document  # noqa: E402
 from approvals.tables import requests  # noqa: E402
 from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report  # noqa: E402
 from bench.runtime import worker_cluster  # noqa: E402
@@ -68,37 +69,38 @@ def seed(schema: str, n: int) -> None:
         "deadline",
     )
     with psycopg.connect(PG_DSN, options=f"-csearch_path={schema}") as conn:
-        with conn.cursor().copy(f"COPY approval_requests ({', '.join(cols)}) FROM STDIN") as copy:
+        names = ", ".join((*cols, "doc"))
+        with conn.cursor().copy(f"COPY approval_requests ({names}) FROM STDIN") as copy:
             for i in range(n):
                 risk, rank = rng.choice(RISKS)
-                copy.write_row(
-                    (
-                        uuid.uuid4().hex,
-                        "bench",
-                        rng.choice(["next_actions", "tone_draft"]),
-                        uuid.uuid4().hex,
-                        f"acct-{i % 5000}",
-                        uuid.uuid4().hex,
-                        1,
-                        rng.choice(KINDS),
-                        '{"to": "acct", "body": "..."}',
-                        "0" * 64,
-                        risk,
-                        rank,
-                        0.8,
-                        "full",
-                        1,
-                        "reviewer",
-                        "pending",
-                        "default",
-                        "bench@1",
-                        "[]",
-                        "app",
-                        now,
-                        now,
-                        now + rng.uniform(0, 72 * 3600),
-                    )
+                row = (
+                    uuid.uuid4().hex,
+                    "bench",
+                    rng.choice(["next_actions", "tone_draft"]),
+                    uuid.uuid4().hex,
+                    f"acct-{i % 5000}",
+                    uuid.uuid4().hex,
+                    1,
+                    rng.choice(KINDS),
+                    '{"to": "acct", "body": "..."}',
+                    "0" * 64,
+                    risk,
+                    rank,
+                    0.8,
+                    "full",
+                    1,
+                    "reviewer",
+                    "pending",
+                    "default",
+                    "bench@1",
+                    "[]",
+                    "app",
+                    now,
+                    now,
+                    now + rng.uniform(0, 72 * 3600),
                 )
+                # With the document the gate would have stored for it (served by the queue read).
+                copy.write_row((*row, stored_document(dict(zip(cols, row, strict=True)))))
         conn.execute("ANALYZE approval_requests")
 
 

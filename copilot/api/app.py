@@ -11,6 +11,7 @@ from copilot import web
 from copilot.api import errors
 from copilot.api.auth import KeyCache
 from copilot.api.limits import BodyLimit
+from copilot.api.reads import QueueReader
 from copilot.api.routes import admin, approvals, audit, ops, outcomes, runs, subjects
 from copilot.api.strict import strict_query
 from copilot.runtime import Runtime
@@ -32,10 +33,16 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     """The ASGI app. `runtime` is for tests that build their own; servers pass settings only."""
     rt = runtime or Runtime(settings, tolerate_broker_errors=True)
 
+    reader = QueueReader(rt.gate, rt.engine)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        rt.close()
+        await reader.open()
+        try:
+            yield
+        finally:
+            await reader.close()
+            rt.close()
 
     app = FastAPI(
         title="copilot",
@@ -47,6 +54,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     )
     app.state.runtime = rt.prepare()
     app.state.keys = KeyCache(rt.keys, settings.api_key_cache_seconds)
+    app.state.queue_reader = reader
     app.state.max_body = settings.api_max_body_bytes
     errors.install(app)
     for module in (runs, approvals, audit, subjects, outcomes, admin, ops):

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from approvals import ApprovalRequest, Policy
+from approvals import ApprovalRequest, Policy, Risk
 from audit import Entry
 from copilot.keys import ApiKey, Role
 from copilot.runs import RunState
@@ -196,6 +196,25 @@ class RunExplanation(BaseModel):
 # -- approvals ------------------------------------------------------------------------------
 
 ApprovalStatus = Literal["pending", "approved", "rejected", "expired", "cancelled", "superseded"]
+
+
+class QueueParams(BaseModel):
+    """The queue's query parameters (`GET /v1/approvals`), validated in one pass."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: ApprovalStatus = Field(default="pending", description="Requests in this state.")
+    workflow: Annotated[str | None, Field(pattern=NAME, description="Only this workflow's.")] = None
+    kind: Annotated[str | None, Field(pattern=NAME, description="Only this action kind.")] = None
+    risk: Risk | None = Field(default=None, description="Only this risk.")
+    subject_id: Annotated[
+        str | None, Field(pattern=SUBJECT, description="Only this subject's.")
+    ] = None
+    cursor: Annotated[
+        str | None,
+        Field(pattern=r"^[A-Za-z0-9_=-]{1,200}$", description="`next_cursor` of the last page."),
+    ] = None
+    limit: Annotated[int, Field(ge=1, le=200, description="Page size.")] = 50
 
 
 class ApprovalPage(BaseModel):

@@ -8,7 +8,6 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
 
 from approvals import (
     ApprovalConflictError,
@@ -21,27 +20,10 @@ from approvals import (
 )
 from audit import Query, SqlAuditStore, Trail
 from audit.stores.sql import create_engine
+from tests.approvals.conftest import Clock
 from tests.approvals.kinds import CATALOG, POLICY
 
 REVIEWERS = frozenset({"reviewer"})
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def gate(engine: Engine, clock: Clock) -> Gate:
-    return Gate(engine, SqlAuditStore(engine), CATALOG, POLICY, clock=clock)
 
 
 def propose(gate: Gate, kind: str, payload: dict[str, Any], **kw: Any):  # type: ignore[no-untyped-def]

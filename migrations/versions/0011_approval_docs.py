@@ -1,0 +1,91 @@
+"""Approval documents: each request stored as the API serves it, kept honest by triggers.
+
+`approval_requests.doc` holds the request's JSON (approvers included), written by the gate
+in the same statement as every change it makes. Any other change (an UPDATE that does not
+rewrite `doc`, a vote added or removed) sets `doc` to NULL by trigger, so a stale document
+can never be served: readers render a NULL-doc row from its columns. Rows that exist
+before this migration start NULL and are rendered that way until their next change.
+
+Revision ID: 0011_approval_docs
+Revises: 0010_web_sessions
+Create Date: 2026-11-27
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0011_approval_docs"
+down_revision = "0010_web_sessions"
+branch_labels = None
+depends_on = None
+
+PG_UP = [
+    """
+    CREATE FUNCTION approval_doc_stale() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.doc IS NOT DISTINCT FROM OLD.doc THEN
+            NEW.doc := NULL;
+        END IF;
+        RETURN NEW;
+    END $$
+    """,
+    """
+    CREATE TRIGGER approval_doc_stale BEFORE UPDATE ON approval_requests
+    FOR EACH ROW EXECUTE FUNCTION approval_doc_stale()
+    """,
+    """
+    CREATE FUNCTION approval_vote_stale() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE approval_requests SET doc = NULL
+        WHERE id = (CASE WHEN TG_OP = 'DELETE' THEN OLD.request_id ELSE NEW.request_id END)
+          AND doc IS NOT NULL;
+        RETURN NULL;
+    END $$
+    """,
+    """
+    CREATE TRIGGER approval_vote_stale AFTER INSERT OR UPDATE OR DELETE ON approval_votes
+    FOR EACH ROW EXECUTE FUNCTION approval_vote_stale()
+    """,
+]
+PG_DOWN = [
+    "DROP TRIGGER approval_vote_stale ON approval_votes",
+    "DROP FUNCTION approval_vote_stale()",
+    "DROP TRIGGER approval_doc_stale ON approval_requests",
+    "DROP FUNCTION approval_doc_stale()",
+]
+SQLITE_UP = [
+    """
+    CREATE TRIGGER approval_doc_stale AFTER UPDATE ON approval_requests
+    FOR EACH ROW WHEN NEW.doc IS OLD.doc AND NEW.doc IS NOT NULL
+    BEGIN UPDATE approval_requests SET doc = NULL WHERE id = NEW.id; END
+    """,
+    *(
+        f"""
+        CREATE TRIGGER approval_vote_stale_{op_} AFTER {op_} ON approval_votes FOR EACH ROW
+        BEGIN UPDATE approval_requests SET doc = NULL WHERE id = {row}.request_id; END
+        """
+        for op_, row in (("insert", "NEW"), ("update", "NEW"), ("delete", "OLD"))
+    ),
+]
+SQLITE_DOWN = [
+    "DROP TRIGGER approval_doc_stale",
+    *(f"DROP TRIGGER approval_vote_stale_{o}" for o in ("insert", "update", "delete")),
+]
+
+
+def _dialect() -> str:
+    return op.get_bind().dialect.name
+
+
+def upgrade() -> None:
+    op.add_column("approval_requests", sa.Column("doc", sa.Text(), nullable=True))
+    for statement in PG_UP if _dialect() == "postgresql" else SQLITE_UP:
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    for statement in PG_DOWN if _dialect() == "postgresql" else SQLITE_DOWN:
+        op.execute(statement)
+    op.drop_column("approval_requests", "doc")
