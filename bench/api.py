@@ -9,6 +9,11 @@ constant, served by uvicorn with the same options (one process, the same event l
 HTTP parser). Load: keep-alive connections from a separate client process on this machine.
 Target: the listing at >= 0.3 of the bare endpoint's rate, with p99 < 50 ms.
 
+Also measured, no target: the floor under any database-backed listing on this machine
+(bench/_floor.py: a bare route that reads the same first page with one held asyncpg
+connection, no key, no validation, no pool), and each server's CPU per request (from
+/proc), so a missed ratio shows whether the API's own work or the machine is the limit.
+
     python bench/api.py [--quick]
 """
 
@@ -32,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from audit import Actor  # noqa: E402
-from bench._common import Result, parser, pg_schema, pg_url, report  # noqa: E402
+from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report  # noqa: E402
 from bench._load import request  # noqa: E402
 from bench.approvals import seed  # noqa: E402
 from bench.runtime import REDIS_DB  # noqa: E402
@@ -78,8 +83,31 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def load(port: int, requests: list[str], seconds: float) -> dict[str, float]:
-    """Run the load generator against one server; its figures."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children so far (Linux /proc)."""
+    total = 0.0
+    for p in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(k) for k in kids] + [g for k in kids for g in _children(int(k))]
+
+
+def load(
+    port: int, requests: list[str], seconds: float, server: subprocess.Popen[bytes]
+) -> dict[str, float]:
+    """Run the load generator against one server; its figures, with the server's CPU."""
+    before = cpu_seconds(server.pid)
     spec = {"host": HOST, "port": port, "requests": requests, "connections": CONNECTIONS,
             "seconds": seconds, "warmup": 1.0}  # fmt: skip
     done = subprocess.run(
@@ -89,7 +117,20 @@ def load(port: int, requests: list[str], seconds: float) -> dict[str, float]:
     figures: dict[str, float] = json.loads(done.stdout)
     if figures["errors"]:
         raise RuntimeError(f"{figures['errors']} non-2xx responses: {figures}")
+    # Over the whole run (warm-up included), per request answered in the measured window:
+    # a slight overestimate, the same for every server.
+    figures["cpu_us"] = (cpu_seconds(server.pid) - before) / figures["count"] * 1e6
     return figures
+
+
+def asyncpg_dsn(schema: str) -> str:
+    """The bench database as an asyncpg DSN with `schema` first on the search path."""
+    parts = dict(kv.split("=", 1) for kv in PG_DSN.split())
+    return (
+        f"postgresql://{parts.get('user', 'postgres')}@{parts.get('host', HOST)}:"
+        f"{parts.get('port', '5432')}/{parts.get('dbname', 'test')}?search_path={schema}"
+        "&plan_cache_mode=force_generic_plan"  # as the API's reader runs it
+    )
 
 
 def main() -> None:
@@ -131,6 +172,11 @@ def main() -> None:
                      env, ours_port, home / "api.log")  # fmt: skip
         bare = serve([sys.executable, "-m", "uvicorn", "bench._bare:app", "--host", HOST,
                       "--port", str(bare_port), *common], env, bare_port, home / "bare.log")  # fmt: skip
+        floor_port = free_port()
+        floor_env = {**env, "BENCH_FLOOR_DSN": asyncpg_dsn(schema)}
+        floor = serve([sys.executable, "-m", "uvicorn", "bench._floor:app", "--host", HOST,
+                       "--port", str(floor_port), *common], floor_env, floor_port,
+                      home / "floor.log")  # fmt: skip
         host = f"{HOST}:{ours_port}"
         listing = [request("GET", "/v1/approvals?limit=50", host, token=reviewer)] + [
             request("GET", f"/v1/approvals?limit=50&cursor={c}", host, token=reviewer)
@@ -142,15 +188,19 @@ def main() -> None:
             for i in range(500)
         ]  # fmt: skip
         constant = [request("GET", "/bare", f"{HOST}:{bare_port}")]
-        figures: dict[str, list[dict[str, float]]] = {"bare": [], "list": [], "post": []}
+        least = [request("GET", "/floor", f"{HOST}:{floor_port}")]
+        figures: dict[str, list[dict[str, float]]] = {"bare": [], "floor": [], "list": [],
+                                                      "post": []}  # fmt: skip
         try:
-            for _ in range(rounds):  # interleaved, so drift on the machine hits all three
-                figures["bare"].append(load(bare_port, constant, seconds))
-                figures["list"].append(load(ours_port, listing, seconds))
-                figures["post"].append(load(ours_port, posts, seconds))
+            for _ in range(rounds):  # interleaved, so drift on the machine hits them all
+                figures["bare"].append(load(bare_port, constant, seconds, bare))
+                figures["floor"].append(load(floor_port, least, seconds, floor))
+                figures["list"].append(load(ours_port, listing, seconds, ours))
+                figures["post"].append(load(ours_port, posts, seconds, ours))
         finally:
             stop(ours)
             stop(bare)
+            stop(floor)
             import redis
 
             redis.Redis(host=HOST, port=6379, db=REDIS_DB).delete(queue)
@@ -167,6 +217,8 @@ def main() -> None:
                med("bare", "p50_ms"), None, "value <= 50"),
         Result(f"GET /v1/approvals ({label}), p99", med("list", "p99_ms"), "ms",
                med("bare", "p99_ms"), None, "value <= 50"),
+        Result("floor: same page, bare route, no key (no target), rate", med("floor", "rps"),
+               "req/s", base, med("floor", "rps") / base, ">= 0"),
         Result("POST /v1/runs (no target set), rate", med("post", "rps"), "req/s", base,
                med("post", "rps") / base, ">= 0"),
         Result("POST /v1/runs (no target set), p50", med("post", "p50_ms"), "ms",
@@ -177,6 +229,9 @@ def main() -> None:
     print(f"bare FastAPI constant endpoint: {base:,.0f} req/s, p50 {med('bare', 'p50_ms'):.2f} ms, "
           f"p99 {med('bare', 'p99_ms'):.2f} ms; {CONNECTIONS} keep-alive connections, "
           f"{rounds} round(s) of {seconds:.0f} s")  # fmt: skip
+    for kind, label in (("bare", "bare constant"), ("floor", "floor page"),
+                        ("list", "GET /v1/approvals"), ("post", "POST /v1/runs")):  # fmt: skip
+        print(f"server CPU per request, {label}: {med(kind, 'cpu_us'):,.0f} us")
     report("api", results)
 
 

@@ -69,21 +69,31 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
-        if credentials is None:
-            raise UnauthenticatedError(
-                "send an API key as `Authorization: Bearer <key>`; create one with "
-                "`copilot keys create --tenant T --role R`"
-            )
-        cache = request.app.state.keys
-        assert isinstance(cache, KeyCache)
-        found = await cache.principal(credentials.credentials)
-        if found is None:
-            raise UnauthenticatedError("the API key is unknown or revoked")
-        if not found.has(*roles):
-            raise ForbiddenError(
-                f"this needs a key with the {' or '.join(roles)} role",
-                required=list(roles),
-            )
-        return found
+        return await _check(request, credentials.credentials if credentials else None, roles)
 
     return principal
+
+
+async def authenticate(request: Request, *roles: Role) -> Principal:
+    """`require(*roles)` for a route that resolves nothing (see copilot.api.direct): the
+    bearer key read from the header here, the same checks, the same errors."""
+    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+    return await _check(request, token if scheme.lower() == "bearer" and token else None, roles)
+
+
+async def _check(request: Request, token: str | None, roles: tuple[Role, ...]) -> Principal:
+    if token is None:
+        raise UnauthenticatedError(
+            "send an API key as `Authorization: Bearer <key>`; create one with "
+            "`copilot keys create --tenant T --role R`"
+        )
+    cache = request.app.state.keys
+    assert isinstance(cache, KeyCache)
+    found = await cache.principal(token)
+    if found is None:
+        raise UnauthenticatedError("the API key is unknown or revoked")
+    if not found.has(*roles):
+        raise ForbiddenError(
+            f"this needs a key with the {' or '.join(roles)} role", required=list(roles)
+        )
+    return found

@@ -29,7 +29,7 @@ def test_the_served_page_is_the_gates_page_byte_for_byte(api: Api) -> None:
     reader = api.client.app.state.queue_reader  # type: ignore[attr-defined]
     assert isinstance(reader, QueueReader)
     # On PostgreSQL the page is read on the event loop through asyncpg, not the engine.
-    assert (reader._pool is not None) == (api.rt.engine.dialect.name == "postgresql")
+    assert (reader._connections is not None) == (api.rt.engine.dialect.name == "postgresql")
 
     def check() -> None:
         counts: dict[QueueQuery, int] = {}
