@@ -58,6 +58,7 @@ requests = Table(
     UniqueConstraint("tenant", "action_id", "version", name="uq_approval_version"),
     Index("ix_approval_queue", "tenant", "status", "deadline", "risk_rank", "id"),
     Index("ix_approval_run", "run_id"),
+    Index("ix_approval_subject", "tenant", "subject_id"),  # the queue's subject filter, erasure
 )
 
 votes = Table(

@@ -1,4 +1,5 @@
-"""Approval documents: each request stored as the API serves it, kept honest by triggers.
+"""Approval documents: each request stored as the API serves it, kept honest by triggers;
+and an index for the queue's subject filter.
 
 `approval_requests.doc` holds the request's JSON (approvers included), written by the gate
 in the same statement as every change it makes. Any other change (an UPDATE that does not
@@ -81,6 +82,8 @@ def _dialect() -> str:
 
 def upgrade() -> None:
     op.add_column("approval_requests", sa.Column("doc", sa.Text(), nullable=True))
+    # The queue filtered by subject (a reviewer's inbox, an erasure) without a full scan.
+    op.create_index("ix_approval_subject", "approval_requests", ["tenant", "subject_id"])
     for statement in PG_UP if _dialect() == "postgresql" else SQLITE_UP:
         op.execute(statement)
 
@@ -88,4 +91,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     for statement in PG_DOWN if _dialect() == "postgresql" else SQLITE_DOWN:
         op.execute(statement)
+    op.drop_index("ix_approval_subject", table_name="approval_requests")
     op.drop_column("approval_requests", "doc")
