@@ -42,6 +42,10 @@ def server_settings(options: str) -> dict[str, str]:
     return found
 
 
+# A kept connection the server closed meanwhile (a restart, an idle timeout): not a timeout.
+_STALE = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, ConnectionError)
+
+
 class Connections:
     """Idle asyncpg connections reused last-in first-out, at most `size` open at once.
 
@@ -63,13 +67,10 @@ class Connections:
                 conn = self._idle.pop() if reused else await self._connect()
                 try:
                     rows = await conn.fetch(sql, *args)
-                except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
-                    conn.terminate()
-                    if reused and attempt == 1:
+                except BaseException as exc:
+                    conn.terminate()  # its state is unknown: never reused
+                    if reused and attempt == 1 and isinstance(exc, _STALE):
                         continue
-                    raise
-                except BaseException:
-                    conn.terminate()
                     raise
                 self._idle.append(conn)
                 return rows
@@ -103,6 +104,7 @@ class QueueReader:
             # PostgreSQL does by default for this one) cost the server ~40% more CPU than
             # running it. Every shape has the same right plan: the queue index, in order.
             "plan_cache_mode": "force_generic_plan",
+            "application_name": "copilot-api-queue",  # for pg_stat_activity
             **server_settings(str(url.query.get("options", ""))),
         }
 

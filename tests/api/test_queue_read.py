@@ -7,10 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, update
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text, update
 
 from approvals.queue import QueueQuery
 from approvals.tables import requests
+from audit import Actor
+from copilot.api import create_app
 from copilot.api.reads import QueueReader, server_settings
 from copilot.errors import CopilotError
 from tests.api.conftest import Api, build_runtime
@@ -84,6 +87,27 @@ def test_the_queue_answers_503_when_its_database_is_away(pg_url: str, tmp_path: 
         assert caught.value.code == "service.unavailable"
     finally:
         away.dispose()
+        rt.close()
+
+
+def test_a_kept_connection_the_server_closed_is_replaced_without_an_error(
+    pg_url: str, tmp_path: Path
+) -> None:
+    rt = build_runtime(pg_url, tmp_path, [])
+    try:
+        with TestClient(create_app(rt.settings, runtime=rt)) as client:
+            _, token = rt.keys.create(tenant="acme", roles=["reviewer"], actor=Actor.system("t"))
+            h = {"Authorization": f"Bearer {token}"}
+            assert client.get("/v1/approvals", headers=h).status_code == 200
+            reader = client.app.state.queue_reader  # type: ignore[attr-defined]
+            (kept,) = reader._connections._idle
+            with rt.engine.connect() as conn:  # a server restart, as far as that one knows
+                conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": kept.get_server_pid()})
+            r = client.get("/v1/approvals", headers=h)
+            assert r.status_code == 200, r.text
+            assert json.loads(r.content) == {"items": [], "next_cursor": None}
+            assert reader._connections._idle[0] is not kept
+    finally:
         rt.close()
 
 
