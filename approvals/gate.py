@@ -32,7 +32,7 @@ from approvals.errors import (
 )
 from approvals.kinds import Catalog, OnExpiry, Risk
 from approvals.policy import REQUIRE_ONE, Facts, Policy
-from approvals.tables import requests, votes
+from approvals.tables import REQUEST_COLUMNS, requests, votes
 from audit import Actor, AuditEvent, SqlAuditStore, Versions
 from audit.canonical import canonical
 from audit.stores.sql import readonly
@@ -130,7 +130,7 @@ def stored_document(columns: Mapping[str, Any], approvals: list[str] | None = No
     return _doc(_request(columns, approvals))
 
 
-_GET = select(requests).where(requests.c.id == bindparam("rid"))
+_GET = select(*REQUEST_COLUMNS).where(requests.c.id == bindparam("rid"))
 
 
 class Gate:
@@ -209,7 +209,7 @@ class Gate:
         """
         c = requests.c
         stmt = (
-            select(requests)
+            select(*REQUEST_COLUMNS)
             .where(
                 c.run_id == run_id, c.action_id.like(action_prefix + "%"), c.status != "superseded"
             )
@@ -238,7 +238,8 @@ class Gate:
     def queue_page(self, tenant: str, query: queue_sql.QueueQuery) -> bytes:
         """A page of the queue as JSON bytes, `{"items", "next_cursor"}` (see approvals.queue)."""
         sql, params = queue_sql.statement(tenant, query)
-        with readonly(self.engine.connect()) as conn:
+        # One snapshot: items without a stored document are rendered as the page saw them.
+        with readonly(self.engine.connect(), autocommit=False) as conn:
             rows = conn.execute(text(sql), params).all()
             ids = queue_sql.missing(rows, query.limit)
             return queue_sql.assemble(rows, query.limit, self._render(conn, ids) if ids else {})
@@ -249,7 +250,7 @@ class Gate:
             return self._render(conn, ids)
 
     def _render(self, conn: Connection, ids: list[str]) -> dict[str, str]:
-        rows = conn.execute(select(requests).where(requests.c.id.in_(ids))).all()
+        rows = conn.execute(select(*REQUEST_COLUMNS).where(requests.c.id.in_(ids))).all()
         approvers = defaultdict(list)
         for request_id, reviewer in conn.execute(
             select(votes.c.request_id, votes.c.reviewer).where(

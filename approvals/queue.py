@@ -17,6 +17,7 @@ import base64
 import functools
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -24,6 +25,7 @@ from typing import Any, Literal
 from approvals.errors import ApprovalError
 
 FILTERS = ("status", "workflow", "kind", "risk", "subject_id")
+_ID = re.compile(r"[0-9a-f]{32}")  # a request id, as the gate makes them
 Row = Any  # indexable (id, deadline, risk_rank, doc): the columns `statement` selects
 
 
@@ -138,7 +140,7 @@ def decode_cursor(cursor: str) -> tuple[float, int, str]:
         decoded is None
         or not math.isfinite(decoded[0])
         or not -10 <= decoded[1] <= 10
-        or len(decoded[2]) > 64
+        or not _ID.fullmatch(decoded[2])
     ):
         raise ApprovalError(
             "the cursor is not one this server issued; start from the first page",

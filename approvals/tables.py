@@ -61,6 +61,9 @@ requests = Table(
     Index("ix_approval_subject", "tenant", "subject_id"),  # the queue's subject filter, erasure
 )
 
+# Every column of a request but its stored document: what readers of the rows select.
+REQUEST_COLUMNS = [c for c in requests.c if c.name != "doc"]
+
 votes = Table(
     "approval_votes",
     metadata,

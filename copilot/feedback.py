@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, select
 
 from approvals.gate import shadow_figures
-from approvals.tables import requests, votes
+from approvals.tables import REQUEST_COLUMNS, requests, votes
 from audit.canonical import canonical
 
 Decision = Literal[
@@ -124,7 +124,7 @@ def read_feedback(
 ) -> list[Feedback]:
     """Every action proposed in the tenant (and workflow), with what people did with it."""
     c = requests.c
-    stmt = select(requests).where(c.tenant == tenant)
+    stmt = select(*REQUEST_COLUMNS).where(c.tenant == tenant)
     if workflow is not None:
         stmt = stmt.where(c.workflow == workflow)
     versions: dict[str, list[Any]] = {}

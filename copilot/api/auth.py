@@ -15,6 +15,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 
 from copilot.errors import ForbiddenError, UnauthenticatedError
@@ -76,8 +77,8 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
 
 async def authenticate(request: Request, *roles: Role) -> Principal:
     """`require(*roles)` for a route that resolves nothing (see copilot.api.direct): the
-    bearer key read from the header here, the same checks, the same errors."""
-    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+    bearer key read from the header as HTTPBearer reads it, the same checks and errors."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
     return await _check(request, token if scheme.lower() == "bearer" and token else None, roles)
 
 

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Engine
+from sqlalchemy import URL, Engine
 from starlette.concurrency import run_in_threadpool
 
 from approvals import Gate
@@ -27,6 +27,32 @@ from approvals.queue import QueueQuery, assemble, missing, positional
 from copilot.errors import CopilotError
 
 log = logging.getLogger(__name__)
+
+# Connection parameters asyncpg honours in a DSN as libpq does (TLS among them). A URL with
+# any other parameter is not guessed at: the reader then stays on the engine.
+DSN_PARAMS = frozenset(
+    {
+        "host", "port", "user", "password", "dbname", "database", "passfile", "service",
+        "sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl", "sslpassword",
+        "sslnegotiation", "ssl_min_protocol_version", "ssl_max_protocol_version",
+        "target_session_attrs", "krbsrvname", "gsslib",
+    }
+)  # fmt: skip
+# The server or the connection went away: a kept connection is not reused after these, and
+# a read that met one on a kept connection is tried once more on a fresh one.
+_GONE: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.exceptions.OperatorInterventionError,  # shut down, terminated, starting up
+)
+# What answers 503 `service.unavailable` (timeouts and refusals are OSErrors).
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    *_GONE,
+    OSError,
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, out of memory
+)
 
 
 def server_settings(options: str) -> dict[str, str]:
@@ -42,43 +68,105 @@ def server_settings(options: str) -> dict[str, str]:
     return found
 
 
-# A kept connection the server closed meanwhile (a restart, an idle timeout): not a timeout.
-_STALE = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, ConnectionError)
+def connect_args(url: URL) -> tuple[str, dict[str, str], float] | None:
+    """asyncpg's DSN, server settings and connect timeout for the engine's URL.
+
+    None when the URL holds a parameter asyncpg would not honour as libpq does.
+    """
+    settings = {
+        # Plan each statement shape once: re-planning the cursor page on every read (what
+        # PostgreSQL does by default for this one) cost the server ~40% more CPU than
+        # running it. Every shape has one right plan: an index, in the queue's order.
+        "plan_cache_mode": "force_generic_plan",
+        "application_name": "copilot-api-queue",  # for pg_stat_activity
+    }
+    timeout = 10.0  # connecting; an unreachable server is a 503, not a hung request
+    kept: dict[str, str] = {}
+    for name, value in url.query.items():
+        if not isinstance(value, str):  # a repeated parameter
+            return None
+        if name == "options":
+            settings.update(server_settings(value))
+        elif name == "application_name":
+            settings[name] = value
+        elif name == "connect_timeout":
+            timeout = float(value)
+        elif name in DSN_PARAMS:
+            kept[name] = value
+        else:
+            return None
+    dsn = url.set(drivername="postgresql", query=kept).render_as_string(hide_password=False)
+    return dsn, settings, timeout
 
 
 class Connections:
-    """Idle asyncpg connections reused last-in first-out, at most `size` open at once.
+    """Idle asyncpg connections reused last-in first-out, at most `size` in use at once.
 
     Instead of asyncpg's Pool, whose acquire and release (a task per release, to shield it)
-    cost about a third of this read's driver time. A connection that fails or is cancelled
-    mid-statement is closed, not reused; a read that fails on a stale connection (a
-    restarted server) is retried once on a fresh one, which is safe because it only reads.
+    cost about a third of this read's driver time. A connection the server or the network
+    dropped, or one cancelled mid-statement, is closed, never reused; a statement error
+    leaves it usable. A read that finds its kept connection dead (a restarted server, an
+    idle timeout) drops every idle one and is tried once more on a fresh connection: safe,
+    because it only reads.
     """
 
     def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], size: int) -> None:
         self._connect = connect
         self._slots = asyncio.Semaphore(size)
         self._idle: list[asyncpg.Connection] = []
+        self._open: set[asyncpg.Connection] = set()
 
     async def fetch(self, sql: str, args: list[Any]) -> list[asyncpg.Record]:
         async with self._slots:
-            for attempt in (1, 2):
-                reused = bool(self._idle)
-                conn = self._idle.pop() if reused else await self._connect()
-                try:
-                    rows = await conn.fetch(sql, *args)
-                except BaseException as exc:
-                    conn.terminate()  # its state is unknown: never reused
-                    if reused and attempt == 1 and isinstance(exc, _STALE):
-                        continue
+            conn, reused = await self._take()
+            try:
+                return await self._run(conn, sql, args)
+            except _GONE:
+                if not reused:
                     raise
-                self._idle.append(conn)
-                return rows
-        raise AssertionError("unreachable")
+            while self._idle:  # a server that dropped one dropped them all
+                self._discard(self._idle.pop())
+            conn, _ = await self._take()
+            return await self._run(conn, sql, args)
+
+    async def _take(self) -> tuple[asyncpg.Connection, bool]:
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.is_closed():
+                return conn, True
+            self._discard(conn)
+        conn = await self._connect()
+        self._open.add(conn)
+        return conn, False
+
+    async def _run(self, conn: asyncpg.Connection, sql: str, args: list[Any]) -> list[Any]:
+        try:
+            rows = await conn.fetch(sql, *args)
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, _GONE):
+                self._discard(conn)
+            else:
+                self._idle.append(conn)  # the statement failed; the connection did not
+            raise
+        except BaseException:
+            self._discard(conn)  # dropped, or cancelled mid-statement: its state is unknown
+            raise
+        self._idle.append(conn)
+        return rows
+
+    def _discard(self, conn: asyncpg.Connection) -> None:
+        self._open.discard(conn)
+        conn.terminate()
 
     async def close(self) -> None:
-        while self._idle:
-            await self._idle.pop().close()
+        """Close every connection, idle or not (the app is stopping); never hangs on one."""
+        self._idle.clear()
+        while self._open:
+            conn = self._open.pop()
+            try:
+                await asyncio.wait_for(conn.close(), 5)
+            except Exception:
+                conn.terminate()
 
 
 class QueueReader:
@@ -98,26 +186,18 @@ class QueueReader:
         """
         if self.engine.dialect.name != "postgresql" or self._connections is not None:
             return
-        url = self.engine.url
-        settings = {
-            # Plan each statement shape once: re-planning the cursor page on every read (what
-            # PostgreSQL does by default for this one) cost the server ~40% more CPU than
-            # running it. Every shape has the same right plan: the queue index, in order.
-            "plan_cache_mode": "force_generic_plan",
-            "application_name": "copilot-api-queue",  # for pg_stat_activity
-            **server_settings(str(url.query.get("options", ""))),
-        }
+        args = connect_args(self.engine.url)
+        if args is None:
+            log.warning(
+                "COPILOT_DATABASE_URL has a parameter asyncpg does not take as libpq does; "
+                "the approval queue is read through the engine"
+            )
+            return
+        dsn, settings, timeout = args
 
         async def connect() -> asyncpg.Connection:
             return await asyncpg.connect(
-                host=url.host,
-                port=url.port,
-                user=url.username,
-                password=url.password,
-                database=url.database,
-                server_settings=settings,
-                timeout=10,  # an unreachable server is a 503, not a hung request
-                command_timeout=30,
+                dsn, server_settings=settings, timeout=timeout, command_timeout=30
             )
 
         self._connections = Connections(connect, self.max_connections)
@@ -129,16 +209,17 @@ class QueueReader:
 
     async def page(self, tenant: str, query: QueueQuery) -> bytes:
         """The page: by deadline, then highest risk first, after `query.cursor`."""
-        if self._connections is None:  # SQLite, or an app driven without its lifespan
-            return await run_in_threadpool(self.gate.queue_page, tenant, query)
-        sql, args = positional(tenant, query)
-        try:
-            rows = await self._connections.fetch(sql, args)
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-            log.warning("queue read: database unavailable: %s", exc)
-            raise CopilotError(
-                "the database is not reachable; retry shortly", code="service.unavailable"
-            ) from exc
-        ids = missing(rows, query.limit)
-        rendered = await run_in_threadpool(self.gate.render, ids) if ids else {}
-        return assemble(rows, query.limit, rendered)
+        if self._connections is not None:
+            sql, args = positional(tenant, query)
+            try:
+                rows = await self._connections.fetch(sql, args)
+            except UNAVAILABLE as exc:
+                log.warning("queue read: database unavailable: %s", exc)
+                raise CopilotError(
+                    "the database is not reachable; retry shortly", code="service.unavailable"
+                ) from exc
+            if not missing(rows, query.limit):
+                return assemble(rows, query.limit, {})
+        # SQLite; no asyncpg; or an item without its stored document: the engine reads the
+        # page and renders those items in one snapshot.
+        return await run_in_threadpool(self.gate.queue_page, tenant, query)

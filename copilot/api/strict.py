@@ -42,10 +42,14 @@ async def strict_query(request: Request) -> None:
     known = _KNOWN.get(id(route))
     if known is None:
         known = _KNOWN[id(route)] = frozenset(_names(route.dependant) | _documented(route))
-    unknown = sorted(set(request.query_params) - known)
+    _refuse_unknown(set(request.query_params) - known)
+
+
+def _refuse_unknown(unknown: set[str]) -> None:
     if unknown:
+        names = sorted(unknown)
         raise CopilotError(
-            f"invalid request: unknown query parameter {', '.join(unknown)}",
+            f"invalid request: unknown query parameter {', '.join(names)}",
             code="request.invalid",
             fields=[
                 {
@@ -53,7 +57,7 @@ async def strict_query(request: Request) -> None:
                     "message": "unknown query parameter",
                     "type": "extra_forbidden",
                 }
-                for u in unknown
+                for u in names
             ],
         )
 
@@ -92,7 +96,10 @@ def query_model(
             parameter["description"] = description
         parameters.append(parameter)
 
+    names = frozenset(model.model_fields)
+
     async def parse(request: Request) -> M:
+        _refuse_unknown(set(request.query_params) - names)  # as the app-wide check words it
         try:
             return model.model_validate(dict(request.query_params))
         except ValidationError as exc:

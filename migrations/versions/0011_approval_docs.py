@@ -3,9 +3,13 @@ and an index for the queue's subject filter.
 
 `approval_requests.doc` holds the request's JSON (approvers included), written by the gate
 in the same statement as every change it makes. Any other change (an UPDATE that does not
-rewrite `doc`, a vote added or removed) sets `doc` to NULL by trigger, so a stale document
-can never be served: readers render a NULL-doc row from its columns. Rows that exist
-before this migration start NULL and are rendered that way until their next change.
+rewrite `doc`, a vote added, moved or removed, votes truncated) sets `doc` to NULL by
+trigger, so a stale document is not served: readers render a NULL-doc row from its
+columns. (Triggers do not fire under `session_replication_role = replica`: a replication
+or restore that writes these tables that way must set `doc = NULL` itself.) A change to
+what `ApprovalRequest` serializes needs a migration that sets every `doc` to NULL. Rows
+that exist before this migration start NULL and are rendered that way until their next
+change.
 
 Revision ID: 0011_approval_docs
 Revises: 0010_web_sessions
@@ -36,12 +40,23 @@ PG_UP = [
     CREATE TRIGGER approval_doc_stale BEFORE UPDATE ON approval_requests
     FOR EACH ROW EXECUTE FUNCTION approval_doc_stale()
     """,
+    # No `doc IS NOT NULL` here: the UPDATE must wait for a writer holding the row (the
+    # gate locks it, reads the votes, then writes the document), whatever the doc holds.
+    # The table is qualified by the trigger's own schema, not the caller's search_path.
     """
     CREATE FUNCTION approval_vote_stale() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        ids text[];
     BEGIN
-        UPDATE approval_requests SET doc = NULL
-        WHERE id = (CASE WHEN TG_OP = 'DELETE' THEN OLD.request_id ELSE NEW.request_id END)
-          AND doc IS NOT NULL;
+        IF TG_OP = 'INSERT' THEN
+            ids := ARRAY[NEW.request_id];
+        ELSIF TG_OP = 'DELETE' THEN
+            ids := ARRAY[OLD.request_id];
+        ELSE
+            ids := ARRAY[OLD.request_id, NEW.request_id];  -- a vote moved: both change
+        END IF;
+        EXECUTE format('UPDATE %I.approval_requests SET doc = NULL WHERE id = ANY($1)',
+                       TG_TABLE_SCHEMA) USING ids;
         RETURN NULL;
     END $$
     """,
@@ -49,8 +64,22 @@ PG_UP = [
     CREATE TRIGGER approval_vote_stale AFTER INSERT OR UPDATE OR DELETE ON approval_votes
     FOR EACH ROW EXECUTE FUNCTION approval_vote_stale()
     """,
+    """
+    CREATE FUNCTION approval_votes_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        EXECUTE format('UPDATE %I.approval_requests SET doc = NULL WHERE doc IS NOT NULL',
+                       TG_TABLE_SCHEMA);
+        RETURN NULL;
+    END $$
+    """,
+    """
+    CREATE TRIGGER approval_votes_truncated AFTER TRUNCATE ON approval_votes
+    FOR EACH STATEMENT EXECUTE FUNCTION approval_votes_truncated()
+    """,
 ]
 PG_DOWN = [
+    "DROP TRIGGER approval_votes_truncated ON approval_votes",
+    "DROP FUNCTION approval_votes_truncated()",
     "DROP TRIGGER approval_vote_stale ON approval_votes",
     "DROP FUNCTION approval_vote_stale()",
     "DROP TRIGGER approval_doc_stale ON approval_requests",
@@ -65,9 +94,13 @@ SQLITE_UP = [
     *(
         f"""
         CREATE TRIGGER approval_vote_stale_{op_} AFTER {op_} ON approval_votes FOR EACH ROW
-        BEGIN UPDATE approval_requests SET doc = NULL WHERE id = {row}.request_id; END
+        BEGIN UPDATE approval_requests SET doc = NULL WHERE id IN ({ids}); END
         """
-        for op_, row in (("insert", "NEW"), ("update", "NEW"), ("delete", "OLD"))
+        for op_, ids in (
+            ("insert", "NEW.request_id"),
+            ("update", "OLD.request_id, NEW.request_id"),  # a vote moved: both change
+            ("delete", "OLD.request_id"),
+        )
     ),
 ]
 SQLITE_DOWN = [

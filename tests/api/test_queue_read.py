@@ -6,15 +6,16 @@ import asyncio
 import json
 from pathlib import Path
 
+import asyncpg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import create_engine, make_url, text, update
 
 from approvals.queue import QueueQuery
 from approvals.tables import requests
 from audit import Actor
 from copilot.api import create_app
-from copilot.api.reads import QueueReader, server_settings
+from copilot.api.reads import Connections, QueueReader, connect_args, server_settings
 from copilot.errors import CopilotError
 from tests.api.conftest import Api, build_runtime
 
@@ -109,6 +110,93 @@ def test_a_kept_connection_the_server_closed_is_replaced_without_an_error(
             assert reader._connections._idle[0] is not kept
     finally:
         rt.close()
+
+
+def test_kept_connections_all_closed_by_the_server_never_fail_a_read(pg_url: str) -> None:
+    """A restart closes every kept connection at once: the next reads still succeed."""
+    args = connect_args(make_url(pg_url))
+    assert args is not None
+    dsn, settings, timeout = args
+
+    async def scenario() -> None:
+        pool = Connections(
+            lambda: asyncpg.connect(dsn, server_settings=settings, timeout=timeout), 4
+        )
+        killer = await asyncpg.connect(dsn, server_settings=settings)
+        try:
+            for _ in range(20):
+                await asyncio.gather(*(pool.fetch("SELECT pg_sleep(0.01)", []) for _ in range(3)))
+                pids = [c.get_server_pid() for c in pool._idle]
+                assert len(pids) == 3
+                await killer.execute(
+                    "SELECT pg_terminate_backend(p) FROM unnest($1::int[]) p", pids
+                )
+                (row,) = await pool.fetch("SELECT 41 + $1::int AS n", [1])
+                assert row["n"] == 42
+            # A statement error leaves its connection usable; it is not thrown away.
+            with pytest.raises(asyncpg.PostgresError):
+                await pool.fetch("SELECT 1/0", [])
+            assert len(pool._idle) >= 1
+        finally:
+            await killer.close()
+            await pool.close()
+            assert not pool._open
+
+    asyncio.run(scenario())
+
+
+def test_a_url_the_reader_cannot_honour_keeps_the_queue_on_the_engine(
+    pg_url: str, tmp_path: Path
+) -> None:
+    url = make_url(pg_url)
+    assert connect_args(url.update_query_dict({"keepalives": "1"})) is None
+    dsn, settings, timeout = connect_args(  # type: ignore[misc]
+        url.update_query_dict({"sslmode": "require", "connect_timeout": "3",
+                               "application_name": "reviewers"})
+    )  # fmt: skip
+    assert "sslmode=require" in dsn and timeout == 3.0
+    assert settings["application_name"] == "reviewers"
+    assert settings["plan_cache_mode"] == "force_generic_plan"
+    # TLS required of a server without it: refused (503), never read in clear.
+    rt = build_runtime(pg_url, tmp_path, [])
+    tls = create_engine(url.update_query_dict({"sslmode": "require"}))
+
+    async def read() -> bytes:
+        reader = QueueReader(rt.gate, tls)
+        await reader.open()
+        try:
+            return await reader.page("acme", QueueQuery())
+        finally:
+            await reader.close()
+
+    try:
+        with pytest.raises(CopilotError) as caught:
+            asyncio.run(read())
+        assert caught.value.code == "service.unavailable"
+    finally:
+        tls.dispose()
+        rt.close()
+
+
+def test_the_direct_route_reads_the_key_and_refuses_parameters_as_every_route_does(
+    api: Api,
+) -> None:
+    token = api.tokens["acme", "reviewer"]
+    for header in (f"Bearer {token}", f"Bearer  {token} ", f"bearer {token}"):
+        assert api.client.get("/v1/approvals", headers={"Authorization": header}).status_code == 200
+    for header in ("", "Bearer", "Bearer   ", f"Basic {token}", f"Token {token}"):
+        r = api.client.get("/v1/approvals", headers={"Authorization": header})
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    r = api.client.get(
+        "/v1/approvals", params={"subjectid": "x"}, headers=api.auth("acme", "reviewer")
+    )
+    other = api.client.get("/v1/runs/" + "0" * 32, params={"subjectid": "x"},
+                           headers=api.auth("acme", "app"))  # fmt: skip
+    assert r.status_code == other.status_code == 422
+    assert r.json()["error"] == other.json()["error"]  # the same words, field and type
+    bad = api.client.get("/v1/approvals", params={"limit": 0}, headers=api.auth("acme", "reviewer"))
+    assert bad.status_code == 422
+    assert [f["field"] for f in bad.json()["error"]["details"]["fields"]] == ["query.limit"]
 
 
 def test_libpq_options_become_asyncpg_server_settings() -> None:

@@ -309,6 +309,7 @@ def test_the_queue_orders_by_deadline_then_risk_and_pages_with_a_cursor(
         b'[1e400, 0, "x"]',  # a deadline that is not finite
         b'[1.0, 100000000000000000000000000000, "x"]',  # beyond any integer column
         b'[1.0, 0, "' + b"x" * 100 + b'"]',  # an id longer than any we issue
+        b'[1.0, 0, "\\u0000' + b"a" * 31 + b'"]',  # a NUL the database would refuse
         b'{"a": 1, "b": 2, "c": 3}',  # three keys unpack, but not to numbers
         b"\xff\xfe",  # not UTF-8
     ],

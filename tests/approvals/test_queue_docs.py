@@ -10,12 +10,14 @@ stale document, and the page must still be exact.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 
-from approvals import Gate
+from approvals import ApprovalRequest, Gate
 from approvals.queue import QueueQuery
 from approvals.tables import requests, votes
 from audit import Actor
@@ -126,6 +128,23 @@ def test_a_change_behind_the_gates_back_leaves_no_stale_document(gate: Gate, clo
     docs = stored(gate)
     assert docs[edited.id] is None and docs[quorum.id] is None  # the triggers' doing
     assert sum(d is None for d in docs.values()) == 2
+    # A vote moved from one request to another changes both.
+    escalated = made["escalated"]
+    assert docs[escalated.id] is not None
+    with gate.engine.begin() as conn:
+        conn.execute(
+            update(votes)
+            .where(votes.c.request_id == quorum.id, votes.c.reviewer == "zoe")
+            .values(request_id=escalated.id)
+        )
+    assert stored(gate)[escalated.id] is None
+    assert_pages_exact(gate)
+    with gate.engine.begin() as conn:  # and back, for what follows
+        conn.execute(
+            update(votes)
+            .where(votes.c.request_id == escalated.id, votes.c.reviewer == "zoe")
+            .values(request_id=quorum.id)
+        )
     assert_pages_exact(gate)  # rendered from the columns instead, the same bytes
     items = {
         i["id"]: i for i in json.loads(gate.queue_page("acme", QueueQuery(limit=200)))["items"]
@@ -139,3 +158,63 @@ def test_a_change_behind_the_gates_back_leaves_no_stale_document(gate: Gate, clo
     )  # fmt: skip
     assert stored(gate)[quorum.id] == gate.get(quorum.id).model_dump_json()
     assert gate.get(quorum.id).status == "approved"
+
+
+def test_truncating_the_votes_leaves_no_document_naming_an_approver(
+    gate: Gate, clock: Clock
+) -> None:
+    made = every_change(gate, clock)
+    with gate.engine.begin() as conn:
+        if gate.engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE approval_votes"))
+        else:  # SQLite has no TRUNCATE: its DELETE without WHERE fires the row triggers
+            conn.execute(delete(votes))
+    assert stored(gate)[made["quorum"].id] is None
+    assert_pages_exact(gate)
+    assert gate.get(made["quorum"].id).approvals == []
+
+
+def test_a_vote_added_while_the_gate_writes_the_document_is_not_lost(
+    gate: Gate, clock: Clock
+) -> None:
+    """Another session adds a vote while the gate holds the request and has read its votes:
+    it waits for the gate's commit, then leaves the document NULL, never stale."""
+    quorum = propose(gate, "email_customer", {**EMAIL, "attachments": 1})  # needs two
+    with gate.engine.begin() as conn:  # behind the gate's back: the document is NULL
+        conn.execute(update(requests).where(requests.c.id == quorum.id).values(level="full"))
+    check, voter = gate._check_may_decide, None
+
+    def add_vote() -> None:
+        with gate.engine.begin() as conn:
+            conn.execute(
+                insert(votes).values(
+                    request_id=quorum.id, reviewer="zoe", decision="approve", created_at=1.0
+                )
+            )
+
+    def check_then_someone_votes(*args: Any, **kwargs: Any) -> None:
+        nonlocal voter
+        check(*args, **kwargs)
+        voter = threading.Thread(target=add_vote)
+        voter.start()
+        voter.join(0.5)  # it blocks on the gate's lock until the gate commits
+        assert voter.is_alive()
+
+    gate._check_may_decide = check_then_someone_votes  # type: ignore[method-assign]
+    gate.decide(
+        quorum.id, reviewer="maya", roles=REVIEWERS, decision="approve",
+        payload_hash=quorum.payload_hash,
+    )  # fmt: skip
+    assert voter is not None
+    voter.join(30)
+    assert gate.get(quorum.id).approvals == ["maya", "zoe"]
+    assert stored(gate)[quorum.id] in (None, gate.get(quorum.id).model_dump_json())
+    assert_pages_exact(gate)
+
+
+def test_the_stored_documents_format_is_pinned() -> None:
+    """The documents are ApprovalRequest's JSON: if what it serializes changes, the stored
+    ones are stale. Then write a migration that sets every approval_requests.doc to NULL
+    (they are rendered from the columns until rewritten), and update the digest here."""
+    schema = json.dumps(ApprovalRequest.model_json_schema(), sort_keys=True).encode()
+    assert hashlib.sha256(schema).hexdigest()[:16] == "0f2f5daad0bf79b4"
