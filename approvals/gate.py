@@ -244,12 +244,8 @@ class Gate:
             ids = queue_sql.missing(rows, query.limit)
             return queue_sql.assemble(rows, query.limit, self._render(conn, ids) if ids else {})
 
-    def render(self, ids: list[str]) -> dict[str, str]:
-        """These requests' documents built from their columns (for rows whose stored one is NULL)."""
-        with readonly(self.engine.connect(), autocommit=False) as conn:
-            return self._render(conn, ids)
-
     def _render(self, conn: Connection, ids: list[str]) -> dict[str, str]:
+        """These requests' documents built from their columns (their stored ones are NULL)."""
         rows = conn.execute(select(*REQUEST_COLUMNS).where(requests.c.id.in_(ids))).all()
         approvers = defaultdict(list)
         for request_id, reviewer in conn.execute(
