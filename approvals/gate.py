@@ -238,7 +238,11 @@ class Gate:
     def queue_page(self, tenant: str, query: queue_sql.QueueQuery) -> bytes:
         """A page of the queue as JSON bytes, `{"items", "next_cursor"}` (see approvals.queue)."""
         sql, params = queue_sql.statement(tenant, query)
-        # One snapshot: items without a stored document are rendered as the page saw them.
+        with readonly(self.engine.connect()) as conn:
+            rows = conn.execute(text(sql), params).all()
+        if not queue_sql.missing(rows, query.limit):
+            return queue_sql.assemble(rows, query.limit, {})
+        # Items without a stored document: the page again, rendered in one snapshot.
         with readonly(self.engine.connect(), autocommit=False) as conn:
             rows = conn.execute(text(sql), params).all()
             ids = queue_sql.missing(rows, query.limit)
