@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, make_url, text, update
+from sqlalchemy import URL, create_engine, make_url, text, update
 
 from approvals.queue import QueueQuery
 from approvals.tables import requests
@@ -70,12 +70,13 @@ def test_the_served_page_is_the_gates_page_byte_for_byte(api: Api) -> None:
     assert all(i["tenant"] == "acme" for i in json.loads(served(api, limit=200))["items"])
 
 
-def test_the_queue_answers_503_when_its_database_is_away(pg_url: str, tmp_path: Path) -> None:
+def assert_unavailable(pg_url: str, tmp_path: Path, url: str | URL) -> None:
+    """A page read by a reader on `url` is refused with 503 `service.unavailable`."""
     rt = build_runtime(pg_url, tmp_path, [])
-    away = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/test")
+    engine = create_engine(url)
 
     async def read() -> bytes:
-        reader = QueueReader(rt.gate, away)
+        reader = QueueReader(rt.gate, engine)
         await reader.open()
         try:
             return await reader.page("acme", QueueQuery())
@@ -87,8 +88,12 @@ def test_the_queue_answers_503_when_its_database_is_away(pg_url: str, tmp_path: 
             asyncio.run(read())
         assert caught.value.code == "service.unavailable"
     finally:
-        away.dispose()
+        engine.dispose()
         rt.close()
+
+
+def test_the_queue_answers_503_when_its_database_is_away(pg_url: str, tmp_path: Path) -> None:
+    assert_unavailable(pg_url, tmp_path, "postgresql+psycopg://postgres@127.0.0.1:1/test")
 
 
 def test_a_kept_connection_the_server_closed_is_replaced_without_an_error(
@@ -158,24 +163,7 @@ def test_a_url_the_reader_cannot_honour_keeps_the_queue_on_the_engine(
     assert settings["application_name"] == "reviewers"
     assert settings["plan_cache_mode"] == "force_generic_plan"
     # TLS required of a server without it: refused (503), never read in clear.
-    rt = build_runtime(pg_url, tmp_path, [])
-    tls = create_engine(url.update_query_dict({"sslmode": "require"}))
-
-    async def read() -> bytes:
-        reader = QueueReader(rt.gate, tls)
-        await reader.open()
-        try:
-            return await reader.page("acme", QueueQuery())
-        finally:
-            await reader.close()
-
-    try:
-        with pytest.raises(CopilotError) as caught:
-            asyncio.run(read())
-        assert caught.value.code == "service.unavailable"
-    finally:
-        tls.dispose()
-        rt.close()
+    assert_unavailable(pg_url, tmp_path, url.update_query_dict({"sslmode": "require"}))
 
 
 def test_the_direct_route_reads_the_key_and_refuses_parameters_as_every_route_does(
