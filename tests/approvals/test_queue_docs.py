@@ -20,8 +20,11 @@ from sqlalchemy import delete, insert, select, text, update
 from approvals import ApprovalRequest, Gate
 from approvals.queue import QueueQuery
 from approvals.tables import requests, votes
-from audit import Actor
+from audit import Actor, SqlAuditStore
+from audit.stores.sql import create_engine
+from copilot.db import upgrade
 from tests.approvals.conftest import Clock
+from tests.approvals.kinds import CATALOG, POLICY
 from tests.approvals.test_gate import EMAIL, REVIEWERS, propose
 
 STATUSES = ("pending", "approved", "rejected", "expired", "cancelled", "superseded", None)
@@ -218,3 +221,31 @@ def test_the_stored_documents_format_is_pinned() -> None:
     (they are rendered from the columns until rewritten), and update the digest here."""
     schema = json.dumps(ApprovalRequest.model_json_schema(), sort_keys=True).encode()
     assert hashlib.sha256(schema).hexdigest()[:16] == "0f2f5daad0bf79b4"
+
+
+def test_requests_from_before_the_documents_get_theirs_on_upgrade(db_url: str) -> None:
+    engine = create_engine(db_url)
+    try:
+        upgrade(engine, "0010_web_sessions")
+        row = {
+            "id": "a" * 32, "tenant": "acme", "workflow": "w", "run_id": None,
+            "subject_id": "acct-1", "action_id": "b" * 32, "version": 1,
+            "kind": "email_customer", "payload": json.dumps(EMAIL), "payload_hash": "0" * 64,
+            "risk": "high", "risk_rank": 2, "confidence": 0.5, "level": "full",
+            "required_n": 2, "role": "reviewer", "status": "pending", "policy_rule": "high",
+            "policy_version": "test@1", "shadow": "[]", "explanation": None,
+            "triggered_by": "app", "created_at": 1.5, "updated_at": 1.5, "deadline": 99.25,
+        }  # fmt: skip
+        with engine.begin() as conn:
+            conn.execute(insert(requests), row)
+            conn.execute(
+                insert(votes).values(
+                    request_id=row["id"], reviewer="maya", decision="approve", created_at=2.0
+                )
+            )
+        upgrade(engine)
+        gate = Gate(engine, SqlAuditStore(engine), CATALOG, POLICY)
+        assert stored(gate)[row["id"]] == gate.get(row["id"]).model_dump_json()
+        assert gate.get(row["id"]).approvals == ["maya"]
+    finally:
+        engine.dispose()
