@@ -8,8 +8,10 @@ validates for itself, with the same functions and errors the dependencies use
 (`copilot.api.auth.authenticate`, a `copilot.api.strict.query_model` parser, which refuses
 unknown parameters as the app-wide check does).
 
-Why: on `GET /v1/approvals` FastAPI's per-request resolution of the key, the query model
-and the app-wide check cost about as much server CPU as reading the page (bench/api.py).
+Why: `GET /v1/approvals` has a rate target beside a bare endpoint (bench/api.py, which
+prints each server's CPU per request), and FastAPI's per-request resolution of the key,
+the query model and the app-wide check was the largest part of what this route spent
+beyond reading its page.
 """
 
 from __future__ import annotations

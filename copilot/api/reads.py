@@ -4,8 +4,8 @@
 event loop through asyncpg (connections kept between requests, closed with the app;
 statements prepared once per connection and filter shape), the page joined from stored
 documents (see `approvals.queue`): no worker thread and no ORM between the socket and the
-rows. asyncpg rather than psycopg's asyncio mode because it reads the same page for about
-half the CPU (bench/api.py is CPU-bound on this read). On SQLite, or when the reader is
+rows. asyncpg rather than psycopg's asyncio mode because it reads the same page for
+0.5-0.7 of the client CPU (bench/queue_read.py). On SQLite, or when the reader is
 not open (an app driven without its lifespan), the same page is read through the gate's
 engine on a worker thread; the bytes are the same.
 """
@@ -74,9 +74,9 @@ def connect_args(url: URL) -> tuple[str, dict[str, str], float] | None:
     None when the URL holds a parameter asyncpg would not honour as libpq does.
     """
     settings = {
-        # Plan each statement shape once: re-planning the cursor page on every read (what
-        # PostgreSQL does by default for this one) cost the server ~40% more CPU than
-        # running it. Every shape has one right plan: an index, in the queue's order.
+        # Plan each statement shape once: by default PostgreSQL re-plans the cursor page on
+        # every read; planned once, a page costs it ~0.7 of the CPU (bench/queue_read.py).
+        # Every shape has one right plan: an index, in the queue's order.
         "plan_cache_mode": "force_generic_plan",
         "application_name": "copilot-api-queue",  # for pg_stat_activity
     }
@@ -103,7 +103,7 @@ class Connections:
     """Idle asyncpg connections reused last-in first-out, at most `size` in use at once.
 
     Instead of asyncpg's Pool, whose acquire and release (a task per release, to shield it)
-    cost about a third of this read's driver time. A connection the server or the network
+    add to every read on this hot path. A connection the server or the network
     dropped, or one cancelled mid-statement, is closed, never reused; a statement error
     leaves it usable. A read that finds its kept connection dead (a restarted server, an
     idle timeout) drops every idle one and is tried once more on a fresh connection: safe,

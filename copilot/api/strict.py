@@ -26,12 +26,6 @@ def _names(dependant: Any) -> set[str]:
     return found
 
 
-def _documented(route: Any) -> set[str]:
-    """Query parameters a route validates itself (a `query_model`), as its OpenAPI names them."""
-    extra = getattr(route, "openapi_extra", None) or {}
-    return {p["name"] for p in extra.get("parameters", []) if p.get("in") == "query"}
-
-
 async def strict_query(request: Request) -> None:
     """An app-wide dependency: every query parameter must be one the route declares."""
     if not request.query_params:
@@ -41,7 +35,7 @@ async def strict_query(request: Request) -> None:
         return
     known = _KNOWN.get(id(route))
     if known is None:
-        known = _KNOWN[id(route)] = frozenset(_names(route.dependant) | _documented(route))
+        known = _KNOWN[id(route)] = frozenset(_names(route.dependant))
     _refuse_unknown(set(request.query_params) - known)
 
 
@@ -65,12 +59,11 @@ def _refuse_unknown(unknown: set[str]) -> None:
 def query_model(
     model: type[M],
 ) -> tuple[Callable[[Request], Awaitable[M]], dict[str, Any]]:
-    """A dependency that validates all of a route's query parameters as `model`, in one pass,
-    and the `openapi_extra` that documents them (the model's own JSON schema, per field).
-
-    For the hottest routes: FastAPI resolves each declared parameter on its own, which on
-    `GET /v1/approvals` cost more than reading the page (bench/api.py). Errors are the same
-    422 `request.invalid` naming `query.<field>`; an unknown parameter is refused too.
+    """For a `DirectRoute` (copilot.api.direct): a parser that validates all of a request's
+    query parameters as `model` in one pass, and the `openapi_extra` that documents them
+    (the model's own JSON schema, per field). Errors are those of every other route: 422
+    `request.invalid` naming `query.<field>`, an unknown parameter worded as `strict_query`
+    words it (that app-wide check does not run for a DirectRoute).
     """
     schema = model.model_json_schema()
     defs = schema.get("$defs", {})
