@@ -13,7 +13,15 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
 
 from approvals import ApprovalRequest, Policy, Risk
 from audit import Entry
@@ -74,6 +82,15 @@ def _json_object(value: dict[str, Any]) -> dict[str, Any]:
     _clean(value, "", 0)
     return value
 
+
+def _iso_text(value: Any) -> Any:
+    if not isinstance(value, str | datetime):  # lax pydantic would take epoch numbers
+        raise ValueError("an ISO 8601 date-time string with a timezone, e.g. 2026-11-27T09:00:00Z")
+    return value
+
+
+# A point in time as the document says: an ISO 8601 string with its timezone, nothing else.
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 
 JsonObject = Annotated[
     dict[str, Any],
@@ -244,7 +261,7 @@ class OutcomeIn(_Request):
     subject_id: Annotated[str, Field(pattern=SUBJECT)]
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.]{0,99}$")]
     value: Annotated[float, Field(allow_inf_nan=False)] = 1.0
-    observed_at: AwareDatetime | None = Field(default=None, description="Default: now.")
+    observed_at: Instant | None = Field(default=None, description="Default: now.")
     run_id: Annotated[str | None, Field(pattern=HEX_ID)] = None
     action_id: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9:_.-]{1,64}$")] = None
 
@@ -295,7 +312,7 @@ class SignalBatch(_Request):
     subject_id: SubjectId
     values: Annotated[dict[Name, Scalar], Field(min_length=1, max_length=100)]
     source: Name = "api"
-    observed_at: AwareDatetime | None = None
+    observed_at: Instant | None = None
 
 
 class FiredRun(BaseModel):
@@ -323,7 +340,7 @@ class PreferencesIn(_Request):
 
     opt_out_all: bool = False
     opt_out_workflows: Annotated[list[Name], Field(max_length=100)] = Field(default_factory=list)
-    snooze_until: AwareDatetime | None = None
+    snooze_until: Instant | None = None
     consent_basis: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,49}$")] | None = Field(
         default=None, examples=["contract"]
     )

@@ -338,6 +338,19 @@ def test_an_opted_out_subject_gets_a_skipped_run_that_explains_itself(api: Api) 
         "/v1/subjects/acct-7/preferences", json={"snooze_until": "2031-01-01T00:00:00"}, headers=h
     )
     assert naive.status_code == 422  # a time without a zone is ambiguous
+    for when in (17120067001427, 1.5e9, True):  # the document says a date-time string
+        epoch = api.client.put(
+            "/v1/subjects/acct-7/preferences", json={"snooze_until": when}, headers=h
+        )
+        assert epoch.status_code == 422
+        assert epoch.json()["error"]["details"]["fields"][0]["field"] == "body.snooze_until"
+        signal = api.client.post(
+            "/v1/signals",
+            json={"subject_id": "acct-7", "values": {"seats": 3}, "observed_at": when},
+            headers=h,
+        )
+        assert signal.status_code == 422
+        assert signal.json()["error"]["details"]["fields"][0]["field"] == "body.observed_at"
     run = api.client.post(
         "/v1/runs", json={"workflow": "five_steps", "subject_id": "acct-7"}, headers=h
     ).json()
