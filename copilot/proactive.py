@@ -147,30 +147,43 @@ class Proactive:
         window = self._claim(trigger, tenant, subject_id, self.clock())
         if window is None:
             return None
-        run, created = self.runner.trigger(
-            trigger.workflow,
-            subject_id,
-            tenant=tenant,
-            inputs=trigger.inputs,
-            idempotency_key=trigger.key(window, subject_id),
-            triggered_by=trigger.triggered_by,
-            cause={
-                "kind": "event",
-                "trigger": trigger.name,
-                "matched": str(matched),
-                "window_start": iso(window, ms=True),
-                "debounce_s": trigger.debounce.total_seconds(),
-            },
-        )
+        cause = {
+            "kind": "event",
+            "trigger": trigger.name,
+            "matched": str(matched),
+            "window_start": iso(window, ms=True),
+            "debounce_s": trigger.debounce.total_seconds(),
+        }
+        fired = self._start(trigger, tenant, subject_id, trigger.key(window, subject_id), cause)
         t = trigger_state.c
         with self.engine.begin() as conn:
             conn.execute(
                 update(trigger_state)
                 .where(t.tenant == tenant, t.trigger == trigger.name, t.subject_id == subject_id)
                 .where(t.fired_at == window)
-                .values(run_id=run.id)
+                .values(run_id=fired.run_id)
             )
-        return Fired(cause=trigger.triggered_by, subject_id=subject_id, run_id=run.id,
+        return fired
+
+    def _start(
+        self,
+        source: Schedule | EventTrigger,
+        tenant: str,
+        subject_id: str,
+        key: str,
+        cause: dict[str, Any],
+    ) -> Fired:
+        """The source's run for the subject under `key` (started, or found already started)."""
+        run, created = self.runner.trigger(
+            source.workflow,
+            subject_id,
+            tenant=tenant,
+            inputs=source.inputs,
+            idempotency_key=key,
+            triggered_by=source.triggered_by,
+            cause=cause,
+        )
+        return Fired(cause=source.triggered_by, subject_id=subject_id, run_id=run.id,
                      state=run.state.value, created=created)  # fmt: skip
 
     def _claim(
@@ -245,20 +258,10 @@ class Proactive:
             "period_start": iso(period_start),
             "period_end": iso(period_start + schedule.every.total_seconds()),
         }
-        fired = []
-        for subject_id in subject_ids:
-            run, created = self.runner.trigger(
-                schedule.workflow,
-                subject_id,
-                tenant=tenant,
-                inputs=schedule.inputs,
-                idempotency_key=schedule.key(period_start, subject_id),
-                triggered_by=schedule.triggered_by,
-                cause=cause,
-            )
-            fired.append(Fired(cause=schedule.triggered_by, subject_id=subject_id,
-                               run_id=run.id, state=run.state.value, created=created))  # fmt: skip
-        return fired
+        return [
+            self._start(schedule, tenant, s, schedule.key(period_start, s), cause)
+            for s in subject_ids
+        ]
 
     def _inline(self, name: str, tenant: str, period_start: float, subject_ids: list[str]) -> None:
         self.run_batch(name, tenant, period_start, subject_ids)
