@@ -17,10 +17,11 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select, text, update
 
 from approvals import queue as queue_sql
 from approvals.errors import (
@@ -106,6 +107,17 @@ class ApprovalRequest(BaseModel):
     reason: str | None
     execution_status: str | None
     approvals: list[str] = []
+
+
+@dataclass
+class PendingSummary:
+    """How many requests wait, by risk, how many are claimed, and their workflows and kinds."""
+
+    total: int = 0
+    by_risk: dict[str, int] = field(default_factory=dict)
+    claimed: int = 0
+    workflows: set[str] = field(default_factory=set)
+    kinds: set[str] = field(default_factory=set)
 
 
 _COLUMN_FIELDS = [f for f in ApprovalRequest.model_fields if f != "approvals"]
@@ -234,6 +246,25 @@ class Gate:
         query = queue_sql.QueueQuery(status, workflow, kind, risk, subject_id, cursor, limit)
         page = json.loads(self.queue_page(tenant, query))
         return [ApprovalRequest.model_validate(i) for i in page["items"]], page["next_cursor"]
+
+    def pending_summary(self, tenant: str) -> PendingSummary:
+        """The whole pending queue in figures, counted by the database (not from a page)."""
+        c = requests.c
+        claimed = c.claimed_by.is_not(None)
+        stmt = (
+            select(c.workflow, c.kind, c.risk, claimed, func.count())
+            .where(c.tenant == tenant, c.status == PENDING)
+            .group_by(c.workflow, c.kind, c.risk, claimed)
+        )
+        summary = PendingSummary()
+        with readonly(self.engine.connect()) as conn:
+            for workflow, kind, risk, is_claimed, n in conn.execute(stmt):
+                summary.total += n
+                summary.by_risk[risk] = summary.by_risk.get(risk, 0) + n
+                summary.claimed += n if is_claimed else 0
+                summary.workflows.add(workflow)
+                summary.kinds.add(kind)
+        return summary
 
     def queue_page(self, tenant: str, query: queue_sql.QueueQuery) -> bytes:
         """A page of the queue as JSON bytes, `{"items", "next_cursor"}` (see approvals.queue)."""

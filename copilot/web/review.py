@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
@@ -56,17 +55,17 @@ def inbox(
     items: list[ApprovalRequest] = []
     if not error:
         items, _ = rt.gate.queue(tenant, limit=200, **chosen)
-    everything, _ = rt.gate.queue(tenant, limit=200)
+    summary = rt.gate.pending_summary(tenant)  # the whole queue, not the 200 shown
     ctx = {
         "items": items,
         "error": error,
         "form": {"workflow": workflow, "kind": kind, "risk": risk, "subject": subject},
         "risks": RISKS,
-        "workflows": sorted({r.workflow for r in everything}),
-        "kinds": sorted({r.kind for r in everything}),
-        "total": len(everything),
-        "by_risk": Counter(r.risk.value for r in everything),
-        "claimed": sum(1 for r in everything if r.claimed_by),
+        "workflows": sorted(summary.workflows),
+        "kinds": sorted(summary.kinds),
+        "total": summary.total,
+        "by_risk": summary.by_risk,
+        "claimed": summary.claimed,
     }
     return render(request, "inbox.html", ctx, status=422 if error else 200)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections import Counter
 from typing import Any
 
 from sqlalchemy import delete, insert, select, text, update
@@ -249,3 +250,22 @@ def test_requests_from_before_the_documents_get_theirs_on_upgrade(db_url: str) -
         assert gate.get(row["id"]).approvals == ["maya"]
     finally:
         engine.dispose()
+
+
+def test_the_pending_summary_counts_the_whole_queue(gate: Gate, clock: Clock) -> None:
+    every_change(gate, clock)
+    for i in range(5):
+        propose(gate, "email_customer", {**EMAIL, "subject": f"more {i}"})
+    pending, cursor = [], None
+    while True:  # the whole queue, a page of 2 at a time
+        page, cursor = gate.queue("acme", cursor=cursor, limit=2)
+        pending += page
+        if cursor is None:
+            break
+    summary = gate.pending_summary("acme")
+    assert summary.total == len(pending) > 2
+    assert summary.by_risk == dict(Counter(r.risk.value for r in pending))
+    assert summary.claimed == sum(1 for r in pending if r.claimed_by) == 1
+    assert summary.workflows == {r.workflow for r in pending}
+    assert summary.kinds == {r.kind for r in pending}
+    assert gate.pending_summary("globex").total == 0
