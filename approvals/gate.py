@@ -36,7 +36,7 @@ from approvals.policy import REQUIRE_ONE, Facts, Policy
 from approvals.tables import REQUEST_COLUMNS, requests, votes
 from audit import Actor, AuditEvent, SqlAuditStore, Versions
 from audit.canonical import canonical
-from audit.stores.sql import readonly
+from audit.db import readonly
 
 Status = Literal["pending", "approved", "rejected", "expired", "cancelled", "superseded"]
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The gate's tables (SQLAlchemy Core); `migrations/` creates them."""
+"""The gate's tables (SQLAlchemy Core); `copilot/db/migrations/` creates them."""
 
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from copilot.runner import StepContext
-from copilot.workflow import Await, Workflow
+from copilot.engine.runner import StepContext
+from copilot.workflow.definition import Await, Workflow
 
 
 class Tick(BaseModel):

@@ -41,7 +41,7 @@ from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report  # n
 from bench._load import request  # noqa: E402
 from bench.approvals import seed  # noqa: E402
 from bench.runtime import REDIS_DB  # noqa: E402
-from copilot.db import upgrade  # noqa: E402
+from copilot.db.engines import upgrade  # noqa: E402
 from copilot.runtime import Runtime  # noqa: E402
 from copilot.settings import Settings  # noqa: E402
 

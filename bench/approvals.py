@@ -30,7 +30,7 @@ from approvals.gate import stored_document  # noqa: E402
 from approvals.tables import requests  # noqa: E402
 from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report  # noqa: E402
 from bench.runtime import worker_cluster  # noqa: E402
-from copilot.db import upgrade  # noqa: E402
+from copilot.db.engines import upgrade  # noqa: E402
 from copilot.runtime import Runtime  # noqa: E402
 from copilot.settings import Settings  # noqa: E402
 

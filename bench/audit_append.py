@@ -26,9 +26,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from audit import Actor, AuditEvent, SqlAuditStore, Versions, seal
-from audit.stores.sql import create_engine
+from audit.db import create_engine
 from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report
-from copilot.db import upgrade
+from copilot.db.engines import upgrade
 
 EVENT = AuditEvent(
     event_type="step.completed",

@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import Engine
 
 from audit import Actor, AuditEvent, SqlAuditStore, Trail, Versions
-from audit.stores.sql import create_engine
+from audit.db import create_engine
 from bench._common import Result, parser, report
-from copilot.db import upgrade
+from copilot.db.engines import upgrade
 
 STREAM = "bench"
 QUARTER = "bench-quarter"

@@ -33,7 +33,7 @@ from approvals.queue import QueueQuery, positional  # noqa: E402
 from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report  # noqa: E402
 from bench.api import asyncpg_dsn, cpu_seconds  # noqa: E402
 from bench.approvals import seed  # noqa: E402
-from copilot.db import upgrade  # noqa: E402
+from copilot.db.engines import upgrade  # noqa: E402
 from copilot.runtime import Runtime  # noqa: E402
 from copilot.settings import Settings  # noqa: E402
 

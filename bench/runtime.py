@@ -36,10 +36,10 @@ from sqlalchemy import func, select  # noqa: E402
 
 from audit import Actor  # noqa: E402
 from bench._common import Result, parser, pg_schema, pg_url, report  # noqa: E402
-from copilot.db import upgrade  # noqa: E402
+from copilot.db.engines import upgrade  # noqa: E402
+from copilot.db.tables import runs  # noqa: E402
 from copilot.runtime import Runtime  # noqa: E402
 from copilot.settings import Settings  # noqa: E402
-from copilot.tables import runs  # noqa: E402
 
 REDIS_DB = 8
 

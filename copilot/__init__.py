@@ -6,35 +6,35 @@ from __future__ import annotations
 from approvals import ActionKind, Catalog, OnExpiry, Risk
 
 # Database
-from copilot.db import make_engine, upgrade
+from copilot.db.engines import make_engine, upgrade
 
-# Degradation and explanations
-from copilot.degradation import Degradation, Explanation, Level, SignalUse
+# Writing workflows
+from copilot.engine.runner import StepContext
 
 # Errors
 from copilot.errors import ConfigError, CopilotError, DatabaseConfigError
 
+# Minimization
+from copilot.governance.minimize import Pseudonymizer
+
+# Signals
+from copilot.governance.signals import Sensitivity, SignalRegistry, SignalSpec
+
 # Model access
 from copilot.llm import ModelCall
 
-# Minimization
-from copilot.minimize import Pseudonymizer
-
 # Outcomes
-from copilot.outcomes import GuardrailSpec, OutcomeRegistry, OutcomeSpec
-
-# Writing workflows
-from copilot.runner import StepContext
+from copilot.measure.outcomes import GuardrailSpec, OutcomeRegistry, OutcomeSpec
 
 # Configuration
 from copilot.settings import Settings
+from copilot.workflow.definition import Again, Await, SignalNeed, Workflow
 
-# Signals
-from copilot.signals import Sensitivity, SignalRegistry, SignalSpec
+# Degradation and explanations
+from copilot.workflow.degradation import Degradation, Explanation, Level, SignalUse
 
 # Proactive triggers
-from copilot.triggers import Condition, EventTrigger, Schedule, Subjects, TriggerRegistry
-from copilot.workflow import Again, Await, SignalNeed, Workflow
+from copilot.workflow.triggers import Condition, EventTrigger, Schedule, Subjects, TriggerRegistry
 
 __all__ = [
     # Configuration

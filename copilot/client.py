@@ -38,7 +38,7 @@ from copilot.api.models import (
     SignalsAccepted,
     VerifyOut,
 )
-from copilot.runs import RunState
+from copilot.engine.runs import RunState
 
 M = TypeVar("M", bound=BaseModel)
 SETTLED = frozenset(

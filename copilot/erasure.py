@@ -21,10 +21,7 @@ from sqlalchemy import Connection, delete, select, update
 from approvals import ApprovalConflictError
 from approvals.tables import requests
 from audit import Actor
-from copilot.consent import Preferences
-from copilot.errors import RunStateError
-from copilot.runs import RunState
-from copilot.tables import (
+from copilot.db.tables import (
     outbox,
     outcomes,
     run_steps,
@@ -32,6 +29,9 @@ from copilot.tables import (
     signals,
     step_rounds,
 )
+from copilot.engine.runs import RunState
+from copilot.errors import RunStateError
+from copilot.governance.consent import Preferences
 
 if TYPE_CHECKING:
     from copilot.runtime import Runtime

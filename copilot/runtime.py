@@ -11,24 +11,24 @@ from sqlalchemy import Engine
 from approvals import ApprovalRequest, Gate, Policy, WebhookNotifier
 from audit import CheckpointLog, Signer, SqlAuditStore, Trail
 from audit.signing import key_id, load_public_key
-from copilot.consent import Consent
-from copilot.context import SqlSignalSource
-from copilot.db import make_engine
+from copilot.db.engines import make_engine
+from copilot.engine.executors import Executor, OutboxExecutor, WebhookExecutor
+from copilot.engine.gating import resume_when_settled
+from copilot.engine.proactive import Dispatch, Proactive
+from copilot.engine.runner import Enqueue, Runner
+from copilot.engine.runs import RunStore
+from copilot.engine.sweeper import Sweeper
 from copilot.errors import ConfigError
-from copilot.executors import Executor, OutboxExecutor, WebhookExecutor
-from copilot.gating import resume_when_settled
-from copilot.holdouts import parse_holdouts
-from copilot.keys import KeyStore
+from copilot.governance.consent import Consent
+from copilot.governance.keys import KeyStore
+from copilot.governance.signals import SignalRegistry
+from copilot.governance.sources import SqlSignalSource
 from copilot.llm import ModelAccess, make_model
-from copilot.outcomes import OutcomeRegistry
-from copilot.proactive import Dispatch, Proactive
-from copilot.registry import Registry
-from copilot.runner import Enqueue, Runner
-from copilot.runs import RunStore
+from copilot.measure.holdouts import parse_holdouts
+from copilot.measure.outcomes import OutcomeRegistry
 from copilot.settings import Settings
-from copilot.signals import SignalRegistry
-from copilot.sweeper import Sweeper
-from copilot.triggers import TriggerRegistry
+from copilot.workflow.registry import Registry
+from copilot.workflow.triggers import TriggerRegistry
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from celery import Celery
 from sqlalchemy.exc import OperationalError
 
 from copilot.broker import broker_url
-from copilot.retention import purge
-from copilot.runner import TransientError
+from copilot.engine.runner import TransientError
+from copilot.governance.retention import purge
 from copilot.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from audit.stores.sql import create_engine
-from copilot.db import upgrade
+from audit.db import create_engine
+from copilot.db.engines import upgrade
 
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 PG_DSN = os.environ.get("COPILOT_TEST_PG", "host=127.0.0.1 port=5432 dbname=test user=postgres")
@@ -104,7 +104,7 @@ def _restore_environment() -> Iterator[None]:
 @pytest.fixture
 def openai_stub() -> Iterator[object]:
     """A scripted OpenAI-compatible server; OPENAI_BASE_URL and OPENAI_API_KEY point at it."""
-    from tests.openai_stub import StubServer
+    from tests.support.openai_stub import StubServer
 
     with StubServer() as stub:
         os.environ["OPENAI_BASE_URL"] = stub.url

@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 
 from approvals.tables import metadata as approvals_metadata
 from audit.stores.sql import metadata as audit_metadata
-from copilot.tables import metadata as copilot_metadata
+from copilot.db.tables import metadata as copilot_metadata
 
 
 def test_migrated_schema_matches_the_table_definitions(engine: Engine) -> None:

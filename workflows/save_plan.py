@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from copilot import ActionKind, Again, Level, Risk, StepContext, Workflow
-from copilot.agent import AgentOutcome, Budget, Plan, Tool, ToolUse, run_agent
+from copilot.workflow.agent import AgentOutcome, Budget, Plan, Tool, ToolUse, run_agent
 from workflows.account_health import compute_health
 from workflows.next_actions import CATALOG
 from workflows.signals import SAVE, SIGNALS, need

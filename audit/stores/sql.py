@@ -21,7 +21,6 @@ How appends stay one chain without serializing every commit:
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import (
@@ -38,15 +37,13 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     delete,
-    event,
     func,
     insert,
     select,
 )
-from sqlalchemy import create_engine as sa_create_engine
-from sqlalchemy.engine import make_url
 
 from audit.chain import Sealed, genesis, link, seal, timestamp
+from audit.db import _driver, autocommit_driver, readonly
 from audit.model import Actor, AppendResult, AuditEvent, Checkpoint, Entry
 from audit.stores import Query
 from audit.verify import ERASED_EVENT, Row
@@ -115,7 +112,6 @@ checkpoints = Table(
     Column("signed_at", String(32), nullable=False),
 )
 
-_READONLY = "copilot_readonly"
 # A standalone append of this many events chains in place under the lock (one commit for
 # the batch); smaller ones queue and settle, so no one holds the lock across a WAL flush.
 _INLINE_BATCH = 32
@@ -141,65 +137,6 @@ _PG_APPEND_SQL = (
     "%s::bytea[], %s::bytea[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
     "%s::text[], %s::text[])"
 )
-
-
-def create_engine(url: str, *, synchronous_commit: bool = True, **kwargs: Any) -> Engine:
-    """An engine configured the way the trail needs it.
-
-    SQLite: WAL, `synchronous=NORMAL` (a committed transaction survives a process crash),
-    a 30 s busy timeout, and `BEGIN IMMEDIATE` for every transaction that may write, so
-    concurrent writers queue on the lock instead of failing on upgrade. Readers opt out
-    with `conn.execution_options(copilot_readonly=True)`.
-    """
-    u = make_url(url)
-    if u.get_backend_name() != "sqlite":
-        # No pool pre-ping: it costs a round trip per transaction, as much as the append.
-        # A connection broken by a server restart fails its transaction, which the
-        # runtime retries (OperationalError is transient) on a fresh connection.
-        engine = sa_create_engine(url, **kwargs)
-        if not synchronous_commit:
-            # For transactions whose loss in a database crash is harmless (they are redone):
-            # commits return without waiting for the WAL flush.
-            @event.listens_for(engine, "connect")
-            def _async_commit(dbapi_conn: Any, _record: Any) -> None:
-                dbapi_conn.autocommit = True
-                dbapi_conn.execute("SET synchronous_commit = off")
-                dbapi_conn.autocommit = False
-
-        return engine
-    connect_args = kwargs.pop("connect_args", {})
-    connect_args.setdefault("timeout", 30)
-    connect_args.setdefault("check_same_thread", False)
-    engine = sa_create_engine(url, connect_args=connect_args, **kwargs)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        readonly = conn.get_execution_options().get(_READONLY, False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
-
-    return engine
-
-
-def readonly(conn: Connection, *, autocommit: bool = True) -> Connection:
-    """Mark a fresh connection as a reader.
-
-    SQLite: a deferred transaction that never blocks writers. PostgreSQL: autocommit, so a
-    single-statement read costs one round trip instead of three (BEGIN, read, COMMIT);
-    pass `autocommit=False` for a multi-statement snapshot or a server-side cursor.
-    """
-    if autocommit and conn.dialect.name == "postgresql":
-        return conn.execution_options(isolation_level="AUTOCOMMIT", **{_READONLY: True})
-    return conn.execution_options(**{_READONLY: True})
 
 
 class SqlAuditStore:
@@ -631,32 +568,6 @@ def _link(
         results.append(AppendResult(stream=stream, seq=seq, hash=digest.hex()))
         prev = digest
     return rows, blobs, results
-
-
-@contextmanager
-def autocommit_driver(engine: Engine) -> Iterator[Any]:
-    """A pooled PostgreSQL driver connection in autocommit mode, for one-statement transactions.
-
-    The hot paths (appends, leases, checkpoints) are server-side functions called in one
-    round trip; SQLAlchemy's per-statement machinery would cost as much as the call.
-    """
-    raw = engine.raw_connection()
-    try:
-        db = _driver(raw)
-        db.autocommit = True
-        yield db
-    finally:
-        if raw.driver_connection is not None:
-            raw.driver_connection.autocommit = False
-        raw.close()
-
-
-def _driver(pooled: Any) -> Any:
-    """The DBAPI connection (sqlite3 / psycopg) behind a pooled SQLAlchemy connection."""
-    dbapi = pooled.driver_connection
-    if dbapi is None:  # pragma: no cover - only after the pool invalidated it
-        raise RuntimeError("the pooled connection was invalidated")
-    return dbapi
 
 
 def _b(value: Any) -> bytes | None:

@@ -19,7 +19,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 
 from copilot.errors import ForbiddenError, UnauthenticatedError
-from copilot.keys import KeyStore, Principal, Role
+from copilot.governance.keys import KeyStore, Principal, Role
 from copilot.runtime import Runtime
 
 bearer = HTTPBearer(

@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from sqlalchemy import Engine, func, select
 
 from approvals.tables import requests
-from audit.stores.sql import entries, pending, readonly
-from copilot.tables import receipts, runs
+from audit.db import readonly
+from audit.stores.sql import entries, pending
+from copilot.db.tables import receipts, runs
 
 Sample = tuple[dict[str, str], float]
 

@@ -25,8 +25,8 @@ from pydantic import (
 
 from approvals import ApprovalRequest, Policy, Risk
 from audit import Entry
-from copilot.keys import ApiKey, Role
-from copilot.runs import RunState
+from copilot.engine.runs import RunState
+from copilot.governance.keys import ApiKey, Role
 
 # -- bounded scalars ------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from copilot.cli import (
     subjects_cmd,
 )
 from copilot.cli.context import Env
-from copilot.db import upgrade
+from copilot.db.engines import upgrade
 from copilot.errors import ConfigError
 from copilot.settings import Settings
 

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from audit import Actor, AuditEvent, Versions, export_bundle, verify_bundle
 from copilot.cli.context import Env
-from copilot.db import upgrade
+from copilot.db.engines import upgrade
 
 console = Console()
 

@@ -29,9 +29,9 @@ from rich.table import Table
 from approvals import ApprovalRequest
 from copilot.cli import demo_data
 from copilot.cli.context import Env
-from copilot.db import upgrade
+from copilot.db.engines import upgrade
+from copilot.engine.runs import Run, RunState
 from copilot.errors import ConfigError
-from copilot.runs import Run, RunState
 
 console = Console()
 WORKFLOWS = ("account_health", "next_actions", "tone_draft")

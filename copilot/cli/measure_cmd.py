@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from copilot.cli.context import Env
-from copilot.experiments import Method, plan
-from copilot.report import Report, build_report
+from copilot.measure.experiments import Method, plan
+from copilot.measure.report.build import Report, build_report
 
 experiment_app = typer.Typer(help="Plan experiments against a holdout.", no_args_is_help=True)
 out = Console()
@@ -77,7 +77,7 @@ def report(
         max_rejection_rate=max_rejection_rate,
     )
     if html is not None:
-        from copilot.report_html import render_html  # matplotlib loads only for the page
+        from copilot.measure.report.html import render_html  # matplotlib loads only for the page
 
         html.write_text(render_html(found), encoding="utf-8")
     if as_json:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from copilot.cli.context import Env
-from copilot.retention import purge
+from copilot.governance.retention import purge
 
 app = typer.Typer(help="Retention of signal values.", no_args_is_help=True)
 

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from copilot.cli.context import Env
 from copilot.cli.params import key_values
-from copilot.runs import Run, RunState
+from copilot.engine.runs import Run, RunState
 
 out = Console()
 runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)

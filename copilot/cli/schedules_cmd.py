@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from copilot.cli.context import Env
-from copilot.triggers import EventTrigger, Schedule, iso
+from copilot.workflow.triggers import EventTrigger, Schedule, iso
 
 app = typer.Typer(help="Proactive schedules and event triggers.", no_args_is_help=True)
 out = Console()

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from copilot.errors import CopilotError, ForbiddenError
-from copilot.keys import Principal, Role
+from copilot.governance.keys import Principal, Role
 from copilot.runtime import Runtime
 from copilot.web.sessions import Session, SessionStore
 

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, delete, insert, select
 
-from audit.stores.sql import readonly
+from audit.db import readonly
+from copilot.db.tables import web_sessions
 from copilot.errors import KeyNotFoundError
-from copilot.keys import KeyStore, Principal
-from copilot.tables import web_sessions
+from copilot.governance.keys import KeyStore, Principal
 
 LIFETIME = 8 * 3600.0  # a working day; sign in again after
 

@@ -13,7 +13,7 @@ from audit import Actor
 from audit import Query as AuditQuery
 from copilot.api.models import HEX_ID, SUBJECT
 from copilot.api.routes.audit import export_archive
-from copilot.report import build_report
+from copilot.measure.report.build import build_report
 from copilot.runtime import Runtime
 from copilot.web.common import HEADERS, PREFIX, check_csrf, render, rt_of, signed_in
 from copilot.web.sessions import Session
@@ -139,7 +139,7 @@ def set_preferences(
 @router.get("/report")
 def report(request: Request, session: Readers) -> Response:
     """The evaluation report (`copilot report --html`): feedback, lift, guardrails, plots."""
-    from copilot.report_html import render_body  # matplotlib loads only for this page
+    from copilot.measure.report.html import render_body  # matplotlib loads only for this page
 
     rt = rt_of(request)
     found = build_report(rt.engine, tenant=session.principal.tenant, outcomes=rt.registry.outcomes)

@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 
 from approvals import Gate
 from audit import SqlAuditStore
-from tests.approvals.kinds import CATALOG, POLICY
+from tests.support.kinds import CATALOG, POLICY
 
 
 class Clock:

@@ -19,9 +19,9 @@ from approvals import (
     payload_hash,
 )
 from audit import Query, SqlAuditStore, Trail
-from audit.stores.sql import create_engine
+from audit.db import create_engine
 from tests.approvals.conftest import Clock
-from tests.approvals.kinds import CATALOG, POLICY
+from tests.support.kinds import CATALOG, POLICY
 
 REVIEWERS = frozenset({"reviewer"})
 

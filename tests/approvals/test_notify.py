@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 
 from approvals import Gate, WebhookNotifier
 from audit import SqlAuditStore
-from tests.approvals.kinds import CATALOG, POLICY
-from tests.copilot.test_executors import SECRET, Receiver
+from tests.copilot.engine.test_executors import SECRET, Receiver
+from tests.support.kinds import CATALOG, POLICY
 
 REVIEWERS = frozenset({"reviewer"})
 EMAIL = {"to": "acct-1", "subject": "Check-in", "body": "Hi Ana"}

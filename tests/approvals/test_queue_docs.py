@@ -22,11 +22,11 @@ from approvals import ApprovalRequest, Gate
 from approvals.queue import QueueQuery
 from approvals.tables import requests, votes
 from audit import Actor, SqlAuditStore
-from audit.stores.sql import create_engine
-from copilot.db import upgrade
+from audit.db import create_engine
+from copilot.db.engines import upgrade
 from tests.approvals.conftest import Clock
-from tests.approvals.kinds import CATALOG, POLICY
 from tests.approvals.test_gate import EMAIL, REVIEWERS, propose
+from tests.support.kinds import CATALOG, POLICY
 
 STATUSES = ("pending", "approved", "rejected", "expired", "cancelled", "superseded", None)
 

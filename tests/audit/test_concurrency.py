@@ -23,7 +23,7 @@ PER_WRITER = 2000
 def spawn(url: str, writer: int, start: int, ackfile: Path) -> subprocess.Popen[bytes]:
     with ackfile.with_suffix(".err").open("ab") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.audit._writer", url, "acme", str(writer), str(start),
+            [sys.executable, "-m", "tests.support.audit_writer", url, "acme", str(writer), str(start),
              str(PER_WRITER), str(ackfile)],
             cwd=ROOT,
             stderr=err,

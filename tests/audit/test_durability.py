@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from audit import Actor, AuditEvent, SqlAuditStore
-from audit.stores.sql import create_engine
-from copilot.db import upgrade
+from audit.db import create_engine
+from copilot.db.engines import upgrade
 
 
 def test_an_acknowledged_append_is_in_the_flushed_wal(pg_url: str) -> None:

@@ -18,8 +18,8 @@ from audit import (
     Trail,
     Versions,
 )
-from audit.stores.sql import create_engine
-from copilot.db import upgrade
+from audit.db import create_engine
+from copilot.db.engines import upgrade
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])

@@ -24,7 +24,7 @@ from audit import (
     Trail,
     genesis,
 )
-from audit.stores.sql import create_engine
+from audit.db import create_engine
 
 
 def make_trail(engine: Engine, tmp_path: Path, n: int = 10) -> Trail:
@@ -206,7 +206,7 @@ def test_triggers_refuse_update_and_delete_from_the_application(
 def test_the_signer_refuses_to_sign_a_database_restored_from_an_old_backup(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    from copilot.db import upgrade
+    from copilot.db.engines import upgrade
 
     engine = create_engine(sqlite_url)
     upgrade(engine)

@@ -9,16 +9,16 @@ from sqlalchemy import Engine
 
 from approvals import Gate
 from audit import SqlAuditStore
-from copilot.consent import Consent
-from copilot.context import SqlSignalSource
-from copilot.executors import OutboxExecutor
-from copilot.gating import resume_when_settled
+from copilot.engine.executors import OutboxExecutor
+from copilot.engine.gating import resume_when_settled
+from copilot.engine.runner import Runner
+from copilot.engine.runs import RunStore
+from copilot.governance.consent import Consent
+from copilot.governance.sources import SqlSignalSource
 from copilot.llm import ModelAccess
-from copilot.registry import Registry
-from copilot.runner import Runner
-from copilot.runs import RunStore
-from tests.approvals.kinds import POLICY
-from tests.copilot import flows
+from copilot.workflow.registry import Registry
+from tests.support import flows
+from tests.support.kinds import POLICY
 
 
 @pytest.fixture

@@ -17,12 +17,12 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from audit import Trail
-from copilot.runs import RunState
+from copilot.db.tables import outbox, runs
+from copilot.engine.runs import RunState
 from copilot.runtime import Runtime
 from copilot.settings import Settings
-from copilot.tables import outbox, runs
 from tests.conftest import unavailable
-from tests.copilot import flows
+from tests.support import flows
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_DB = 7  # a database of its own: the flush test empties it
@@ -48,7 +48,7 @@ class Cluster:
             "COPILOT_BROKER_URL": broker,
             "COPILOT_HOME": str(home),
             "COPILOT_QUEUE": f"q-{uuid.uuid4().hex[:8]}",
-            "COPILOT_WORKFLOW_MODULES": "tests.copilot.flows",
+            "COPILOT_WORKFLOW_MODULES": "tests.support.flows",
             "COPILOT_LEASE_SECONDS": "4",
             "COPILOT_SWEEP_GRACE": "3",
             "COPILOT_BROKER_VISIBILITY_TIMEOUT": "6",
@@ -134,7 +134,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]
     if broker.startswith("sqla"):
         c.env["COPILOT_BROKER_URL"] = f"sqla+sqlite:///{tmp_path}/broker.db"
         c.rt.settings.broker_url = c.env["COPILOT_BROKER_URL"]
-    from copilot.db import upgrade
+    from copilot.db.engines import upgrade
 
     upgrade(c.rt.engine)
     flows.create_tables(c.rt.engine)

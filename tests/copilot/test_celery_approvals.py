@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from audit import Trail
-from copilot.runs import RunState
-from copilot.tables import outbox
+from copilot.db.tables import outbox
+from copilot.engine.runs import RunState
 from tests.copilot.test_celery import Cluster
 
 REVIEWERS = frozenset({"reviewer"})

@@ -9,11 +9,11 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from audit import Query
-from copilot.context import put_signals
+from copilot.engine.runner import Runner
+from copilot.engine.runs import RunState
+from copilot.governance.sources import put_signals
 from copilot.llm import make_model
-from copilot.runner import Runner
-from copilot.runs import RunState
-from tests.openai_stub import StubServer
+from tests.support.openai_stub import StubServer
 
 
 class Verdict(BaseModel):

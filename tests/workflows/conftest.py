@@ -15,15 +15,15 @@ from sqlalchemy import Engine
 from approvals import ApprovalRequest, Gate, Policy
 from audit import SqlAuditStore
 from copilot.cli.demo_data import Account, accounts
-from copilot.consent import Consent
-from copilot.context import SqlSignalSource
-from copilot.executors import OutboxExecutor
-from copilot.gating import resume_when_settled
+from copilot.engine.executors import OutboxExecutor
+from copilot.engine.gating import resume_when_settled
+from copilot.engine.runner import Runner
+from copilot.engine.runs import Run, RunStore
+from copilot.governance.consent import Consent
+from copilot.governance.sources import SqlSignalSource
 from copilot.llm import ModelAccess, make_model
-from copilot.registry import Registry
-from copilot.runner import Runner
-from copilot.runs import Run, RunStore
-from tests.openai_stub import StubServer, request_data
+from copilot.workflow.registry import Registry
+from tests.support.openai_stub import StubServer, request_data
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC).timestamp()
 WORKFLOWS = ("account_health", "next_actions", "tone_draft")

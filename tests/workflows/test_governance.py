@@ -11,13 +11,13 @@ from sqlalchemy import Engine, MetaData, select
 
 from approvals import ApprovalConflictError
 from audit import Actor, Query, Trail
-from copilot.access import audit_view, may_see, signal_view
-from copilot.consent import Preferences
+from copilot.db.tables import signals
+from copilot.engine.runs import RunState
 from copilot.erasure import erase_subject
-from copilot.retention import PURGED_EVENT, purge
-from copilot.runs import RunState
-from copilot.signals import Sensitivity
-from copilot.tables import signals
+from copilot.governance.access import audit_view, may_see, signal_view
+from copilot.governance.consent import Preferences
+from copilot.governance.retention import PURGED_EVENT, purge
+from copilot.governance.signals import Sensitivity
 from tests.workflows.conftest import NOW, Book
 
 
@@ -27,7 +27,7 @@ def verified(book: Book) -> None:
 
 
 def treated(book: Book, workflow: str, shape: str = "rich") -> str:
-    from copilot.holdouts import held_out
+    from copilot.measure.holdouts import held_out
 
     return next(
         a.subject_id

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.openai_stub import StubServer, request_data, request_text
+from tests.support.openai_stub import StubServer, request_data, request_text
 from tests.workflows.conftest import WORKFLOWS, Book
 
 
@@ -114,6 +114,6 @@ def mentions(text: str, value: str) -> bool:
 
 
 def _held(subject_id: str) -> bool:
-    from copilot.holdouts import held_out
+    from copilot.measure.holdouts import held_out
 
     return held_out(subject_id, "tone_draft", 0.1, salt="copilot")

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from copilot.cli.demo_data import Account
-from copilot.holdouts import held_out
-from copilot.runs import RunState
+from copilot.engine.runs import RunState
+from copilot.measure.holdouts import held_out
 from tests.workflows.conftest import WORKFLOWS, Book
 
 GOLDEN = Path(__file__).parent / "golden" / "rules.json"

@@ -10,7 +10,7 @@ from audit import Actor
 from copilot.api.auth import require, runtime
 from copilot.api.errors import responses
 from copilot.api.models import KeyCreate, KeyCreated, KeyPage, PolicyOut, ShadowFigure
-from copilot.keys import ApiKey, Principal
+from copilot.governance.keys import ApiKey, Principal
 from copilot.runtime import Runtime
 
 router = APIRouter(tags=["admin"])

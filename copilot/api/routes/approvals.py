@@ -20,7 +20,7 @@ from copilot.api.models import HEX_ID, ApprovalPage, DecisionIn, QueueParams
 from copilot.api.reads import QueueReader
 from copilot.api.strict import query_model
 from copilot.errors import CopilotError
-from copilot.keys import Principal
+from copilot.governance.keys import Principal
 from copilot.runtime import Runtime
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])

@@ -17,7 +17,7 @@ from audit import export_bundle
 from copilot.api.auth import require, runtime
 from copilot.api.errors import responses
 from copilot.api.models import HEX_ID, SUBJECT, EventPage, VerifyOut
-from copilot.keys import Principal
+from copilot.governance.keys import Principal
 from copilot.runtime import Runtime
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])

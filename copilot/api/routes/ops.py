@@ -11,7 +11,7 @@ from copilot.api import metrics
 from copilot.api.auth import runtime
 from copilot.api.errors import responses
 from copilot.api.models import Health
-from copilot.db import ping
+from copilot.db.engines import ping
 from copilot.errors import CopilotError
 from copilot.runtime import Runtime
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends
 from copilot.api.auth import require, runtime
 from copilot.api.errors import responses
 from copilot.api.models import OutcomeBatch, OutcomesRecorded
-from copilot.keys import Principal
-from copilot.outcomes import record_outcomes
+from copilot.governance.keys import Principal
+from copilot.measure.outcomes import record_outcomes
 from copilot.runtime import Runtime
 
 router = APIRouter(tags=["outcomes"])

@@ -16,11 +16,11 @@ from copilot.api.models import (
     RunExplanation,
     RunOut,
 )
-from copilot.degradation import CONFIDENCE_CAP, Level
+from copilot.engine.runs import Run, RunState
 from copilot.errors import CopilotError, UnknownWorkflowError
-from copilot.keys import Principal
-from copilot.runs import Run, RunState
+from copilot.governance.keys import Principal
 from copilot.runtime import Runtime
+from copilot.workflow.degradation import CONFIDENCE_CAP, Level
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 App = Annotated[Principal, Depends(require("app"))]

@@ -19,9 +19,9 @@ from copilot.api.models import (
     SignalBatch,
     SignalsAccepted,
 )
-from copilot.consent import Preferences
 from copilot.erasure import erase_subject
-from copilot.keys import Principal
+from copilot.governance.consent import Preferences
+from copilot.governance.keys import Principal
 from copilot.runtime import Runtime
 
 router = APIRouter(tags=["subjects"])

@@ -1,0 +1,76 @@
+"""Database engines and migrations (SQLite by default, PostgreSQL in production)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from audit.db import create_engine as audit_engine
+from copilot.errors import DatabaseConfigError
+from copilot.settings import Settings
+
+
+def make_engine(settings: Settings) -> Engine:
+    """An engine for `settings`, with a message that names the fix when it cannot be made."""
+    url = settings.database_url_resolved
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseConfigError(
+            f"COPILOT_DATABASE_URL is not a database URL ({exc}); use e.g. "
+            "sqlite:///./.copilot/copilot.db or postgresql+psycopg://user@host/db"
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    elif backend == "postgresql":
+        if parsed.get_driver_name() != "psycopg":
+            raise DatabaseConfigError(
+                "COPILOT_DATABASE_URL must use the psycopg 3 driver: postgresql+psycopg://..."
+            )
+        if importlib.util.find_spec("psycopg") is None:
+            raise DatabaseConfigError(
+                "COPILOT_DATABASE_URL points to PostgreSQL but psycopg is not installed; "
+                "install with `pip install 'psycopg[binary]'`"
+            )
+    else:
+        raise DatabaseConfigError(
+            f"unsupported database {backend!r}: COPILOT_DATABASE_URL must be SQLite or PostgreSQL"
+        )
+    return audit_engine(url)
+
+
+def migrations_dir() -> Path:
+    """The Alembic scripts, shipped inside the package (one path in a checkout and a wheel)."""
+    return Path(__file__).resolve().parent / "migrations"
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply migrations up to `revision` on `engine`'s database."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    except OperationalError as exc:
+        raise DatabaseConfigError(
+            f"cannot reach the database at {engine.url.render_as_string(hide_password=True)}: "
+            f"{exc.orig}; check COPILOT_DATABASE_URL and that the server is running"
+        ) from exc
+
+
+def ping(engine: Engine) -> None:
+    """Raise DatabaseConfigError unless the database answers."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        raise DatabaseConfigError(f"database unreachable: {exc.orig}") from exc

@@ -1,0 +1,191 @@
+"""The runtime's tables (SQLAlchemy Core). Migrations in `copilot/db/migrations/` create them.
+
+Timestamps are epoch seconds (float): one representation on both dialects, cheap to
+compare in the lease and sweeper queries that run on every advance.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+)
+
+metadata = MetaData()
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant", String(100), nullable=False),
+    Column("workflow", String(100), nullable=False),
+    Column("version", String(50), nullable=False),
+    Column("subject_id", String(200), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("inputs", Text, nullable=False),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("triggered_by", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("queued_at", Float, nullable=True),
+    Column("lease_owner", String(100), nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("step_index", Integer, nullable=False, server_default="0"),
+    Column("level", String(8), nullable=True),
+    Column("reasons", Text, nullable=True),
+    Column("result", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("holdout", Boolean, nullable=False, server_default=false()),
+    UniqueConstraint("tenant", "idempotency_key", name="uq_runs_idempotency"),
+    Index("ix_runs_state_queued", "state", "queued_at"),
+    Index("ix_runs_state_lease", "state", "lease_expires_at"),
+    Index("ix_runs_subject", "tenant", "subject_id"),
+    Index("ix_runs_created", "tenant", "created_at"),
+)
+
+run_steps = Table(
+    "run_steps",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(100), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("output", Text, nullable=False),
+    Column("request", Text, nullable=True),
+    Column("decision", Text, nullable=True),
+    Column("attempt", Integer, nullable=False),
+    Column("model", String(100), nullable=True),
+    Column("prompt_version", String(50), nullable=True),
+    Column("usage", Text, nullable=True),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=False),
+)
+
+step_rounds = Table(
+    "step_rounds",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("round", Integer, primary_key=True, autoincrement=False),
+    Column("state", Text, nullable=False),
+    Column("proposed", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+signals = Table(
+    "signals",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("tenant", String(100), nullable=False),
+    Column("subject_id", String(200), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("observed_at", Float, nullable=False),
+    Column("source", String(100), nullable=False),
+    Index("ix_signals_lookup", "tenant", "subject_id", "name", "observed_at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("tenant", String(100), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("kind", String(100), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("delivered_at", Float, nullable=True),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("idempotency_key", String(200), primary_key=True),
+    Column("executor", String(50), nullable=False),
+    Column("tenant", String(100), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("kind", String(100), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+subject_preferences = Table(
+    "subject_preferences",
+    metadata,
+    Column("tenant", String(100), primary_key=True),
+    Column("subject_id", String(200), primary_key=True),
+    Column("opt_out_all", Boolean, nullable=False),
+    Column("opt_out_workflows", Text, nullable=False),
+    Column("snooze_until", Float, nullable=True),
+    Column("consent_basis", String(50), nullable=True),
+    Column("updated_at", Float, nullable=False),
+)
+
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("tenant", String(100), nullable=False),
+    Column("subject_id", String(200), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("action_id", String(64), nullable=True),
+    Column("name", String(100), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("observed_at", Float, nullable=False),
+    Column("recorded_at", Float, nullable=False),
+    Column("source", String(100), nullable=False),
+    Index("ix_outcomes_name", "tenant", "name", "observed_at"),
+    Index("ix_outcomes_subject", "tenant", "subject_id"),
+)
+
+# One row per (event trigger, subject): when it last fired. Firing is a compare-and-set on
+# `fired_at`, so of any number of concurrent ingestions exactly one opens a debounce window.
+trigger_state = Table(
+    "trigger_state",
+    metadata,
+    Column("tenant", String(100), primary_key=True),
+    Column("trigger", String(64), primary_key=True),
+    Column("subject_id", String(200), primary_key=True),
+    Column("fired_at", Float, nullable=False),
+    Column("run_id", String(32), nullable=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant", String(100), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("roles", String(100), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+    Index("ix_api_keys_tenant", "tenant", "id"),
+)
+
+# Web page sessions: the cookie carries a random id; only its SHA-256 is stored, with the
+# key it stands for and the session's CSRF token (copilot.web.sessions).
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_sha256", String(64), primary_key=True),
+    Column("key_id", String(32), nullable=False),
+    Column("tenant", String(100), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_web_sessions_key", "key_id"),
+)

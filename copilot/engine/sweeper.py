@@ -1,0 +1,78 @@
+"""The sweeper: the database is the source of truth, broker messages are only wake-ups.
+
+A lost message must never lose a run. Each sweep re-enqueues runs that sat queued past a
+grace period or whose lease expired (a worker died), chains audit events queued behind
+busy writers, and signs a checkpoint for streams that grew by `checkpoint_every`.
+Sweeping twice at once is harmless: advancing is leased and everything else idempotent,
+so a second beat scheduler does no damage.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from pydantic import BaseModel
+
+from approvals import Gate
+from audit import AuditError, SqlAuditStore, Trail
+from copilot.engine.runs import RunStore
+
+log = logging.getLogger(__name__)
+
+
+class SweepReport(BaseModel):
+    """What one sweep did."""
+
+    requeued: int = 0
+    expired: int = 0
+    chained: int = 0
+    checkpoints: int = 0
+
+
+class Sweeper:
+    """Finds stranded runs and audit work; `sweep()` is safe to call from anywhere, any time."""
+
+    def __init__(
+        self,
+        runs: RunStore,
+        audit: SqlAuditStore,
+        enqueue: Callable[[str, float], None],
+        *,
+        grace_seconds: float,
+        trail: Trail | None = None,
+        checkpoint_every: int = 0,
+        gate: Gate | None = None,
+    ) -> None:
+        self.gate = gate
+        self.runs = runs
+        self.audit = audit
+        self.enqueue = enqueue
+        self.grace_seconds = grace_seconds
+        self.trail = trail
+        self.checkpoint_every = checkpoint_every
+
+    def sweep(self) -> SweepReport:
+        """One pass."""
+        now = self.runs.clock()
+        report = SweepReport()
+        if self.gate is not None:  # overdue approvals: expire, escalate, or approve if low risk
+            for req in self.gate.expire_due():
+                report.expired += 1
+                if req.run_id is not None and req.status != "pending":
+                    self.enqueue(req.run_id, 0.0)  # its expiry queued the run; wake a worker now
+        for run_id in self.runs.due(queued_before=now - self.grace_seconds, now=now):
+            self.enqueue(run_id, 0.0)
+            report.requeued += 1
+        report.chained = self.audit.settle_all()
+        if self.trail is not None and self.checkpoint_every:
+            for stream in self.audit.streams():
+                size, _ = self.audit.head(stream)
+                signed = max((c.size for c in self.audit.checkpoints(stream)), default=0)
+                if size - signed >= self.checkpoint_every:
+                    try:
+                        self.trail.checkpoint(stream)
+                        report.checkpoints += 1
+                    except AuditError as exc:  # refused: keep sweeping, make it loud
+                        log.error("checkpoint of %s refused: %s", stream, exc)
+        return report

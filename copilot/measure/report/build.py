@@ -1,0 +1,372 @@
+"""The evaluation report: reviewer feedback per workflow, segment and level, and lift over the holdout.
+
+The unit of the lift is the subject, by intent to treat: a subject's arm is the holdout
+flag of its first run (of the workflow, or of any workflow), whatever happened after (a
+skipped or failed run still counts as treated), and it converted when an outcome of that
+name with a non-zero value was observed at or after that first run (and within
+`window_days`, when given). Outcomes observed before exposure are not effects and are
+left out.
+
+The result is one pydantic model (`Report`): the JSON the API returns and the data every
+plot is drawn from (`figures`). `copilot.report_html.render_html` draws the page.
+
+>>> report = build_report(engine, tenant="acme", outcomes=registry.outcomes,
+...                       outcome="replied", segment="plan_tier")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Connection, Engine, select
+
+from audit.db import readonly
+from copilot.db.tables import outcomes, runs, signals
+from copilot.measure.experiments import Arm, ExperimentError, Lift, Method, check_alpha, lift
+from copilot.measure.feedback import NO_SEGMENT, Feedback, Group, group_feedback, read_feedback
+from copilot.measure.guardrails import (
+    Finding,
+    Guardrail,
+    GuardrailCheck,
+    SegmentEffect,
+    check_guardrail,
+    segment_findings,
+)
+from copilot.measure.outcomes import OutcomeRegistry, OutcomeSpec
+from copilot.measure.report.figures import Figure, figures_of
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """A subject's first run in the experiment: when, which arm, which segment."""
+
+    subject_id: str
+    exposed_at: float
+    holdout: bool
+    segment: str
+
+
+class OutcomeLift(BaseModel):
+    """The lift on one outcome, overall."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcome: str
+    polarity: str
+    improved: bool  # the point estimate moved the good way
+    lift: Lift
+
+
+class Report(BaseModel):
+    """Everything `copilot report` shows, as data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant: str
+    generated_at: float
+    workflow: str | None
+    outcome: str | None
+    segment: str | None
+    window_days: float | None
+    alpha: float
+    method: Method
+    subjects: int
+    treated: int
+    holdout: int
+    groups: list[Group]
+    lift: OutcomeLift | None
+    segments: list[SegmentEffect]
+    guardrails: list[GuardrailCheck]
+    warnings: list[Finding]
+    figures: list[Figure]
+
+
+def build_report(
+    engine: Engine,
+    *,
+    tenant: str,
+    outcomes: OutcomeRegistry,
+    workflow: str | None = None,
+    outcome: str | None = None,
+    segment: str | None = None,
+    window_days: float | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    method: Method = "newcombe",
+    max_rejection_rate: float = 0.3,
+    clock: Callable[[], float] = time.time,
+) -> Report:
+    """Read the tenant's runs, decisions and outcomes, and measure them."""
+    check_alpha(alpha, power)
+    if not 0 <= max_rejection_rate <= 1:
+        raise ExperimentError(f"max_rejection_rate must be a rate, got {max_rejection_rate}")
+    primary = outcomes.require(outcome) if outcome is not None else None
+    guarded = [s for s in outcomes.specs() if s.guardrail is not None]
+    names = {s.name for s in guarded} | ({primary.name} if primary else set())
+    with readonly(engine.connect()) as conn:
+        run_rows = _runs(conn, tenant, workflow)
+        seg_of_run = _segments(conn, tenant, run_rows, segment)
+        exposures = _exposures(run_rows, seg_of_run)
+        seen = _outcome_times(conn, tenant, names)
+        feedback = read_feedback(conn, tenant, workflow=workflow)
+    window = window_days * 86400 if window_days is not None else None
+    converted = {name: converted_subjects(exposures, seen.get(name, {}), window) for name in names}
+    rejection = Guardrail(metric="rejection_rate", max_rate=max_rejection_rate)
+    groups = group_feedback(run_rows, seg_of_run, feedback)
+    overall_lift = _lift(exposures, converted, primary, alpha, power, method)
+    checks = _guardrails(
+        exposures, converted, guarded, feedback, seg_of_run, rejection, None, alpha
+    )
+    segments = [
+        SegmentEffect(
+            segment=segment,
+            value=value,
+            subjects=len(members),
+            share=len(members) / len(exposures),
+            lift=_maybe_lift(members, converted, primary, alpha, power, method),
+            guardrails=_guardrails(members, converted, guarded, feedback, seg_of_run, rejection,
+                                   value, alpha, f"{segment}={value}"),
+        )
+        for value, members in _by_segment(exposures, segment)
+    ]  # fmt: skip
+    warnings = _warnings(exposures, primary, overall_lift, checks, segments)
+    treated = sum(not e.holdout for e in exposures)
+    report = Report(
+        tenant=tenant,
+        generated_at=clock(),
+        workflow=workflow,
+        outcome=primary.name if primary else None,
+        segment=segment,
+        window_days=window_days,
+        alpha=alpha,
+        method=method,
+        subjects=len(exposures),
+        treated=treated,
+        holdout=len(exposures) - treated,
+        groups=groups,
+        lift=overall_lift,
+        segments=segments,
+        guardrails=checks,
+        warnings=warnings,
+        figures=[],
+    )
+    return report.model_copy(update={"figures": figures_of(report)})
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def _runs(conn: Connection, tenant: str, workflow: str | None) -> list[dict[str, Any]]:
+    stmt = select(runs).where(runs.c.tenant == tenant)
+    if workflow is not None:
+        stmt = stmt.where(runs.c.workflow == workflow)
+    found = []
+    for row in conn.execute(stmt.order_by(runs.c.created_at, runs.c.id)):
+        m = row._mapping
+        inputs = json.loads(m["inputs"])
+        found.append(
+            {
+                "id": m["id"],
+                "workflow": m["workflow"],
+                "subject_id": m["subject_id"],
+                "created_at": m["created_at"],
+                "state": m["state"],
+                "level": m["level"] or "-",
+                "inputs": inputs,
+                "holdout": bool(m["holdout"]),
+            }
+        )
+    return found
+
+
+def _segments(
+    conn: Connection, tenant: str, run_rows: list[dict[str, Any]], segment: str | None
+) -> dict[str, str]:
+    """Each run's segment: the run input of that name, else the subject's signal then."""
+    if segment is None:
+        return {r["id"]: NO_SEGMENT for r in run_rows}
+    history: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    stmt = select(signals.c.subject_id, signals.c.observed_at, signals.c.value).where(
+        signals.c.tenant == tenant, signals.c.name == segment
+    )
+    for subject, at, value in conn.execute(stmt.order_by(signals.c.observed_at)):
+        history[subject].append((at, _label(json.loads(value))))
+    found = {}
+    for r in run_rows:
+        if segment in r["inputs"]:
+            found[r["id"]] = _label(r["inputs"][segment])
+            continue
+        past = [v for at, v in history.get(r["subject_id"], []) if at <= r["created_at"]]
+        found[r["id"]] = past[-1] if past else NO_SEGMENT
+    return found
+
+
+def _by_segment(exposures: list[Exposure], segment: str | None) -> list[tuple[str, list[Exposure]]]:
+    if segment is None:
+        return []
+    found: dict[str, list[Exposure]] = defaultdict(list)
+    for e in exposures:
+        found[e.segment].append(e)
+    return sorted(found.items())
+
+
+def _label(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _exposures(run_rows: list[dict[str, Any]], seg_of_run: dict[str, str]) -> list[Exposure]:
+    first: dict[str, dict[str, Any]] = {}
+    for r in run_rows:  # ordered by creation: the first one wins
+        first.setdefault(r["subject_id"], r)
+    return [
+        Exposure(subject_id=s, exposed_at=r["created_at"], holdout=r["holdout"],
+                 segment=seg_of_run[r["id"]])
+        for s, r in sorted(first.items())
+    ]  # fmt: skip
+
+
+def _outcome_times(
+    conn: Connection, tenant: str, names: set[str]
+) -> dict[str, dict[str, list[float]]]:
+    found: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    if not names:
+        return found
+    c = outcomes.c
+    stmt = select(c.name, c.subject_id, c.observed_at).where(
+        c.tenant == tenant, c.name.in_(names), c.value != 0
+    )
+    for name, subject, at in conn.execute(stmt):
+        found[name][subject].append(at)
+    return found
+
+
+def converted_subjects(
+    exposures: list[Exposure], seen: dict[str, list[float]], window: float | None
+) -> set[str]:
+    """Subjects with an outcome at or after their exposure (within `window` seconds, if given)."""
+    hit = set()
+    for e in exposures:
+        end = e.exposed_at + window if window is not None else float("inf")
+        if any(e.exposed_at <= at <= end for at in seen.get(e.subject_id, ())):
+            hit.add(e.subject_id)
+    return hit
+
+
+# -- measuring -----------------------------------------------------------------------------
+
+
+def _arms(members: list[Exposure], hit: set[str]) -> tuple[Arm, Arm]:
+    t = [e for e in members if not e.holdout]
+    h = [e for e in members if e.holdout]
+    return (
+        Arm(n=len(t), successes=sum(e.subject_id in hit for e in t)),
+        Arm(n=len(h), successes=sum(e.subject_id in hit for e in h)),
+    )
+
+
+def _maybe_lift(
+    members: list[Exposure],
+    converted: dict[str, set[str]],
+    primary: OutcomeSpec | None,
+    alpha: float,
+    power: float,
+    method: Method,
+) -> Lift | None:
+    if primary is None:
+        return None
+    return subject_lift(members, converted[primary.name], alpha=alpha, power=power, method=method)
+
+
+def subject_lift(
+    exposures: list[Exposure],
+    converted: set[str],
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    method: Method = "newcombe",
+) -> Lift | None:
+    """Treated vs holdout over subjects (None when an arm is empty): the report's lift."""
+    treated, held = _arms(exposures, converted)
+    if not treated.n or not held.n:
+        return None
+    return lift(treated, held, alpha=alpha, power=power, method=method)
+
+
+def _lift(
+    exposures: list[Exposure],
+    converted: dict[str, set[str]],
+    primary: OutcomeSpec | None,
+    alpha: float,
+    power: float,
+    method: Method,
+) -> OutcomeLift | None:
+    found = _maybe_lift(exposures, converted, primary, alpha, power, method)
+    if found is None or primary is None:
+        return None
+    return OutcomeLift(outcome=primary.name, polarity=primary.polarity,
+                       improved=primary.sign * found.difference > 0, lift=found)  # fmt: skip
+
+
+def _guardrails(
+    members: list[Exposure],
+    converted: dict[str, set[str]],
+    guarded: list[OutcomeSpec],
+    feedback: list[Feedback],
+    seg_of_run: dict[str, str],
+    rejection: Guardrail,
+    segment_value: str | None,
+    alpha: float,
+    scope: str = "overall",
+) -> list[GuardrailCheck]:
+    checks = []
+    for spec in guarded:
+        g = spec.as_guardrail()
+        assert g is not None  # guarded specs declare one
+        treated, held = _arms(members, converted[spec.name])
+        checks += check_guardrail(g, treated, held, scope=scope, alpha=alpha)
+    decided = [
+        f for f in feedback
+        if f.decision in ("approved", "edited", "rejected")
+        and (segment_value is None or seg_of_run.get(f.run_id or "", "") == segment_value)
+    ]  # fmt: skip
+    rejected = Arm(n=len(decided), successes=sum(f.decision == "rejected" for f in decided))
+    checks += check_guardrail(rejection, rejected, None, scope=scope, alpha=alpha)
+    return checks
+
+
+def _warnings(
+    exposures: list[Exposure],
+    primary: OutcomeSpec | None,
+    overall: OutcomeLift | None,
+    checks: list[GuardrailCheck],
+    segments: list[SegmentEffect],
+) -> list[Finding]:
+    found = []
+    if primary is not None and overall is None:
+        held = sum(e.holdout for e in exposures)
+        found.append(Finding(code="no_comparison", details={"treated": len(exposures) - held,
+                             "holdout": held},
+                             message="no lift: the experiment needs subjects in both arms "
+                                     "(is a holdout configured?)"))  # fmt: skip
+    if overall is not None:
+        mde = overall.lift.mde
+        if not overall.lift.significant and mde is not None and abs(overall.lift.difference) < mde:
+            found.append(Finding(code="underpowered", details={"mde": mde},
+                                 message=f"the lift is below what this sample can detect "
+                                         f"({mde:.2%} at {overall.lift.power:.0%} power); keep "
+                                         "collecting or plan a larger test"))  # fmt: skip
+    for c in checks:
+        if c.status == "breach":
+            found.append(Finding(code="guardrail_breach", details=c.model_dump(mode="json"),
+                                 message=f"{c.metric} ({c.rule}) is past its threshold "
+                                         f"{c.threshold:g}: {c.value:.2%} "
+                                         f"[{c.low:.2%}, {c.high:.2%}]"))  # fmt: skip
+    sign = primary.sign if primary is not None else 1
+    found += segment_findings(overall.lift if overall else None, segments, polarity=sign)
+    return found

@@ -1,0 +1,118 @@
+"""Where workflows are found: registered explicitly, or through the `copilot.workflows` entry points."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from importlib.metadata import entry_points
+from types import ModuleType
+
+from approvals import ActionKind, Catalog
+from copilot.errors import UnknownWorkflowError, WorkflowDefinitionError
+from copilot.governance.signals import SignalRegistry, SignalSpec
+from copilot.measure.outcomes import OutcomeRegistry, OutcomeSpec
+from copilot.workflow.definition import Workflow
+from copilot.workflow.triggers import EventTrigger, Schedule, TriggerRegistry
+
+ENTRY_POINT_GROUP = "copilot.workflows"
+
+
+class Registry:
+    """Workflows by (name, version). Built at the edges; no global registry exists."""
+
+    def __init__(self, workflows: Iterable[Workflow] = ()) -> None:
+        self._by_key: dict[tuple[str, str], Workflow] = {}
+        self._latest: dict[str, Workflow] = {}
+        self.catalog = Catalog()  # the action kinds the registered modules declare
+        self.signals = SignalRegistry()  # and the signals they declare
+        self.outcomes = OutcomeRegistry()  # and the outcomes they measure
+        self.triggers = TriggerRegistry()  # and their schedules and event triggers
+        for wf in workflows:
+            self.register(wf)
+
+    def register(self, workflow: Workflow) -> Workflow:
+        """Add a workflow; registering the same object twice is a no-op."""
+        if not workflow.steps:
+            raise WorkflowDefinitionError(
+                f"workflow {workflow.name!r} has no steps; add one with @step"
+            )
+        existing = self._by_key.get(workflow.key)
+        if existing is not None and existing is not workflow:
+            raise WorkflowDefinitionError(
+                f"workflow {workflow.name!r} version {workflow.version!r} is registered twice; "
+                "bump the version of one of them"
+            )
+        self._by_key[workflow.key] = workflow
+        self._latest[workflow.name] = workflow
+        return workflow
+
+    def register_module(self, module: ModuleType | str) -> list[Workflow]:
+        """Register a module's top-level Workflows and what is declared beside them (a dotted name works)."""
+        mod = importlib.import_module(module) if isinstance(module, str) else module
+        for value in vars(mod).values():  # action kinds declared beside the workflows
+            if isinstance(value, ActionKind):
+                self.catalog.register(value)
+            elif isinstance(value, SignalSpec):
+                self.signals.register(value)
+            elif isinstance(value, SignalRegistry):
+                for spec in value.specs():
+                    self.signals.register(spec)
+            elif isinstance(value, OutcomeSpec):
+                self.outcomes.register(value)
+            elif isinstance(value, OutcomeRegistry):
+                for outcome in value.specs():
+                    self.outcomes.register(outcome)
+            elif isinstance(value, Schedule | EventTrigger):
+                self.triggers.register(value)
+            elif isinstance(value, TriggerRegistry):
+                for item in value.items():
+                    self.triggers.register(item)
+            elif isinstance(value, Catalog):
+                for name in value.names():
+                    self.catalog.register(value.get(name))
+        found = [v for v in vars(mod).values() if isinstance(v, Workflow)]
+        return [self.register(wf) for wf in found]
+
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> list[Workflow]:
+        """Register what the installed distributions declare under `group`.
+
+        An entry point may name a Workflow, a module of them, or a callable returning them.
+        """
+        loaded: list[Workflow] = []
+        for ep in entry_points(group=group):
+            obj = ep.load()
+            if isinstance(obj, Workflow):
+                loaded.append(self.register(obj))
+            elif isinstance(obj, ModuleType):
+                loaded += self.register_module(obj)
+            elif callable(obj):
+                loaded += [self.register(wf) for wf in obj()]
+            else:
+                raise WorkflowDefinitionError(
+                    f"entry point {ep.name!r} in {group!r} is not a Workflow, module or callable"
+                )
+        return loaded
+
+    def check_signals(self) -> None:
+        """Start-up validation: every signal a workflow reads is declared for it."""
+        self.signals.check_workflows({wf.name: [n.name for n in wf.signals] for wf in self})
+
+    def check_triggers(self) -> None:
+        """Start-up validation: schedules and event triggers name workflows and signals that exist."""
+        self.triggers.check(self.get, self.signals)
+
+    def get(self, name: str, version: str | None = None) -> Workflow:
+        """The workflow `name` at `version` (default: the latest registered)."""
+        wf = self._latest.get(name) if version is None else self._by_key.get((name, version))
+        if wf is None:
+            known = ", ".join(sorted(f"{n}@{v}" for n, v in self._by_key)) or "none"
+            what = name if version is None else f"{name}@{version}"
+            raise UnknownWorkflowError(
+                f"no workflow {what} is registered (registered: {known})",
+                workflow=name,
+                version=version,
+            )
+        return wf
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(sorted(self._by_key.values(), key=lambda w: w.key))

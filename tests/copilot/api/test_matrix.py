@@ -1,0 +1,266 @@
+"""The authorization matrix: every endpoint x every role x own and other tenant.
+
+Generated from the one table below. Resources (runs, approvals, keys, subject
+preferences) live in tenant `acme`; callers hold keys of `acme` (own) or `globex`
+(other). Expected: no key or a revoked key → 401; a role the endpoint does not admit →
+403 (whatever the id, so the answer leaks nothing); an admitted role of the other tenant →
+404 for an id of acme's, or, for tenant-wide endpoints, success that shows and changes
+only the caller's own tenant.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from audit import Actor
+from copilot.api import create_app
+from copilot.engine.runs import RunState
+from copilot.governance.keys import ROLES
+from tests.copilot.api.conftest import Api, build_runtime, make_keys
+
+PUBLIC = frozenset({"anonymous", "revoked", *ROLES})
+Check = Callable[["Fixture", dict[str, str], httpx.Response], None]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # {run}, {approval}, {key}, {subject} are filled with fresh acme resources
+    allowed: frozenset[str]
+    ok: int
+    body: Callable[[dict[str, str]], Any] | None = None
+    isolated: Check | None = None  # for tenant-wide endpoints called from the other tenant
+
+    @property
+    def by_id(self) -> bool:
+        return "{" in self.path and "{subject}" not in self.path
+
+
+def _no_acme_ids(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
+    text = r.text
+    assert res.get("run", "-") not in text and res.get("approval", "-") not in text
+    assert all(item.get("tenant", "globex") == "globex" for item in r.json()["items"])
+
+
+def _run_in_callers_tenant(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
+    assert fx.api.rt.runs.get(r.json()["id"], tenant="globex").subject_id == "acct-new"
+
+
+def _events_of_own_stream(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
+    assert {e["stream"] for e in r.json()["items"]} == {"globex"}
+    assert res["run"] not in r.text
+
+
+def _verifies_own_stream(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
+    assert r.json()["stream"] == "globex"
+
+
+def _exports_own_stream(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
+    with tarfile.open(fileobj=io.BytesIO(r.content), mode="r:gz") as tar:
+        member = tar.extractfile("bundle/manifest.json")
+        assert member is not None
+        assert list(json.load(member)["streams"]) == ["globex"]
+
+
+def _signal_in_callers_tenant(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
+    acme = fx.api.rt.registry.signals  # the same registry; the rows are what differ
+    assert acme is not None
+    from copilot.governance.sources import SqlSignalSource
+
+    source = SqlSignalSource(fx.api.rt.engine)
+    assert source.fetch("acme", res["subject"], ["usage_trend"]) == {}
+    assert set(source.fetch("globex", res["subject"], ["usage_trend"])) == {"usage_trend"}
+
+
+def _outcome_in_callers_tenant(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
+    from sqlalchemy import select
+
+    from copilot.db.tables import outcomes
+
+    with fx.api.rt.engine.connect() as conn:
+        tenants = (
+            conn.execute(select(outcomes.c.tenant).where(outcomes.c.subject_id == res["subject"]))
+            .scalars()
+            .all()
+        )
+    assert tenants and set(tenants) == {"globex"}
+
+
+def _prefs_of_own_tenant(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
+    assert r.json()["opt_out_all"] is False  # acme's subject opted out; globex's did not
+    assert fx.api.rt.consent.get("acme", res["subject"]).opt_out_all is True
+
+
+def _erased_in_callers_tenant(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
+    assert fx.api.rt.consent.get("acme", res["subject"]).consent_basis != "erased"
+    assert fx.api.rt.consent.get("globex", res["subject"]).consent_basis == "erased"
+
+
+def _key_in_callers_tenant(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
+    assert r.json()["key"]["tenant"] == "globex"
+
+
+def _keys_of_own_tenant(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
+    assert {k["tenant"] for k in r.json()["items"]} == {"globex"}
+    assert res["key"] not in r.text
+
+
+def _decision(res: dict[str, str]) -> dict[str, str]:
+    return {"decision": "approve", "payload_hash": res["payload_hash"]}
+
+
+ENDPOINTS = [
+    Endpoint("POST", "/v1/runs", frozenset({"app"}), 202,
+             lambda res: {"workflow": "five_steps", "subject_id": "acct-new"},
+             _run_in_callers_tenant),
+    Endpoint("GET", "/v1/runs/{run}", frozenset({"app"}), 200),
+    Endpoint("GET", "/v1/runs/{run}/explanation", frozenset({"app"}), 200),
+    Endpoint("GET", "/v1/approvals", frozenset({"reviewer"}), 200, None, _no_acme_ids),
+    Endpoint("GET", "/v1/approvals/{approval}", frozenset({"reviewer"}), 200),
+    Endpoint("POST", "/v1/approvals/{approval}/decision", frozenset({"reviewer"}), 200, _decision),
+    Endpoint("GET", "/v1/audit/events", frozenset({"auditor"}), 200, None, _events_of_own_stream),
+    Endpoint("GET", "/v1/audit/verify", frozenset({"auditor"}), 200, None, _verifies_own_stream),
+    Endpoint("GET", "/v1/audit/export", frozenset({"auditor"}), 200, None, _exports_own_stream),
+    Endpoint("POST", "/v1/signals", frozenset({"app"}), 201,
+             lambda res: {"subject_id": res["subject"], "values": {"usage_trend": 3.5}},
+             _signal_in_callers_tenant),
+    Endpoint("POST", "/v1/outcomes", frozenset({"app"}), 201,
+             lambda res: {"events": [{"subject_id": res["subject"], "name": "replied"}]},
+             _outcome_in_callers_tenant),
+    Endpoint("GET", "/v1/subjects/{subject}/preferences", frozenset({"app"}), 200, None,
+             _prefs_of_own_tenant),
+    Endpoint("PUT", "/v1/subjects/{subject}/preferences", frozenset({"app"}), 200,
+             lambda res: {"opt_out_workflows": ["summarize"]}, _prefs_of_own_tenant),
+    Endpoint("DELETE", "/v1/subjects/{subject}", frozenset({"app", "admin"}), 200, None,
+             _erased_in_callers_tenant),
+    Endpoint("POST", "/v1/keys", frozenset({"admin"}), 201, lambda res: {"roles": ["auditor"]},
+             _key_in_callers_tenant),
+    Endpoint("GET", "/v1/keys", frozenset({"admin"}), 200, None, _keys_of_own_tenant),
+    Endpoint("DELETE", "/v1/keys/{key}", frozenset({"admin"}), 200),
+    Endpoint("GET", "/v1/policy", frozenset({"admin"}), 200),
+    Endpoint("GET", "/healthz", PUBLIC, 200),
+    Endpoint("GET", "/metrics", PUBLIC, 200),
+]  # fmt: skip
+CALLERS = ("anonymous", "revoked", *ROLES)
+
+
+@dataclass
+class Fixture:
+    api: Api
+    revoked: dict[str, str]
+    n: int = 0
+
+    def resources(self) -> dict[str, str]:
+        """Fresh acme resources: a waiting run, its first pending approval, a key, a subject."""
+        self.n += 1
+        run = self.api.waiting_run("acme", subject=f"acct-{self.n}")
+        approval = self.api.pending(run)
+        key, _ = self.api.rt.keys.create(tenant="acme", roles=["app"], actor=Actor.system("t"))
+        subject = f"subj-{self.n}"
+        prefs = self.api.rt.consent.get("acme", subject).model_copy(update={"opt_out_all": True})
+        self.api.rt.consent.set(prefs, actor=Actor.system("t"))
+        return {
+            "run": run.id,
+            "approval": approval.id,
+            "payload_hash": approval.payload_hash,
+            "key": key.id,
+            "subject": subject,
+        }
+
+
+@pytest.fixture(scope="module")
+def fx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixture]:
+    home = tmp_path_factory.mktemp("matrix")
+    rt = build_runtime(f"sqlite:///{home / 'copilot.db'}", home, [])
+    tokens = make_keys(rt)
+    revoked = {}
+    for tenant in ("acme", "globex"):
+        key, token = rt.keys.create(tenant=tenant, roles=list(ROLES), actor=Actor.system("t"))
+        rt.keys.revoke(key.id, tenant=tenant, actor=Actor.system("t"))
+        revoked[tenant] = token
+    with TestClient(create_app(rt.settings, runtime=rt)) as client:
+        yield Fixture(Api(rt=rt, client=client, tokens=tokens), revoked)
+
+
+def expected(ep: Endpoint, caller: str, tenant: str) -> int:
+    """The status the table implies."""
+    if caller in ("anonymous", "revoked") and ep.allowed != PUBLIC:
+        return 401
+    if caller not in ep.allowed:
+        return 403
+    if tenant == "other" and ep.by_id:
+        return 404
+    return ep.ok
+
+
+@pytest.mark.parametrize("tenant", ["own", "other"])
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("ep", ENDPOINTS, ids=lambda e: f"{e.method} {e.path}")
+def test_authorization_matrix(fx: Fixture, ep: Endpoint, caller: str, tenant: str) -> None:
+    res = fx.resources()
+    who = "acme" if tenant == "own" else "globex"
+    headers: dict[str, str] = {}
+    if caller == "revoked":
+        headers["Authorization"] = f"Bearer {fx.revoked[who]}"
+    elif caller != "anonymous":
+        headers = fx.api.auth(who, caller)
+    path = ep.path.format(**res)
+    body = ep.body(res) if ep.body else None
+    r = fx.api.client.request(ep.method, path, headers=headers, json=body)
+    want = expected(ep, caller, tenant)
+    assert r.status_code == want, r.text
+    if want >= 400:
+        error = r.json()["error"]
+        assert (
+            error["code"]
+            in {
+                401: {"auth.unauthenticated"},
+                403: {"auth.forbidden"},
+                404: {"run.not_found", "approval.not_found", "key.not_found"},
+            }[want]
+        )
+        assert set(r.json()) == {"error"} and set(error) == {"code", "message", "details"}
+    if want < 400 and tenant == "other" and ep.isolated is not None:
+        ep.isolated(fx, res, r)
+    if want >= 400:  # a refused call changed nothing of acme's
+        assert fx.api.rt.runs.get(res["run"]).state == RunState.WAITING
+        assert fx.api.rt.gate.get(res["approval"]).status == "pending"
+        assert fx.api.rt.keys.get(res["key"], tenant="acme").revoked_at is None
+        assert fx.api.rt.consent.get("acme", res["subject"]).opt_out_workflows == ()
+        assert fx.api.rt.consent.get("acme", res["subject"]).consent_basis != "erased"
+
+
+def test_the_matrix_covers_every_route_of_the_app(fx: Fixture) -> None:
+    """A route added without a row in the table fails here."""
+    documented = {
+        (method.upper(), path)
+        for path, item in fx.api.client.get("/openapi.json").json()["paths"].items()
+        for method in item
+    }
+    table = {
+        (ep.method, ep.path.replace("{run}", "{run_id}").replace("{approval}", "{approval_id}")
+         .replace("{key}", "{key_id}").replace("{subject}", "{subject_id}"))
+        for ep in ENDPOINTS
+    }  # fmt: skip
+    assert documented == table
+
+
+def test_a_key_with_several_roles_gets_each_roles_rights(fx: Fixture, tmp_path: Path) -> None:
+    _, token = fx.api.rt.keys.create(
+        tenant="acme", roles=["app", "auditor"], name="ops", actor=Actor.system("t")
+    )
+    h = {"Authorization": f"Bearer {token}"}
+    res = fx.resources()
+    assert fx.api.client.get(f"/v1/runs/{res['run']}", headers=h).status_code == 200
+    assert fx.api.client.get("/v1/audit/verify", headers=h).status_code == 200
+    assert fx.api.client.get("/v1/approvals", headers=h).status_code == 403
