@@ -25,7 +25,9 @@ from tests.conftest import unavailable
 from tests.support import flows
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_DB = 7  # a database of its own: the flush test empties it
+# A database of its own: the flush test empties it. COPILOT_TEST_REDIS_DB picks another
+# (say, for two checkouts testing at once on one Redis).
+REDIS_DB = int(os.environ.get("COPILOT_TEST_REDIS_DB", "7"))
 
 
 def redis_url() -> str:
