@@ -12,7 +12,13 @@ from approvals import ApprovalRequest, Gate, Policy, WebhookNotifier
 from audit import CheckpointLog, Signer, SqlAuditStore, Trail
 from audit.signing import key_id, load_public_key
 from copilot.db.engines import make_engine
-from copilot.engine.executors import Executor, OutboxExecutor, WebhookExecutor
+from copilot.engine.executor import (
+    Executor,
+    ExecutorRegistry,
+    build_executors,
+    check_routes,
+    parse_routes,
+)
 from copilot.engine.gating import resume_when_settled
 from copilot.engine.proactive import Dispatch, Proactive
 from copilot.engine.runner import Enqueue, Runner
@@ -129,13 +135,27 @@ class Runtime:
         return make_model(self.settings.llm, timeout=self.settings.llm_timeout)
 
     @cached_property
+    def executor_registry(self) -> ExecutorRegistry:
+        """Executor factories: the built-ins and the `copilot.executors` entry points."""
+        return ExecutorRegistry.discover()
+
+    @cached_property
+    def action_routes(self) -> dict[str, str]:
+        """`COPILOT_ACTION_EXECUTORS` as kind -> executor name, checked against what exists.
+
+        Unrouted kinds go to `outbox`. A route to an unregistered executor or for a kind no
+        registered workflow's catalog has is refused (`config.invalid`, naming the route).
+        """
+        routes = parse_routes(self.settings.action_executors)
+        check_routes(routes, self.executor_registry, self.registry.catalog.names())
+        return routes
+
+    @cached_property
     def executors(self) -> dict[str, Executor]:
-        """Built-in executors; the webhook one when a URL is configured."""
-        found: dict[str, Executor] = {"outbox": OutboxExecutor(self.engine)}
-        if self.settings.webhook_url:
-            secret = (self.settings.webhook_secret or "").encode()
-            found["webhook"] = WebhookExecutor(self.engine, self.settings.webhook_url, secret)
-        return found
+        """Executor name -> executor: `outbox`, every routed one, `webhook` if its URL is set."""
+        return build_executors(
+            self.action_routes, self.executor_registry, self.engine, self.settings
+        )
 
     @cached_property
     def celery(self):  # type: ignore[no-untyped-def]
@@ -211,6 +231,7 @@ class Runtime:
             context=SqlSignalSource(self.engine),
             model=self.model,
             executors=self.executors,
+            action_executors=self.action_routes,
             enqueue=self.enqueue,
             lease_seconds=self.settings.lease_seconds,
             gate=self.gate,

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(
         default=20.0, gt=0, description="Seconds before a model call times out."
     )
+    action_executors: str = Field(
+        default="",
+        description="Executor per action kind: `kind=executor,...` (unrouted kinds: `outbox`).",
+    )
     webhook_url: str | None = Field(default=None, description="Where the webhook executor POSTs.")
     webhook_secret: str | None = Field(default=None, description="HMAC key for webhook signatures.")
     policy_path: Path | None = Field(default=None, description="YAML approval policy.")

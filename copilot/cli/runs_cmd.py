@@ -135,6 +135,8 @@ def worker(
 ) -> None:
     """Run a Celery worker that advances runs (and, with --beat, sweeps)."""
     env = _env(ctx)
+    # Refuse a wrong COPILOT_ACTION_EXECUTORS now, not at the first approved action.
+    env.executors  # noqa: B018 - built for its validation (each child builds its own)
     argv = [
         "worker",
         f"--loglevel={loglevel}",
