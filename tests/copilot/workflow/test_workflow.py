@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from copilot.engine.runner import StepContext
+from copilot import StepContext
 from copilot.errors import UnknownWorkflowError, WorkflowDefinitionError
 from copilot.workflow.definition import Await, SignalNeed, Workflow
 from copilot.workflow.registry import Registry
@@ -131,3 +131,4 @@ def test_workflows_are_discovered_through_the_entry_point_group(tmp_path, monkey
     monkeypatch.syspath_prepend(str(tmp_path))
     loaded = Registry().load_entry_points()
     assert flows.five_steps in loaded and flows.pausing in loaded
+
