@@ -239,8 +239,8 @@ class EngineContext:
     ) -> str | None:
         """Propose an action for the gate; validated now, submitted with this step's checkpoint.
 
-        The kind must be in the catalog and the payload must fit its schema (else the
-        gate's error is raised here, in the step). At `thin`
+        The kind must be one the workflow declares (`actions=`) and in the catalog, and the
+        payload must fit its schema (else the error is raised here, in the step). At `thin`
         level only internal actions may be proposed. Returns the action id, or None for a
         held-out subject (logged for measurement, never submitted). The next step sees
         every outcome in `ctx.decision["approvals"]`.
@@ -248,6 +248,14 @@ class EngineContext:
         actions = self._services.actions
         if actions is None:
             raise CopilotError("this runtime has no approval gate configured", code="run.no_gate")
+        if kind not in self._workflow.actions:
+            declared = ", ".join(self._workflow.actions) or "none"
+            raise CopilotError(
+                f"{self._workflow.name} proposed {kind!r}, which it does not declare (declared: "
+                f"{declared}); add it to Workflow(actions=[...])",
+                code="run.action_undeclared",
+                kind=kind,
+            )
         action = actions.gate.catalog.get(kind)
         model = action.validate(payload)
         if action.reaches_customer and self.level in (Level.THIN, Level.NONE):

@@ -204,7 +204,10 @@ class StepContext(Protocol):
     def propose(
         self, kind: str, payload: dict[str, Any], *, confidence: float, why: str | None = None
     ) -> str | None:
-        """Propose an action for the gate; its action id (None: a held-out subject, withheld)."""
+        """Propose an action for the gate; its action id (None: a held-out subject, withheld).
+
+        The kind must be one the workflow declares in `actions=` (else `run.action_undeclared`).
+        """
         ...
 
     def round_outcomes(self) -> list[ActionOutcome]:

@@ -181,6 +181,16 @@ def test_an_expired_approval_sends_the_run_down_its_fallback_path(
     assert [k for k, _ in outbox_rows(engine)] == ["post_note"]
 
 
+sneaky = Workflow("sneaky", "1", input=flows.Start, actions=["post_note"])
+
+
+@sneaky.step
+def reach(ctx: StepContext, inp: flows.Start) -> flows.Start:
+    ctx.propose("email_customer", {"to": inp.subject_id, "subject": "Hi", "body": "Hello"},
+                confidence=0.9)  # fmt: skip
+    return inp
+
+
 class Seen(BaseModel):
     ids: list[str] = []
     outcomes: list[str] = []
@@ -209,6 +219,21 @@ def test_action_ids_follow_one_grammar_and_a_step_prefix_never_matches_another_s
     assert action_id("r1", 1) == "r1:1:"
     assert action_id("r1", 1, round=2, n=3).startswith(action_id("r1", 1))
     assert not action_id("r1", 10, n=0).startswith(action_id("r1", 1))
+
+
+def test_proposing_a_kind_the_workflow_did_not_declare_fails_the_run_with_a_code(
+    runner: Runner, engine: Engine
+) -> None:
+    """Given a workflow declaring only post_note, when its step proposes email_customer
+    (a catalogued kind, but not its own), the run fails and nothing reaches the gate."""
+    runner.registry.register(sneaky)
+    run, _ = runner.trigger("sneaky", "acct-1", tenant="acme")
+    done = runner.run_inline(run.id)
+    assert done.state == RunState.FAILED
+    assert done.error is not None and done.error["code"] == "run.action_undeclared"
+    assert "'email_customer'" in done.error["message"]
+    assert "post_note" in done.error["message"]  # what it does declare
+    assert runner.gate is not None and runner.gate.of_run(run.id) == []
 
 
 def test_a_proposal_returns_its_action_id_and_the_step_sees_where_it_stands(
