@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from copilot.engine.runner import StepContext
+from copilot import StepContext
 from copilot.workflow.definition import Await, Workflow
 
 

@@ -8,9 +8,6 @@ from approvals import ActionKind, Catalog, OnExpiry, Risk
 # Database
 from copilot.db.engines import make_engine, upgrade
 
-# Writing workflows
-from copilot.engine.runner import StepContext
-
 # Errors
 from copilot.errors import ConfigError, CopilotError, DatabaseConfigError
 
@@ -28,6 +25,9 @@ from copilot.measure.outcomes import GuardrailSpec, OutcomeRegistry, OutcomeSpec
 
 # Configuration
 from copilot.settings import Settings
+
+# Writing workflows
+from copilot.workflow.context import StepContext
 from copilot.workflow.definition import Again, Await, SignalNeed, Workflow
 
 # Degradation and explanations

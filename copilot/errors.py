@@ -16,6 +16,9 @@
         └── KeyNotFoundError       key.not_found       no such key in this tenant
 
 HTTP and CLI map codes to statuses and exit codes in one place each; messages say the fix.
+
+    TransientError                 (not a CopilotError) a fault worth retrying: the worker
+                                   hands the run back and retries; no user ever sees it
 """
 
 from __future__ import annotations
@@ -95,6 +98,14 @@ class KeyNotFoundError(AuthError):
     code = "key.not_found"
 
 
+class TransientError(Exception):
+    """A fault worth retrying later (database unavailable, lease lost to a slow commit).
+
+    Deliberately outside the `CopilotError` tree: it never reaches a user, and code that
+    turns CopilotErrors into failed runs or HTTP answers must let it pass.
+    """
+
+
 __all__ = [
     "AuthError",
     "ConfigError",
@@ -106,6 +117,7 @@ __all__ = [
     "RunNotFoundError",
     "RunStateError",
     "StepFailedError",
+    "TransientError",
     "UnauthenticatedError",
     "UnknownWorkflowError",
     "WorkflowDefinitionError",

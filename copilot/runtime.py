@@ -126,6 +126,7 @@ class Runtime:
             for item in TriggerRegistry.from_yaml(triggers).items():
                 registry.triggers.register(item)
         registry.check_signals()  # nothing undeclared may reach a workflow
+        registry.check_actions()  # nor may a workflow propose a kind nobody declared
         registry.check_triggers()
         return registry
 

@@ -10,7 +10,7 @@ from celery import Celery
 from sqlalchemy.exc import OperationalError
 
 from copilot.broker import broker_url
-from copilot.engine.runner import TransientError
+from copilot.errors import TransientError
 from copilot.governance.retention import purge
 from copilot.settings import Settings
 

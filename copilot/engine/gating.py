@@ -11,20 +11,34 @@ outcome in `ctx.decision["approvals"]`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, func, select
 
-from approvals import ApprovalRequest
+from approvals import ApprovalRequest, Gate
 from approvals.tables import requests
 from audit import Actor
 from copilot.db.tables import runs
-from copilot.engine.executors import Action, ExecutionError
-from copilot.engine.runs import RunState, RunStore, run_from
+from copilot.engine.executors import Action, ExecutionError, Executor
+from copilot.engine.runs import Run, RunState, RunStore, run_from
+from copilot.governance.consent import Consent
+from copilot.workflow.context import ActionOutcome
 
-if TYPE_CHECKING:
-    from copilot.engine.runner import Runner
+DEFAULT_EXECUTOR = "outbox"
+
+
+def action_id(run_id: str, idx: int, *, round: int | None = None, n: int | None = None) -> str:
+    """The action-id grammar: proposal `n` of step `idx` of a run, per round for a multi-round step.
+
+    `run:idx:nnn` for a plain step, `run:idx:rR:nnn` for round R of a multi-round one. Without
+    `n`, the prefix every proposal of the step (or of the round) shares: the gate finds a
+    step's requests by it, so a step's ids never prefix another step's (`run:1:` is not a
+    prefix of `run:10:`).
+    """
+    head = f"{run_id}:{idx}:" if round is None else f"{run_id}:{idx}:r{round}:"
+    return head if n is None else f"{head}{n:03d}"
 
 
 class Proposal(BaseModel):
@@ -67,15 +81,74 @@ def resume_when_settled(store: RunStore) -> Any:
     return hook
 
 
-def execute_approved(
-    runner: Runner, run_id: str, idx: int, *, prefix: str | None = None
-) -> list[dict[str, Any]]:
-    """Carry out the approved actions of step `idx` (or of the action-id `prefix`, a round's)
-    once each, and report every outcome."""
-    gate = runner.gate
-    assert gate is not None
-    outcomes = []
-    for req in gate.of_run(run_id, prefix or f"{run_id}:{idx}:"):
+class ActionGate:
+    """The approval gate as runs use it: submit a step's proposals, carry out what was approved.
+
+    `executors` maps executor names to executors and `routes` action kinds to executor
+    names (a kind with no route goes to the outbox). Both are held as given, not copied:
+    the runner's executors are the gate's.
+    """
+
+    def __init__(
+        self,
+        gate: Gate,
+        consent: Consent | None,
+        executors: Mapping[str, Executor],
+        routes: Mapping[str, str] | None = None,
+    ) -> None:
+        self.gate = gate
+        self.consent = consent
+        self.executors = executors
+        self.routes: Mapping[str, str] = routes if routes is not None else {}
+
+    def submit(
+        self,
+        conn: Connection,
+        run: Run,
+        idx: int,
+        proposals: Sequence[Proposal],
+        *,
+        round: int | None,
+        level: str,
+        explain: Callable[[Proposal], dict[str, Any]],
+    ) -> list[ApprovalRequest]:
+        """Submit step `idx`'s proposals (of `round`, for a multi-round step) inside `conn`."""
+        submitted = []
+        for n, p in enumerate(proposals):
+            submitted.append(
+                self.gate.submit(
+                    tenant=run.tenant,
+                    workflow=run.workflow,
+                    kind=p.kind,
+                    payload=p.payload,
+                    confidence=p.confidence,
+                    level=level,
+                    triggered_by=run.triggered_by,
+                    run_id=run.id,
+                    subject_id=run.subject_id,
+                    action_id=action_id(run.id, idx, round=round, n=n),
+                    explanation=explain(p),
+                    conn=conn,
+                )
+            )
+        return submitted
+
+    def outcomes(self, run_id: str, prefix: str) -> list[ActionOutcome]:
+        """Where the run's actions under `prefix` stand, without acting on any."""
+        return [
+            ActionOutcome(
+                action_id=r.action_id, approval_id=r.id, kind=r.kind, status=r.status,
+                reason=r.reason,
+            )
+            for r in self.gate.of_run(run_id, prefix)
+        ]  # fmt: skip
+
+    def execute_approved(self, run_id: str, prefix: str) -> list[dict[str, Any]]:
+        """Carry out the approved actions under the action-id `prefix` (a step's, or a round's)
+        once each, and report every outcome."""
+        return [self._settle(run_id, req) for req in self.gate.of_run(run_id, prefix)]
+
+    def _settle(self, run_id: str, req: ApprovalRequest) -> dict[str, Any]:
         outcome: dict[str, Any] = {
             "approval_id": req.id,
             "action_id": req.action_id,
@@ -85,43 +158,43 @@ def execute_approved(
             "reason": req.reason,
             "version": req.version,
         }
+        due = req.status == "approved" and req.execution_status != "done"
         refusal = None
-        if (
-            req.status == "approved"
-            and req.execution_status != "done"
-            and runner.consent is not None
-        ):
-            refusal = runner.consent.refusal(req.tenant, req.subject_id or "", req.workflow)
+        if due and self.consent is not None:
+            refusal = self.consent.refusal(req.tenant, req.subject_id or "", req.workflow)
         if refusal is not None:  # consent withdrawn while the action waited: cancel, never execute
-            req = gate.cancel(
+            req = self.gate.cancel(
                 req.id, reason=f"consent withdrawn ({refusal})", actor=Actor.system("consent")
             )
             outcome.update(status=req.status, reason=req.reason, executed=False)
-        elif req.status == "approved" and req.execution_status != "done":
-            executor = runner.executors[runner.action_executors.get(req.kind, "outbox")]
-            action = Action(
-                tenant=req.tenant,
-                run_id=run_id,
-                kind=req.kind,
-                payload=req.payload,
-                idempotency_key=f"approval:{req.id}",
-            )
-            try:
-                receipt = executor.execute(action)
-            except ExecutionError as exc:
-                gate.record_execution(req.id, ok=False, detail={"error": exc.message})
-                raise
-            gate.record_execution(
-                req.id,
-                ok=receipt.status == "done",
-                detail={
-                    "executor": receipt.executor,
-                    "status": receipt.status,
-                    "idempotency_key": receipt.idempotency_key,
-                },
-            )
-            outcome["executed"] = receipt.status == "done"
+        elif due:
+            outcome["executed"] = self._execute(run_id, req)
         else:
             outcome["executed"] = req.execution_status == "done"
-        outcomes.append(outcome)
-    return outcomes
+        return outcome
+
+    def _execute(self, run_id: str, req: ApprovalRequest) -> bool:
+        """Act once (the key is the approval id, so a retry replays the receipt); close the request."""
+        executor = self.executors[self.routes.get(req.kind, DEFAULT_EXECUTOR)]
+        action = Action(
+            tenant=req.tenant,
+            run_id=run_id,
+            kind=req.kind,
+            payload=req.payload,
+            idempotency_key=f"approval:{req.id}",
+        )
+        try:
+            receipt = executor.execute(action)
+        except ExecutionError as exc:
+            self.gate.record_execution(req.id, ok=False, detail={"error": exc.message})
+            raise
+        self.gate.record_execution(
+            req.id,
+            ok=receipt.status == "done",
+            detail={
+                "executor": receipt.executor,
+                "status": receipt.status,
+                "idempotency_key": receipt.idempotency_key,
+            },
+        )
+        return receipt.status == "done"

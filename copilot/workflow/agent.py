@@ -24,18 +24,16 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
 from copilot.errors import CopilotError
-from copilot.governance.minimize import LEFTOVER, Pseudonymizer, model_payload
+from copilot.governance.minimize import LEFTOVER, Pseudonymizer
 from copilot.llm import SYSTEM_RULES, fault_code
+from copilot.workflow.context import StepContext
 from copilot.workflow.definition import Again
 from copilot.workflow.degradation import Level
-
-if TYPE_CHECKING:
-    from copilot.engine.runner import StepContext
 
 Plan = list[tuple[str, dict[str, Any], str]]  # (kind, payload, why)
 
@@ -129,11 +127,8 @@ def run_agent(
     ctx.model_name, ctx.prompt_version = state.model, state.prompt_version  # this round's record
     began = time.monotonic()
     result: AgentOutcome | Again[Any]
-    consent = ctx._runner.consent
-    refusal = (
-        consent.refusal(ctx.run.tenant, ctx.run.subject_id, ctx.workflow.name) if consent else None
-    )
-    if refusal is not None:  # opted out mid-conversation: nothing more reaches the model
+    # Opted out mid-conversation: nothing more reaches the model.
+    if ctx.consent_refusal() is not None:
         result = _finish(ctx, state, "consent_withdrawn")
     elif state.awaiting:
         result = Again(_decided(ctx, state, pseudo))
@@ -150,10 +145,7 @@ def run_agent(
 def _start(
     ctx: StepContext, instructions: str, signals: Sequence[str], facts: dict[str, Any]
 ) -> AgentState:
-    data, pseudo = model_payload(
-        ctx._runner.registry.signals, ctx.workflow.name, [n.name for n in ctx.workflow.signals],
-        ctx.signals, signals, facts,
-    )  # fmt: skip
+    data, pseudo = ctx.minimized(signals, facts)
     system = (
         f"{SYSTEM_RULES}\n\n{pseudo.scrub(instructions)}\n\nCall tools to gather facts and to "
         "propose actions; every action you propose is reviewed before anything happens. When "
@@ -244,15 +236,15 @@ def _call(
     payload = tool.payload(ctx, args) if tool.payload else args.model_dump(mode="json")
     if LEFTOVER.search(json.dumps(payload, ensure_ascii=False)):
         return {"error": "the arguments use a [[token]] that stands for nothing; write it out"}
-    before = len(ctx._proposals)
     try:
-        ctx.propose(tool.proposes, payload, confidence=0.6, why=f"The agent called {tool.name}.")
+        proposed = ctx.propose(
+            tool.proposes, payload, confidence=0.6, why=f"The agent called {tool.name}."
+        )
     except CopilotError as exc:  # an invalid payload or a restricted action: the model hears why
         return {"error": exc.code, "message": str(exc)}
-    if len(ctx._proposals) == before:  # a held-out subject: nothing is proposed
+    if proposed is None:  # a held-out subject: nothing is proposed
         return {"status": "withheld", "reason": "this subject is in the holdout"}
-    n = len(ctx._proposals) - 1
-    state.awaiting[call["id"]] = f"{ctx.run.id}:{ctx.idx}:r{ctx.round}:{n:03d}"
+    state.awaiting[call["id"]] = proposed
     return None
 
 
@@ -287,10 +279,10 @@ def _over_budget(state: AgentState, limits: Budget) -> str | None:
 
 
 def _uses(ctx: StepContext, state: AgentState) -> list[ToolUse]:
-    gate = ctx._runner.gate
-    prefix = f"{ctx.run.id}:{ctx.idx}:r"
-    reqs = gate.of_run(ctx.run.id, prefix) if gate is not None else []
-    return [ToolUse(tool="propose", kind=r.kind, status=r.status, reason=r.reason) for r in reqs]
+    return [
+        ToolUse(tool="propose", kind=o.kind, status=o.status, reason=o.reason)
+        for o in ctx.round_outcomes()
+    ]
 
 
 def _finish(

@@ -1,6 +1,7 @@
 """Declaring workflows: a named, versioned sequence of typed steps.
 
 >>> from pydantic import BaseModel
+>>> from copilot import StepContext
 >>> class Ask(BaseModel):
 ...     subject_id: str
 >>> class Answer(BaseModel):
@@ -20,16 +21,16 @@ import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from copilot.errors import WorkflowDefinitionError
 
-if TYPE_CHECKING:
-    from copilot.engine.runner import StepContext
-
 T = TypeVar("T", bound=BaseModel)
+# A step function, typed `(ctx: StepContext, inp: Model) -> ...` by its author; `@step` keeps
+# its type (naming StepContext here would make the contract and the definitions a circle).
+F = TypeVar("F", bound=Callable[..., Any])
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,49}$")
 
@@ -152,7 +153,7 @@ class Workflow:
         """(name, version): what a run pins."""
         return (self.name, self.version)
 
-    def step(self, fn: Callable[[StepContext, Any], Any]) -> Callable[[StepContext, Any], Any]:
+    def step(self, fn: F) -> F:
         """Append `fn` as the next step; checks its signature against the step before it."""
         where = f"workflow {self.name!r} step {getattr(fn, '__name__', fn)!r}"
         if not inspect.isfunction(fn):

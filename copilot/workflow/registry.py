@@ -97,6 +97,25 @@ class Registry:
         """Start-up validation: every signal a workflow reads is declared for it."""
         self.signals.check_workflows({wf.name: [n.name for n in wf.signals] for wf in self})
 
+    def check_actions(self) -> None:
+        """Start-up validation: every action kind a workflow declares (`actions=`) is in the catalog.
+
+        Raises WorkflowDefinitionError (`workflow.invalid`) naming the workflow and the kind:
+        a workflow that may propose a kind nobody declared would have its proposals refused
+        one run at a time, long after the deploy.
+        """
+        for wf in self:
+            missing = [kind for kind in wf.actions if kind not in self.catalog]
+            if missing:
+                known = ", ".join(self.catalog.names()) or "none"
+                raise WorkflowDefinitionError(
+                    f"workflow {wf.name!r} version {wf.version!r} declares action kind "
+                    f"{missing[0]!r}, which is not in the catalog (catalogued: {known}); declare "
+                    "the ActionKind in the workflow's module or fix the name in actions=[...]",
+                    workflow=wf.name,
+                    kind=missing[0],
+                )
+
     def check_triggers(self) -> None:
         """Start-up validation: schedules and event triggers name workflows and signals that exist."""
         self.triggers.check(self.get, self.signals)

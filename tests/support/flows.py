@@ -12,7 +12,7 @@ from datetime import timedelta
 from pydantic import BaseModel
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, insert
 
-from copilot.engine.runner import StepContext
+from copilot import StepContext
 from copilot.governance.signals import Sensitivity, SignalRegistry, SignalSpec
 from copilot.llm import ModelCall
 from copilot.workflow.definition import Await, SignalNeed, Workflow

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel
 
-from copilot.engine.runner import StepContext
+from copilot import StepContext
 from copilot.governance.signals import Sensitivity, SignalRegistry, SignalSpec
 from copilot.workflow.definition import SignalNeed, Workflow
 

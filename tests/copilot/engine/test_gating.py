@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from sqlalchemy import Engine, select
 
 from audit import Trail
+from copilot import Again, StepContext, Workflow
 from copilot.db.tables import outbox
 from copilot.engine.executors import Action, Receipt
+from copilot.engine.gating import action_id
 from copilot.engine.runner import Runner
 from copilot.engine.runs import RunState
+from tests.support import flows
 
 REVIEWERS = frozenset({"reviewer"})
 
@@ -175,3 +179,71 @@ def test_an_expired_approval_sends_the_run_down_its_fallback_path(
         ("email_customer", "expired"),
     ]
     assert [k for k, _ in outbox_rows(engine)] == ["post_note"]
+
+
+sneaky = Workflow("sneaky", "1", input=flows.Start, actions=["post_note"])
+
+
+@sneaky.step
+def reach(ctx: StepContext, inp: flows.Start) -> flows.Start:
+    ctx.propose("email_customer", {"to": inp.subject_id, "subject": "Hi", "body": "Hello"},
+                confidence=0.9)  # fmt: skip
+    return inp
+
+
+class Seen(BaseModel):
+    ids: list[str] = []
+    outcomes: list[str] = []
+
+
+looping = Workflow("looping", "1", input=flows.Start, actions=["post_note"])
+
+
+@looping.step
+def loop(ctx: StepContext, inp: flows.Start) -> Seen | Again[Seen]:
+    seen = Seen.model_validate(ctx.progress or {})
+    if ctx.round == 0:
+        proposed = ctx.propose("post_note", {"account": inp.subject_id, "text": "Up 12%"},
+                               confidence=0.9)  # fmt: skip
+        assert proposed is not None
+        return Again(Seen(ids=[proposed]))
+    seen.outcomes = [f"{o.action_id}={o.kind}:{o.status}" for o in ctx.round_outcomes()]
+    assert ctx.consent_refusal() is None
+    return seen
+
+
+def test_action_ids_follow_one_grammar_and_a_step_prefix_never_matches_another_step() -> None:
+    assert action_id("r1", 1, n=0) == "r1:1:000"
+    assert action_id("r1", 1, round=2, n=3) == "r1:1:r2:003"
+    assert action_id("r1", 1, round=2) == "r1:1:r2:"
+    assert action_id("r1", 1) == "r1:1:"
+    assert action_id("r1", 1, round=2, n=3).startswith(action_id("r1", 1))
+    assert not action_id("r1", 10, n=0).startswith(action_id("r1", 1))
+
+
+def test_proposing_a_kind_the_workflow_did_not_declare_fails_the_run_with_a_code(
+    runner: Runner, engine: Engine
+) -> None:
+    """Given a workflow declaring only post_note, when its step proposes email_customer
+    (a catalogued kind, but not its own), the run fails and nothing reaches the gate."""
+    runner.registry.register(sneaky)
+    run, _ = runner.trigger("sneaky", "acct-1", tenant="acme")
+    done = runner.run_inline(run.id)
+    assert done.state == RunState.FAILED
+    assert done.error is not None and done.error["code"] == "run.action_undeclared"
+    assert "'email_customer'" in done.error["message"]
+    assert "post_note" in done.error["message"]  # what it does declare
+    assert runner.gate is not None and runner.gate.of_run(run.id) == []
+
+
+def test_a_proposal_returns_its_action_id_and_the_step_sees_where_it_stands(
+    runner: Runner,
+) -> None:
+    """ctx.propose returns the id the gate files the request under; the next round's
+    ctx.round_outcomes() reports it (the public face the agent loop is written against)."""
+    runner.registry.register(looping)
+    run, _ = runner.trigger("looping", "acct-1", tenant="acme")
+    done = runner.run_inline(run.id)
+    assert done.state == RunState.COMPLETED and done.result is not None
+    assert done.result["ids"] == [f"{run.id}:0:r0:000"]
+    assert done.result["outcomes"] == [f"{run.id}:0:r0:000=post_note:approved"]

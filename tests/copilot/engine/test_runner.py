@@ -12,11 +12,12 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, func, select
 
 from audit import Actor, Query, Trail
+from copilot import StepContext
 from copilot.db.tables import outbox
 from copilot.engine.executors import ExecutionError
-from copilot.engine.runner import Runner, StepContext, TransientError
+from copilot.engine.runner import Runner
 from copilot.engine.runs import RunState
-from copilot.errors import RunStateError, UnknownWorkflowError
+from copilot.errors import RunStateError, TransientError, UnknownWorkflowError
 from copilot.governance.sources import put_signals
 from copilot.workflow.definition import Await, Workflow
 from copilot.workflow.registry import Registry

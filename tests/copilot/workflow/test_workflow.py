@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from copilot.engine.runner import StepContext
+from copilot import StepContext
 from copilot.errors import UnknownWorkflowError, WorkflowDefinitionError
 from copilot.workflow.definition import Await, SignalNeed, Workflow
 from copilot.workflow.registry import Registry
@@ -131,3 +131,55 @@ def test_workflows_are_discovered_through_the_entry_point_group(tmp_path, monkey
     monkeypatch.syspath_prepend(str(tmp_path))
     loaded = Registry().load_entry_points()
     assert flows.five_steps in loaded and flows.pausing in loaded
+
+
+def test_every_declared_action_kind_must_be_in_the_catalog() -> None:
+    """Given flows (whose kinds are catalogued) and a workflow declaring a misspelt kind,
+    the start-up check refuses with workflow.invalid, naming the workflow and the kind."""
+    r = Registry()
+    r.register_module(flows)
+    r.check_actions()  # every test flow declares catalogued kinds
+    typo = Workflow("typo", "1", input=flows.Start, actions=["post_note", "emial_customer"])
+
+    @typo.step
+    def s(ctx: StepContext, inp: flows.Start) -> flows.Start:
+        return inp
+
+    r.register(typo)
+    with pytest.raises(WorkflowDefinitionError, match="'emial_customer'") as info:
+        r.check_actions()
+    assert info.value.code == "workflow.invalid"
+    assert info.value.details == {"workflow": "typo", "kind": "emial_customer"}
+    assert "post_note" in str(info.value)  # the message lists what is catalogued
+
+
+def test_a_runtime_refuses_to_start_with_a_workflow_declaring_an_uncatalogued_kind(
+    tmp_path, monkeypatch  # type: ignore[no-untyped-def]
+) -> None:
+    """Start-up (the Runtime's registry, built-in workflows included) fails naming the kind."""
+    from copilot.runtime import Runtime
+    from copilot.settings import Settings
+
+    (tmp_path / "acme_typo.py").write_text(
+        "from pydantic import BaseModel\n"
+        "from copilot import StepContext, Workflow\n"
+        "class In(BaseModel):\n"
+        "    subject_id: str\n"
+        "typo = Workflow('acme_typo', '1', input=In, actions=['wire_money'])\n"
+        "@typo.step\n"
+        "def s(ctx: StepContext, inp: In) -> In:\n"
+        "    return inp\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    runtime = Runtime(Settings(home=tmp_path / "home", workflow_modules="acme_typo"))
+    with pytest.raises(WorkflowDefinitionError, match="'wire_money'") as info:
+        runtime.registry  # noqa: B018 - built (and checked) on first use
+    assert info.value.code == "workflow.invalid"
+    assert "acme_typo" in str(info.value)
+
+
+def test_the_built_in_workflows_declare_only_catalogued_kinds() -> None:
+    r = Registry()
+    r.load_entry_points()
+    r.check_actions()
+    assert {wf.name for wf in r} >= {"account_health", "next_actions", "save_plan", "tone_draft"}

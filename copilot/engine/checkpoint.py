@@ -1,0 +1,245 @@
+"""Checkpoints: a step's output, effects, proposals and audit event, committed together.
+
+Each checkpoint is one transaction that also renews the lease: if the lease was lost
+(another worker took the run over) nothing is written and the step's work is dropped.
+A round of a multi-round step (`Again`) is checkpointed the same way, staying on its step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import psycopg
+from pydantic import BaseModel
+from sqlalchemy import Connection, insert
+from sqlalchemy.exc import IntegrityError
+
+from approvals import payload_hash
+from audit import Actor, AuditEvent, Versions, genesis, seal
+from audit.canonical import canonical
+from audit.db import autocommit_driver
+from copilot.db.tables import run_steps
+from copilot.engine.gating import ActionGate, Proposal
+from copilot.engine.lease import Lease
+from copilot.engine.rounds import save as save_round
+from copilot.engine.runs import Run, RunState
+from copilot.engine.step import EngineContext
+from copilot.errors import CopilotError
+from copilot.workflow.degradation import Degradation
+
+_SAVE_STEP = insert(run_steps)
+# Named arguments: a parameter reordered in the migration fails loudly instead of shifting.
+_PG_CHECKPOINT = (
+    "SELECT copilot_checkpoint(p_rid => %(rid)s, p_owner => %(owner)s, p_idx => %(idx)s, "
+    "p_now => %(now)s, p_expires => %(expires)s, p_level => %(level)s, "
+    "p_reasons => %(reasons)s, p_name => %(name)s, p_output => %(output)s, "
+    "p_attempt => %(attempt)s, p_model => %(model)s, p_prompt => %(prompt)s, "
+    "p_usage => %(usage)s, p_started => %(started)s, p_stream => %(stream)s, "
+    "p_genesis => %(genesis)s, p_commitment => %(commitment)s, p_body => %(body)s, "
+    "p_recorded_at => %(recorded_at)s, p_actor_kind => %(actor_kind)s, "
+    "p_actor_id => %(actor_id)s, p_subject => %(subject)s)"
+)
+
+
+class Checkpointer:
+    """Commits steps and rounds under the lease, submitting their proposals to the gate."""
+
+    def __init__(self, lease: Lease, actions: ActionGate | None) -> None:
+        self.lease = lease
+        self.store = lease.store
+        self.actions = actions
+
+    def step(
+        self,
+        run: Run,
+        ctx: EngineContext,
+        output: BaseModel,
+        request: dict[str, Any] | None,
+        started: float,
+        *,
+        last: bool,
+    ) -> bool:
+        """Persist a step's output, effects and audit event; False if the lease was lost.
+
+        The last step's checkpoint completes the run in the same transaction. Checkpoints
+        that neither pause nor finish the run commit without waiting for the WAL flush on
+        PostgreSQL: a database crash that loses one loses its effects and audit event with
+        it, and the step simply runs again (executors replay their receipts), while pauses,
+        completions and failures, which others act on, always wait for the flush.
+        """
+        now = self.store.clock()
+        doc = output.model_dump(mode="json")
+        plain = not (ctx.effects or ctx.proposals or ctx.withheld)
+        if self.lease.pg and request is None and not last and plain:
+            return self._step_pg(run, ctx, doc, started, now)
+        status = "awaiting" if request is not None else "proposed" if ctx.proposals else "completed"
+        try:
+            durable = request is not None or last or bool(ctx.proposals)
+            engine = self.store.engine if durable else self.store.async_engine
+            with engine.begin() as conn:
+                if not self.lease.renew_in(conn, run, ctx.idx, ctx.idx + 1, now, ctx.degradation):
+                    return False
+                conn.execute(_SAVE_STEP, {
+                    "run_id": run.id, "idx": ctx.idx, "name": ctx.step.name, "status": status,
+                    "output": json.dumps(doc, sort_keys=True),
+                    "request": json.dumps(request, sort_keys=True) if request is not None else None,
+                    "attempt": run.attempts, "model": ctx.model_name,
+                    "prompt_version": ctx.prompt_version,
+                    "usage": json.dumps(ctx.usage) if ctx.usage else None,
+                    "started_at": started, "finished_at": now,
+                })  # fmt: skip
+                for effect in ctx.effects:
+                    effect(conn)
+                events = [step_event(run, ctx, doc)]
+                if ctx.withheld:
+                    events.append(withheld_event(run, ctx))
+                self.store.audit.append_in(conn, run.tenant, events)
+                pending = self._submit(conn, run, ctx)
+                waiting = {"request": request} if request is not None else {"approvals": pending}
+                if request is not None or pending:
+                    self.lease.move(conn, run, RunState.WAITING, "run.waiting",
+                                    {"step": ctx.step.name, **waiting})  # fmt: skip
+                elif last:
+                    self._finish_in(conn, run, doc, ctx.degradation)
+        except IntegrityError as exc:
+            current = self.store.get(run.id)
+            if current.lease_owner == self.lease.owner and current.step_index == ctx.idx:
+                raise CopilotError(
+                    f"an effect violated a constraint: {exc.orig}", code="run.checkpoint_failed"
+                ) from exc
+            return False  # a zombie of ours: another worker checkpointed this step
+        return True
+
+    def round(self, run: Run, ctx: EngineContext, state: BaseModel) -> bool:
+        """Commit one round of a multi-round step; False if the lease was lost meanwhile."""
+        now = self.store.clock()
+        doc = state.model_dump(mode="json")
+        try:
+            with self.store.engine.begin() as conn:
+                # Stays on this step: the next round runs it again.
+                if not self.lease.renew_in(conn, run, ctx.idx, ctx.idx, now, ctx.degradation):
+                    return False
+                save_round(
+                    conn, run.id, ctx.idx, ctx.round, doc, proposed=bool(ctx.proposals), at=now
+                )
+                for effect in ctx.effects:
+                    effect(conn)
+                event = step_event(run, ctx, doc)
+                event = event.model_copy(update={
+                    "event_type": "step.round", "data": {**event.data, "round": ctx.round}})  # fmt: skip
+                events = [event] + ([withheld_event(run, ctx)] if ctx.withheld else [])
+                self.store.audit.append_in(conn, run.tenant, events)
+                pending = self._submit(conn, run, ctx)
+                if pending:
+                    self.lease.move(conn, run, RunState.WAITING, "run.waiting",
+                                    {"step": ctx.step.name, "round": ctx.round, "approvals": pending})  # fmt: skip
+        except IntegrityError as exc:
+            current = self.store.get(run.id)
+            if current.lease_owner == self.lease.owner and current.state == RunState.RUNNING:
+                raise CopilotError(
+                    f"an effect violated a constraint: {exc.orig}", code="run.checkpoint_failed"
+                ) from exc
+            return False  # another worker committed this round first
+        self.notify(ctx)
+        return True
+
+    def notify(self, ctx: EngineContext) -> None:
+        """After commit: reviewers hear of the requests the step submitted."""
+        if ctx.submitted and self.actions is not None:
+            self.actions.gate.notify(ctx.submitted)
+
+    def complete(self, run: Run, output: BaseModel, degradation: Degradation) -> Run:
+        """Complete the run with `output` (its last step's, already checkpointed)."""
+        with self.store.engine.begin() as conn:
+            self._finish_in(conn, run, output.model_dump(mode="json"), degradation)
+        return self.store.get(run.id)
+
+    def _finish_in(
+        self, conn: Connection, run: Run, doc: dict[str, Any], degradation: Degradation
+    ) -> None:
+        data = {"level": degradation.level.value, "reasons": list(degradation.reasons)}
+        self.lease.move(conn, run, RunState.COMPLETED, "run.completed", data,
+                        result=json.dumps(doc, sort_keys=True))  # fmt: skip
+
+    def _submit(self, conn: Connection, run: Run, ctx: EngineContext) -> list[str]:
+        """Submit the step's proposals in its checkpoint transaction; the pending ones' ids."""
+        if not ctx.proposals or self.actions is None:
+            return []
+
+        def explain(p: Proposal) -> dict[str, Any]:
+            why = p.why or "Proposed by the workflow's rules."
+            return ctx.explain(why, confidence=p.confidence).model_dump(mode="json")
+
+        submitted = self.actions.submit(conn, run, ctx.idx, ctx.proposals, round=ctx.id_round,
+                                        level=ctx.degradation.level.value, explain=explain)  # fmt: skip
+        ctx.submitted.extend(submitted)
+        return [req.id for req in submitted if req.status == "pending"]
+
+    def _step_pg(
+        self, run: Run, ctx: EngineContext, doc: dict[str, Any], started: float, now: float
+    ) -> bool:
+        """An intermediate checkpoint on PostgreSQL: one autocommit call (see copilot_checkpoint)."""
+        sealed = seal(step_event(run, ctx, doc))
+        params = {
+            "rid": run.id, "owner": self.lease.owner, "idx": ctx.idx, "now": now,
+            "expires": now + self.lease.seconds, "level": ctx.degradation.level.value,
+            "reasons": json.dumps(list(ctx.degradation.reasons)), "name": ctx.step.name,
+            "output": json.dumps(doc, sort_keys=True), "attempt": run.attempts,
+            "model": ctx.model_name, "prompt": ctx.prompt_version,
+            "usage": json.dumps(ctx.usage) if ctx.usage else None, "started": started,
+            "stream": run.tenant, "genesis": genesis(run.tenant),
+            "commitment": sealed.commitment, "body": sealed.body,
+            "recorded_at": sealed.recorded_at, "actor_kind": sealed.event.actor.kind.value,
+            "actor_id": sealed.event.actor.id, "subject": run.subject_id,
+        }  # fmt: skip
+        try:
+            with autocommit_driver(self.store.engine) as db:
+                ok = db.execute(_PG_CHECKPOINT, params, prepare=True).fetchone()
+        except psycopg.errors.UniqueViolation:
+            return False  # a zombie of ours already checkpointed this step
+        return bool(ok and ok[0])
+
+
+def step_event(run: Run, ctx: EngineContext, doc: dict[str, Any]) -> AuditEvent:
+    """The audit event of a completed step (or round): what ran, on which model, its digest."""
+    return AuditEvent(
+        event_type="step.completed",
+        actor=Actor.agent(ctx.model_name or "rules"),
+        run_id=run.id,
+        subject_id=run.subject_id,
+        versions=Versions(
+            workflow=f"{run.workflow}@{run.version}",
+            model=ctx.model_name,
+            prompt=ctx.prompt_version,
+        ),
+        data={
+            "step": ctx.step.name,
+            "idx": ctx.idx,
+            "output_sha256": hashlib.sha256(canonical(doc)).hexdigest(),
+            "usage": ctx.usage,
+            "level": ctx.degradation.level.value,
+        },
+    )
+
+
+def withheld_event(run: Run, ctx: EngineContext) -> AuditEvent:
+    """What a held-out run would have proposed: kinds and payload digests, for measurement."""
+    return AuditEvent(
+        event_type="proposals.withheld",
+        actor=Actor.system("holdout"),
+        run_id=run.id,
+        subject_id=run.subject_id,
+        data={
+            "step": ctx.step.name,
+            "proposals": [
+                {
+                    "kind": p.kind,
+                    "payload_sha256": payload_hash(p.payload),
+                    "confidence": p.confidence,
+                }
+                for p in ctx.withheld
+            ],
+        },
+    )
