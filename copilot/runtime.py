@@ -22,7 +22,7 @@ from copilot.engine.executor import (
 from copilot.engine.gating import resume_when_settled
 from copilot.engine.proactive import Dispatch, Proactive
 from copilot.engine.runner import Enqueue, Runner
-from copilot.engine.runs import RunStore
+from copilot.engine.store import RunStore
 from copilot.engine.sweeper import Sweeper
 from copilot.errors import ConfigError
 from copilot.governance.consent import Consent

@@ -22,7 +22,8 @@ from approvals.tables import requests
 from audit import Actor
 from copilot.db.tables import runs
 from copilot.engine.executors import Action, ExecutionError, Executor
-from copilot.engine.runs import Run, RunState, RunStore, run_from
+from copilot.engine.runs import Run, RunState, run_from
+from copilot.engine.store import RunStore
 from copilot.governance.consent import Consent
 from copilot.workflow.context import ActionOutcome
 

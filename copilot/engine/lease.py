@@ -20,7 +20,8 @@ from sqlalchemy import Connection, bindparam, select, update
 from audit import Actor, genesis, seal
 from audit.db import autocommit_driver, readonly
 from copilot.db.tables import runs
-from copilot.engine.runs import Run, RunState, RunStore, StepRecord, acquired_event, run_from
+from copilot.engine.runs import Run, RunState, StepRecord, acquired_event, run_from
+from copilot.engine.store import RunStore
 from copilot.errors import UnknownWorkflowError
 from copilot.governance.sources import ContextSource, SignalValue
 from copilot.workflow.definition import Workflow

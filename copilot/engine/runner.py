@@ -31,8 +31,9 @@ from copilot.engine.executors import ExecutionError, Executor
 from copilot.engine.gating import ActionGate, action_id
 from copilot.engine.lease import Lease, Taken
 from copilot.engine.rounds import load as load_rounds
-from copilot.engine.runs import Run, RunState, RunStore
+from copilot.engine.runs import Run, RunState
 from copilot.engine.step import EngineContext, Services
+from copilot.engine.store import RunStore
 from copilot.errors import CopilotError, TransientError
 from copilot.governance.consent import Consent
 from copilot.governance.sources import ContextSource

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from approvals import Gate
 from audit import AuditError, SqlAuditStore, Trail
-from copilot.engine.runs import RunStore
+from copilot.engine.store import RunStore
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from audit import SqlAuditStore
 from copilot.engine.executors import OutboxExecutor
 from copilot.engine.gating import resume_when_settled
 from copilot.engine.runner import Runner
-from copilot.engine.runs import RunStore
+from copilot.engine.store import RunStore
 from copilot.governance.consent import Consent
 from copilot.governance.sources import SqlSignalSource
 from copilot.llm import ModelAccess

@@ -18,7 +18,8 @@ from copilot.cli.demo_data import Account, accounts
 from copilot.engine.executors import OutboxExecutor
 from copilot.engine.gating import resume_when_settled
 from copilot.engine.runner import Runner
-from copilot.engine.runs import Run, RunStore
+from copilot.engine.runs import Run
+from copilot.engine.store import RunStore
 from copilot.governance.consent import Consent
 from copilot.governance.sources import SqlSignalSource
 from copilot.llm import ModelAccess, make_model

@@ -16,7 +16,8 @@ from copilot.db.tables import runs, signals, trigger_state
 from copilot.engine.executors import OutboxExecutor
 from copilot.engine.proactive import Proactive
 from copilot.engine.runner import Runner
-from copilot.engine.runs import Run, RunState, RunStore
+from copilot.engine.runs import Run, RunState
+from copilot.engine.store import RunStore
 from copilot.governance.consent import Consent, Preferences
 from copilot.governance.sources import SqlSignalSource
 from copilot.llm import ModelAccess

@@ -15,7 +15,7 @@ from audit import Query, SqlAuditStore
 from audit.db import create_engine
 from copilot.db.engines import upgrade
 from copilot.db.tables import outcomes
-from copilot.engine.runs import RunStore
+from copilot.engine.store import RunStore
 from copilot.errors import WorkflowDefinitionError
 from copilot.measure.outcomes import OutcomeError, OutcomeRegistry, OutcomeSpec, record_outcomes
 from copilot.workflow.registry import Registry
