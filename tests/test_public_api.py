@@ -32,6 +32,7 @@ EXPECTED = {
     },
     "workflows": set(),
     "copilot.api": {"app_from_env", "create_app"},
+    "copilot.server": {"app_from_env", "create_app"},
 }  # fmt: skip
 
 

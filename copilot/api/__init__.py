@@ -1,4 +1,4 @@
-"""The HTTP API (`/v1`, FastAPI): `create_app(settings)`, served by `copilot api`."""
+"""The HTTP API (`/v1`, FastAPI): `create_app(settings)`; `copilot.server` adds the pages."""
 
 from __future__ import annotations
 

@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 
 from approvals import ApprovalRequest
 from audit import Actor
-from copilot.api import create_app
 from copilot.db.engines import upgrade
 from copilot.engine.runs import Run
 from copilot.governance.keys import ROLES
 from copilot.runtime import Runtime
+from copilot.server import create_app
 from copilot.settings import Settings
 from tests.support import flows
 

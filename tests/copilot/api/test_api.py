@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from audit import Actor, verify_bundle
 from audit import Query as AuditQuery
-from copilot.api import create_app
 from copilot.db.tables import runs, signals
+from copilot.server import create_app
 from copilot.settings import Settings
 from tests.copilot.api.conftest import Api
 

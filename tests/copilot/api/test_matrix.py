@@ -23,9 +23,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from audit import Actor
-from copilot.api import create_app
 from copilot.engine.runs import RunState
 from copilot.governance.keys import ROLES
+from copilot.server import create_app
 from tests.copilot.api.conftest import Api, build_runtime, make_keys
 
 PUBLIC = frozenset({"anonymous", "revoked", *ROLES})

@@ -14,9 +14,9 @@ from sqlalchemy import URL, create_engine, make_url, text, update
 from approvals.queue import QueueQuery
 from approvals.tables import requests
 from audit import Actor
-from copilot.api import create_app
 from copilot.api.reads import Connections, QueueReader, connect_args, server_settings
 from copilot.errors import CopilotError
+from copilot.server import create_app
 from tests.copilot.api.conftest import Api, build_runtime
 
 

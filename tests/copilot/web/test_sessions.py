@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from audit import Actor
-from copilot.api import create_app
+from copilot.server import create_app
 from tests.copilot.api.conftest import Api, build_runtime, make_keys
 
 
