@@ -12,7 +12,6 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
@@ -23,22 +22,9 @@ from sqlalchemy.exc import IntegrityError
 from audit import Actor, AuditEvent, SqlAuditStore, Versions
 from audit.db import create_engine, readonly
 from copilot.db.tables import run_steps, runs
+from copilot.engine.states import TERMINAL as TERMINAL  # re-exported: where runs were read
+from copilot.engine.states import RunState as RunState
 from copilot.errors import RunNotFoundError, RunStateError
-
-
-class RunState(StrEnum):
-    """Where a run is."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    WAITING = "waiting"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    CANCELLED = "cancelled"
-
-
-TERMINAL = frozenset({RunState.COMPLETED, RunState.FAILED, RunState.SKIPPED, RunState.CANCELLED})
 
 # Built once: SQLAlchemy memoizes a statement's cache key, so reusing the object skips the
 # construction and keying work that otherwise costs more than the query on this hot path.
