@@ -15,9 +15,6 @@ from approvals.errors import (
     UnknownActionKindError,
 )
 
-# Requests and decisions (the gate, which needs SQL, is imported on first use: see below)
-from approvals.request import ApprovalRequest, payload_hash
-
 # Action kinds
 from approvals.kinds import ActionKind, Catalog, OnExpiry, Risk
 
@@ -26,6 +23,9 @@ from approvals.notify import Notifier, WebhookNotifier
 
 # Policies
 from approvals.policy import Evaluation, Facts, Match, Outcome, Policy, Predicate, Rule
+
+# Requests and decisions (the gate, which needs SQL, is imported on first use: see below)
+from approvals.request import ApprovalRequest, payload_hash
 
 __all__ = [
     # Action kinds

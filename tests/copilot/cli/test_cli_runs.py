@@ -13,6 +13,8 @@ from pathlib import Path
 from tests.support.cli import FLOWS, cli, prepared
 
 ROOT = Path(__file__).resolve().parents[3]
+
+
 def test_run_inline_show_and_list(tmp_path: Path) -> None:
     home = prepared(tmp_path)
     done = cli(home, "run", "five_steps", "--subject", "acct-1", "--inline", "--json", **FLOWS)
