@@ -48,7 +48,8 @@ test: system-deps services $(STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
-	@for f in bench/[!_]*.py; do echo "== $$f"; $(BIN)/python $$f $(BENCH_ARGS) || exit 1; done
+	@for f in bench/[!_]*.py; do n=$$(basename $$f .py); echo "== bench.$$n"; \
+		$(BIN)/python -m bench.$$n $(BENCH_ARGS) || exit 1; done
 
 clean:
 	rm -rf $(VENV) .copilot .pytest_cache .mypy_cache .ruff_cache

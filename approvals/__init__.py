@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 # Errors
 from approvals.errors import (
     ApprovalConflictError,
@@ -13,9 +15,6 @@ from approvals.errors import (
     UnknownActionKindError,
 )
 
-# Requests and decisions
-from approvals.gate import ApprovalRequest, Gate, payload_hash
-
 # Action kinds
 from approvals.kinds import ActionKind, Catalog, OnExpiry, Risk
 
@@ -24,6 +23,9 @@ from approvals.notify import Notifier, WebhookNotifier
 
 # Policies
 from approvals.policy import Evaluation, Facts, Match, Outcome, Policy, Predicate, Rule
+
+# Requests and decisions (the gate, which needs SQL, is imported on first use: see below)
+from approvals.request import ApprovalRequest, payload_hash
 
 __all__ = [
     # Action kinds
@@ -55,3 +57,15 @@ __all__ = [
     "InvalidPayloadError",
     "UnknownActionKindError",
 ]
+
+if TYPE_CHECKING:
+    from approvals.gate import Gate
+
+
+def __getattr__(name: str) -> Any:
+    """`Gate` on first use, so `approvals.request` and the HTTP client load no SQL."""
+    if name == "Gate":
+        from approvals.gate import Gate
+
+        return Gate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

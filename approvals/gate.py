@@ -9,7 +9,6 @@ and supersedes the old one. Every state change commits with its audit event.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -20,7 +19,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select, text, update
 
 from approvals import queue as queue_sql
@@ -33,21 +31,15 @@ from approvals.errors import (
 )
 from approvals.kinds import Catalog, OnExpiry, Risk
 from approvals.policy import REQUIRE_ONE, Facts, Policy
+from approvals.request import ApprovalRequest, payload_hash
 from approvals.tables import REQUEST_COLUMNS, requests, votes
 from audit import Actor, AuditEvent, SqlAuditStore, Versions
-from audit.canonical import canonical
 from audit.db import readonly
 
-Status = Literal["pending", "approved", "rejected", "expired", "cancelled", "superseded"]
 log = logging.getLogger(__name__)
 PENDING = "pending"
 _SETTLED_KEY = "copilot.settled"
 SETTLED = frozenset({"approved", "rejected", "expired", "cancelled"})
-
-
-def payload_hash(payload: dict[str, Any]) -> str:
-    """SHA-256 of the canonical payload: what a decision is bound to."""
-    return hashlib.sha256(canonical(payload)).hexdigest()
 
 
 def shadow_figures(rows: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -70,43 +62,6 @@ def shadow_figures(rows: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
     for fig in figures.values():
         fig["agreement"] = round(fig["agreed"] / fig["decided"], 3)
     return sorted(figures.values(), key=lambda f: f["rule"])
-
-
-class ApprovalRequest(BaseModel):
-    """One version of a proposed action awaiting (or past) its decision."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    tenant: str
-    workflow: str
-    run_id: str | None
-    subject_id: str | None
-    action_id: str
-    version: int
-    kind: str
-    payload: dict[str, Any]
-    payload_hash: str
-    risk: Risk
-    confidence: float
-    level: str
-    required_n: int
-    role: str
-    status: str
-    policy_rule: str
-    policy_version: str
-    shadow: list[dict[str, Any]]
-    explanation: dict[str, Any] | None
-    triggered_by: str
-    created_at: float
-    updated_at: float
-    deadline: float
-    claimed_by: str | None
-    claim_expires_at: float | None
-    supersedes: str | None
-    reason: str | None
-    execution_status: str | None
-    approvals: list[str] = []
 
 
 @dataclass

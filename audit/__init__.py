@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 # Encoding and the chain
 from audit.canonical import canonical
 from audit.chain import genesis, link, seal
@@ -26,7 +28,6 @@ from audit.signing import Signer, checkpoint_message
 # Stores
 from audit.stores import AuditStore, Query
 from audit.stores.memory import MemoryAuditStore
-from audit.stores.sql import SqlAuditStore
 from audit.trail import CheckpointLog, Trail
 from audit.verify import Row, Verdict, verify_chain
 
@@ -67,3 +68,15 @@ __all__ = [
     "CopilotError",
     "SigningKeyError",
 ]
+
+if TYPE_CHECKING:
+    from audit.stores.sql import SqlAuditStore
+
+
+def __getattr__(name: str) -> Any:
+    """`SqlAuditStore` on first use, so readers of the records (the HTTP client) load no SQL."""
+    if name == "SqlAuditStore":
+        from audit.stores.sql import SqlAuditStore
+
+        return SqlAuditStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,8 @@
-"""Shared bench plumbing: arguments, PostgreSQL schemas, and the closing JSON line."""
+"""Shared bench plumbing: arguments, PostgreSQL schemas, and the closing JSON line.
+
+Benches run as modules from the checkout (`python -m bench.runtime`); what they share
+with the tests (`build_runtime`, the flows) they import from `tests.support`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent  # the checkout: cwd of the processes benches start
 PG_DSN = os.environ.get("COPILOT_BENCH_PG", "host=127.0.0.1 port=5432 dbname=test user=postgres")
 
 

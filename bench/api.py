@@ -14,7 +14,7 @@ Also measured, no target: the floor under any database-backed listing on this ma
 connection, no key, no validation, no pool), and each server's CPU per request (from
 /proc), so a missed ratio shows whether the API's own work or the machine is the limit.
 
-    python bench/api.py [--quick]
+    python -m bench.api [--quick]
 """
 
 from __future__ import annotations
@@ -31,19 +31,14 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import httpx
 
-import httpx  # noqa: E402
-
-from audit import Actor  # noqa: E402
-from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report  # noqa: E402
-from bench._load import request  # noqa: E402
-from bench.approvals import seed  # noqa: E402
-from bench.runtime import REDIS_DB  # noqa: E402
-from copilot.db.engines import upgrade  # noqa: E402
-from copilot.runtime import Runtime  # noqa: E402
-from copilot.settings import Settings  # noqa: E402
+from audit import Actor
+from bench._common import PG_DSN, ROOT, Result, parser, pg_schema, pg_url, report
+from bench._load import request
+from bench.approvals import seed
+from bench.runtime import REDIS_DB
+from tests.support.runtime import build_runtime
 
 CONNECTIONS = 4
 HOST = "127.0.0.1"
@@ -111,7 +106,7 @@ def load(
     spec = {"host": HOST, "port": port, "requests": requests, "connections": CONNECTIONS,
             "seconds": seconds, "warmup": 1.0}  # fmt: skip
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "_load.py")],
+        [sys.executable, "-m", "bench._load"], cwd=ROOT,
         input=json.dumps(spec), capture_output=True, text=True, check=True, timeout=seconds + 60,
     )  # fmt: skip
     figures: dict[str, float] = json.loads(done.stdout)
@@ -150,12 +145,8 @@ def main() -> None:
             "COPILOT_HOME": str(home),
             "COPILOT_WORKFLOW_MODULES": "bench._flows",
         }
-        rt = Runtime(
-            Settings(database_url=env["COPILOT_DATABASE_URL"], home=home,
-                     workflow_modules="bench._flows"),
-            enqueue=lambda r, c: None,
-        )  # fmt: skip
-        upgrade(rt.engine)
+        rt = build_runtime(env["COPILOT_DATABASE_URL"], home, woken=[], with_flows=False,
+                           workflow_modules="bench._flows")  # fmt: skip
         seed(schema, n)
         system = Actor.system("bench")
         reviewer = rt.keys.create(tenant="bench", roles=["reviewer"], actor=system)[1]

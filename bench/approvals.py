@@ -6,33 +6,27 @@
 (b) Decision to executed through real Celery workers on Redis: the time from a reviewer's
     approve to the action's receipt, p50 and p99. Target p50 < 100 ms.
 
-    python bench/approvals.py [--quick]
+    python -m bench.approvals [--quick]
 """
 
 from __future__ import annotations
 
 import random
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import psycopg
+from sqlalchemy import select
 
-import psycopg  # noqa: E402
-from sqlalchemy import select  # noqa: E402
-
-from approvals import Catalog, Gate, Policy  # noqa: E402
-from approvals.gate import stored_document  # noqa: E402
-from approvals.tables import requests  # noqa: E402
-from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report  # noqa: E402
-from bench.runtime import worker_cluster  # noqa: E402
-from copilot.db.engines import upgrade  # noqa: E402
-from copilot.runtime import Runtime  # noqa: E402
-from copilot.settings import Settings  # noqa: E402
+from approvals import Catalog, Gate, Policy
+from approvals.gate import stored_document
+from approvals.tables import requests
+from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report
+from bench.runtime import worker_cluster
+from tests.support.runtime import build_runtime
 
 KINDS = ["email_customer", "schedule_call", "trial_training", "billing_reminder", "escalate"]
 RISKS = [("low", 0), ("medium", 1), ("high", 2)]
@@ -111,10 +105,7 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 def listing(schema: str, rounds: int) -> tuple[float, float, float, float]:
     """(p50, p99) of gate.queue pages and of a raw primary-key fetch of 50 rows, in ms."""
-    rt = Runtime(
-        Settings(database_url=pg_url(schema), home=Path(tempfile.mkdtemp())),
-        enqueue=lambda r, c: None,
-    )
+    rt = build_runtime(pg_url(schema), woken=[], with_flows=False)
     gate = Gate(rt.engine, rt.audit, Catalog(), Policy())
     rng = random.Random(2)
     ours, floor = [], []
@@ -181,7 +172,7 @@ def main() -> None:
     n = 20_000 if args.quick else 100_000
     results = []
     with pg_schema() as schema:
-        upgrade(Runtime(Settings(database_url=pg_url(schema))).engine)
+        build_runtime(pg_url(schema), woken=[], with_flows=False).close()  # migrated
         seed(schema, n)
         p50, p99, f50, f99 = listing(schema, 100 if args.quick else 400)
     results.append(

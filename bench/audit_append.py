@@ -6,7 +6,7 @@ hashing, no locking. Ours: `SqlAuditStore.append`, one entry per call (one trans
 Targets (ours / baseline): >= 0.5 with 1 writer, >= 0.4 with 8 writers, on each dialect;
 batched append >= 20,000 entries/s on PostgreSQL.
 
-    python bench/audit_append.py [--quick]
+    python -m bench.audit_append [--quick]
 """
 
 from __future__ import annotations
@@ -15,15 +15,12 @@ import multiprocessing as mp
 import os
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from audit import Actor, AuditEvent, SqlAuditStore, Versions, seal
 from audit.db import create_engine

@@ -11,7 +11,7 @@ Targets: ours / pure sha256 >= 0.15; ours / (sqlite read + sha256) >= 0.3; peak 
 of verifying N entries <= 2x that of verifying N/4 (constant memory). Each timing is the
 best of 3; tracemalloc is used only for the separate memory measurement.
 
-    python bench/audit_verify.py [--quick]
+    python -m bench.audit_verify [--quick]
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import Engine
 

@@ -9,7 +9,7 @@ Pages of 50 over N pending requests on PostgreSQL (the first page, then cursor p
     PostgreSQL's default (which re-plans the cursor page on every read); median of 3
     interleaved rounds. Target: <= 0.9.
 
-    python bench/queue_read.py [--quick]
+    python -m bench.queue_read [--quick]
 """
 
 from __future__ import annotations
@@ -17,30 +17,23 @@ from __future__ import annotations
 import asyncio
 import re
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import asyncpg
+import psycopg
+import uvloop
 
-import asyncpg  # noqa: E402
-import psycopg  # noqa: E402
-import uvloop  # noqa: E402
-
-from approvals.queue import QueueQuery, positional  # noqa: E402
-from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report  # noqa: E402
-from bench.api import asyncpg_dsn, cpu_seconds  # noqa: E402
-from bench.approvals import seed  # noqa: E402
-from copilot.db.engines import upgrade  # noqa: E402
-from copilot.runtime import Runtime  # noqa: E402
-from copilot.settings import Settings  # noqa: E402
+from approvals.queue import QueueQuery, positional
+from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report
+from bench.api import asyncpg_dsn, cpu_seconds
+from bench.approvals import seed
+from tests.support.runtime import build_runtime
 
 
 def pages(schema: str, count: int) -> list[tuple[str, list[Any]]]:
     """The statements of the first `count` pages (cursors from the gate itself)."""
-    rt = Runtime(Settings(database_url=pg_url(schema)), enqueue=lambda r, c: None)
+    rt = build_runtime(pg_url(schema), woken=[], with_flows=False)
     statements, cursor = [], None
     for _ in range(count):
         statements.append(positional("bench", QueueQuery(cursor=cursor)))
@@ -116,9 +109,7 @@ def main() -> None:
     args = parser(__doc__ or "").parse_args()
     n, reads = (20_000, 2_000) if args.quick else (100_000, 6_000)
     with pg_schema() as schema:
-        rt = Runtime(Settings(database_url=pg_url(schema)))
-        upgrade(rt.engine)
-        rt.close()
+        build_runtime(pg_url(schema), woken=[], with_flows=False).close()  # migrated
         seed(schema, n)
         statements = pages(schema, 21)
         dsn = asyncpg_dsn(schema)

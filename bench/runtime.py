@@ -9,7 +9,7 @@
     and Command(resume=...). Target ours / LangGraph <= 1.0 (time per workflow), with our
     audit trail on and theirs having none.
 
-    python bench/runtime.py [--quick]
+    python -m bench.runtime [--quick]
 """
 
 from __future__ import annotations
@@ -28,18 +28,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypedDict
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import redis
+from sqlalchemy import func, select
 
-import redis  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
-
-from audit import Actor  # noqa: E402
-from bench._common import Result, parser, pg_schema, pg_url, report  # noqa: E402
-from copilot.db.engines import upgrade  # noqa: E402
-from copilot.db.tables import runs  # noqa: E402
-from copilot.runtime import Runtime  # noqa: E402
-from copilot.settings import Settings  # noqa: E402
+from audit import Actor
+from bench._common import ROOT, Result, parser, pg_schema, pg_url, report
+from copilot.db.tables import runs
+from copilot.runtime import Runtime
+from tests.support.runtime import build_runtime
 
 REDIS_DB = 8
 
@@ -126,15 +122,12 @@ def worker_cluster(home: Path, workers: int = 2) -> Iterator[Runtime]:
             "COPILOT_WORKFLOW_MODULES": "bench._flows",
             "COPILOT_CHECKPOINT_EVERY": "0",
         }
-        settings = Settings(
-            **{
-                k.removeprefix("COPILOT_").lower(): v
-                for k, v in env.items()
-                if k.startswith("COPILOT_")
-            }
-        )
-        rt = Runtime(settings)
-        upgrade(rt.engine)
+        settings = {
+            k.removeprefix("COPILOT_").lower(): v
+            for k, v in env.items()
+            if k.startswith("COPILOT_") and k not in ("COPILOT_DATABASE_URL", "COPILOT_HOME")
+        }
+        rt = build_runtime(pg_url(schema), home, with_flows=False, **settings)  # real broker
         argv = [
             sys.executable,
             "-m",
@@ -174,9 +167,8 @@ def ours_distributed(n: int, home: Path) -> float:
 
 def ours_inline(n: int, home: Path) -> float:
     """Milliseconds per workflow: trigger, run to the pause, resume, run to the end."""
-    settings = Settings(home=home, workflow_modules="bench._flows", checkpoint_every=0)
-    rt = Runtime(settings, enqueue=lambda run_id, countdown: None)
-    upgrade(rt.engine)
+    rt = build_runtime(f"sqlite:///{home.absolute()}/copilot.db", home, woken=[], with_flows=False,
+                       workflow_modules="bench._flows", checkpoint_every=0)  # fmt: skip
     reviewer = Actor.human("bench")
     t0 = time.perf_counter()
     for i in range(n):

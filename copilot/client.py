@@ -26,19 +26,20 @@ from typing import Any, Literal, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from approvals import ApprovalRequest
-from audit import CopilotError, Entry
-from copilot.api.models import (
+from copilot.api.schema import (
     ApprovalPage,
+    ApprovalRequest,
+    Entry,
     EventPage,
     PreferencesOut,
     RunAccepted,
     RunExplanation,
     RunOut,
+    RunState,
     SignalsAccepted,
     VerifyOut,
 )
-from copilot.engine.runs import RunState
+from copilot.errors import CopilotError
 
 M = TypeVar("M", bound=BaseModel)
 SETTLED = frozenset(

@@ -6,11 +6,13 @@ import logging
 from functools import cached_property
 from pathlib import Path
 
+from celery import Celery
 from sqlalchemy import Engine
 
 from approvals import ApprovalRequest, Gate, Policy, WebhookNotifier
 from audit import CheckpointLog, Signer, SqlAuditStore, Trail
 from audit.signing import key_id, load_public_key
+from copilot import broker
 from copilot.db.engines import make_engine
 from copilot.engine.executor import (
     Executor,
@@ -159,11 +161,14 @@ class Runtime:
         )
 
     @cached_property
-    def celery(self):  # type: ignore[no-untyped-def]
-        """The Celery app for this settings' broker."""
-        from copilot.worker import make_celery
-
-        return make_celery(self.settings)
+    def celery(self) -> Celery:
+        """A sending-only Celery app on this settings' broker (the tasks live in the worker)."""
+        return broker.celery_app(
+            self.settings.broker_url_resolved,
+            queue=self.settings.queue,
+            home=self.settings.home,
+            visibility_timeout=self.settings.broker_visibility_timeout,
+        )
 
     def enqueue(self, run_id: str, countdown: float = 0.0) -> None:
         """Wake a worker for the run (a hint: the sweeper covers a lost one)."""
@@ -171,12 +176,7 @@ class Runtime:
             if self._enqueue is not None:
                 self._enqueue(run_id, countdown)
                 return
-            self.celery.send_task(
-                "copilot.advance",
-                args=(run_id,),
-                countdown=countdown or None,
-                queue=self.settings.queue,
-            )
+            broker.send(self.celery, broker.ADVANCE, run_id, countdown=countdown)
         except Exception:  # any broker or transport fault: the wake-up is only a hint
             if not self._tolerate_broker_errors:
                 raise

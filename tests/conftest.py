@@ -1,6 +1,6 @@
 """Shared fixtures: real SQLite and PostgreSQL, one fresh schema per test, env restored.
 
-Locally a missing service skips its tests; under CI=true it fails them.
+Locally a missing service skips its tests; under CI=true it fails them (`tests.support.services`).
 """
 
 from __future__ import annotations
@@ -15,27 +15,7 @@ from sqlalchemy import Engine
 
 from audit.db import create_engine
 from copilot.db.engines import upgrade
-
-CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-PG_DSN = os.environ.get("COPILOT_TEST_PG", "host=127.0.0.1 port=5432 dbname=test user=postgres")
-
-
-def unavailable(service: str, exc: BaseException) -> None:
-    """Fail under CI, skip locally (dramatiq's rule)."""
-    message = f"{service} is not reachable: {exc}"
-    if CI:
-        pytest.fail(f"{message} (CI=true requires every service)", pytrace=False)
-    pytest.skip(message)
-
-
-def pg_sqlalchemy_url(schema: str) -> str:
-    """A SQLAlchemy URL for the test database with `schema` first on the search path."""
-    parts = dict(kv.split("=", 1) for kv in PG_DSN.split())
-    return (
-        f"postgresql+psycopg://{parts.get('user', 'postgres')}@{parts.get('host', '127.0.0.1')}:"
-        f"{parts.get('port', '5432')}/{parts.get('dbname', 'test')}"
-        f"?options=-csearch_path%3D{schema}"
-    )
+from tests.support.services import PG_DSN, pg_sqlalchemy_url, unavailable
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,8 @@ EXPECTED = {
     },
     "workflows": set(),
     "copilot.api": {"app_from_env", "create_app"},
+    "copilot.server": {"app_from_env", "create_app"},
+    "copilot.testing": {"RecordingExecutor", "StaticContext", "WorkflowHarness"},
 }  # fmt: skip
 
 

@@ -1,4 +1,7 @@
-"""The app factory: `create_app(settings)` builds the process's Runtime and mounts the routers."""
+"""The API's app factory: `create_app(settings)` builds the process's Runtime and mounts the routers.
+
+The pages for people are mounted on top by `copilot.server.create_app`, which servers run.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from copilot import web
 from copilot.api import errors
 from copilot.api.auth import KeyCache
 from copilot.api.limits import BodyLimit
@@ -30,7 +32,7 @@ Errors are `{"error": {"code", "message", "details"}}` with stable codes.
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
-    """The ASGI app. `runtime` is for tests that build their own; servers pass settings only."""
+    """The API alone (no `/ui` pages). `runtime` is for tests that build their own."""
     rt = runtime or Runtime(settings, tolerate_broker_errors=True)
 
     reader = QueueReader(rt.gate, rt.engine)
@@ -59,11 +61,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     errors.install(app)
     for module in (runs, approvals, audit, subjects, outcomes, admin, ops):
         app.include_router(module.router)
-    web.install(app)  # the pages for people, under /ui, on the same runtime and keys
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     return app
 
 
 def app_from_env() -> FastAPI:
-    """For `uvicorn --factory copilot.api.app:app_from_env`: settings from `COPILOT_*`."""
+    """The API alone with settings from `COPILOT_*` (servers run `copilot.server:app_from_env`)."""
     return create_app(Settings())

@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from audit import CopilotError
-from copilot.api.models import ErrorBody
+from copilot.api.schema import ErrorBody
 
 log = logging.getLogger(__name__)
 

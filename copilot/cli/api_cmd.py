@@ -31,7 +31,7 @@ def api(
     import uvicorn
 
     uvicorn.run(
-        "copilot.api.app:app_from_env",
+        "copilot.server:app_from_env",
         factory=True,
         host=host,
         port=port,

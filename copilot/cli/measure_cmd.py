@@ -11,7 +11,8 @@ from rich.table import Table
 
 from copilot.cli.context import Env
 from copilot.measure.experiments import Method, plan
-from copilot.measure.report.build import Report, build_report
+from copilot.measure.report.build import build_report
+from copilot.measure.report.model import Report
 
 experiment_app = typer.Typer(help="Plan experiments against a holdout.", no_args_is_help=True)
 out = Console()

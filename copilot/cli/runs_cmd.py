@@ -13,6 +13,7 @@ from rich.table import Table
 from copilot.cli.context import Env
 from copilot.cli.params import key_values
 from copilot.engine.runs import Run, RunState
+from copilot.worker import make_celery
 
 out = Console()
 runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
@@ -152,7 +153,7 @@ def worker(
     if beat:
         argv += ["-B", "-s", str(env.settings.home / "celerybeat-schedule")]
     env.settings.home.mkdir(parents=True, exist_ok=True)
-    env.celery.worker_main(argv)
+    make_celery(env.settings).worker_main(argv)  # the app with the tasks and the beat
 
 
 def sweep(ctx: typer.Context, as_json: JsonOpt = False) -> None:

@@ -1,4 +1,4 @@
-"""Server-rendered pages for people, served by the API's app under `/ui`.
+"""Server-rendered pages for people, mounted on the API's app under `/ui` by `copilot.server`.
 
 Reviewers work the inbox and decide; auditors read, verify and export the trail; apps and
 admins see a subject's controls and runs; the evaluation report renders with its plots.

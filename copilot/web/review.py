@@ -13,7 +13,7 @@ from approvals import ApprovalRequest
 from approvals.kinds import Risk
 from audit import Query as AuditQuery
 from copilot.api.errors import status_of
-from copilot.api.models import HEX_ID, NAME, SUBJECT
+from copilot.api.schema import HEX_ID, NAME, SUBJECT
 from copilot.errors import CopilotError
 from copilot.web.common import HEADERS, PREFIX, check_csrf, render, rt_of, signed_in
 from copilot.web.sessions import Session

@@ -11,8 +11,8 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from audit import Actor
 from audit import Query as AuditQuery
-from copilot.api.models import HEX_ID, SUBJECT
 from copilot.api.routes.audit import export_archive
+from copilot.api.schema import HEX_ID, SUBJECT
 from copilot.measure.report.build import build_report
 from copilot.runtime import Runtime
 from copilot.web.common import HEADERS, PREFIX, check_csrf, render, rt_of, signed_in

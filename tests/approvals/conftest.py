@@ -7,15 +7,8 @@ from sqlalchemy import Engine
 
 from approvals import Gate
 from audit import SqlAuditStore
+from tests.support.gate import Clock
 from tests.support.kinds import CATALOG, POLICY
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -20,28 +20,8 @@ from approvals import (
 )
 from audit import Query, SqlAuditStore, Trail
 from audit.db import create_engine
-from tests.approvals.conftest import Clock
+from tests.support.gate import EMAIL, REVIEWERS, Clock, propose
 from tests.support.kinds import CATALOG, POLICY
-
-REVIEWERS = frozenset({"reviewer"})
-
-
-def propose(gate: Gate, kind: str, payload: dict[str, Any], **kw: Any):  # type: ignore[no-untyped-def]
-    return gate.submit(
-        tenant="acme",
-        workflow="next_actions",
-        kind=kind,
-        payload=payload,
-        confidence=0.8,
-        level="full",
-        triggered_by=kw.pop("triggered_by", "app:crm"),
-        run_id="run-1",
-        subject_id="acct-1",
-        **kw,
-    )
-
-
-EMAIL = {"to": "acct-1", "subject": "Check-in", "body": "Hi Ana, shall we talk on Tuesday?"}
 
 
 def test_policy_auto_approves_low_risk_internal_and_a_person_decides_what_reaches_customers(

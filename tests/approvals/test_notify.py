@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 
 from approvals import Gate, WebhookNotifier
 from audit import SqlAuditStore
-from tests.copilot.engine.test_executors import SECRET, Receiver
 from tests.support.kinds import CATALOG, POLICY
+from tests.support.receiver import SECRET, Receiver
 
 REVIEWERS = frozenset({"reviewer"})
 EMAIL = {"to": "acct-1", "subject": "Check-in", "body": "Hi Ana"}

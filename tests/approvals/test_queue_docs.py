@@ -24,8 +24,7 @@ from approvals.tables import requests, votes
 from audit import Actor, SqlAuditStore
 from audit.db import create_engine
 from copilot.db.engines import upgrade
-from tests.approvals.conftest import Clock
-from tests.approvals.test_gate import EMAIL, REVIEWERS, propose
+from tests.support.gate import EMAIL, REVIEWERS, Clock, propose
 from tests.support.kinds import CATALOG, POLICY
 
 STATUSES = ("pending", "approved", "rejected", "expired", "cancelled", "superseded", None)

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
-from approvals import Gate
-from audit import SqlAuditStore
-from copilot.engine.executors import OutboxExecutor
-from copilot.engine.gating import resume_when_settled
 from copilot.engine.runner import Runner
-from copilot.engine.store import RunStore
-from copilot.governance.consent import Consent
-from copilot.governance.sources import SqlSignalSource
-from copilot.llm import ModelAccess
 from copilot.workflow.registry import Registry
 from tests.support import flows
+from tests.support.cluster import Cluster
 from tests.support.kinds import POLICY
+from tests.support.runtime import build_runtime
+from tests.support.services import redis_url
 
 
 @pytest.fixture
@@ -29,24 +25,18 @@ def registry() -> Registry:
 
 
 @pytest.fixture
-def runner(engine: Engine, registry: Registry) -> Iterator[Runner]:
-    flows.create_tables(engine)
-    store = RunStore(engine, SqlAuditStore(engine))
-    gate = Gate(
-        engine, store.audit, registry.catalog, POLICY, on_settled=resume_when_settled(store)
-    )
-    yield Runner(
-        store,
-        registry,
-        context=SqlSignalSource(engine),
-        model=ModelAccess(None, None),
-        executors={"outbox": OutboxExecutor(engine)},
-        owner="test-worker",
-        gate=gate,
-        consent=Consent(engine, store.audit),
-    )
-    store.close()
+def runner(engine: Engine, registry: Registry, tmp_path: Path) -> Iterator[Runner]:
+    rt = build_runtime(engine, tmp_path, woken=[], registry=registry, policy=POLICY)
+    yield rt.runner
+    rt.runs.close()
 
 
-# Worker-process clusters (real Celery workers) for the end-to-end tests.
-from tests.copilot.test_celery import cluster  # noqa: E402,F401
+@pytest.fixture
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    """Worker processes on (database fixture, broker) = `request.param`: "redis" or "sqla"."""
+    db_url, broker = request.param
+    url = f"sqla+sqlite:///{tmp_path}/broker.db" if broker.startswith("sqla") else redis_url()
+    c = Cluster(request.getfixturevalue(db_url), url, tmp_path)
+    yield c
+    c.stop()
+    c.rt.close()

@@ -2,147 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
 
 from audit import Trail
-from copilot.db.tables import outbox, runs
+from copilot.db.tables import outbox
 from copilot.engine.runs import RunState
 from copilot.runtime import Runtime
-from copilot.settings import Settings
-from tests.conftest import unavailable
 from tests.support import flows
-
-ROOT = Path(__file__).resolve().parents[2]
-# A database of its own: the flush test empties it. COPILOT_TEST_REDIS_DB picks another
-# (say, for two checkouts testing at once on one Redis).
-REDIS_DB = int(os.environ.get("COPILOT_TEST_REDIS_DB", "7"))
-
-
-def redis_url() -> str:
-    import redis
-
-    try:
-        redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB, socket_timeout=2).ping()
-    except redis.RedisError as exc:
-        unavailable("Redis at 127.0.0.1:6379", exc)
-    return f"redis://127.0.0.1:6379/{REDIS_DB}"
-
-
-class Cluster:
-    """Worker processes plus a runtime in the test process that triggers and sweeps."""
-
-    def __init__(self, db_url: str, broker: str, home: Path) -> None:
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")},
-            "COPILOT_DATABASE_URL": db_url,
-            "COPILOT_BROKER_URL": broker,
-            "COPILOT_HOME": str(home),
-            "COPILOT_QUEUE": f"q-{uuid.uuid4().hex[:8]}",
-            "COPILOT_WORKFLOW_MODULES": "tests.support.flows",
-            "COPILOT_LEASE_SECONDS": "4",
-            "COPILOT_SWEEP_GRACE": "3",
-            "COPILOT_BROKER_VISIBILITY_TIMEOUT": "6",
-            "COPILOT_CHECKPOINT_EVERY": "0",
-        }
-        self.home = home
-        settings = Settings(
-            **{
-                k.removeprefix("COPILOT_").lower(): v
-                for k, v in self.env.items()
-                if k.startswith("COPILOT_")
-            }
-        )
-        self.rt = Runtime(settings)
-        self.workers: dict[int, subprocess.Popen[bytes]] = {}
-        self.logs = home / "logs"
-        self.logs.mkdir(parents=True, exist_ok=True)
-
-    def start(self, n: int) -> None:
-        with (self.logs / f"worker-{n}.log").open("ab") as log:
-            self.workers[n] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "copilot",
-                    "worker",
-                    "--concurrency",
-                    "1",
-                    "--no-beat",
-                    "--loglevel",
-                    "WARNING",
-                ],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-
-    def kill(self, n: int) -> None:
-        os.killpg(self.workers[n].pid, signal.SIGKILL)
-        self.workers[n].wait()
-
-    def stop(self) -> None:
-        for p in self.workers.values():
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in self.workers.values():
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-
-    def states(self, ids: list[str]) -> Counter[str]:
-        with self.rt.engine.connect() as conn:
-            rows = conn.execute(select(runs.c.state).where(runs.c.id.in_(ids)))
-            return Counter(rows.scalars())
-
-    def wait_until_settled(
-        self, ids: list[str], timeout: float, on_tick: object = None
-    ) -> Counter[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.rt.sweeper.sweep()  # what beat does every few seconds
-            states = self.states(ids)
-            if states[RunState.COMPLETED.value] == len(ids):
-                return states
-            if callable(on_tick):
-                on_tick()
-            time.sleep(0.5)
-        return self.states(ids)
-
-
-@pytest.fixture
-def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    db_url, broker = request.param
-    c = Cluster(
-        request.getfixturevalue(db_url),
-        broker if broker.startswith("sqla") else redis_url(),
-        tmp_path,
-    )
-    if broker.startswith("sqla"):
-        c.env["COPILOT_BROKER_URL"] = f"sqla+sqlite:///{tmp_path}/broker.db"
-        c.rt.settings.broker_url = c.env["COPILOT_BROKER_URL"]
-    from copilot.db.engines import upgrade
-
-    upgrade(c.rt.engine)
-    flows.create_tables(c.rt.engine)
-    yield c
-    c.stop()
-    c.rt.close()
+from tests.support.cluster import Cluster
+from tests.support.services import REDIS_DB
 
 
 def check_exactly_once(engine: Engine, rt: Runtime, ids: list[str]) -> None:

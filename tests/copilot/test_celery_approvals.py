@@ -12,7 +12,7 @@ from sqlalchemy import select
 from audit import Trail
 from copilot.db.tables import outbox
 from copilot.engine.runs import RunState
-from tests.copilot.test_celery import Cluster
+from tests.support.cluster import Cluster
 
 REVIEWERS = frozenset({"reviewer"})
 POLICY = """

@@ -1,119 +1,30 @@
-"""A book of synthetic accounts on a real database, the built-in workflows, a fixed clock."""
+"""Fixtures: a book of synthetic accounts with the built-in workflows (`tests.support.book`)."""
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
-from approvals import ApprovalRequest, Gate, Policy
-from audit import SqlAuditStore
-from copilot.cli.demo_data import Account, accounts
-from copilot.engine.executors import OutboxExecutor
-from copilot.engine.gating import resume_when_settled
-from copilot.engine.runner import Runner
-from copilot.engine.runs import Run
-from copilot.engine.store import RunStore
-from copilot.governance.consent import Consent
-from copilot.governance.sources import SqlSignalSource
 from copilot.llm import ModelAccess, make_model
-from copilot.workflow.registry import Registry
-from tests.support.openai_stub import StubServer, request_data
-
-NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC).timestamp()
-WORKFLOWS = ("account_health", "next_actions", "tone_draft")
-
-
-@dataclass
-class Book:
-    """The accounts, and a runner over them."""
-
-    runner: Runner
-    registry: Registry
-    gate: Gate
-    accounts: list[Account]
-
-    def account(self, shape: str, health: str | None = None) -> Account:
-        return next(a for a in self.accounts if a.shape == shape and health in (None, a.health))
-
-    def decide(self, req: ApprovalRequest, decision: str, reason: str | None = None) -> None:
-        """A reviewer's decision on the version they saw."""
-        self.gate.decide(req.id, reviewer="rev:maya", roles={"reviewer"}, decision=decision,  # type: ignore[arg-type]
-                         payload_hash=req.payload_hash, reason=reason)  # fmt: skip
-
-    def run(self, workflow: str, subject_id: str, **inputs: Any) -> Run:
-        run, _ = self.runner.trigger(
-            workflow, subject_id, tenant="t1", inputs=inputs, triggered_by="app:crm"
-        )
-        return self.runner.run_inline(run.id)
-
-
-def seed(registry: Registry, engine: Engine, audit: SqlAuditStore, book: list[Account]) -> None:
-    for a in book:
-        if a.signals:
-            registry.signals.ingest(engine, audit, tenant="t1", subject_id=a.subject_id,
-                                    values=a.signals, source="crm", observed_at=NOW - 3600)  # fmt: skip
-        if a.stale:
-            registry.signals.ingest(engine, audit, tenant="t1", subject_id=a.subject_id,
-                                    values=a.stale, source="crm", observed_at=NOW - 60 * 86400)  # fmt: skip
-
-
-def make_book(engine: Engine, model: ModelAccess, *, policy: Policy | None = None) -> Book:
-    registry = Registry()
-    registry.load_entry_points()
-    registry.check_signals()
-    store = RunStore(engine, SqlAuditStore(engine), clock=lambda: NOW)
-    gate = Gate(engine, store.audit, registry.catalog, policy or Policy.default(),
-                on_settled=resume_when_settled(store), clock=lambda: NOW)  # fmt: skip
-    runner = Runner(store, registry, context=SqlSignalSource(engine), model=model,
-                    executors={"outbox": OutboxExecutor(engine)}, owner="test", gate=gate,
-                    consent=Consent(engine, store.audit))  # fmt: skip
-    book = accounts(20, seed=11, today=datetime.fromtimestamp(NOW, UTC).date())
-    seed(registry, engine, store.audit, book)
-    return Book(runner, registry, gate, book)
+from tests.support.book import Book, make_book, scripted_model
+from tests.support.openai_stub import StubServer
 
 
 @pytest.fixture
-def book(engine: Engine) -> Iterator[Book]:
-    b = make_book(engine, ModelAccess(None, None))
+def book(engine: Engine, tmp_path: Path) -> Iterator[Book]:
+    b = make_book(engine, ModelAccess(None, None), home=tmp_path)
     yield b
     b.runner.store.close()
 
 
-def scripted_model(request: dict[str, Any]) -> dict[str, Any]:
-    """A well-behaved model: answers each of the three prompts from the data it was sent."""
-    data = request_data(request)
-    system = str(request["messages"][0]["content"])
-    facts = data.get("facts", {})
-    if "account-health summary" in system:
-        drivers = "; ".join(d["detail"] for d in facts.get("drivers", [])[:2])
-        text = f"{facts.get('account')} scores {facts.get('score')}/100. Drivers: {drivers}."
-        return {"content": json.dumps({"summary": text})}
-    if "Re-rank" in system:
-        ranking = [{"kind": c["kind"], "why": f"Model: {c['why']}"} for c in facts["candidates"]]
-        return {"content": json.dumps({"ranking": ranking[::-1]})}
-    if "short email" in system:
-        body = "Hi [[contact_name]],\n\nquick check-in: how is everything going? Thanks!"
-        return {"content": json.dumps({"subject": "Checking in", "body": body})}
-    return {"status": 500}
-
-
 @pytest.fixture
-def model_book(engine: Engine, openai_stub: StubServer) -> Iterator[tuple[Book, StubServer]]:
+def model_book(
+    engine: Engine, openai_stub: StubServer, tmp_path: Path
+) -> Iterator[tuple[Book, StubServer]]:
     openai_stub.responder = scripted_model
-    b = make_book(engine, make_model("openai:stub-model", timeout=10))
+    b = make_book(engine, make_model("openai:stub-model", timeout=10), home=tmp_path)
     yield b, openai_stub
     b.runner.store.close()
-
-
-def numbers(text: str) -> list[str]:
-    return re.findall(r"\d+", text)
-
-
-Responder = Callable[[dict[str, Any]], dict[str, Any]]

@@ -18,7 +18,7 @@ from copilot.governance.access import audit_view, may_see, signal_view
 from copilot.governance.consent import Preferences
 from copilot.governance.retention import PURGED_EVENT, purge
 from copilot.governance.signals import Sensitivity
-from tests.workflows.conftest import NOW, Book
+from tests.support.book import NOW, Book
 
 
 def verified(book: Book) -> None:

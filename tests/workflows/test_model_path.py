@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.book import WORKFLOWS, Book
 from tests.support.openai_stub import StubServer, request_data, request_text
-from tests.workflows.conftest import WORKFLOWS, Book
 
 
 def test_full_runs_send_no_undeclared_signal_and_no_personal_value(

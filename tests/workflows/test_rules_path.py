@@ -12,7 +12,7 @@ import pytest
 from copilot.cli.demo_data import Account
 from copilot.engine.runs import RunState
 from copilot.measure.holdouts import held_out
-from tests.workflows.conftest import WORKFLOWS, Book
+from tests.support.book import WORKFLOWS, Book
 
 GOLDEN = Path(__file__).parent / "golden" / "rules.json"
 

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Path, Query
 from audit import Actor
 from copilot.api.auth import require, runtime
 from copilot.api.errors import responses
-from copilot.api.models import KeyCreate, KeyCreated, KeyPage, PolicyOut, ShadowFigure
+from copilot.api.models import KeyCreate, KeyCreated, KeyPage
+from copilot.api.schema import PolicyOut, ShadowFigure
 from copilot.governance.keys import ApiKey, Principal
 from copilot.runtime import Runtime
 

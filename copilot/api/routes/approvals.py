@@ -16,8 +16,8 @@ from approvals.queue import QueueQuery
 from copilot.api.auth import authenticate, bearer, require, runtime
 from copilot.api.direct import DirectRoute
 from copilot.api.errors import responses
-from copilot.api.models import HEX_ID, ApprovalPage, DecisionIn, QueueParams
 from copilot.api.reads import QueueReader
+from copilot.api.schema import HEX_ID, ApprovalPage, DecisionIn, QueueParams
 from copilot.api.strict import query_model
 from copilot.errors import CopilotError
 from copilot.governance.keys import Principal

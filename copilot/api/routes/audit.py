@@ -16,7 +16,7 @@ from audit import Query as AuditQuery
 from audit import export_bundle
 from copilot.api.auth import require, runtime
 from copilot.api.errors import responses
-from copilot.api.models import HEX_ID, SUBJECT, EventPage, VerifyOut
+from copilot.api.schema import HEX_ID, SUBJECT, EventPage, VerifyOut
 from copilot.governance.keys import Principal
 from copilot.runtime import Runtime
 

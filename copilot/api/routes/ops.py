@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 from copilot.api import metrics
 from copilot.api.auth import runtime
 from copilot.api.errors import responses
-from copilot.api.models import Health
+from copilot.api.schema import Health
 from copilot.db.engines import ping
 from copilot.errors import CopilotError
 from copilot.runtime import Runtime

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 
 from copilot.api.auth import require, runtime
 from copilot.api.errors import responses
-from copilot.api.models import OutcomeBatch, OutcomesRecorded
+from copilot.api.schema import OutcomeBatch, OutcomesRecorded
 from copilot.governance.keys import Principal
 from copilot.measure.outcomes import record_outcomes
 from copilot.runtime import Runtime

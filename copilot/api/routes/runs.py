@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path
 
 from copilot.api.auth import require, runtime
 from copilot.api.errors import responses
-from copilot.api.models import (
+from copilot.api.schema import (
     HEX_ID,
     ActionExplanation,
     RunAccepted,

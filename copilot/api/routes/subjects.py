@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path
 from audit import Actor
 from copilot.api.auth import require, runtime
 from copilot.api.errors import responses
-from copilot.api.models import (
+from copilot.api.schema import (
     SUBJECT,
     Erased,
     PreferencesIn,

@@ -8,7 +8,7 @@ name with a non-zero value was observed at or after that first run (and within
 left out.
 
 The result is one pydantic model (`Report`): the JSON the API returns and the data every
-plot is drawn from (`figures`). `copilot.report_html.render_html` draws the page.
+plot is drawn from (`figures`). `copilot.measure.report.html.render_html` draws the page; the models are in `model`.
 
 >>> report = build_report(engine, tenant="acme", outcomes=registry.outcomes,
 ...                       outcome="replied", segment="plan_tier")  # doctest: +SKIP
@@ -23,13 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Engine, select
 
 from audit.db import readonly
 from copilot.db.tables import outcomes, runs, signals
 from copilot.measure.experiments import Arm, ExperimentError, Lift, Method, check_alpha, lift
-from copilot.measure.feedback import NO_SEGMENT, Feedback, Group, group_feedback, read_feedback
+from copilot.measure.feedback import NO_SEGMENT, Feedback, group_feedback, read_feedback
 from copilot.measure.guardrails import (
     Finding,
     Guardrail,
@@ -39,7 +38,8 @@ from copilot.measure.guardrails import (
     segment_findings,
 )
 from copilot.measure.outcomes import OutcomeRegistry, OutcomeSpec
-from copilot.measure.report.figures import Figure, figures_of
+from copilot.measure.report.figures import figures_of
+from copilot.measure.report.model import OutcomeLift, Report
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,41 +50,6 @@ class Exposure:
     exposed_at: float
     holdout: bool
     segment: str
-
-
-class OutcomeLift(BaseModel):
-    """The lift on one outcome, overall."""
-
-    model_config = ConfigDict(frozen=True)
-
-    outcome: str
-    polarity: str
-    improved: bool  # the point estimate moved the good way
-    lift: Lift
-
-
-class Report(BaseModel):
-    """Everything `copilot report` shows, as data."""
-
-    model_config = ConfigDict(frozen=True)
-
-    tenant: str
-    generated_at: float
-    workflow: str | None
-    outcome: str | None
-    segment: str | None
-    window_days: float | None
-    alpha: float
-    method: Method
-    subjects: int
-    treated: int
-    holdout: int
-    groups: list[Group]
-    lift: OutcomeLift | None
-    segments: list[SegmentEffect]
-    guardrails: list[GuardrailCheck]
-    warnings: list[Finding]
-    figures: list[Figure]
 
 
 def build_report(

@@ -2,48 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import BaseModel, ConfigDict
-
 from copilot.measure.experiments import wilson
-
-if TYPE_CHECKING:
-    from copilot.measure.report.build import Report
-
-
-class Point(BaseModel):
-    """One labelled value, with an interval where it has one."""
-
-    model_config = ConfigDict(frozen=True)
-
-    label: str
-    value: float
-    low: float | None = None
-    high: float | None = None
-    flag: str | None = None  # e.g. a guardrail's status, drawn as the point's colour
-
-
-class Series(BaseModel):
-    """A named set of points (one arm, one decision)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    points: list[Point]
-
-
-class Figure(BaseModel):
-    """One plot: `interval` (points with error bars), `bars` (grouped) or `stacked` bars."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    title: str
-    kind: Literal["interval", "bars", "stacked"]
-    unit: Literal["rate", "points", "seconds"]
-    series: list[Series]
-    reference: float | None = None  # a line to read against (0 for a lift)
+from copilot.measure.report.model import Figure, Point, Report, Series
 
 
 def figures_of(report: Report) -> list[Figure]:

@@ -13,8 +13,7 @@ from html import escape
 from typing import Any
 
 from copilot.measure.feedback import Group
-from copilot.measure.report.build import Report
-from copilot.measure.report.figures import Figure
+from copilot.measure.report.model import Figure, Report
 
 COLOURS = {"treated": "#2b6cb0", "holdout": "#a0aec0", "acceptance": "#38a169", "edit": "#d69e2e",
            "rejection": "#e53e3e", "median": "#2b6cb0", "p90": "#90cdf4",

@@ -3,91 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from approvals import ApprovalRequest
-from audit import Actor
-from copilot.api import create_app
-from copilot.db.engines import upgrade
-from copilot.engine.runs import Run
-from copilot.governance.keys import ROLES
-from copilot.runtime import Runtime
-from copilot.settings import Settings
-from tests.support import flows
-
-TENANTS = ("acme", "globex")
-
-
-@dataclass
-class Api:
-    """An app on a real database, its runtime, and a key for every (tenant, role)."""
-
-    rt: Runtime
-    client: TestClient
-    tokens: dict[tuple[str, str], str] = field(default_factory=dict)
-    woken: list[str] = field(default_factory=list)
-
-    def auth(self, tenant: str, role: str) -> dict[str, str]:
-        """The Authorization header of that tenant's key with that role."""
-        return {"Authorization": f"Bearer {self.tokens[tenant, role]}"}
-
-    def waiting_run(self, tenant: str = "acme", subject: str = "acct-1", **kw: Any) -> Run:
-        """A `proposing` run advanced in-process to waiting: under the default policy its
-        `post_note` (low risk, internal) is auto-approved and its `email_customer` waits for a person."""
-        run, _ = self.rt.runner.trigger(
-            "proposing", subject, tenant=tenant, triggered_by=f"{tenant}-app", **kw
-        )
-        return self.rt.runner.run_inline(run.id)
-
-    def pending(self, run: Run) -> ApprovalRequest:
-        """The run's one request waiting for a person."""
-        (found,) = [r for r in self.rt.gate.of_run(run.id) if r.status == "pending"]
-        return found
-
-
-def build_runtime(url: str, home: Path, woken: list[str], **settings: Any) -> Runtime:
-    """A Runtime with the test flows; wake-ups are recorded instead of sent to a broker."""
-    rt = Runtime(
-        Settings(
-            **{
-                "database_url": url,
-                "home": home,
-                "workflow_modules": "tests.support.flows",
-                **settings,
-            }
-        ),
-        enqueue=lambda run_id, countdown: woken.append(run_id),
-    )
-    upgrade(rt.engine)
-    flows.create_tables(rt.engine)
-    return rt
-
-
-def make_keys(rt: Runtime) -> dict[tuple[str, str], str]:
-    """One key per (tenant, role); each key's principal is `<tenant>-<role>`."""
-    tokens = {}
-    for tenant in TENANTS:
-        for role in ROLES:
-            _, token = rt.keys.create(
-                tenant=tenant, roles=[role], name=f"{tenant}-{role}", actor=Actor.system("test")
-            )
-            tokens[tenant, role] = token
-    return tokens
+from copilot.server import create_app
+from tests.support.api import Api, make_keys
+from tests.support.runtime import build_runtime
 
 
 @pytest.fixture
 def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
     """The API on each dialect in turn."""
     woken: list[str] = []
-    rt = build_runtime(db_url, tmp_path, woken)
+    rt = build_runtime(db_url, tmp_path, woken=woken)
     with TestClient(create_app(rt.settings, runtime=rt)) as client:
         yield Api(rt=rt, client=client, tokens=make_keys(rt), woken=woken)
-
-
-# Worker-process clusters (real Celery workers) for the end-to-end test.
-from tests.copilot.test_celery import cluster  # noqa: E402,F401

@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 
 from audit import Actor, verify_bundle
 from audit import Query as AuditQuery
-from copilot.api import create_app
 from copilot.db.tables import runs, signals
+from copilot.server import create_app
 from copilot.settings import Settings
-from tests.copilot.api.conftest import Api
+from tests.support.api import Api
 
 
 def counts(api: Api) -> tuple[int, int, int]:
@@ -363,9 +363,9 @@ def test_an_opted_out_subject_gets_a_skipped_run_that_explains_itself(api: Api) 
 def test_healthz_is_503_and_triggers_still_land_when_the_broker_is_away(
     db_url: str, tmp_path: Path
 ) -> None:
-    from tests.copilot.api.conftest import build_runtime
+    from tests.support.runtime import build_runtime
 
-    rt = build_runtime(db_url, tmp_path, [])
+    rt = build_runtime(db_url, tmp_path, woken=[])
     rt.close()
     settings = Settings(
         database_url=db_url,
@@ -421,9 +421,9 @@ def test_unknown_query_parameters_are_refused_by_name(api: Api) -> None:
 def test_a_revoked_key_stops_working_once_the_process_cache_expires(
     db_url: str, tmp_path: Path
 ) -> None:
-    from tests.copilot.api.conftest import build_runtime
+    from tests.support.runtime import build_runtime
 
-    rt = build_runtime(db_url, tmp_path, [], api_key_cache_seconds=0.5)
+    rt = build_runtime(db_url, tmp_path, woken=[], api_key_cache_seconds=0.5)
     key, token = rt.keys.create(tenant="acme", roles=["auditor"], actor=Actor.system("t"))
     h = {"Authorization": f"Bearer {token}"}
     with TestClient(create_app(rt.settings, runtime=rt)) as client:
@@ -466,9 +466,9 @@ def test_erasing_a_subject_over_http_stops_its_work_and_keeps_the_trail_valid(ap
 
 
 def test_signals_ingested_over_http_fire_event_triggers(db_url: str, tmp_path: Path) -> None:
-    from tests.copilot.api.conftest import build_runtime
+    from tests.support.runtime import build_runtime
 
-    rt = build_runtime(db_url, tmp_path, [], workflow_modules="tests.support.triggered_api")
+    rt = build_runtime(db_url, tmp_path, woken=[], workflow_modules="tests.support.triggered_api")
     _, token = rt.keys.create(tenant="acme", roles=["app"], actor=Actor.system("t"))
     h = {"Authorization": f"Bearer {token}"}
     with TestClient(create_app(rt.settings, runtime=rt)) as client:

@@ -11,14 +11,14 @@ from audit import Actor, verify_bundle
 from copilot.client import ApiError, Client
 from copilot.engine.runs import RunState
 from copilot.runtime import Runtime
-from tests.copilot.api.conftest import build_runtime
 from tests.support.live import LiveServer
+from tests.support.runtime import build_runtime
 
 
 @pytest.fixture
 def served(pg_url: str, tmp_path: Path) -> Iterator[tuple[LiveServer, Runtime]]:
     """A server on a fresh schema, and a runtime in the test process that plays the worker."""
-    rt = build_runtime(pg_url, tmp_path, [])
+    rt = build_runtime(pg_url, tmp_path, woken=[])
     env = {
         "COPILOT_DATABASE_URL": pg_url,
         "COPILOT_HOME": str(tmp_path),

@@ -17,7 +17,7 @@ from audit import Actor, verify_bundle
 from copilot.client import Client
 from copilot.db.tables import outbox
 from copilot.engine.runs import RunState
-from tests.copilot.test_celery import Cluster
+from tests.support.cluster import Cluster
 from tests.support.live import LiveServer
 
 

@@ -23,10 +23,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from audit import Actor
-from copilot.api import create_app
 from copilot.engine.runs import RunState
 from copilot.governance.keys import ROLES
-from tests.copilot.api.conftest import Api, build_runtime, make_keys
+from copilot.server import create_app
+from tests.support.api import Api, make_keys
+from tests.support.runtime import build_runtime
 
 PUBLIC = frozenset({"anonymous", "revoked", *ROLES})
 Check = Callable[["Fixture", dict[str, str], httpx.Response], None]
@@ -181,7 +182,7 @@ class Fixture:
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixture]:
     home = tmp_path_factory.mktemp("matrix")
-    rt = build_runtime(f"sqlite:///{home / 'copilot.db'}", home, [])
+    rt = build_runtime(f"sqlite:///{home / 'copilot.db'}", home, woken=[])
     tokens = make_keys(rt)
     revoked = {}
     for tenant in ("acme", "globex"):

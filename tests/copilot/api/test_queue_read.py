@@ -14,10 +14,11 @@ from sqlalchemy import URL, create_engine, make_url, text, update
 from approvals.queue import QueueQuery
 from approvals.tables import requests
 from audit import Actor
-from copilot.api import create_app
 from copilot.api.reads import Connections, QueueReader, connect_args, server_settings
 from copilot.errors import CopilotError
-from tests.copilot.api.conftest import Api, build_runtime
+from copilot.server import create_app
+from tests.support.api import Api
+from tests.support.runtime import build_runtime
 
 
 def served(api: Api, **params: object) -> bytes:
@@ -72,7 +73,7 @@ def test_the_served_page_is_the_gates_page_byte_for_byte(api: Api) -> None:
 
 def assert_unavailable(pg_url: str, tmp_path: Path, url: str | URL) -> None:
     """A page read by a reader on `url` is refused with 503 `service.unavailable`."""
-    rt = build_runtime(pg_url, tmp_path, [])
+    rt = build_runtime(pg_url, tmp_path, woken=[])
     engine = create_engine(url)
 
     async def read() -> bytes:
@@ -99,7 +100,7 @@ def test_the_queue_answers_503_when_its_database_is_away(pg_url: str, tmp_path: 
 def test_a_kept_connection_the_server_closed_is_replaced_without_an_error(
     pg_url: str, tmp_path: Path
 ) -> None:
-    rt = build_runtime(pg_url, tmp_path, [])
+    rt = build_runtime(pg_url, tmp_path, woken=[])
     try:
         with TestClient(create_app(rt.settings, runtime=rt)) as client:
             _, token = rt.keys.create(tenant="acme", roles=["reviewer"], actor=Actor.system("t"))

@@ -20,9 +20,9 @@ from schemathesis.checks import positive_data_acceptance
 
 from audit import Actor
 from copilot.governance.keys import ROLES
-from tests.conftest import pg_sqlalchemy_url
-from tests.copilot.api.conftest import build_runtime
 from tests.support.live import LiveServer
+from tests.support.runtime import build_runtime
+from tests.support.services import pg_sqlalchemy_url
 
 BARE = frozenset({"GET /healthz", "GET /metrics"})
 MAX_EXAMPLES = 50  # per operation and mode: 19 operations x 2 modes x 50
@@ -42,7 +42,7 @@ def live(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
         conn.execute(f"CREATE SCHEMA {schema}")
     home: Path = tmp_path_factory.mktemp("schemathesis")
     url = pg_sqlalchemy_url(schema)
-    rt = build_runtime(url, home, [])
+    rt = build_runtime(url, home, woken=[])
     _, token = rt.keys.create(
         tenant="acme", roles=list(ROLES), name="fuzz", actor=Actor.system("t")
     )

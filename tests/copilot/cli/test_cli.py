@@ -3,31 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.copilot.test_celery import redis_url
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")}
-    environ.update({"COPILOT_HOME": str(home), "COLUMNS": "200", **env})
-    return subprocess.run(
-        [sys.executable, "-m", "copilot", *args],
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from tests.support.cli import cli
+from tests.support.services import redis_url
 
 
 def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:

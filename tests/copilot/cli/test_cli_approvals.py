@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.copilot.cli.test_cli import cli
-from tests.copilot.cli.test_cli_runs import FLOWS as RUN_FLOWS
-from tests.copilot.cli.test_cli_runs import prepared
+from tests.support.cli import FLOWS as RUN_FLOWS
+from tests.support.cli import cli, prepared
 
 POLICY = """
 version: cli-test@1

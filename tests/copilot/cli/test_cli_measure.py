@@ -8,8 +8,8 @@ from pathlib import Path
 from audit.db import create_engine
 from copilot.db.engines import upgrade
 from copilot.measure.experiments import plan
-from tests.copilot.cli.test_cli import cli
-from tests.copilot.measure.test_report import seed
+from tests.support.cli import cli
+from tests.support.measure import seed
 
 OUTCOMES_YAML = """
 outcomes:

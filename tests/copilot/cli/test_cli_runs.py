@@ -10,22 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from audit.db import create_engine
-from copilot.db.engines import upgrade
-from tests.copilot.cli.test_cli import cli
-from tests.support import flows
+from tests.support.cli import FLOWS, cli, prepared
 
 ROOT = Path(__file__).resolve().parents[3]
-FLOWS = {"COPILOT_WORKFLOW_MODULES": "tests.support.flows"}
-
-
-def prepared(home: Path) -> Path:
-    engine = create_engine(f"sqlite:///{home}/copilot.db")
-    home.mkdir(parents=True, exist_ok=True)
-    upgrade(engine)
-    flows.create_tables(engine)
-    engine.dispose()
-    return home
 
 
 def test_run_inline_show_and_list(tmp_path: Path) -> None:

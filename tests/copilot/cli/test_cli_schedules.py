@@ -8,8 +8,8 @@ from pathlib import Path
 from audit import SqlAuditStore
 from audit.db import create_engine
 from copilot.db.engines import upgrade
-from tests.copilot.cli.test_cli import cli
 from tests.support import triggered
+from tests.support.cli import cli
 
 YAML = """
 schedules:

@@ -19,8 +19,8 @@ from audit.db import create_engine
 from copilot.db.engines import upgrade
 from copilot.db.tables import runs
 from copilot.engine.runs import RunState
-from tests.copilot.test_celery import redis_url
 from tests.support import triggered
+from tests.support.services import redis_url
 
 ROOT = Path(__file__).resolve().parents[3]
 PERIOD = 6.0

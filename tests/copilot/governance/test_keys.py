@@ -13,7 +13,7 @@ from audit import Actor, Query, SqlAuditStore
 from copilot.db.tables import api_keys
 from copilot.errors import ConfigError, KeyNotFoundError
 from copilot.governance.keys import KeyStore
-from tests.copilot.cli.test_cli import cli
+from tests.support.cli import cli
 
 ADMIN = Actor.human("ops")
 

@@ -18,8 +18,8 @@ from copilot.db.tables import signals
 from copilot.errors import WorkflowDefinitionError
 from copilot.governance.signals import SignalError, SignalRegistry
 from copilot.workflow.registry import Registry
-from tests.copilot.cli.test_cli import cli
 from tests.support import flows
+from tests.support.cli import cli
 
 YAML = """
 signals:

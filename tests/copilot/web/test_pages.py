@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.copilot.web.conftest import Site
+from tests.support.site import Site
 
 SHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 LAPTOP = {"width": 1366, "height": 860}

@@ -10,13 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from audit import Actor
-from copilot.api import create_app
-from tests.copilot.api.conftest import Api, build_runtime, make_keys
+from copilot.server import create_app
+from tests.support.api import Api, make_keys
+from tests.support.runtime import build_runtime
 
 
 @pytest.fixture
 def api(sqlite_url: str, tmp_path: Path) -> Iterator[Api]:
-    rt = build_runtime(sqlite_url, tmp_path, [])
+    rt = build_runtime(sqlite_url, tmp_path, woken=[])
     with TestClient(create_app(rt.settings, runtime=rt), follow_redirects=False) as client:
         yield Api(rt=rt, client=client, tokens=make_keys(rt))
 

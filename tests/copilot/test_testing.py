@@ -1,0 +1,61 @@
+"""`copilot.testing` unit-tests a workflow: signals from a dict, actions recorded, run inline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from copilot.cli.demo_data import accounts
+from copilot.engine.executors import Action
+from copilot.engine.runs import RunState
+from copilot.testing import RecordingExecutor, StaticContext, WorkflowHarness
+from tests.support import flows
+
+
+def test_a_static_context_answers_only_the_names_asked_for() -> None:
+    context = StaticContext({"acct-1": {"usage_trend": -12.5, "plan_tier": "pro"}}, observed_at=5.0)
+    got = context.fetch("any", "acct-1", ["usage_trend", "open_tickets"])
+    assert list(got) == ["usage_trend"]
+    assert (got["usage_trend"].value, got["usage_trend"].observed_at) == (-12.5, 5.0)
+    assert context.fetch("any", "acct-2", ["usage_trend"]) == {}
+
+
+def test_the_recording_executor_acts_once_per_key() -> None:
+    executor = RecordingExecutor()
+    action = Action(tenant="t", run_id="r", kind="post_note", payload={}, idempotency_key="k")
+    first, again = executor.execute(action), executor.execute(action)
+    assert executor.actions == [action] and executor.kinds() == ["post_note"]
+    assert (first.replayed, again.replayed, again.status) == (False, True, "done")
+
+
+def test_a_test_workflow_proposes_waits_and_its_approved_actions_are_recorded() -> None:
+    with WorkflowHarness(flows.proposing, flows) as h:
+        run = h.run("proposing", "acct-1")
+        # Under the default policy the internal note is approved and the email waits; the
+        # run acts on its step's proposals together, once none is pending.
+        assert run.state == RunState.WAITING
+        assert [(r.kind, r.status) for r in h.gate.of_run(run.id)] == [
+            ("post_note", "approved"),
+            ("email_customer", "pending"),
+        ]
+        assert h.executor.kinds() == []
+        (email,) = h.pending(run)
+        done = h.approve(email)
+        assert done.state == RunState.COMPLETED
+        assert h.executor.kinds() == ["post_note", "email_customer"]
+        assert "run.completed" in h.events(done)
+
+
+def test_a_built_in_workflow_ranks_actions_from_the_signals_it_is_given() -> None:
+    today = datetime.now(UTC).date()
+    at_risk = next(a for a in accounts(20, seed=11, today=today)
+                   if a.shape == "rich" and a.health == "at_risk")  # fmt: skip
+    with WorkflowHarness("workflows.next_actions") as h:
+        h.context.put(at_risk.subject_id, **at_risk.signals)
+        run = h.run("next_actions", at_risk.subject_id)
+        proposed = [r.kind for r in h.gate.of_run(run.id)]
+        assert run.level == "full" and proposed[0] == "escalate_to_owner"
+        for req in h.pending(run):
+            h.reject(req, "not this week")
+        assert not set(h.executor.kinds()) & {
+            r.kind for r in h.gate.of_run(run.id) if r.status == "rejected"
+        }

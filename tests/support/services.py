@@ -1,0 +1,45 @@
+"""Where the test services are (PostgreSQL, Redis), and the rule for when one is away.
+
+Locally a missing service skips its tests; under CI=true it fails them (dramatiq's rule).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+PG_DSN = os.environ.get("COPILOT_TEST_PG", "host=127.0.0.1 port=5432 dbname=test user=postgres")
+# A database of its own: the flush test empties it. COPILOT_TEST_REDIS_DB picks another
+# (say, for two checkouts testing at once on one Redis).
+REDIS_DB = int(os.environ.get("COPILOT_TEST_REDIS_DB", "7"))
+
+
+def unavailable(service: str, exc: BaseException) -> None:
+    """Fail under CI, skip locally (dramatiq's rule)."""
+    message = f"{service} is not reachable: {exc}"
+    if CI:
+        pytest.fail(f"{message} (CI=true requires every service)", pytrace=False)
+    pytest.skip(message)
+
+
+def pg_sqlalchemy_url(schema: str) -> str:
+    """A SQLAlchemy URL for the test database with `schema` first on the search path."""
+    parts = dict(kv.split("=", 1) for kv in PG_DSN.split())
+    return (
+        f"postgresql+psycopg://{parts.get('user', 'postgres')}@{parts.get('host', '127.0.0.1')}:"
+        f"{parts.get('port', '5432')}/{parts.get('dbname', 'test')}"
+        f"?options=-csearch_path%3D{schema}"
+    )
+
+
+def redis_url() -> str:
+    """The test Redis database's URL, once Redis answers (else skip, or fail under CI)."""
+    import redis
+
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB, socket_timeout=2).ping()
+    except redis.RedisError as exc:
+        unavailable("Redis at 127.0.0.1:6379", exc)
+    return f"redis://127.0.0.1:6379/{REDIS_DB}"
