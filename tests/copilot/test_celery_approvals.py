@@ -12,9 +12,9 @@ from sqlalchemy import select
 from audit import Trail
 from copilot.db.tables import outbox
 from copilot.engine.runs import RunState
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, wait_for
+from tests.support.gate import REVIEWERS
 
-REVIEWERS = frozenset({"reviewer"})
 POLICY = """
 version: e2e@1
 rules:
@@ -22,19 +22,6 @@ rules:
     when: {risk_at_most: low, reaches_customer: false}
     then: {action: auto_approve}
 """
-
-
-def wait_for(
-    cluster: Cluster, ids: list[str], states: set[str], timeout: float = 120
-) -> Counter[str]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = cluster.states(ids)
-        if set(found) <= states:
-            return found
-        cluster.rt.sweeper.sweep()
-        time.sleep(0.3)
-    return cluster.states(ids)
 
 
 @pytest.mark.slow

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from copilot.db.tables import outbox
-from tests.copilot.test_celery import Cluster
-from tests.copilot.test_celery_approvals import REVIEWERS, wait_for
 from tests.support import plugin_dist
+from tests.support.cluster import Cluster, wait_for
+from tests.support.gate import REVIEWERS
 
 
 @pytest.mark.slow

@@ -14,9 +14,9 @@ from copilot.engine.runs import RunState
 from copilot.errors import ConfigError
 from copilot.runtime import Runtime
 from copilot.settings import Settings
-from tests.copilot.cli.test_cli import cli
-from tests.copilot.engine.test_executors import SECRET, Receiver
 from tests.support import flows
+from tests.support.cli import cli
+from tests.support.receiver import SECRET, Receiver
 
 REVIEWERS = frozenset({"reviewer"})
 FLOWS = "tests.support.flows"

@@ -101,3 +101,17 @@ class Cluster:
                 on_tick()
             time.sleep(0.5)
         return self.states(ids)
+
+
+def wait_for(
+    cluster: Cluster, ids: list[str], states: set[str], timeout: float = 120
+) -> Counter[str]:
+    """Sweep until every run is in one of `states` (or the timeout); the states found."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = cluster.states(ids)
+        if set(found) <= states:
+            return found
+        cluster.rt.sweeper.sweep()
+        time.sleep(0.3)
+    return cluster.states(ids)

@@ -28,7 +28,7 @@ from copilot.engine.executor import (
     ExecutorRegistry,
 )
 from copilot.settings import Settings
-from tests.copilot.engine.test_executors import SECRET, Receiver
+from tests.support.receiver import SECRET, Receiver
 
 # What the runner treats as "try again later with the same key" (Runner.advance).
 RETRYABLE = (ExecutionError, OperationalError)
