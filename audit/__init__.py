@@ -24,7 +24,7 @@ from audit.model import Actor, ActorKind, AppendResult, AuditEvent, Checkpoint, 
 from audit.signing import Signer, checkpoint_message
 
 # Stores
-from audit.stores import AuditStore, Query
+from audit.stores import AuditStore, Query, TransactionalAuditLog
 from audit.stores.memory import MemoryAuditStore
 from audit.stores.sql import SqlAuditStore
 from audit.trail import CheckpointLog, Trail
@@ -49,6 +49,7 @@ __all__ = [
     "MemoryAuditStore",
     "Query",
     "SqlAuditStore",
+    "TransactionalAuditLog",
     # Signing, verification, export
     "CheckpointLog",
     "Row",
