@@ -13,8 +13,8 @@ from approvals.errors import (
     UnknownActionKindError,
 )
 
-# Requests and decisions
-from approvals.gate import ApprovalRequest, Gate, payload_hash
+# The gate
+from approvals.gate import Gate
 
 # Action kinds
 from approvals.kinds import ActionKind, Catalog, OnExpiry, Risk
@@ -24,6 +24,9 @@ from approvals.notify import Notifier, WebhookNotifier
 
 # Policies
 from approvals.policy import Evaluation, Facts, Match, Outcome, Policy, Predicate, Rule
+
+# Requests and decisions
+from approvals.request import ApprovalRequest, payload_hash
 
 __all__ = [
     # Action kinds

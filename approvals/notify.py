@@ -14,7 +14,7 @@ from typing import Protocol
 
 import httpx
 
-from approvals.gate import ApprovalRequest
+from approvals.request import ApprovalRequest
 from audit.canonical import canonical
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ import psycopg  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from approvals import Catalog, Gate, Policy  # noqa: E402
-from approvals.gate import stored_document  # noqa: E402
+from approvals.request import stored_document  # noqa: E402
 from approvals.tables import requests  # noqa: E402
 from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report  # noqa: E402
 from bench.runtime import worker_cluster  # noqa: E402
