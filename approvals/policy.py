@@ -27,7 +27,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from approvals.kinds import Risk
+from approvals.kinds import Catalog, Risk
 
 
 class Facts(BaseModel):
@@ -196,3 +196,47 @@ class Policy(BaseModel):
                 applied = (outcome, rule.id)
         outcome, rule_id = applied or (REQUIRE_ONE, "default")
         return Evaluation(outcome=outcome, rule=rule_id, policy_version=self.version, shadow=shadow)
+
+
+def facts_of(
+    catalog: Catalog,
+    *,
+    workflow: str,
+    kind: str,
+    payload: dict[str, Any],
+    confidence: float,
+    level: str,
+) -> Facts:
+    """The facts of a proposal: its payload validated and its risk scored by its kind.
+
+    Raises InvalidPayloadError for a payload that does not fit a catalogued kind's schema.
+    An unknown kind's payload is taken as it is, at high risk (the policy denies it).
+    """
+    known = kind in catalog
+    model = catalog.get(kind).validate(payload) if known else None
+    clean = model.model_dump(mode="json") if model is not None else payload
+    risk = catalog.get(kind).score(model) if known and model is not None else Risk.HIGH
+    return Facts(
+        workflow=workflow,
+        kind=kind,
+        known_kind=known,
+        risk=risk,
+        confidence=confidence,
+        level=level,
+        reaches_customer=catalog.get(kind).reaches_customer if known else True,
+        payload=clean,
+    )
+
+
+def assess(policy: Policy, catalog: Catalog, facts: Facts) -> Evaluation:
+    """The policy's evaluation, except that a kind that requires a person is never auto-approved."""
+    evaluation = policy.evaluate(facts)
+    if (
+        evaluation.outcome.action == "auto_approve"
+        and facts.known_kind
+        and catalog.get(facts.kind).requires_person
+    ):
+        evaluation = evaluation.model_copy(
+            update={"outcome": REQUIRE_ONE, "rule": f"{evaluation.rule}+requires_person"}
+        )
+    return evaluation

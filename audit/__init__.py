@@ -26,7 +26,7 @@ from audit.model import Actor, ActorKind, AppendResult, AuditEvent, Checkpoint, 
 from audit.signing import Signer, checkpoint_message
 
 # Stores
-from audit.stores import AuditStore, Query
+from audit.stores import AuditStore, Query, TransactionalAuditLog
 from audit.stores.memory import MemoryAuditStore
 from audit.trail import CheckpointLog, Trail
 from audit.verify import Row, Verdict, verify_chain
@@ -50,6 +50,7 @@ __all__ = [
     "MemoryAuditStore",
     "Query",
     "SqlAuditStore",
+    "TransactionalAuditLog",
     # Signing, verification, export
     "CheckpointLog",
     "Row",

@@ -22,7 +22,7 @@ import psycopg
 from sqlalchemy import select
 
 from approvals import Catalog, Gate, Policy
-from approvals.gate import stored_document
+from approvals.request import stored_document
 from approvals.tables import requests
 from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report
 from bench.runtime import worker_cluster

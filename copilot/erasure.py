@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, delete, select, update
 
 from approvals import ApprovalConflictError
-from approvals.tables import requests
+from approvals.rows import redact_subject
 from audit import Actor
 from copilot.db.tables import (
     outbox,
@@ -90,11 +90,7 @@ def _forget(conn: Connection, tenant: str, subject_id: str) -> dict[str, int]:
             .where(runs.c.tenant == tenant, runs.c.subject_id == subject_id)
             .values(inputs=json.dumps({"subject_id": subject_id}), result=None)
         ).rowcount,
-        "approvals": conn.execute(
-            update(requests)
-            .where(requests.c.tenant == tenant, requests.c.subject_id == subject_id)
-            .values(payload=REDACTED, explanation=None)
-        ).rowcount,
+        "approvals": redact_subject(conn, tenant, subject_id, placeholder=REDACTED),
         "outcomes": conn.execute(
             delete(outcomes).where(outcomes.c.tenant == tenant, outcomes.c.subject_id == subject_id)
         ).rowcount,

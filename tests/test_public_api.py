@@ -10,7 +10,7 @@ EXPECTED = {
     "audit": {
         "Actor", "ActorKind", "AppendResult", "AuditEvent", "Checkpoint", "Entry", "Versions",
         "canonical", "genesis", "link", "seal",
-        "AuditStore", "MemoryAuditStore", "Query", "SqlAuditStore",
+        "AuditStore", "MemoryAuditStore", "Query", "SqlAuditStore", "TransactionalAuditLog",
         "CheckpointLog", "Row", "Signer", "Trail", "Verdict", "checkpoint_message",
         "export_bundle", "verify_bundle", "verify_chain",
         "AuditError", "BundleError", "CanonicalizationError", "CheckpointRefusedError",

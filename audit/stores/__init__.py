@@ -1,4 +1,9 @@
-"""Where entries live. `AuditStore` is the protocol; `sql` is the product, `memory` for unit tests."""
+"""Where entries live. `AuditStore` is the protocol; `sql` is the product, `memory` for unit tests.
+
+`TransactionalAuditLog` is the one write the product's writers use: events appended inside
+the transaction that makes the change they record, so the change and its record commit
+(or roll back) together. Writers depend on it, not on the SQL class.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Generator, Iterator, Sequence
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
 
 from audit.model import Actor, AppendResult, AuditEvent, Checkpoint, Entry
 from audit.verify import Row
@@ -79,4 +85,19 @@ class AuditStore(Protocol):
         ...
 
 
-__all__ = ["AuditStore", "Query"]
+class TransactionalAuditLog(Protocol):
+    """Appends inside the caller's transaction (a SQLAlchemy connection with one open)."""
+
+    def append_in(
+        self, conn: Connection, stream: str, events: Sequence[AuditEvent]
+    ) -> list[AppendResult]:
+        """Append `events` to `stream` in `conn`'s transaction: they commit or roll back with it.
+
+        Every event of a call lands, in order, or none does; a redelivered idempotency key
+        is a no-op. A result may be `pending` (queued behind another writer, durable with the
+        caller's commit, chained by the next writer or `AuditStore.settle`).
+        """
+        ...
+
+
+__all__ = ["AuditStore", "Query", "TransactionalAuditLog"]

@@ -11,9 +11,9 @@ from collections.abc import Iterable
 
 from sqlalchemy import Engine, func, select
 
-from approvals.tables import requests
+from approvals.queue import failing_by_tenant, waiting_by_tenant
+from audit import SqlAuditStore
 from audit.db import readonly
-from audit.stores.sql import entries, pending
 from copilot.db.tables import receipts, runs
 
 Sample = tuple[dict[str, str], float]
@@ -38,7 +38,7 @@ def _family(name: str, kind: str, help_: str, samples: Iterable[Sample]) -> list
 def render(engine: Engine, *, now: float | None = None) -> str:
     """The metrics page (text exposition format 0.0.4)."""
     now = time.time() if now is None else now
-    r, q = runs.c, requests.c
+    r = runs.c
     with readonly(engine.connect()) as conn:
         by_state = conn.execute(
             select(r.tenant, r.state, func.count()).group_by(r.tenant, r.state)
@@ -47,23 +47,15 @@ def render(engine: Engine, *, now: float | None = None) -> str:
             select(r.tenant, r.level, func.count()).where(r.level.is_not(None))
             .group_by(r.tenant, r.level)
         ).all()  # fmt: skip
-        waiting = conn.execute(
-            select(q.tenant, func.count(), func.min(q.created_at))
-            .where(q.status == "pending").group_by(q.tenant)
-        ).all()  # fmt: skip
-        failing = conn.execute(
-            select(q.tenant, func.count())
-            .where(q.status == "approved", q.execution_status == "failed").group_by(q.tenant)
-        ).all()  # fmt: skip
+        waiting = waiting_by_tenant(conn)
+        failing = failing_by_tenant(conn)
         refused = conn.execute(
             select(receipts.c.tenant, receipts.c.executor, func.count())
             .where(receipts.c.status == "refused")
             .group_by(receipts.c.tenant, receipts.c.executor)
         ).all()  # fmt: skip
-        heads = conn.execute(
-            select(entries.c.stream, func.max(entries.c.seq)).group_by(entries.c.stream)
-        ).all()
-        queued = conn.execute(select(func.count()).select_from(pending)).scalar() or 0
+        heads = SqlAuditStore.stream_heads(conn)
+        queued = SqlAuditStore.queued_count(conn)
     lines = [
         *_family("copilot_runs", "gauge", "Runs by tenant and state.",
                  (({"tenant": t, "state": s}, n) for t, s, n in by_state)),

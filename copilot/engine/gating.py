@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from approvals import ApprovalRequest, Gate
-from approvals.tables import requests
+from approvals.queue import pending_in_run
 from audit import Actor
 from copilot.db.tables import runs
 from copilot.engine.executors import Action, ExecutionError, Executor
@@ -59,12 +59,7 @@ def resume_when_settled(store: RunStore) -> Any:
     def hook(conn: Connection, req: ApprovalRequest) -> None:
         if req.run_id is None:
             return
-        pending = conn.execute(
-            select(func.count())
-            .select_from(requests)
-            .where(requests.c.run_id == req.run_id, requests.c.status == "pending")
-        ).scalar()
-        if pending:
+        if pending_in_run(conn, req.run_id):
             return
         row = conn.execute(select(runs).where(runs.c.id == req.run_id)).first()
         if row is None or row.state != RunState.WAITING.value:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Update, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from audit import Actor, AuditEvent, SqlAuditStore, Versions
+from audit import Actor, AuditEvent, TransactionalAuditLog, Versions
 from audit.canonical import canonical
 from audit.db import create_engine, readonly
 from copilot.db.tables import run_steps, runs
@@ -78,7 +78,7 @@ class RunStore:
     """Reads and writes runs; every state change commits with its audit event."""
 
     def __init__(
-        self, engine: Engine, audit: SqlAuditStore, *, clock: Callable[[], float] = time.time
+        self, engine: Engine, audit: TransactionalAuditLog, *, clock: Callable[[], float] = time.time
     ) -> None:
         self.engine = engine
         self.audit = audit

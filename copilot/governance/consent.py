@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, delete, insert, select
 
-from audit import Actor, AuditEvent, SqlAuditStore
+from audit import Actor, AuditEvent, TransactionalAuditLog
 from audit.db import readonly
 from copilot.db.tables import subject_preferences as prefs_table
 
@@ -48,7 +48,7 @@ class Consent:
     """Reads and changes subject preferences."""
 
     def __init__(
-        self, engine: Engine, audit: SqlAuditStore, *, clock: Callable[[], float] = time.time
+        self, engine: Engine, audit: TransactionalAuditLog, *, clock: Callable[[], float] = time.time
     ) -> None:
         self.engine = engine
         self.audit = audit

@@ -26,7 +26,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
-from audit import Actor, AuditEvent, SqlAuditStore
+from audit import Actor, AuditEvent, TransactionalAuditLog
 from audit.db import readonly
 from copilot.db.tables import api_keys
 from copilot.errors import ConfigError, KeyNotFoundError
@@ -100,7 +100,7 @@ class KeyStore:
     """Create, authenticate, list and revoke API keys; creation and revocation are audited."""
 
     def __init__(
-        self, engine: Engine, audit: SqlAuditStore, *, clock: Callable[[], float] = time.time
+        self, engine: Engine, audit: TransactionalAuditLog, *, clock: Callable[[], float] = time.time
     ) -> None:
         self.engine = engine
         self.audit = audit

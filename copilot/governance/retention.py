@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Engine, and_, delete, select
 
-from audit import Actor, AuditEvent, SqlAuditStore
+from audit import Actor, AuditEvent, TransactionalAuditLog
 from audit.db import readonly
 from copilot.db.tables import signals
 from copilot.governance.signals import SignalRegistry
@@ -28,7 +28,7 @@ def _tenants(engine: Engine) -> list[str]:
 
 def purge(
     engine: Engine,
-    audit: SqlAuditStore,
+    audit: TransactionalAuditLog,
     registry: SignalRegistry,
     *,
     now: float,

@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine, insert
 
-from audit import Actor, AuditEvent, SqlAuditStore
+from audit import Actor, AuditEvent, TransactionalAuditLog
 from copilot.db.tables import signals as signals_table
 from copilot.errors import CopilotError, WorkflowDefinitionError
 
@@ -161,7 +161,7 @@ class SignalRegistry:
     def ingest(
         self,
         engine: Engine,
-        audit: SqlAuditStore,
+        audit: TransactionalAuditLog,
         *,
         tenant: str,
         subject_id: str,

@@ -21,10 +21,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
-from approvals.gate import shadow_figures
-from approvals.tables import REQUEST_COLUMNS, requests, votes
+from approvals import ApprovalRequest
+from approvals.queue import last_votes, versions_by_action
+from approvals.shadow import shadow_figures
 from audit.canonical import canonical
 
 Decision = Literal[
@@ -123,28 +124,19 @@ def read_feedback(
     categories: Mapping[str, Iterable[str]] = REASON_CATEGORIES,
 ) -> list[Feedback]:
     """Every action proposed in the tenant (and workflow), with what people did with it."""
-    c = requests.c
-    stmt = select(*REQUEST_COLUMNS).where(c.tenant == tenant)
-    if workflow is not None:
-        stmt = stmt.where(c.workflow == workflow)
-    versions: dict[str, list[Any]] = {}
-    for row in conn.execute(stmt.order_by(c.action_id, c.version)):
-        versions.setdefault(row.action_id, []).append(row)
-    vote_stmt = select(votes.c.request_id, votes.c.created_at).where(
-        votes.c.request_id.in_(select(c.id).where(c.tenant == tenant))
-    )
-    last_vote: dict[str, float] = {}
-    for request_id, at in conn.execute(vote_stmt):
-        last_vote[request_id] = max(at, last_vote.get(request_id, at))
+    versions = versions_by_action(conn, tenant, workflow=workflow)
+    last_vote = last_votes(conn, tenant)
     return [_feedback(rows, last_vote, categories) for rows in versions.values()]
 
 
 def _feedback(
-    rows: list[Any], last_vote: dict[str, float], categories: Mapping[str, Iterable[str]]
+    rows: list[ApprovalRequest],
+    last_vote: dict[str, float],
+    categories: Mapping[str, Iterable[str]],
 ) -> Feedback:
     first, live = rows[0], rows[-1]
     decision = _decision(live, len(rows), live.id in last_vote)
-    before, after = json.loads(first.payload), json.loads(live.payload)
+    before, after = first.payload, live.payload
     edited = decision == "edited"
     decided_at = last_vote.get(live.id) if decision in BY_PEOPLE else None
     return Feedback(
@@ -166,20 +158,22 @@ def _feedback(
         decided_at=decided_at,
         seconds_to_decision=decided_at - first.created_at if decided_at is not None else None,
         execution_status=live.execution_status,
-        shadow=json.loads(live.shadow),
+        shadow=live.shadow,
         status=live.status,
     )
 
 
-def _decision(live: Any, versions: int, voted: bool) -> Decision:
+def _decision(live: ApprovalRequest, versions: int, voted: bool) -> Decision:
     if live.status == "approved":
         if versions > 1:
             return "edited"  # a person edited it; the policy may then have approved the result
         return "approved" if voted else "auto_approved"
     if live.status == "rejected":
         return "rejected" if voted else "auto_rejected"
-    if live.status in ("expired", "cancelled", "pending"):
-        return live.status  # type: ignore[no-any-return]
+    if live.status == "expired":
+        return "expired"
+    if live.status == "cancelled":
+        return "cancelled"
     return "pending"
 
 

@@ -29,8 +29,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import Connection, Engine, insert, select
 
-from approvals.tables import requests as approval_requests
-from audit import Actor, AuditEvent, SqlAuditStore
+from approvals.queue import action_owners
+from audit import Actor, AuditEvent, TransactionalAuditLog
 from copilot.db.tables import outcomes as outcomes_table
 from copilot.db.tables import runs
 from copilot.errors import CopilotError, WorkflowDefinitionError
@@ -150,7 +150,7 @@ class OutcomeRegistry:
 
 def record_outcomes(
     engine: Engine,
-    audit: SqlAuditStore,
+    audit: TransactionalAuditLog,
     registry: OutcomeRegistry,
     *,
     tenant: str,
@@ -284,15 +284,7 @@ def _check_references(
             stmt.where(runs.c.tenant == tenant, runs.c.id.in_(run_ids))
         ):
             run_owner[run_id] = subject
-    action_owner: dict[str, tuple[str | None, str | None]] = {}
-    if action_ids:
-        c = approval_requests.c
-        for action_id, subject, run_id in conn.execute(
-            select(c.action_id, c.subject_id, c.run_id).where(
-                c.tenant == tenant, c.action_id.in_(action_ids)
-            )
-        ):
-            action_owner[action_id] = (subject, run_id)
+    action_owner = action_owners(conn, tenant, action_ids) if action_ids else {}
     problems = []
     for i, r in enumerate(rows):
         if r["run_id"] and run_owner.get(r["run_id"]) != r["subject_id"]:

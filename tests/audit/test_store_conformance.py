@@ -1,4 +1,5 @@
-"""One conformance suite for every AuditStore: memory, SQLite and PostgreSQL."""
+"""One conformance suite for every AuditStore (memory, SQLite, PostgreSQL) and every
+TransactionalAuditLog (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from audit import (
     Signer,
     SqlAuditStore,
     Trail,
+    TransactionalAuditLog,
     Versions,
 )
 from audit.db import create_engine
@@ -35,7 +37,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[AuditStore]:
 
 
 def ev(event_type: str = "run.created", **kw: object) -> AuditEvent:
-    return AuditEvent(event_type=event_type, actor=Actor.system("worker-1"), **kw)  # type: ignore[arg-type]
+    return AuditEvent(event_type=event_type, actor=Actor.system("worker-1"), **kw)
 
 
 def test_appends_get_contiguous_seqs_and_verify(store: AuditStore) -> None:
@@ -138,27 +140,81 @@ def test_checkpoints_are_recorded_once(store: AuditStore) -> None:
     assert store.hash_at("acme", 2) is None
 
 
-def test_sql_append_inside_a_caller_transaction_commits_and_rolls_back_with_it(
-    engine: object,
-) -> None:
-    from sqlalchemy import Engine
+# -- TransactionalAuditLog: appends inside the caller's transaction -----------------------------
+#
+# The SQL store on each dialect. The memory store is not a TransactionalAuditLog: it has no
+# transaction to join (a SQLAlchemy connection's commit or rollback cannot take back what it
+# chained in a list), and the product never pairs an in-memory trail with a database.
 
-    assert isinstance(engine, Engine)
-    store = SqlAuditStore(engine)
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def log(request: pytest.FixtureRequest) -> Iterator[SqlAuditStore]:
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    engine = create_engine(url)
+    upgrade(engine)
     with engine.begin() as conn:
         conn.execute(
             text("CREATE TABLE app_things (id VARCHAR(10) PRIMARY KEY, state VARCHAR(10))")
         )
-    with engine.begin() as conn:
+    yield SqlAuditStore(engine)
+    engine.dispose()
+
+
+def _as_log(store: SqlAuditStore) -> TransactionalAuditLog:
+    return store  # the face the product's writers see
+
+
+def test_append_in_commits_and_rolls_back_with_the_callers_transaction(log: SqlAuditStore) -> None:
+    with log.engine.begin() as conn:
         conn.execute(text("INSERT INTO app_things VALUES ('r1', 'queued')"))
-        store.append_in(conn, "acme", [ev(run_id="r1")])
-    store.settle("acme")
-    with pytest.raises(RuntimeError), engine.begin() as conn:
+        _as_log(log).append_in(conn, "acme", [ev(run_id="r1")])
+    log.settle("acme")
+    with pytest.raises(RuntimeError), log.engine.begin() as conn:
         conn.execute(text("UPDATE app_things SET state = 'running' WHERE id = 'r1'"))
-        store.append_in(conn, "acme", [ev("run.started", run_id="r1")])
+        _as_log(log).append_in(conn, "acme", [ev("run.started", run_id="r1")])
         raise RuntimeError("the step failed")
-    store.settle("acme")
-    with engine.connect() as conn:
+    log.settle("acme")
+    with log.engine.connect() as conn:
         assert conn.execute(text("SELECT state FROM app_things")).scalar() == "queued"
-    assert [e.event_type for e in store.query("acme", Query())] == ["run.created"]
-    assert Trail(store).verify("acme").ok
+    assert [e.event_type for e in log.query("acme", Query())] == ["run.created"]
+    assert Trail(log).verify("acme").ok
+
+
+def test_append_in_lands_a_call_in_order_on_the_same_chain_as_standalone_appends(
+    log: SqlAuditStore,
+) -> None:
+    log.append("acme", [ev()])
+    with log.engine.begin() as conn:
+        results = _as_log(log).append_in(conn, "acme", [ev(data={"i": i}) for i in range(5)])
+    log.append("acme", [ev("run.completed")])
+    log.settle("acme")
+    # Chained at once, or queued behind another holder of the chain lock and chained since.
+    assert all(r.seq == i + 2 or (r.pending and r.seq is None) for i, r in enumerate(results))
+    got = log.query("acme", Query(limit=100))
+    assert [e.seq for e in got] == [1, 2, 3, 4, 5, 6, 7]
+    assert [e.data.get("i") for e in got[1:6]] == [0, 1, 2, 3, 4]
+    assert Trail(log).verify("acme").line() == "OK 7 entries"
+
+
+def test_append_in_treats_a_redelivered_idempotency_key_as_a_no_op(log: SqlAuditStore) -> None:
+    with log.engine.begin() as conn:
+        _as_log(log).append_in(conn, "acme", [ev(idempotency_key="run-1:created")])
+    log.settle("acme")  # chained now, even if it was queued behind another lock holder
+    with log.engine.begin() as conn:
+        again = _as_log(log).append_in(conn, "acme", [ev(idempotency_key="run-1:created")])[0]
+    assert again.duplicate
+    assert (again.seq, again.hash) == (1, (log.hash_at("acme", 1) or b"").hex())
+    log.settle("acme")
+    assert [e.seq for e in log.query("acme", Query())] == [1]
+
+
+def test_append_in_keeps_personal_payloads_apart_and_erasable(log: SqlAuditStore) -> None:
+    with log.engine.begin() as conn:
+        _as_log(log).append_in(conn, "acme", [ev(subject_id="s1", personal={"name": "Ana"})])
+    log.settle("acme")
+    assert log.query("acme", Query())[0].personal is None
+    assert log.query("acme", Query(with_personal=True))[0].personal == {"name": "Ana"}
+    trail = Trail(log)
+    assert trail.erase_subject("acme", "s1", Actor.human("dpo")) is not None
+    assert log.query("acme", Query(with_personal=True))[0].erased
+    assert trail.verify("acme").ok

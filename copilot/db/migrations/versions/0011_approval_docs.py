@@ -124,7 +124,7 @@ def upgrade() -> None:
 def _backfill(batch: int = 1000) -> None:
     """Documents for the requests that exist already, so an upgraded queue is read as fast
     as a new one (by id, a batch at a time, in this migration's transaction)."""
-    from approvals.gate import stored_document  # the format of the code being deployed
+    from approvals.request import stored_document  # the format of the code being deployed
 
     conn = op.get_bind()
     after = ""

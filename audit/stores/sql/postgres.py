@@ -1,0 +1,226 @@
+"""PostgreSQL's side of the SQL store: appends and settles through the server functions.
+
+PostgreSQL commits many transactions at once (group commit); a chain lock held across
+each commit's WAL flush would forfeit that. So the chain is extended by a server-side
+function (one round trip, see migration 0001) that *tries* the stream's advisory lock.
+When it is free, the function chains any queued events and then the new ones; a
+standalone append commits that without waiting for the flush, releasing the lock at
+once, and then waits for durability with a flushing commit of its own outside the lock
+before it reports success (the WAL is sequential: nothing chained after an entry can
+survive a crash that entry did not). When the lock is taken, the event goes to
+`audit_pending`, durable with the caller's commit, and the next lock holder chains it.
+`settle` chains the queue on demand and the sweeper settles idle streams: a bounded
+merge delay, as in Certificate Transparency logs (Trillian's sequencer), with the
+sequencing done by the writers themselves.
+
+The functions are called with named arguments (`p_stream => ...`), so a migration that
+reorders or renames a parameter fails the call loudly instead of shifting every value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, select
+
+from audit.chain import Sealed, genesis
+from audit.db import _driver, autocommit_driver, readonly
+from audit.model import AppendResult
+from audit.stores.sql.tables import COLUMNS, entries, link_rows, payloads
+from audit.verify import Row
+
+
+def _call(function: str, params: Sequence[str], *, casts: dict[str, str] | None = None) -> str:
+    """`function(p_a => %(a)s, ...)`: each parameter by its name, its value by ours."""
+    casts = casts or {}
+    args = ", ".join(f"p_{p} => %({p})s{casts.get(p, '')}" for p in params)
+    return f"{function}({args})"
+
+
+# The event columns, in the functions' parameter names (singular in audit_append_one).
+_EVENT = ("recorded_at", "actor_kind", "actor_id", "event_type", "run_id", "subject_id")
+_ARRAYS = {
+    **{p: "::bytea[]" for p in ("commitments", "bodies", "salts", "payloads")},
+    **{p: "::text[]" for p in (*_EVENT, "keys")},
+}
+APPEND_SQL = "SELECT o_seq, o_hash, o_status FROM " + _call(
+    "audit_append",
+    ("stream", "genesis", "mode", "commitments", "bodies", "salts", "payloads", *_EVENT, "keys"),
+    casts=_ARRAYS,
+)
+APPEND_ONE_SQL = "SELECT o_seq, o_hash, o_status FROM " + _call(
+    "audit_append_one",
+    ("stream", "genesis", "mode", "commitment", "body", "salt", "payload", *_EVENT, "key"),
+)
+SETTLE_SQL = "SELECT " + _call("audit_settle", ("stream", "genesis", "durable", "wait"))
+DRAIN_SQL = "SELECT " + _call("audit_drain", ("stream", "genesis"))
+HEAD_SQL = "SELECT seq, hash FROM audit_entries WHERE stream = %s ORDER BY seq DESC LIMIT 1"
+# A transactional logical message writes WAL, so this statement's synchronous commit
+# flushes the WAL up to and past every earlier (asynchronous) commit. Merely taking an xid
+# is not enough: a transaction that wrote no WAL commits without flushing.
+FLUSH_SQL = "SELECT pg_logical_emit_message(true, 'copilot.flush', '')"
+LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+# A standalone append of this many events chains in place under the lock (one commit for
+# the batch); smaller ones queue and settle, so no one holds the lock across a WAL flush.
+INLINE_BATCH = 32
+
+
+def append_in(
+    conn: Connection, stream: str, sealed: Sequence[Sealed], *, wait: bool
+) -> list[AppendResult]:
+    """Append inside `conn`'s transaction: one call of `audit_append` (see the store)."""
+    params = _batch_params(stream, sealed, "wait" if wait else "try")
+    rows = conn.exec_driver_sql(APPEND_SQL, params).all()
+    return [_result(stream, *r) for r in rows]
+
+
+def append_standalone(engine: Engine, stream: str, sealed: Sequence[Sealed]) -> list[AppendResult]:
+    """Append in an autocommit statement of our own; returns once the events are durable.
+
+    The hot path: one statement on a pooled driver connection. Python per append costs as
+    much CPU as the database does here, so SQLAlchemy's per-statement machinery is left
+    out (there is no ORM anywhere on this path).
+    """
+    if len(sealed) >= INLINE_BATCH:
+        return _append_batch(engine, stream, sealed)
+    with autocommit_driver(engine) as dbapi:
+        if len(sealed) == 1:
+            sql, params = APPEND_ONE_SQL, _one_params(stream, sealed[0])
+        else:
+            sql, params = APPEND_SQL, _batch_params(stream, sealed, "try")
+        rows = dbapi.execute(sql, params, prepare=True).fetchall()
+        results = [_result(stream, *r) for r in rows]
+        # A `pending` result was queued behind a lock holder, durable with our commit:
+        # the next append that takes the lock chains the queue first thing, and the
+        # sweeper settles what an idle stream leaves behind. A bounded merge delay, as
+        # in Certificate Transparency logs, instead of every writer waiting in line.
+        if len(sealed) == 1 and results[0].seq is not None and not results[0].duplicate:
+            # It chained inline and committed asynchronously, releasing the chain lock
+            # without waiting for the WAL flush. This statement writes WAL, so its
+            # (synchronous) commit flushes the WAL up to and including our append;
+            # only then is the append acknowledged. Flushes group-commit in parallel.
+            dbapi.execute(FLUSH_SQL, prepare=True)
+    return results
+
+
+def _append_batch(engine: Engine, stream: str, sealed: Sequence[Sealed]) -> list[AppendResult]:
+    # A large batch: take the chain lock, chain the queue, link the batch here and COPY it
+    # in, which inserts at about twice the rate of row-by-row SQL. One synchronous commit
+    # for the whole batch.
+    raw = engine.raw_connection()
+    try:
+        db = _driver(raw)
+        with db.transaction():
+            db.execute(LOCK_SQL, ("copilot.audit:" + stream,))
+            db.execute(DRAIN_SQL, {"stream": stream, "genesis": genesis(stream)})
+            keys = [s.event.idempotency_key for s in sealed if s.event.idempotency_key]
+            known: dict[str, tuple[int, bytes]] = {}
+            if keys:
+                found = db.execute(
+                    "SELECT idempotency_key, seq, hash FROM audit_entries "
+                    "WHERE stream = %s AND idempotency_key = ANY(%s)",
+                    (stream, keys),
+                )
+                known = {k: (q, h) for k, q, h in found}
+            head = db.execute(HEAD_SQL, (stream,)).fetchone()
+            rows, blobs, results = link_rows(stream, head, sealed, known)
+            with db.cursor().copy(f"COPY audit_entries ({COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            if blobs:
+                with db.cursor().copy(
+                    "COPY audit_payloads (stream, seq, salt, payload) FROM STDIN"
+                ) as copy:
+                    for blob in blobs:
+                        copy.write_row(blob)
+    finally:
+        raw.close()
+    return results
+
+
+def settle(engine: Engine, stream: str, *, durable: bool) -> int:
+    """Chain the stream's queue, waiting for its lock (see `SqlAuditStore.settle`)."""
+    with engine.begin() as conn:
+        n = conn.exec_driver_sql(SETTLE_SQL, _settle_params(stream, durable=durable)).scalar()
+        if durable:  # write WAL so this commit flushes every earlier async commit
+            conn.exec_driver_sql(FLUSH_SQL)
+    return int(n or 0)
+
+
+def settle_in(conn: Connection, stream: str) -> None:
+    """Take the stream's chain lock in `conn`'s transaction and chain its queue."""
+    conn.exec_driver_sql(SETTLE_SQL, _settle_params(stream, durable=True))
+
+
+def rows(engine: Engine, stream: str, after_seq: int) -> Generator[Row, None, None]:
+    """The chain's rows with their payloads, in seq order, through a server-side cursor."""
+    stmt = (
+        select(
+            entries.c.seq, entries.c.prev_hash, entries.c.hash, entries.c.commitment,
+            entries.c.body, payloads.c.salt, payloads.c.payload,
+        )
+        .select_from(
+            entries.outerjoin(
+                payloads,
+                and_(payloads.c.stream == entries.c.stream, payloads.c.seq == entries.c.seq),
+            )
+        )
+        .where(entries.c.stream == stream, entries.c.seq > after_seq)
+        .order_by(entries.c.seq)
+    )  # fmt: skip
+    with engine.connect() as conn:
+        reader = readonly(conn, autocommit=False).execution_options(
+            stream_results=True, yield_per=5000
+        )
+        result = reader.execute(stmt)
+        try:
+            for r in result:
+                yield Row(r[0], bytes(r[1]), bytes(r[2]), _b(r[3]), bytes(r[4]), _b(r[5]), _b(r[6]))
+        finally:  # a verifier that stops at the first bad entry closes the cursor now
+            result.close()
+
+
+def _b(value: Any) -> bytes | None:
+    return bytes(value) if value is not None else None
+
+
+def _settle_params(stream: str, *, durable: bool) -> dict[str, object]:
+    return {"stream": stream, "genesis": genesis(stream), "durable": durable, "wait": True}
+
+
+def _batch_params(stream: str, sealed: Sequence[Sealed], mode: str) -> dict[str, object]:
+    ev = [s.event for s in sealed]
+    return {
+        "stream": stream, "genesis": genesis(stream), "mode": mode,
+        "commitments": [s.commitment for s in sealed], "bodies": [s.body for s in sealed],
+        "salts": [s.salt for s in sealed], "payloads": [s.personal for s in sealed],
+        "recorded_at": [s.recorded_at for s in sealed],
+        "actor_kind": [e.actor.kind.value for e in ev], "actor_id": [e.actor.id for e in ev],
+        "event_type": [e.event_type for e in ev], "run_id": [e.run_id for e in ev],
+        "subject_id": [e.subject_id for e in ev], "keys": [e.idempotency_key for e in ev],
+    }  # fmt: skip
+
+
+def _one_params(stream: str, s: Sealed) -> dict[str, object]:
+    e = s.event
+    return {
+        "stream": stream, "genesis": genesis(stream), "mode": "try_async",
+        "commitment": s.commitment, "body": s.body, "salt": s.salt, "payload": s.personal,
+        "recorded_at": s.recorded_at, "actor_kind": e.actor.kind.value, "actor_id": e.actor.id,
+        "event_type": e.event_type, "run_id": e.run_id, "subject_id": e.subject_id,
+        "key": e.idempotency_key,
+    }  # fmt: skip
+
+
+def _result(stream: str, seq: int | None, digest: bytes | None, status: str) -> AppendResult:
+    return AppendResult(
+        stream=stream,
+        seq=seq,
+        hash=bytes(digest).hex() if digest is not None else None,
+        duplicate=status == "duplicate",
+        pending=status == "pending",
+    )
+
+
+__all__ = ["append_in", "append_standalone", "rows", "settle", "settle_in"]
