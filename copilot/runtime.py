@@ -127,9 +127,7 @@ class Runtime:
         if triggers:
             for item in TriggerRegistry.from_yaml(triggers).items():
                 registry.triggers.register(item)
-        registry.check_signals()  # nothing undeclared may reach a workflow
-        registry.check_actions()  # nor may a workflow propose a kind nobody declared
-        registry.check_triggers()
+        registry.check()
         return registry
 
     @cached_property

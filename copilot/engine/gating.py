@@ -21,13 +21,11 @@ from approvals import ApprovalRequest, Gate
 from approvals.queue import pending_in_run
 from audit import Actor
 from copilot.db.tables import runs
-from copilot.engine.executors import Action, ExecutionError, Executor
+from copilot.engine.executor import DEFAULT_EXECUTOR, Action, ExecutionError, Executor
 from copilot.engine.runs import Run, RunState, run_from
 from copilot.engine.store import RunStore
 from copilot.governance.consent import Consent
 from copilot.workflow.context import ActionOutcome
-
-DEFAULT_EXECUTOR = "outbox"
 
 
 def action_id(run_id: str, idx: int, *, round: int | None = None, n: int | None = None) -> str:
