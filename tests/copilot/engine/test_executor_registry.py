@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import Engine
 
 from copilot.engine.executor import Action, ExecutorRegistry
-from copilot.engine.routes import build_executors, check_routes, parse_routes
 from copilot.engine.executors import OutboxExecutor
+from copilot.engine.routes import build_executors, check_routes, parse_routes
 from copilot.errors import ConfigError
 from copilot.settings import Settings
 from tests.support import plugin_dist
