@@ -33,7 +33,10 @@ def test_a_receiver_killed_mid_delivery_gets_every_action_and_acts_once_per_key(
     try:
         cluster.start(0)
         cluster.start(1)
-        ids = [cluster.rt.runner.trigger("noting", f"acct-{i}", tenant="default")[0].id for i in range(RUNS)]
+        ids = [
+            cluster.rt.runner.trigger("noting", f"acct-{i}", tenant="default")[0].id
+            for i in range(RUNS)
+        ]
         # When it is SIGKILLed while that delivery waits for its answer, and started again
         hung = Path(f"{receiver.db}.hung")
         deadline = time.monotonic() + 60

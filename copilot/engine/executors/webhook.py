@@ -95,6 +95,8 @@ class WebhookExecutor:
                 "payload": action.payload,
                 "run_id": action.run_id,
                 "tenant": action.tenant,
+                "subject_id": action.subject_id,
+                "approval_id": action.approval_id,
             }
         )
         last = "no attempt"
