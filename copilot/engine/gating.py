@@ -176,6 +176,8 @@ class ActionGate:
             kind=req.kind,
             payload=req.payload,
             idempotency_key=f"approval:{req.id}",
+            subject_id=req.subject_id,
+            approval_id=req.id,
         )
         try:
             receipt = executor.execute(action)

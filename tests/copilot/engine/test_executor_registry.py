@@ -7,14 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from copilot.engine.executor import (
-    Action,
-    ExecutorRegistry,
-    build_executors,
-    check_routes,
-    parse_routes,
-)
+from copilot.engine.executor import Action, ExecutorRegistry
 from copilot.engine.executors import OutboxExecutor
+from copilot.engine.routes import build_executors, check_routes, parse_routes
 from copilot.errors import ConfigError
 from copilot.settings import Settings
 from tests.support import plugin_dist
@@ -45,7 +40,7 @@ def test_malformed_routes_are_refused_naming_the_item(text: str, message: str) -
 
 def test_the_built_ins_are_registered_without_any_installed_metadata() -> None:
     registry = ExecutorRegistry.discover(group="copilot.executors.nothing-installed-here")
-    assert registry.names() == ["outbox", "webhook"]
+    assert registry.names() == ["celery", "outbox", "webhook"]
 
 
 def test_an_executor_from_an_installed_distribution_is_discovered_and_built(
