@@ -228,20 +228,28 @@ class ExecutorRegistry:
         ep = self._entries[name]
         try:
             factory: ExecutorFactory = ep.load()
-        except (ImportError, AttributeError) as exc:
+        except Exception as exc:  # a plug-in's import may raise anything: refuse it by name
             raise ConfigError(
-                f"executor {name!r} ({ep.value}) could not be loaded: {exc}; install the "
-                "distribution that provides it"
+                f"executor {name!r} ({ep.value}) could not be loaded: "
+                f"{type(exc).__name__}: {exc}; install or fix the distribution that provides it"
             ) from exc
-        if route is None:
-            executor = factory(engine, settings)
-        elif _takes_route(factory):
-            executor = cast(RouteExecutorFactory, factory)(engine, settings, route=route)
-        else:
+        if route is not None and not _takes_route(factory):
             raise ConfigError(
                 f"executor {name!r} ({ep.value}) takes no per-route options "
                 f"(given: {', '.join(sorted([*route.options, *route.secrets]))}); remove them"
             )
+        try:
+            executor = (
+                factory(engine, settings)
+                if route is None
+                else cast(RouteExecutorFactory, factory)(engine, settings, route=route)
+            )
+        except ConfigError:
+            raise
+        except Exception as exc:  # a factory that fails is a configuration error, named
+            raise ConfigError(
+                f"executor {name!r} ({ep.value}) failed to start: {type(exc).__name__}: {exc}"
+            ) from exc
         if getattr(executor, "name", None) != name:
             raise ConfigError(
                 f"executor entry point {name!r} ({ep.value}) built an executor named "

@@ -71,12 +71,20 @@ def test_a_distribution_redeclaring_a_built_in_is_refused(
     [
         ("acme_other = acme_executors:FileExecutor", "built an executor named 'acme_file'"),
         ("acme_ghost = acme_missing:FileExecutor", "could not be loaded"),
+        ("acme_boom = acme_broken:Factory", "could not be loaded: RuntimeError: boom at import"),
+        ("acme_fail = acme_failing:Factory", "failed to start: RuntimeError: no token"),
     ],
 )
 def test_an_entry_point_that_cannot_build_its_executor_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: Engine, declared: str, message: str
 ) -> None:
-    monkeypatch.syspath_prepend(str(plugin_dist.write_distribution(tmp_path / "s", declared)))
+    """Whatever a plug-in raises while loading or building, start-up says which one, as config."""
+    site = plugin_dist.write_distribution(tmp_path / "s", declared)
+    (site / "acme_broken.py").write_text('raise RuntimeError("boom at import")\n')
+    (site / "acme_failing.py").write_text(
+        'def Factory(engine, settings):\n    raise RuntimeError("no token")\n'
+    )
+    monkeypatch.syspath_prepend(str(site))
     registry = ExecutorRegistry.discover()
     name = declared.split(" = ")[0]
     with pytest.raises(ConfigError, match=message):
