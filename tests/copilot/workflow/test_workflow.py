@@ -104,6 +104,7 @@ def test_the_registry_resolves_versions_and_refuses_ambiguity() -> None:
         flows.summarize,
         flows.failing,
         flows.proposing,
+        flows.noting,
     ]
     assert r.catalog.names() == ["email_customer", "post_note", "trial_credit", "trial_training"]
     assert r.get("five_steps") is flows.five_steps
