@@ -23,19 +23,12 @@ def approved_run(rt: Runtime, tenant: str = "acme", subject: str = "acct-1") -> 
 
 def opened(rt: Runtime, n: int, *, tenant: str = "acme", prefix: str = "t") -> list[Delivery]:
     """`n` outbox actions opened `ready` in the real store (no run: the feed's tests)."""
-    return [
-        rt.deliveries.open(
-            NewDelivery(
-                idempotency_key=f"{prefix}:{i}",
-                tenant=tenant,
-                kind="post_note",
-                route="outbox",
-                payload={"i": i},
-                subject_id=f"acct-{i % 3}",
-            )
-        )  # fmt: skip
-        for i in range(n)
-    ]
+    made = []
+    for i in range(n):
+        new = NewDelivery(idempotency_key=f"{prefix}:{i}", tenant=tenant, kind="post_note",
+                          route="outbox", payload={"i": i}, subject_id=f"acct-{i % 3}")  # fmt: skip
+        made.append(rt.deliveries.open(new))
+    return made
 
 
 def events_of(rt: Runtime, tenant: str, event_type: str) -> list[dict[str, Any]]:
