@@ -225,11 +225,15 @@ class DeliveryStore:
         subject_id: str | None = None,
         after: int | None = None,
         visibility: float | None = None,
+        only: int | None = None,
     ) -> list[Delivery]:
-        """Claim up to `limit` claimable outbox actions for `consumer`; each carries its claim token."""
+        """Claim up to `limit` claimable outbox actions for `consumer` (`only`: that one id);
+        each carries its claim token."""
         now = self.clock()
         lease = self.policy.visibility if visibility is None else visibility
         q = self._filtered(select(deliveries), tenant, kind, subject_id, after)
+        if only is not None:
+            q = q.where(deliveries.c.id == only)
         q = q.where(deliveries.c.route == OUTBOX, deliveries.c.state.in_(CLAIMABLE))
         q = q.where(deliveries.c.due_at <= now).order_by(deliveries.c.id).limit(limit)
         if self._skip_locked:

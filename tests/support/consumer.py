@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 from copilot.client import Client
 
@@ -25,7 +26,7 @@ def main() -> None:
     p.add_argument("--pace", type=float, default=0.01)
     args = p.parse_args()
     acked, empty = 0, 0
-    with Client(args.url, args.key) as api, open(args.log, "a") as log:
+    with Client(args.url, args.key) as api, Path(args.log).open("a") as log:
         while empty < 3:
             page = api.actions(wait=1.5, limit=5)
             if not page.items:
