@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from audit import Actor, AuditEvent, TransactionalAuditLog
 from audit.db import readonly
 from copilot.db.tables import deliveries, outbox
+from copilot.delivery._sql import PG_ACK_DELIVERED, ack_delivered, claim_batch
 from copilot.delivery.errors import ClaimLostError, DeliveryConflictError, DeliveryNotFoundError
 from copilot.delivery.model import CLAIMABLE, OUTBOX, Delivery, State, backoff
 
@@ -238,13 +239,16 @@ class DeliveryStore:
         q = q.where(deliveries.c.due_at <= now).order_by(deliveries.c.id).limit(limit)
         if self._skip_locked:
             q = q.with_for_update(skip_locked=True)
-        claimed = []
         with self.engine.begin() as conn:
-            for row in conn.execute(q).all():
-                got = self._take(conn, row, consumer, now, lease)
-                if got is not None:
-                    claimed.append(_record(got, now, with_claim=True))
-        return claimed
+            if self._skip_locked:
+                picked = q.with_only_columns(deliveries.c.id, deliveries.c.state,
+                                             deliveries.c.claimed_by)  # fmt: skip
+                rows = list(conn.execute(claim_batch(picked, consumer[:200], now, lease)))
+                rows.sort(key=lambda r: r.id)
+                self._claimed_events(conn, rows, consumer)
+                return [_record(r, now, with_claim=True) for r in rows]
+            taken = (self._take(conn, row, consumer, now, lease) for row in conn.execute(q).all())
+            return [_record(t, now, with_claim=True) for t in taken if t is not None]
 
     def ack(
         self, tenant: str, delivery_id: int, claim: str, status: str, detail: dict[str, Any]
@@ -260,6 +264,11 @@ class DeliveryStore:
             )
         now = self.clock()
         with self.engine.begin() as conn:
+            if status == State.DELIVERED.value:  # the common case: one compare-and-set
+                receipt = json.dumps({"detail": detail, "at": now}, sort_keys=True)
+                done = self._ack_delivered(conn, tenant, delivery_id, claim, receipt, now)
+                if done is not None:
+                    return _record(done, now, with_claim=True)
             row = self._row(conn, delivery_id, tenant, lock=True)
             if row.claim_token != claim or row.route != OUTBOX:
                 raise ClaimLostError(
@@ -377,23 +386,65 @@ class DeliveryStore:
         actor: Actor, *, final: bool = False,
     ) -> Any:  # fmt: skip
         if status == State.DELIVERED.value:
-            values: dict[str, Any] = {"state": "delivered", "due_at": None, "receipt": json.dumps(
-                {"detail": detail, "by": row.claimed_by, "at": now}, sort_keys=True)}  # fmt: skip
-            if row.route == OUTBOX:  # the old column stays true for readers of `outbox`
-                conn.execute(update(outbox).where(outbox.c.idempotency_key == row.idempotency_key)
-                             .values(delivered_at=now))  # fmt: skip
+            receipt = json.dumps({"detail": detail, "at": now}, sort_keys=True)
+            values: dict[str, Any] = {"state": "delivered", "due_at": None, "receipt": receipt}
         else:
             dead = final or row.attempts >= row.max_attempts
             wait = backoff(row.attempts, base=self.policy.backoff_base, cap=self.policy.backoff_cap)
             error = str(detail.get("error") or json.dumps(detail, sort_keys=True))[:MAX_ERROR]
             values = {"state": "dead" if dead else "failed", "last_error": error,
                       "due_at": None if dead else now + wait}  # fmt: skip
-        conn.execute(update(deliveries).where(deliveries.c.id == row.id)
-                     .values(updated_at=now, **values))  # fmt: skip
-        settled = self._row(conn, row.id, None)
-        self._event(conn, settled, f"delivery.{settled.state}", actor,
-                    {"attempt": settled.attempts}, personal={"detail": detail})  # fmt: skip
+        settled = conn.execute(update(deliveries).where(deliveries.c.id == row.id)
+                               .values(updated_at=now, **values)
+                               .returning(*deliveries.c)).one()  # fmt: skip
+        if settled.state == State.DELIVERED.value:
+            self._delivered(conn, settled, detail, now, actor)
+        else:
+            self._event(conn, settled, f"delivery.{settled.state}", actor,
+                        {"attempt": settled.attempts}, personal={"detail": detail})  # fmt: skip
         return settled
+
+    def _ack_delivered(
+        self, conn: Connection, tenant: str, delivery_id: int, claim: str, receipt: str,
+        now: float,
+    ) -> Any:  # fmt: skip
+        """The row, delivered now with its event, if `claim` held it; else None."""
+        detail = json.loads(receipt)["detail"]
+        if self._skip_locked:
+            params = {"id": delivery_id, "tenant": tenant, "claim": claim, "receipt": receipt,
+                      "now": now, "outbox": OUTBOX}  # fmt: skip
+            done = conn.exec_driver_sql(PG_ACK_DELIVERED, params).first()
+            if done is not None:
+                self._event(conn, done, "delivery.delivered",
+                            Actor.system(done.claimed_by or "consumer"),
+                            {"attempt": done.attempts}, personal={"detail": detail})  # fmt: skip
+            return done
+        done = conn.execute(ack_delivered(tenant, delivery_id, claim, receipt, now, OUTBOX)).first()
+        if done is not None:
+            self._delivered(conn, done, detail, now)
+        return done
+
+    def _delivered(
+        self, conn: Connection, row: Any, detail: dict[str, Any], now: float,
+        actor: Actor | None = None,
+    ) -> None:  # fmt: skip
+        if row.route == OUTBOX:  # the old column stays true for readers of `outbox`
+            conn.execute(update(outbox).where(outbox.c.idempotency_key == row.idempotency_key)
+                         .values(delivered_at=now))  # fmt: skip
+        who = actor or Actor.system(row.claimed_by or "consumer")
+        self._event(conn, row, "delivery.delivered", who, {"attempt": row.attempts},
+                    personal={"detail": detail})  # fmt: skip
+
+    def _claimed_events(self, conn: Connection, rows: Any, owner: str) -> None:
+        """One audit call for a batch's `delivery.claimed` events."""
+        events = []
+        for r in rows:
+            data = {"attempt": r.attempts}
+            if r.was == State.CLAIMED.value:
+                data["expired_claim_of"] = r.was_by  # the holder died or was too slow
+            events.append(self._event_of(r, "delivery.claimed", Actor.system(owner[:200]), data))
+        if events:
+            self.audit.append_in(conn, rows[0].tenant, events)
 
     def _replay(self, row: Any, status: str, now: float) -> Delivery:
         same = row.state == status or (status == "failed" and row.state == State.DEAD.value)
@@ -432,17 +483,23 @@ class DeliveryStore:
                         personal={"reason": reason} if reason else None)  # fmt: skip
             return _record(moved, now)
 
-    def _event(
-        self, conn: Connection, row: Any, event_type: str, actor: Actor, data: dict[str, Any],
-        *, personal: dict[str, Any] | None = None,
-    ) -> None:  # fmt: skip
+    def _event_of(
+        self, row: Any, event_type: str, actor: Actor, data: dict[str, Any],
+        personal: dict[str, Any] | None = None,
+    ) -> AuditEvent:  # fmt: skip
         # Ids, states and counts only in `data` (it is never removable); what an app or a
         # person wrote (an ack's detail, a reason) is erasable `personal`.
         base = {"action_id": row.id, "approval_id": row.approval_id, "kind": row.kind,
                 "route": row.route, "state": row.state}  # fmt: skip
-        event = AuditEvent(event_type=event_type, actor=actor, run_id=row.run_id,
-                           subject_id=row.subject_id, data={**base, **data},
-                           personal=personal or None)  # fmt: skip
+        return AuditEvent(event_type=event_type, actor=actor, run_id=row.run_id,
+                          subject_id=row.subject_id, data={**base, **data},
+                          personal=personal or None)  # fmt: skip
+
+    def _event(
+        self, conn: Connection, row: Any, event_type: str, actor: Actor, data: dict[str, Any],
+        *, personal: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        event = self._event_of(row, event_type, actor, data, personal)
         self.audit.append_in(conn, row.tenant, [event])
 
 

@@ -66,7 +66,7 @@ def test_an_unacked_claim_returns_to_the_feed_and_the_late_ack_is_refused(rt: Ru
         store.ack("acme", first.id, first.claim, "delivered", {})
     done = store.ack("acme", second.id, second.claim, "delivered", {"ok": 1})
     assert done.state == State.DELIVERED and done.receipt is not None
-    assert done.receipt["by"] == "consumer-b"
+    assert done.claimed_by == "consumer-b"
     (claimed_again,) = [e for e in events_of(rt, "acme", "delivery.claimed") if e["attempt"] == 2]
     assert claimed_again["expired_claim_of"] == "consumer-a"
 
