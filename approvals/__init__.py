@@ -69,3 +69,8 @@ def __getattr__(name: str) -> Any:
 
         return Gate
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """What `dir()` and completion show: the public names, the lazy ones included."""
+    return sorted(set(globals()) | set(__all__))

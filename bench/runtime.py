@@ -110,8 +110,11 @@ def raw_chains(n: int) -> float:
 
 
 @contextmanager
-def worker_cluster(home: Path, workers: int = 2) -> Iterator[Runtime]:
-    """A runtime on a fresh PostgreSQL schema with `workers` copilot worker processes on Redis."""
+def worker_cluster(
+    home: Path, workers: int = 2, *, extra_env: dict[str, str] | None = None
+) -> Iterator[Runtime]:
+    """A runtime on a fresh PostgreSQL schema with `workers` copilot worker processes on Redis
+    (`extra_env`: more variables for the workers and the runtime, e.g. a routes file)."""
     with pg_schema() as schema:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")},
@@ -121,6 +124,7 @@ def worker_cluster(home: Path, workers: int = 2) -> Iterator[Runtime]:
             "COPILOT_QUEUE": f"q-{uuid.uuid4().hex[:6]}",
             "COPILOT_WORKFLOW_MODULES": "bench._flows",
             "COPILOT_CHECKPOINT_EVERY": "0",
+            **(extra_env or {}),
         }
         settings = {
             k.removeprefix("COPILOT_").lower(): v

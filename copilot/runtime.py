@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -16,15 +17,10 @@ from copilot import broker
 from copilot.db.engines import make_engine
 from copilot.delivery import DeliveryStore
 from copilot.delivery import Policy as DeliveryPolicy
-from copilot.engine.executor import (
-    Executor,
-    ExecutorRegistry,
-    build_executors,
-    check_routes,
-    parse_routes,
-)
+from copilot.engine.executor import Executor, ExecutorRegistry, Route
 from copilot.engine.gating import resume_when_settled
 from copilot.engine.proactive import Dispatch, Proactive
+from copilot.engine.routes import build_executors, check_routes, load_routes
 from copilot.engine.runner import Enqueue, Runner
 from copilot.engine.store import RunStore
 from copilot.engine.sweeper import Sweeper
@@ -129,9 +125,7 @@ class Runtime:
         if triggers:
             for item in TriggerRegistry.from_yaml(triggers).items():
                 registry.triggers.register(item)
-        registry.check_signals()  # nothing undeclared may reach a workflow
-        registry.check_actions()  # nor may a workflow propose a kind nobody declared
-        registry.check_triggers()
+        registry.check()
         return registry
 
     @cached_property
@@ -145,19 +139,21 @@ class Runtime:
         return ExecutorRegistry.discover()
 
     @cached_property
-    def action_routes(self) -> dict[str, str]:
-        """`COPILOT_ACTION_EXECUTORS` as kind -> executor name, checked against what exists.
+    def action_routes(self) -> dict[str, Route]:
+        """The routes (`COPILOT_ACTION_EXECUTORS` and `COPILOT_ROUTES_PATH`) by kind, checked.
 
         Unrouted kinds go to `outbox`. A route to an unregistered executor or for a kind no
         registered workflow's catalog has is refused (`config.invalid`, naming the route).
         """
-        routes = parse_routes(self.settings.action_executors)
+        # The composition root hands the environment down: `<name>_env` route options
+        # (webhook secrets, broker URLs with passwords) are read from it here, once.
+        routes = load_routes(self.settings, os.environ)
         check_routes(routes, self.executor_registry, self.registry.catalog.names())
         return routes
 
     @cached_property
     def executors(self) -> dict[str, Executor]:
-        """Executor name -> executor: `outbox`, every routed one, `webhook` if its URL is set."""
+        """Executors by route key: `outbox`, each route's, `webhook` if its URL is set."""
         return build_executors(
             self.action_routes, self.executor_registry, self.engine, self.settings
         )
@@ -234,7 +230,7 @@ class Runtime:
             context=SqlSignalSource(self.engine),
             model=self.model,
             executors=self.executors,
-            action_executors=self.action_routes,
+            action_executors={kind: r.key for kind, r in self.action_routes.items()},
             enqueue=self.enqueue,
             lease_seconds=self.settings.lease_seconds,
             gate=self.gate,

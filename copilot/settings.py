@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         default="",
         description="Executor per action kind: `kind=executor,...` (unrouted kinds: `outbox`).",
     )
+    routes_path: Path | None = Field(
+        default=None, description="YAML routes: executor and options per action kind."
+    )
     webhook_url: str | None = Field(default=None, description="Where the webhook executor POSTs.")
     webhook_secret: str | None = Field(default=None, description="HMAC key for webhook signatures.")
     delivery_max_attempts: int = Field(

@@ -22,6 +22,8 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any, Literal
 
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
 from approvals import ApprovalRequest, Gate, Policy
 from audit import Query
 from copilot.db.engines import upgrade
@@ -108,6 +110,7 @@ class WorkflowHarness:
         tenant: str = "test",
         holdouts: Mapping[str, float] | None = None,
     ) -> None:
+        registry = _registry(workflows)  # first: a refused workflow leaves nothing behind
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if home is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="copilot-")
@@ -115,11 +118,10 @@ class WorkflowHarness:
         self.context = context or StaticContext()
         self.executor = executor or RecordingExecutor()
         self.tenant = tenant
-        registry = _registry(workflows)
         off = {wf.name: 0.0 for wf in registry}  # a unit test wants every run treated
         holdout_text = ",".join(f"{k}={v}" for k, v in {**off, **(holdouts or {})}.items())
         self.runtime = Runtime(
-            Settings(home=home, checkpoint_every=0, holdouts=holdout_text),
+            _Isolated(home=home, checkpoint_every=0, holdouts=holdout_text),
             enqueue=lambda run_id, countdown: None,  # runs advance inline, never on a worker
             registry=registry,
         )
@@ -192,6 +194,22 @@ class WorkflowHarness:
         self.close()
 
 
+class _Isolated(Settings):
+    """Settings from the harness's arguments alone: a unit test never reads the deployment's
+    COPILOT_* environment (its database, model, policy, notifier or routes)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
 def _registry(workflows: Sequence[Workflow | ModuleType | str]) -> Registry:
     """A registry of these workflows and what their modules declare, checked as at start-up."""
     registry = Registry()
@@ -200,5 +218,5 @@ def _registry(workflows: Sequence[Workflow | ModuleType | str]) -> Registry:
             registry.register(item)
         else:
             registry.register_module(item)
-    registry.check_signals()
+    registry.check()
     return registry

@@ -8,13 +8,15 @@ the transaction that makes the change they record, so the change and its record 
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection
 
 from audit.model import Actor, AppendResult, AuditEvent, Checkpoint, Entry
 from audit.verify import Row
+
+if TYPE_CHECKING:  # only an annotation: `audit` (and the HTTP client) load no SQL toolkit
+    from sqlalchemy import Connection
 
 
 class Query(BaseModel):

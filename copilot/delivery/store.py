@@ -284,16 +284,20 @@ class DeliveryStore:
 
     # -- push routes: the engine's attempts ---------------------------------------------------
 
-    def start(self, delivery_id: int, owner: str) -> Delivery:
+    def start(self, delivery_id: int, owner: str, *, take_over: bool = False) -> Delivery:
         """Claim a due push delivery for one attempt by `owner` (the engine or the sweeper).
 
         Returns it with `claim` set when this call claimed it; otherwise as it stands
-        (settled, held by another attempt, or waiting out its backoff).
+        (settled, held by another attempt, or waiting out its backoff). `take_over` also
+        takes a claimed one before its lease ends: the run's own retry does, since the run's
+        lease means the attempt that claimed it (a worker that died mid-push) is gone.
         """
         now = self.clock()
         with self.engine.begin() as conn:
             row = self._row(conn, delivery_id, None, lock=True)
-            if row.state not in CLAIMABLE or row.due_at is None or row.due_at > now:
+            due = row.due_at is not None and row.due_at <= now
+            held = take_over and row.state == State.CLAIMED.value
+            if row.state not in CLAIMABLE or not (due or held):
                 return _record(row, now)
             got = self._take(conn, row, owner, now, self.policy.push_lease)
             assert got is not None  # the row is locked: nobody moved it since it was read

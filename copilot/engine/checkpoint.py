@@ -148,7 +148,7 @@ class Checkpointer:
     def notify(self, ctx: EngineContext) -> None:
         """After commit: reviewers hear of the requests the step submitted."""
         if ctx.submitted and self.actions is not None:
-            self.actions.gate.notify(ctx.submitted)
+            self.actions.gate.notify(list(ctx.submitted))
 
     def complete(self, run: Run, output: BaseModel, degradation: Degradation) -> Run:
         """Complete the run with `output` (its last step's, already checkpointed)."""
@@ -174,7 +174,7 @@ class Checkpointer:
 
         submitted = self.actions.submit(conn, run, ctx.idx, ctx.proposals, round=ctx.id_round,
                                         level=ctx.degradation.level.value, explain=explain)  # fmt: skip
-        ctx.submitted.extend(submitted)
+        ctx.mark_submitted(submitted)
         return [req.id for req in submitted if req.status == "pending"]
 
     def _step_pg(

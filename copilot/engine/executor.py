@@ -1,26 +1,31 @@
 """The executor extension point: the `Executor` Protocol, its records, routes and registry.
 
 An executor carries out an approved action exactly once per idempotency key and returns a
-receipt. The built-ins (`outbox`, `webhook`) live in `copilot/engine/executors/`; any
+receipt. The built-ins (`outbox`, `webhook`, `celery`) live in `copilot/engine/executors/`; any
 installed distribution adds more by declaring a factory in the `copilot.executors`
 entry-point group::
 
     [project.entry-points."copilot.executors"]
     crm = "acme_crm.executor:CrmExecutor"      # called as CrmExecutor(engine, settings)
 
-`COPILOT_ACTION_EXECUTORS=send_email=crm,billing_reminder=outbox` routes action kinds to
-executors by name; an unrouted kind goes to `outbox`.
+Routes (`copilot.engine.routes`: `COPILOT_ACTION_EXECUTORS=send_email=crm` or the
+`COPILOT_ROUTES_PATH` file) send each action kind to an executor by name; an unrouted kind
+goes to `outbox`. A route with options (a webhook's URL and secret) gets an executor of its
+own, built by a factory that takes them as the keyword `route`::
+
+    def from_settings(engine, settings, *, route=None): ...   # route: a Route, or None
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, Engine, insert, select
 
 from copilot.db.tables import receipts
@@ -29,12 +34,14 @@ from copilot.settings import Settings
 
 ENTRY_POINT_GROUP = "copilot.executors"
 DEFAULT_EXECUTOR = "outbox"
+SHORT_FORM = "COPILOT_ACTION_EXECUTORS"
 # The built-ins are entry points too (pyproject declares the same ones); naming them here
 # means a checkout that was never pip-installed still has them, and keeps this module
 # free of imports of its implementations (they import this module).
 BUILT_IN = {
     "outbox": "copilot.engine.executors.outbox:OutboxExecutor.from_settings",
     "webhook": "copilot.engine.executors.webhook:WebhookExecutor.from_settings",
+    "celery": "copilot.engine.executors.celery:CeleryExecutor.from_settings",
 }
 
 
@@ -54,6 +61,8 @@ class Action(BaseModel):
     kind: str
     payload: dict[str, Any]
     idempotency_key: str
+    subject_id: str | None = None
+    approval_id: str | None = None  # set when the action passed the approval gate
 
 
 class Receipt(BaseModel):
@@ -82,11 +91,58 @@ class Executor(Protocol):
         ...
 
 
+class Route(BaseModel):
+    """One action kind's route: the executor's name and the options given to it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    executor: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    # Values of `<name>_env` options, read at start-up; kept out of repr and logs.
+    secrets: dict[str, str] = Field(default_factory=dict, repr=False)
+    source: str = SHORT_FORM
+
+    @property
+    def label(self) -> str:
+        """How messages name the route: `kind=executor`."""
+        return f"{self.kind}={self.executor}"
+
+    @property
+    def key(self) -> str:
+        """The executor instance it uses: shared by name, or its own when it has options."""
+        if self.options or self.secrets:
+            return f"{self.executor}:{self.kind}"
+        return self.executor
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """An option by name (a `<name>_env` one is found as `<name>`)."""
+        if name in self.secrets:
+            return self.secrets[name]
+        return self.options.get(name, default)
+
+    def refuse(self, problem: str) -> ConfigError:
+        """A start-up error naming this route."""
+        return ConfigError(f"{self.source} route {self.label}: {problem}", route=self.label)
+
+
 class ExecutorFactory(Protocol):
     """What a `copilot.executors` entry point names: builds an executor for this process."""
 
     def __call__(self, engine: Engine, settings: Settings, /) -> Executor:
-        """Build the executor, or raise `ConfigError` naming the setting it lacks."""
+        """Build the executor, or raise `ConfigError` naming the setting it lacks.
+
+        A factory that takes per-route options also accepts a keyword `route` (a
+        `Route`); it is passed only for a route that has options.
+        """
+        ...
+
+
+class RouteExecutorFactory(Protocol):
+    """A factory that also builds an executor for one route's options."""
+
+    def __call__(self, engine: Engine, settings: Settings, /, *, route: Route) -> Executor:
+        """Build the executor for `route`, or raise `ConfigError` naming the bad option."""
         ...
 
 
@@ -125,23 +181,13 @@ def write_receipt(
     )
 
 
-def parse_routes(text: str) -> dict[str, str]:
-    """`COPILOT_ACTION_EXECUTORS`: `kind=executor` pairs separated by commas."""
-    routes: dict[str, str] = {}
-    for item in filter(None, (p.strip() for p in text.split(","))):
-        kind, sep, name = (s.strip() for s in item.partition("="))
-        if not sep or not kind or not name:
-            raise ConfigError(
-                f"COPILOT_ACTION_EXECUTORS item {item!r}: use kind=executor, "
-                "e.g. send_email=webhook"
-            )
-        if kind in routes and routes[kind] != name:
-            raise ConfigError(
-                f"COPILOT_ACTION_EXECUTORS routes {kind!r} twice ({routes[kind]} and {name}); "
-                "keep one"
-            )
-        routes[kind] = name
-    return routes
+def _takes_route(factory: Any) -> bool:
+    """Whether a factory accepts the keyword `route` (per-route options)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: assume the plain form
+        return False
+    return any(p.name == "route" or p.kind is p.VAR_KEYWORD for p in params)
 
 
 class ExecutorRegistry:
@@ -175,67 +221,41 @@ class ExecutorRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
-    def build(self, name: str, engine: Engine, settings: Settings) -> Executor:
-        """Load the factory named `name` and build its executor."""
+    def build(
+        self, name: str, engine: Engine, settings: Settings, *, route: Route | None = None
+    ) -> Executor:
+        """Load the factory named `name` and build its executor (for `route`, if given)."""
         ep = self._entries[name]
         try:
             factory: ExecutorFactory = ep.load()
-        except (ImportError, AttributeError) as exc:
+        except Exception as exc:  # a plug-in's import may raise anything: refuse it by name
             raise ConfigError(
-                f"executor {name!r} ({ep.value}) could not be loaded: {exc}; install the "
-                "distribution that provides it"
+                f"executor {name!r} ({ep.value}) could not be loaded: "
+                f"{type(exc).__name__}: {exc}; install or fix the distribution that provides it"
             ) from exc
-        executor = factory(engine, settings)
+        if route is not None and not _takes_route(factory):
+            raise ConfigError(
+                f"executor {name!r} ({ep.value}) takes no per-route options "
+                f"(given: {', '.join(sorted([*route.options, *route.secrets]))}); remove them"
+            )
+        try:
+            executor = (
+                factory(engine, settings)
+                if route is None
+                else cast(RouteExecutorFactory, factory)(engine, settings, route=route)
+            )
+        except ConfigError:
+            raise
+        except Exception as exc:  # a factory that fails is a configuration error, named
+            raise ConfigError(
+                f"executor {name!r} ({ep.value}) failed to start: {type(exc).__name__}: {exc}"
+            ) from exc
         if getattr(executor, "name", None) != name:
             raise ConfigError(
                 f"executor entry point {name!r} ({ep.value}) built an executor named "
                 f"{getattr(executor, 'name', None)!r}; give the class `name = {name!r}`"
             )
         return executor
-
-
-def check_routes(
-    routes: Mapping[str, str], registry: ExecutorRegistry, kinds: Iterable[str]
-) -> None:
-    """Start-up validation: every route names a registered executor and a catalogued kind."""
-    known_kinds = set(kinds)
-    for kind, name in routes.items():
-        if name not in registry:
-            raise ConfigError(
-                f"COPILOT_ACTION_EXECUTORS route {kind}={name}: no executor {name!r} is "
-                f"registered (registered: {', '.join(registry.names())}); install the "
-                f"distribution that declares it in {ENTRY_POINT_GROUP!r} or fix the name",
-                route=f"{kind}={name}",
-            )
-        if kind not in known_kinds:
-            raise ConfigError(
-                f"COPILOT_ACTION_EXECUTORS route {kind}={name}: no registered workflow's "
-                f"catalog has the action kind {kind!r} (known: "
-                f"{', '.join(sorted(known_kinds)) or 'none'}); fix the kind or register "
-                "the module that declares it",
-                route=f"{kind}={name}",
-            )
-
-
-def build_executors(
-    routes: Mapping[str, str],
-    registry: ExecutorRegistry,
-    engine: Engine,
-    settings: Settings,
-) -> dict[str, Executor]:
-    """The executors a process uses: `outbox`, every routed one, and `webhook` if configured."""
-    wanted = {DEFAULT_EXECUTOR: "the default executor"}
-    for kind, name in routes.items():
-        wanted[name] = f"COPILOT_ACTION_EXECUTORS route {kind}={name}"
-    if settings.webhook_url:  # steps may name it in `ctx.execute(..., executor="webhook")`
-        wanted.setdefault("webhook", "COPILOT_WEBHOOK_URL is set")
-    built: dict[str, Executor] = {}
-    for name, why in wanted.items():
-        try:
-            built[name] = registry.build(name, engine, settings)
-        except ConfigError as exc:
-            raise ConfigError(f"{why}: {exc.message}", executor=name) from exc
-    return built
 
 
 __all__ = [
@@ -247,10 +267,10 @@ __all__ = [
     "Executor",
     "ExecutorFactory",
     "ExecutorRegistry",
+    "SHORT_FORM",
     "Receipt",
-    "build_executors",
-    "check_routes",
-    "parse_routes",
+    "Route",
+    "RouteExecutorFactory",
     "stored_receipt",
     "write_receipt",
 ]

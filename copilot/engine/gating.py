@@ -25,13 +25,12 @@ from approvals.queue import pending_in_run
 from audit import Actor
 from copilot.db.tables import runs
 from copilot.delivery import OUTBOX, Delivery, DeliveryStore, NewDelivery, State
-from copilot.engine.executors import Action, ExecutionError, Executor, Receipt
+from copilot.engine.executor import DEFAULT_EXECUTOR, Action, ExecutionError, Executor, Receipt
 from copilot.engine.runs import Run, RunState, run_from
 from copilot.engine.store import RunStore
 from copilot.governance.consent import Consent
 from copilot.workflow.context import ActionOutcome
 
-DEFAULT_EXECUTOR = OUTBOX
 log = logging.getLogger(__name__)
 
 
@@ -191,6 +190,8 @@ class ActionGate:
             kind=req.kind,
             payload=req.payload,
             idempotency_key=f"approval:{req.id}",
+            subject_id=req.subject_id,
+            approval_id=req.id,
         )
         if self.deliveries is None:
             return self._once(req, executor, action)
@@ -228,11 +229,12 @@ class ActionGate:
         )
 
     def _push(
-        self, req: ApprovalRequest, executor: Executor, action: Action, delivery: Delivery
-    ) -> bool:
+        self, req: ApprovalRequest, executor: Executor, action: Action, delivery: Delivery,
+        *, by_run: bool = True,
+    ) -> bool:  # fmt: skip
         """One attempt of a push route, if one is due: the delivery moves with its result."""
         assert self.deliveries is not None
-        d = self.deliveries.start(delivery.id, self.owner)
+        d = self.deliveries.start(delivery.id, self.owner, take_over=by_run)
         if d.claim is None:  # settled, in flight elsewhere, or waiting out its backoff
             if d.state == State.DELIVERED:
                 return bool(d.receipt and d.receipt["detail"].get("status") == "done")
@@ -276,9 +278,10 @@ class ActionGate:
             if req.status != "approved":
                 continue
             action = Action(tenant=d.tenant, run_id=d.run_id, kind=d.kind, payload=d.payload,
-                            idempotency_key=d.idempotency_key)  # fmt: skip
+                            idempotency_key=d.idempotency_key, subject_id=d.subject_id,
+                            approval_id=d.approval_id)  # fmt: skip
             try:
-                delivered += self._push(req, executor, action, d)
+                delivered += self._push(req, executor, action, d, by_run=False)
             except ExecutionError as exc:
                 log.info("delivery %s not delivered yet: %s", d.id, exc.message)
         return delivered

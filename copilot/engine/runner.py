@@ -28,7 +28,7 @@ from approvals import Gate
 from audit import Actor
 from copilot.delivery import DeliveryStore
 from copilot.engine.checkpoint import Checkpointer
-from copilot.engine.executors import ExecutionError, Executor
+from copilot.engine.executor import ExecutionError, Executor
 from copilot.engine.gating import ActionGate, action_id
 from copilot.engine.lease import Lease, Taken
 from copilot.engine.rounds import load as load_rounds

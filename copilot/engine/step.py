@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection
 
 from approvals import ApprovalRequest
-from copilot.engine.executors import Action, Executor, Receipt
+from copilot.engine.executor import DEFAULT_EXECUTOR, Action, Executor, Receipt
 from copilot.engine.gating import ActionGate, Proposal, action_id
 from copilot.engine.rounds import Round
 from copilot.engine.runs import Run
@@ -50,7 +50,7 @@ def run_info(run: Run) -> RunInfo:
     return RunInfo(
         id=run.id, tenant=run.tenant, workflow=run.workflow, version=run.version,
         subject_id=run.subject_id, inputs=run.inputs, triggered_by=run.triggered_by,
-        created_at=run.created_at, attempt=run.attempts, holdout=run.holdout,
+        created_at=run.created_at, attempts=run.attempts, holdout=run.holdout,
     )  # fmt: skip
 
 
@@ -82,11 +82,13 @@ class EngineContext:
         self.prompt_version: str | None = None
         self._usage: dict[str, int] = {}
         self._actions = 0
-        # What the checkpoint commits (engine-side; a step reaches them only through methods).
-        self.effects: list[Callable[[Connection], None]] = []
-        self.proposals: list[Proposal] = []
-        self.withheld: list[Proposal] = []
-        self.submitted: list[ApprovalRequest] = []
+        # What the checkpoint commits. Private, with read-only views below: a step adds to
+        # them only through `propose` and `on_commit`, which check what they take (appending
+        # to a public list would skip the declared-kind, schema, level and holdout checks).
+        self._effects: list[Callable[[Connection], None]] = []
+        self._proposals: list[Proposal] = []
+        self._withheld: list[Proposal] = []
+        self._submitted: list[ApprovalRequest] = []
 
     # -- what the step reads ----------------------------------------------------------------
 
@@ -273,20 +275,54 @@ class EngineContext:
             why=why,
         )
         if self._run.holdout:  # a held-out subject gets nothing; it is logged for measurement
-            self.withheld.append(proposal)
+            self._withheld.append(proposal)
             return None
-        self.proposals.append(proposal)
-        return action_id(self._run.id, self._idx, round=self.id_round, n=len(self.proposals) - 1)
+        self._proposals.append(proposal)
+        return action_id(self._run.id, self._idx, round=self.id_round, n=len(self._proposals) - 1)
 
     def on_commit(self, effect: Callable[[Connection], None]) -> None:
         """Run `effect(conn)` inside this step's checkpoint transaction (exactly once)."""
-        self.effects.append(effect)
+        self._effects.append(effect)
 
-    def execute(self, kind: str, payload: dict[str, Any], *, executor: str = "outbox") -> Receipt:
-        """Carry out an action through an executor, once: its key is derived from run and step."""
+    # -- what the checkpoint reads (engine-side) ------------------------------------------
+
+    @property
+    def effects(self) -> tuple[Callable[[Connection], None], ...]:
+        """The effects to run in the checkpoint transaction, in order."""
+        return tuple(self._effects)
+
+    @property
+    def proposals(self) -> tuple[Proposal, ...]:
+        """The checked proposals to submit with the checkpoint."""
+        return tuple(self._proposals)
+
+    @property
+    def withheld(self) -> tuple[Proposal, ...]:
+        """A held-out subject's proposals, logged and never submitted."""
+        return tuple(self._withheld)
+
+    @property
+    def submitted(self) -> tuple[ApprovalRequest, ...]:
+        """The requests the checkpoint submitted (to notify reviewers after commit)."""
+        return tuple(self._submitted)
+
+    def mark_submitted(self, requests: Sequence[ApprovalRequest]) -> None:
+        """Record what the gate made of this step's proposals."""
+        self._submitted.extend(requests)
+
+    def execute(
+        self, kind: str, payload: dict[str, Any], *, executor: str | None = None
+    ) -> Receipt:
+        """Carry out an action through an executor, once: its key is derived from run and step.
+
+        The executor is the kind's route (`COPILOT_ACTION_EXECUTORS`, else outbox) unless named.
+        """
         self._actions += 1
         key = f"{self._run.id}:{self._step.name}:{self._actions}"
         executors = self._services.executors
+        if executor is None:
+            routes = self._services.actions.routes if self._services.actions else {}
+            executor = routes.get(kind, DEFAULT_EXECUTOR)
         try:
             chosen = executors[executor]
         except KeyError:

@@ -115,6 +115,7 @@ def run_agent(
 ) -> AgentOutcome | Again[Any]:
     """One round of the loop (see the module docstring); return its result from the step."""
     state = AgentState.model_validate(ctx.progress) if ctx.progress else None
+    _check_tools(ctx, tools)
     if state is None and (not ctx.model.available or ctx.level not in (Level.FULL, Level.PARTIAL)):
         return _rules_round(ctx, rules_plan)
     if state is not None and state.rules:
@@ -211,6 +212,22 @@ def _tools_round(
             _answer(state, call["id"], result, pseudo)
     state.pending = []
     return Again(state)
+
+
+def _check_tools(ctx: StepContext, tools: Sequence[Tool]) -> None:
+    """A tool that proposes a kind its workflow does not declare is the author's error: the run
+    fails with `run.action_undeclared` on its first round, instead of the model hearing a tool
+    error and the side effect silently never happening."""
+    wf = ctx.workflow
+    for tool in tools:
+        if tool.proposes is not None and tool.proposes not in wf.actions:
+            declared = ", ".join(wf.actions) or "none"
+            raise CopilotError(
+                f"{wf.name}: tool {tool.name!r} proposes {tool.proposes!r}, which the workflow "
+                f"does not declare (declared: {declared}); add it to Workflow(actions=[...])",
+                code="run.action_undeclared",
+                kind=tool.proposes,
+            )
 
 
 def _call(

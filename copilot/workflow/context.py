@@ -20,7 +20,7 @@ written against this contract only:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection
@@ -47,7 +47,7 @@ class RunInfo(BaseModel):
     inputs: dict[str, Any]
     triggered_by: str
     created_at: float
-    attempt: int  # how many times a worker has taken the run, this time included
+    attempts: int  # how many times a worker has taken the run, this time included
     holdout: bool = False  # a held-out subject: proposals are logged, never submitted
 
 
@@ -92,6 +92,7 @@ class ActionReceipt(Protocol):
         ...
 
 
+@runtime_checkable  # `isinstance(ctx, StepContext)` keeps working as it did for the class
 class StepContext(Protocol):
     """What a step sees of its run, and the few ways it may act.
 

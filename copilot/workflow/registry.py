@@ -93,6 +93,12 @@ class Registry:
                 )
         return loaded
 
+    def check(self) -> None:
+        """Every start-up validation: signals, declared actions, triggers (what a worker runs)."""
+        self.check_signals()  # nothing undeclared may reach a workflow
+        self.check_actions()  # nor may a workflow propose a kind nobody declared
+        self.check_triggers()
+
     def check_signals(self) -> None:
         """Start-up validation: every signal a workflow reads is declared for it."""
         self.signals.check_workflows({wf.name: [n.name for n in wf.signals] for wf in self})

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
 
 from copilot.cli.demo_data import accounts
-from copilot.engine.executors import Action
+from copilot.engine.executor import Action
 from copilot.engine.runs import RunState
+from copilot.errors import WorkflowDefinitionError
 from copilot.testing import RecordingExecutor, StaticContext, WorkflowHarness
+from copilot.workflow.context import StepContext
+from copilot.workflow.definition import Workflow
 from tests.support import flows
+from tests.support.flows import Start
 
 
 def test_a_static_context_answers_only_the_names_asked_for() -> None:
@@ -59,3 +66,30 @@ def test_a_built_in_workflow_ranks_actions_from_the_signals_it_is_given() -> Non
         assert not set(h.executor.kinds()) & {
             r.kind for r in h.gate.of_run(run.id) if r.status == "rejected"
         }
+
+
+def test_the_harness_reads_nothing_of_the_deployments_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A unit test next to a deployment's COPILOT_* variables must not write to its database."""
+    deployment = tmp_path / "prod.db"
+    monkeypatch.setenv("COPILOT_DATABASE_URL", f"sqlite:///{deployment}")
+    monkeypatch.setenv("COPILOT_ACTION_EXECUTORS", "post_note=webhook")
+    monkeypatch.setenv("COPILOT_LLM", "openai:gpt-4o-mini")
+    with WorkflowHarness(flows.proposing, flows) as h:
+        h.run("proposing", "acct-1")
+        assert str(deployment) not in str(h.runtime.engine.url)
+        assert h.runtime.settings.llm == "none" and h.runtime.action_routes == {}
+    assert not deployment.exists()
+
+
+def test_the_harness_refuses_what_a_worker_would_refuse_at_start_up() -> None:
+    """Declared actions are checked as at start-up: an uncatalogued kind fails the harness."""
+    sneaky = Workflow("sneaky_harness", "1", input=Start, actions=["no_such_kind"])
+
+    @sneaky.step
+    def only(ctx: StepContext, inp: Start) -> Start:
+        return inp
+
+    with pytest.raises(WorkflowDefinitionError, match="no_such_kind"):
+        WorkflowHarness(sneaky)

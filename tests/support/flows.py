@@ -263,6 +263,27 @@ def report(ctx: StepContext, inp: Plan) -> Report:
     return Report(subject_id=inp.subject_id, outcomes=outcomes)
 
 
+# One auto-approved action per run (post_note is low-risk and internal): the delivery
+# tests route it to a webhook receiver or an app's Celery task and count what arrives.
+noting = Workflow("noting", "1", input=Start, actions=["post_note"])
+
+
+@noting.step
+def note(ctx: StepContext, inp: Start) -> Plan:
+    ctx.propose(
+        "post_note", {"account": inp.subject_id, "text": f"Note for {inp.subject_id}"},
+        confidence=0.9,
+    )  # fmt: skip
+    return Plan(subject_id=inp.subject_id, proposals=1)
+
+
+@noting.step
+def noted(ctx: StepContext, inp: Plan) -> Report:
+    outcomes = [{k: a[k] for k in ("kind", "status", "executed")}
+                for a in (ctx.decision or {}).get("approvals", [])]  # fmt: skip
+    return Report(subject_id=inp.subject_id, outcomes=outcomes)
+
+
 # An outcome the API's tests record (`POST /v1/outcomes`).
 from copilot.measure.outcomes import OutcomeSpec  # noqa: E402
 

@@ -14,6 +14,8 @@ PG_DSN = os.environ.get("COPILOT_TEST_PG", "host=127.0.0.1 port=5432 dbname=test
 # A database of its own: the flush test empties it. COPILOT_TEST_REDIS_DB picks another
 # (say, for two checkouts testing at once on one Redis).
 REDIS_DB = int(os.environ.get("COPILOT_TEST_REDIS_DB", "7"))
+# A second app's broker (the `celery` route's tests): COPILOT_TEST_REDIS_APP_DB, else the next.
+APP_REDIS_DB = int(os.environ.get("COPILOT_TEST_REDIS_APP_DB", str((REDIS_DB + 1) % 16)))
 
 
 def unavailable(service: str, exc: BaseException) -> None:
@@ -34,12 +36,12 @@ def pg_sqlalchemy_url(schema: str) -> str:
     )
 
 
-def redis_url() -> str:
+def redis_url(db: int = REDIS_DB) -> str:
     """The test Redis database's URL, once Redis answers (else skip, or fail under CI)."""
     import redis
 
     try:
-        redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB, socket_timeout=2).ping()
+        redis.Redis(host="127.0.0.1", port=6379, db=db, socket_timeout=2).ping()
     except redis.RedisError as exc:
         unavailable("Redis at 127.0.0.1:6379", exc)
-    return f"redis://127.0.0.1:6379/{REDIS_DB}"
+    return f"redis://127.0.0.1:6379/{db}"

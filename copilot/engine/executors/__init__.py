@@ -1,7 +1,8 @@
-"""The built-in executors: `outbox` and `webhook`. The Protocol is in `copilot.engine.executor`.
+"""The built-in executors: `outbox`, `webhook` and `celery`. The Protocol is in `copilot.engine.executor`.
 
 `OutboxExecutor` writes a row in the `outbox` table, for the app to pick up;
-`WebhookExecutor` sends an HMAC-signed POST with an `Idempotency-Key` header, retried.
+`WebhookExecutor` sends an HMAC-signed POST with an `Idempotency-Key` header, retried;
+`CeleryExecutor` sends a named task carrying the action to the app's own Celery queue.
 Both are registered as `copilot.executors` entry points like any third-party executor.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from copilot.engine.executor import Action, ExecutionError, Executor, Receipt, stored_receipt
 
 # Built-in implementations
+from copilot.engine.executors.celery import CeleryExecutor
 from copilot.engine.executors.outbox import OutboxExecutor
 from copilot.engine.executors.webhook import WebhookExecutor
 
@@ -22,6 +24,7 @@ __all__ = [
     "Receipt",
     "stored_receipt",
     # Built-in implementations
+    "CeleryExecutor",
     "OutboxExecutor",
     "WebhookExecutor",
 ]

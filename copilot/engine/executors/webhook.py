@@ -15,6 +15,7 @@ from copilot.engine.executor import (
     Action,
     ExecutionError,
     Receipt,
+    Route,
     stored_receipt,
     write_receipt,
 )
@@ -52,19 +53,35 @@ class WebhookExecutor:
         self.client = client or httpx.Client(timeout=10.0)
 
     @classmethod
-    def from_settings(cls, engine: Engine, settings: Settings) -> WebhookExecutor:
-        """The `copilot.executors` factory: `COPILOT_WEBHOOK_URL` and `COPILOT_WEBHOOK_SECRET`."""
-        if not settings.webhook_url:
+    def from_settings(
+        cls, engine: Engine, settings: Settings, *, route: Route | None = None
+    ) -> WebhookExecutor:
+        """The `copilot.executors` factory: `COPILOT_WEBHOOK_URL` and `COPILOT_WEBHOOK_SECRET`,
+        or a route's own `url` and `secret_env` (each falls back to the setting)."""
+        if route is not None:
+            unknown = sorted(set(route.options) - {"url", "timeout"})
+            if unknown:
+                raise ConfigError(
+                    f"unknown webhook option(s) {', '.join(unknown)}; use url, secret_env, timeout"
+                )
+        url = route.get("url") if route is not None else None
+        secret = route.get("secret") if route is not None else None
+        url = url or settings.webhook_url
+        secret = secret or settings.webhook_secret
+        if not url:
             raise ConfigError(
                 "COPILOT_WEBHOOK_URL is unset; set it to the endpoint that receives the actions"
+                + (" (or give the route `url:`)" if route is not None else "")
             )
-        if not settings.webhook_secret:
+        if not secret:
             # An empty HMAC key signs nothing a receiver could trust.
             raise ConfigError(
                 "COPILOT_WEBHOOK_SECRET is unset; set it to the HMAC key the receiver "
                 "checks X-Copilot-Signature with"
+                + (" (or give the route `secret_env: VARIABLE`)" if route is not None else "")
             )
-        return cls(engine, settings.webhook_url, settings.webhook_secret.encode())
+        timeout = float(route.get("timeout", 10.0)) if route is not None else 10.0
+        return cls(engine, str(url), str(secret).encode(), client=httpx.Client(timeout=timeout))
 
     def execute(self, action: Action) -> Receipt:
         """Deliver once, or replay the stored receipt."""
@@ -78,6 +95,8 @@ class WebhookExecutor:
                 "payload": action.payload,
                 "run_id": action.run_id,
                 "tenant": action.tenant,
+                "subject_id": action.subject_id,
+                "approval_id": action.approval_id,
             }
         )
         last = "no attempt"

@@ -9,12 +9,16 @@ from settings, the way a worker builds it.
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
@@ -26,9 +30,11 @@ from copilot.engine.executor import (
     ExecutionError,
     Executor,
     ExecutorRegistry,
+    Route,
 )
 from copilot.settings import Settings
 from tests.support.receiver import SECRET, Receiver
+from tests.support.services import redis_url
 
 # What the runner treats as "try again later with the same key" (Runner.advance).
 RETRYABLE = (ExecutionError, OperationalError)
@@ -56,6 +62,37 @@ def unreachable_engine(engine: Engine, tmp_path: Path) -> Engine:
     if engine.dialect.name == "sqlite":
         return create_engine(f"sqlite:///{tmp_path}/no-such-dir/copilot.db")
     return create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/test")
+
+
+def queued_keys(client: redis.Redis, queue: str) -> list[str]:
+    """The idempotency keys of the task messages waiting in a Redis queue (kombu's format)."""
+    keys = []
+    for raw in client.lrange(queue, 0, -1):
+        _, kwargs, _ = json.loads(base64.b64decode(json.loads(raw)["body"]))
+        keys.append(kwargs["action"]["idempotency_key"])
+    return keys
+
+
+def celery_harness(engine: Engine, tmp_path: Path, registry: ExecutorRegistry) -> Iterator[Harness]:
+    url = redis_url()
+    client = redis.Redis.from_url(url)
+    queue = f"app-{uuid.uuid4().hex[:8]}"
+    settings = Settings(home=tmp_path)
+
+    def route(broker: str) -> Route:
+        options = {"task": "crm.record_action", "queue": queue, "broker": broker, "timeout": 1}
+        return Route(kind="email_customer", executor="celery", options=options)
+
+    away = f"redis://127.0.0.1:{closed_port()}/0"
+    yield Harness(
+        "celery",
+        build=lambda: registry.build("celery", engine, settings, route=route(url)),
+        effects=lambda key: queued_keys(client, queue).count(key),
+        broken=lambda: registry.build("celery", engine, settings, route=route(away)),
+        fails_with=ExecutionError,
+    )
+    client.delete(queue)
+    client.close()
 
 
 def outbox_harness(engine: Engine, tmp_path: Path, registry: ExecutorRegistry) -> Harness:
@@ -100,12 +137,17 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture(params=sorted(BUILT_IN))
 def harness(
     request: pytest.FixtureRequest, engine: Engine, tmp_path: Path, receiver: Receiver
-) -> Harness:
+) -> Iterator[Harness]:
     registry = ExecutorRegistry.discover()
     if request.param == "outbox":
-        return outbox_harness(engine, tmp_path, registry)
+        yield outbox_harness(engine, tmp_path, registry)
+        return
     if request.param == "webhook":
-        return webhook_harness(engine, tmp_path, registry, receiver)
+        yield webhook_harness(engine, tmp_path, registry, receiver)
+        return
+    if request.param == "celery":
+        yield from celery_harness(engine, tmp_path, registry)
+        return
     raise AssertionError(f"built-in executor {request.param!r} has no conformance harness")
 
 

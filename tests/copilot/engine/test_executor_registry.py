@@ -7,14 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from copilot.engine.executor import (
-    Action,
-    ExecutorRegistry,
-    build_executors,
-    check_routes,
-    parse_routes,
-)
+from copilot.engine.executor import Action, ExecutorRegistry
 from copilot.engine.executors import OutboxExecutor
+from copilot.engine.routes import build_executors, check_routes, parse_routes
 from copilot.errors import ConfigError
 from copilot.settings import Settings
 from tests.support import plugin_dist
@@ -45,7 +40,7 @@ def test_malformed_routes_are_refused_naming_the_item(text: str, message: str) -
 
 def test_the_built_ins_are_registered_without_any_installed_metadata() -> None:
     registry = ExecutorRegistry.discover(group="copilot.executors.nothing-installed-here")
-    assert registry.names() == ["outbox", "webhook"]
+    assert registry.names() == ["celery", "outbox", "webhook"]
 
 
 def test_an_executor_from_an_installed_distribution_is_discovered_and_built(
@@ -76,12 +71,20 @@ def test_a_distribution_redeclaring_a_built_in_is_refused(
     [
         ("acme_other = acme_executors:FileExecutor", "built an executor named 'acme_file'"),
         ("acme_ghost = acme_missing:FileExecutor", "could not be loaded"),
+        ("acme_boom = acme_broken:Factory", "could not be loaded: RuntimeError: boom at import"),
+        ("acme_fail = acme_failing:Factory", "failed to start: RuntimeError: no token"),
     ],
 )
 def test_an_entry_point_that_cannot_build_its_executor_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: Engine, declared: str, message: str
 ) -> None:
-    monkeypatch.syspath_prepend(str(plugin_dist.write_distribution(tmp_path / "s", declared)))
+    """Whatever a plug-in raises while loading or building, start-up says which one, as config."""
+    site = plugin_dist.write_distribution(tmp_path / "s", declared)
+    (site / "acme_broken.py").write_text('raise RuntimeError("boom at import")\n')
+    (site / "acme_failing.py").write_text(
+        'def Factory(engine, settings):\n    raise RuntimeError("no token")\n'
+    )
+    monkeypatch.syspath_prepend(str(site))
     registry = ExecutorRegistry.discover()
     name = declared.split(" = ")[0]
     with pytest.raises(ConfigError, match=message):
