@@ -7,6 +7,8 @@
     ...     for req in api.iter_approvals():            # with a reviewer's key
     ...         api.approve(req.id, req.payload_hash)
     ...     assert api.verify().ok                      # with an auditor's key
+    ...     for action in api.iter_actions(until_empty=True):   # with an app's key
+    ...         api.ack(action, "delivered", {"sent": True})
 
 Every error response raises `ApiError`, a `CopilotError` with the server's stable `code`,
 its message and details, and the HTTP `status`.
@@ -27,6 +29,9 @@ import httpx
 from pydantic import BaseModel
 
 from copilot.api.schema import (
+    MAX_WAIT,
+    ActionOut,
+    ActionPage,
     ApprovalPage,
     ApprovalRequest,
     Entry,
@@ -173,6 +178,75 @@ class Client:
         return self._model(
             PreferencesOut, "PUT", f"/v1/subjects/{subject_id}/preferences", json=body
         )
+
+    # -- the action feed (role app; retry and cancel: role reviewer) ------------------------
+
+    def actions(
+        self,
+        status: str = "ready",
+        *,
+        kind: str | None = None,
+        subject_id: str | None = None,
+        cursor: int | None = None,
+        wait: float = 0.0,
+        limit: int = 10,
+    ) -> ActionPage:
+        """`ready` claims up to `limit` actions for this key (long-polling up to `wait` s);
+        another status lists them without claiming."""
+        given = {"kind": kind, "subject_id": subject_id, "cursor": cursor}
+        params = {"status": status, "wait": wait, "limit": limit,
+                  **{k: v for k, v in given.items() if v is not None}}  # fmt: skip
+        # The server may hold a long-poll for `wait` (capped): give the read that long too.
+        timeout = httpx.Timeout(self._http.timeout.read or 30.0, read=min(wait, MAX_WAIT) + 30.0)
+        return self._model(ActionPage, "GET", "/v1/actions", params=params, timeout=timeout)
+
+    def iter_actions(
+        self,
+        *,
+        wait: float = MAX_WAIT,
+        until_empty: bool = False,
+        kind: str | None = None,
+        subject_id: str | None = None,
+        limit: int = 10,
+    ) -> Iterator[ActionOut]:
+        """Claimed actions, one by one, long-polling between batches; ack each with `ack`.
+
+        Runs forever unless `until_empty` (then it stops at the first empty poll). An action
+        not acked within the visibility timeout returns to the feed for another consumer.
+        """
+        while True:
+            page = self.actions(kind=kind, subject_id=subject_id, wait=wait, limit=limit)
+            if not page.items and until_empty:
+                return
+            yield from page.items
+
+    def ack(
+        self,
+        action: ActionOut | int,
+        status: Literal["delivered", "failed"] = "delivered",
+        detail: dict[str, Any] | None = None,
+        *,
+        claim: str | None = None,
+    ) -> ActionOut:
+        """Settle a claim (the action as `iter_actions` yielded it, or its id and `claim`);
+        repeating it replays, a lost claim raises ApiError `delivery.claim_lost`."""
+        action_id = action if isinstance(action, int) else action.id
+        token = claim if claim is not None or isinstance(action, int) else action.claim
+        body = {"claim": token, "status": status, "detail": detail or {}}
+        return self._model(ActionOut, "POST", f"/v1/actions/{action_id}/ack", json=body)
+
+    def action(self, action_id: int) -> ActionOut:
+        """One action and its delivery state."""
+        return self._model(ActionOut, "GET", f"/v1/actions/{action_id}")
+
+    def retry_action(self, action_id: int) -> ActionOut:
+        """Put a dead action back to `ready` (role reviewer)."""
+        return self._model(ActionOut, "POST", f"/v1/actions/{action_id}/retry")
+
+    def cancel_action(self, action_id: int, reason: str) -> ActionOut:
+        """Cancel an action's delivery for good (role reviewer)."""
+        body = {"reason": reason}
+        return self._model(ActionOut, "POST", f"/v1/actions/{action_id}/cancel", json=body)
 
     # -- approvals (role reviewer) ----------------------------------------------------------
 

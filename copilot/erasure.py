@@ -6,7 +6,8 @@ re-personalized, and execution re-checks consent), then stops what is in flight 
 runs, then their pending and approved-but-unexecuted approvals are cancelled), then, in
 one transaction: deletes the subject's signal values; redacts what its runs stored
 (step outputs such as drafts and tone profiles, agent rounds, results, inputs beyond the
-subject id), its approval payloads and explanations, its outbox payloads, its outcomes; and deletes its erasable audit payloads,
+subject id), its approval payloads and explanations, its outbox payloads, its actions'
+deliveries (the undelivered ones cancelled), its outcomes; and deletes its erasable audit payloads,
 appending the tombstone. The audit chain committed to digests of those payloads, so it
 still verifies; the tombstone says which entries were erased and by whom.
 """
@@ -22,6 +23,7 @@ from approvals import ApprovalConflictError
 from approvals.rows import redact_subject
 from audit import Actor
 from copilot.db.tables import (
+    deliveries,
     outbox,
     outcomes,
     run_steps,
@@ -99,6 +101,19 @@ def _forget(conn: Connection, tenant: str, subject_id: str) -> dict[str, int]:
         ).rowcount,
         "outbox": conn.execute(
             update(outbox).where(outbox.c.run_id.in_(mine)).values(payload=REDACTED)
+        ).rowcount,
+        # An action on its way to the app for an erased subject must never arrive: what is
+        # not delivered yet is cancelled, and every payload, error and receipt forgotten.
+        "deliveries_cancelled": conn.execute(
+            update(deliveries)
+            .where(deliveries.c.tenant == tenant, deliveries.c.subject_id == subject_id)
+            .where(deliveries.c.state.in_(["ready", "claimed", "failed", "dead"]))
+            .values(state="cancelled", due_at=None, claim_token=None)
+        ).rowcount,
+        "deliveries": conn.execute(
+            update(deliveries)
+            .where(deliveries.c.tenant == tenant, deliveries.c.subject_id == subject_id)
+            .values(payload=REDACTED, last_error=None, receipt=None)
         ).rowcount,
     }
     return counts

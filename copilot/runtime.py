@@ -15,6 +15,8 @@ from audit import CheckpointLog, Signer, SqlAuditStore, Trail
 from audit.signing import key_id, load_public_key
 from copilot import broker
 from copilot.db.engines import make_engine
+from copilot.delivery import DeliveryStore
+from copilot.delivery import Policy as DeliveryPolicy
 from copilot.engine.executor import Executor, ExecutorRegistry, Route
 from copilot.engine.gating import resume_when_settled
 from copilot.engine.proactive import Dispatch, Proactive
@@ -235,7 +237,20 @@ class Runtime:
             consent=self.consent,
             holdouts=parse_holdouts(self.settings.holdouts),
             holdout_salt=self.settings.holdout_salt,
+            deliveries=self.deliveries,
         )
+
+    @cached_property
+    def deliveries(self) -> DeliveryStore:
+        """Each approved action's delivery: the feed's claims and acks, push attempts, retries."""
+        s = self.settings
+        policy = DeliveryPolicy(
+            max_attempts=s.delivery_max_attempts,
+            backoff_base=s.delivery_backoff,
+            backoff_cap=s.delivery_backoff_cap,
+            visibility=s.delivery_visibility,
+        )
+        return DeliveryStore(self.engine, self.audit, policy)
 
     def proactive(self, dispatch: Dispatch | None = None) -> Proactive:
         """Schedules and event triggers over this runtime's runner (batches run inline by default)."""
@@ -266,6 +281,7 @@ class Runtime:
             self.audit,
             self.enqueue,
             gate=self.gate,
+            actions=self.runner.actions,
             grace_seconds=self.settings.sweep_grace,
             # Only the host holding the signing key signs (the beat host, by deployment);
             # other workers' sweeps never create a key of their own.

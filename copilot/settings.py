@@ -61,6 +61,19 @@ class Settings(BaseSettings):
     )
     webhook_url: str | None = Field(default=None, description="Where the webhook executor POSTs.")
     webhook_secret: str | None = Field(default=None, description="HMAC key for webhook signatures.")
+    delivery_max_attempts: int = Field(
+        default=8, ge=1, le=100, description="Attempts before an action's delivery is `dead`."
+    )
+    delivery_backoff: float = Field(
+        default=1.0, gt=0, description="Seconds before a failed delivery's first retry (doubles)."
+    )
+    delivery_backoff_cap: float = Field(
+        default=300.0, gt=0, description="The longest wait between delivery retries, seconds."
+    )
+    delivery_visibility: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="Seconds a feed claim holds an action before it returns to the feed.",
+    )  # fmt: skip
     policy_path: Path | None = Field(default=None, description="YAML approval policy.")
     signals_path: Path | None = Field(default=None, description="YAML signal declarations.")
     outcomes_path: Path | None = Field(default=None, description="YAML outcome declarations.")

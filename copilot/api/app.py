@@ -14,7 +14,7 @@ from copilot.api import errors
 from copilot.api.auth import KeyCache
 from copilot.api.limits import BodyLimit
 from copilot.api.reads import QueueReader
-from copilot.api.routes import admin, approvals, audit, ops, outcomes, runs, subjects
+from copilot.api.routes import actions, admin, approvals, audit, ops, outcomes, runs, subjects
 from copilot.api.strict import strict_query
 from copilot.runtime import Runtime
 from copilot.settings import Settings
@@ -24,8 +24,9 @@ Trigger durable workflow runs, work the approval queue, and read and verify the
 tamper-evident audit trail.
 
 Every `/v1` call needs `Authorization: Bearer <key>`. A key belongs to one tenant and
-holds roles: `app` (runs, explanations, signals, outcomes, subject preferences), `reviewer` (the
-queue and decisions), `auditor` (read, verify, export the trail), `admin` (keys, policy).
+holds roles: `app` (runs, explanations, signals, outcomes, subject preferences, the action
+feed and its acks), `reviewer` (the queue and decisions, retrying or cancelling a dead
+action), `auditor` (read, verify, export the trail), `admin` (keys, policy).
 Everything is scoped to the key's tenant: an id of another tenant answers 404.
 Errors are `{"error": {"code", "message", "details"}}` with stable codes.
 """
@@ -59,7 +60,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.queue_reader = reader
     app.state.max_body = settings.api_max_body_bytes
     errors.install(app)
-    for module in (runs, approvals, audit, subjects, outcomes, admin, ops):
+    for module in (runs, approvals, actions, audit, subjects, outcomes, admin, ops):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     return app

@@ -387,6 +387,83 @@ class PolicyOut(BaseModel):
     shadow_agreement: list[ShadowFigure]
 
 
+# -- actions (the feed) ---------------------------------------------------------------------
+
+ActionState = Literal["ready", "claimed", "delivered", "failed", "dead", "cancelled"]
+MAX_WAIT = 20.0  # seconds a long-poll may hold a request open (a larger `wait` is capped)
+
+
+class ActionParams(BaseModel):
+    """The feed's query parameters (`GET /v1/actions`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: ActionState | Literal["all"] = Field(
+        default="ready",
+        description="`ready` claims what is claimable (ready, due for retry, or an expired "
+        "claim) for you; any other value lists without claiming.",
+    )
+    kind: Annotated[str | None, Field(pattern=NAME, description="Only this action kind.")] = None
+    subject_id: Annotated[
+        str | None, Field(pattern=SUBJECT, description="Only this subject's.")
+    ] = None
+    cursor: Annotated[
+        int | None, Field(ge=0, description="`next_cursor` of the last page: ids above it.")
+    ] = None
+    wait: Annotated[
+        float, Field(ge=0, le=3600, description=f"Long-poll: hold up to this many seconds "
+                     f"(capped at {MAX_WAIT:g}) until something is claimable.")
+    ] = 0.0  # fmt: skip
+    limit: Annotated[int, Field(ge=1, le=100, description="Page size.")] = 10
+
+
+class ActionOut(BaseModel):
+    """An approved action on its way to the app, and where its delivery stands."""
+
+    id: int
+    idempotency_key: str = Field(description="Stable per action: deduplicate on it.")
+    kind: str
+    subject_id: str | None
+    run_id: str | None
+    approval_id: str | None
+    route: str = Field(description="The executor it goes through (`outbox`: this feed).")
+    payload: dict[str, Any]
+    state: ActionState
+    attempts: int
+    max_attempts: int
+    last_error: str | None
+    receipt: dict[str, Any] | None
+    claim: str | None = Field(
+        description="Your claim's token (ack with it); only its holder sees it."
+    )
+    claimed_by: str | None
+    claim_expires_at: float | None
+    next_attempt_at: float | None
+    created_at: float
+    updated_at: float
+
+
+class ActionPage(BaseModel):
+    """A page of actions by id; pass `next_cursor` as `cursor` for the next one."""
+
+    items: list[ActionOut]
+    next_cursor: int | None
+
+
+class AckIn(RequestModel):
+    """Settle your claim: `delivered` (done: the detail is the receipt) or `failed` (retry later)."""
+
+    claim: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="The claim's token.")]
+    status: Literal["delivered", "failed"]
+    detail: JsonObject = Field(default_factory=dict, description="Receipt, or what went wrong.")
+
+
+class CancelIn(RequestModel):
+    """Give up on an action's delivery, with the reason."""
+
+    reason: Text
+
+
 # -- operations -----------------------------------------------------------------------------
 
 

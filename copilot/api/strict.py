@@ -20,7 +20,13 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def _names(dependant: Any) -> set[str]:
-    found = {f.alias for f in dependant.query_params}
+    found = set()
+    for f in dependant.query_params:
+        model = getattr(f.field_info, "annotation", None)
+        if isinstance(model, type) and issubclass(model, BaseModel):  # a query parameter model
+            found |= {v.alias or k for k, v in model.model_fields.items()}
+        else:
+            found.add(f.alias)
     for sub in dependant.dependencies:
         found |= _names(sub)
     return found

@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from audit import CopilotError
 from copilot.cli import (
+    actions_cmd,
     api_cmd,
     approvals_cmd,
     audit_cmd,
@@ -52,6 +53,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(runs_cmd.runs_app, name="runs")
 app.add_typer(approvals_cmd.app, name="approvals")
+app.add_typer(actions_cmd.app, name="actions")
 app.add_typer(subjects_cmd.app, name="subjects")
 app.add_typer(signals_cmd.app, name="signals")
 app.add_typer(schedules_cmd.app, name="schedules")

@@ -124,3 +124,10 @@ def _print(r: Report) -> None:
                 f"{g.shadow_agreement:.0%}" if g.shadow_agreement is not None else "-",
             )  # fmt: skip
         out.print(table)
+    if r.deliveries:
+        table = Table("kind", "route", "actions", "delivered", "retrying", "dead", "cancelled",
+                      "failed attempts", title="delivery to the app")  # fmt: skip
+        for d in r.deliveries:
+            counts = (d.actions, d.delivered, d.retrying, d.dead, d.cancelled, d.failed_attempts)
+            table.add_row(d.kind, d.route, *(str(v) for v in counts))
+        out.print(table)

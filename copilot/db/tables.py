@@ -109,6 +109,36 @@ outbox = Table(
     Column("delivered_at", Float, nullable=True),
 )
 
+# One row per approved action on its way to the app: the delivery state machine
+# (copilot.delivery). `due_at` is when the row is next claimable: a ready row's creation,
+# a failed row's next attempt, a claimed row's claim expiry; NULL once settled.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("tenant", String(100), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("approval_id", String(32), nullable=True),
+    Column("subject_id", String(200), nullable=True),
+    Column("kind", String(100), nullable=False),
+    Column("route", String(100), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("receipt", Text, nullable=True),
+    Column("claim_token", String(32), nullable=True),
+    Column("claimed_by", String(200), nullable=True),
+    Column("due_at", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_deliveries_due", "route", "due_at"),
+    Index("ix_deliveries_tenant_state", "tenant", "state", "id"),
+    Index("ix_deliveries_approval", "approval_id"),
+)
+
 receipts = Table(
     "receipts",
     metadata,

@@ -11,6 +11,9 @@ outcome in `ctx.decision["approvals"]`.
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -21,11 +24,14 @@ from approvals import ApprovalRequest, Gate
 from approvals.queue import pending_in_run
 from audit import Actor
 from copilot.db.tables import runs
-from copilot.engine.executor import DEFAULT_EXECUTOR, Action, ExecutionError, Executor
+from copilot.delivery import OUTBOX, Delivery, DeliveryStore, NewDelivery, State
+from copilot.engine.executor import DEFAULT_EXECUTOR, Action, ExecutionError, Executor, Receipt
 from copilot.engine.runs import Run, RunState, run_from
 from copilot.engine.store import RunStore
 from copilot.governance.consent import Consent
 from copilot.workflow.context import ActionOutcome
+
+log = logging.getLogger(__name__)
 
 
 def action_id(run_id: str, idx: int, *, round: int | None = None, n: int | None = None) -> str:
@@ -80,7 +86,11 @@ class ActionGate:
 
     `executors` maps executor names to executors and `routes` action kinds to executor
     names (a kind with no route goes to the outbox). Both are held as given, not copied:
-    the runner's executors are the gate's.
+    the runner's executors are the gate's. With `deliveries`, every approved action has a
+    delivery (copilot.delivery): the outbox's is acked by the app through the feed; a push
+    route's moves with each attempt's result here (the run retries a failed one when its
+    backoff ends, the sweeper one whose run stopped retrying, and a dead one no longer
+    holds the run).
     """
 
     def __init__(
@@ -89,11 +99,14 @@ class ActionGate:
         consent: Consent | None,
         executors: Mapping[str, Executor],
         routes: Mapping[str, str] | None = None,
+        deliveries: DeliveryStore | None = None,
     ) -> None:
         self.gate = gate
         self.consent = consent
         self.executors = executors
         self.routes: Mapping[str, str] = routes if routes is not None else {}
+        self.deliveries = deliveries
+        self.owner = f"engine:{socket.gethostname()}:{os.getpid()}"
 
     def submit(
         self,
@@ -169,7 +182,8 @@ class ActionGate:
 
     def _execute(self, run_id: str, req: ApprovalRequest) -> bool:
         """Act once (the key is the approval id, so a retry replays the receipt); close the request."""
-        executor = self.executors[self.routes.get(req.kind, DEFAULT_EXECUTOR)]
+        route = self.routes.get(req.kind, DEFAULT_EXECUTOR)
+        executor = self.executors[route]
         action = Action(
             tenant=req.tenant,
             run_id=run_id,
@@ -179,11 +193,31 @@ class ActionGate:
             subject_id=req.subject_id,
             approval_id=req.id,
         )
+        if self.deliveries is None:
+            return self._once(req, executor, action)
+        delivery = self.deliveries.open(
+            NewDelivery(
+                idempotency_key=action.idempotency_key, tenant=req.tenant, kind=req.kind,
+                route=route, payload=req.payload, run_id=run_id, approval_id=req.id,
+                subject_id=req.subject_id,
+            )
+        )  # fmt: skip
+        if route == OUTBOX:
+            # Handing it to the outbox is the receipt; the app's ack on the feed moves the
+            # delivery from here on.
+            return self._once(req, executor, action)
+        return self._push(req, executor, action, delivery)
+
+    def _once(self, req: ApprovalRequest, executor: Executor, action: Action) -> bool:
         try:
             receipt = executor.execute(action)
         except ExecutionError as exc:
             self.gate.record_execution(req.id, ok=False, detail={"error": exc.message})
             raise
+        self._record(req, receipt)
+        return receipt.status == "done"
+
+    def _record(self, req: ApprovalRequest, receipt: Receipt) -> None:
         self.gate.record_execution(
             req.id,
             ok=receipt.status == "done",
@@ -193,4 +227,61 @@ class ActionGate:
                 "idempotency_key": receipt.idempotency_key,
             },
         )
+
+    def _push(
+        self, req: ApprovalRequest, executor: Executor, action: Action, delivery: Delivery,
+        *, by_run: bool = True,
+    ) -> bool:  # fmt: skip
+        """One attempt of a push route, if one is due: the delivery moves with its result."""
+        assert self.deliveries is not None
+        d = self.deliveries.start(delivery.id, self.owner, take_over=by_run)
+        if d.claim is None:  # settled, in flight elsewhere, or waiting out its backoff
+            if d.state == State.DELIVERED:
+                return bool(d.receipt and d.receipt["detail"].get("status") == "done")
+            if d.state in (State.DEAD, State.CANCELLED):
+                return False  # a person retries or cancels it; the run goes on without it
+            raise ExecutionError(
+                f"delivery {d.id} of approval {req.id} is {d.state} (next attempt at "
+                f"{d.next_attempt_at or d.claim_expires_at}); retried then",
+                idempotency_key=action.idempotency_key,
+            )
+        claim = d.claim
+        try:
+            receipt = executor.execute(action)
+        except ExecutionError as exc:
+            d = self.deliveries.finish(d.id, claim, error=exc.message)
+            detail = {"error": exc.message, "delivery": d.state.value, "attempts": d.attempts}
+            self.gate.record_execution(req.id, ok=False, detail=detail)
+            if d.state == State.DEAD:
+                return False
+            raise
+        detail = {"executor": receipt.executor, "status": receipt.status, **receipt.detail}
+        if receipt.status == "done":
+            self.deliveries.finish(d.id, claim, receipt=detail)
+        else:  # the receiver said no for good: a person looks at it (retry or cancel)
+            self.deliveries.finish(d.id, claim, error=f"refused: {detail}", final=True)
+        self._record(req, receipt)
         return receipt.status == "done"
+
+    def redeliver_due(self, limit: int = 100) -> int:
+        """The sweeper's part: one attempt for each push delivery that is due; how many delivered."""
+        if self.deliveries is None:
+            return 0
+        delivered = 0
+        for delivery_id in self.deliveries.due_push(limit):
+            d = self.deliveries.get(delivery_id)
+            executor = self.executors.get(d.route)
+            if executor is None or d.approval_id is None:
+                log.warning("delivery %s: no executor %r in this process", d.id, d.route)
+                continue
+            req = self.gate.get(d.approval_id)
+            if req.status != "approved":
+                continue
+            action = Action(tenant=d.tenant, run_id=d.run_id, kind=d.kind, payload=d.payload,
+                            idempotency_key=d.idempotency_key, subject_id=d.subject_id,
+                            approval_id=d.approval_id)  # fmt: skip
+            try:
+                delivered += self._push(req, executor, action, d, by_run=False)
+            except ExecutionError as exc:
+                log.info("delivery %s not delivered yet: %s", d.id, exc.message)
+        return delivered

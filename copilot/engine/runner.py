@@ -26,6 +26,7 @@ from sqlalchemy.exc import OperationalError
 
 from approvals import Gate
 from audit import Actor
+from copilot.delivery import DeliveryStore
 from copilot.engine.checkpoint import Checkpointer
 from copilot.engine.executor import ExecutionError, Executor
 from copilot.engine.gating import ActionGate, action_id
@@ -52,7 +53,8 @@ class Runner:
     """Advances runs. One per process; cheap to build from settings at the edge.
 
     `executors` maps executor names to executors; `action_executors` routes action kinds
-    to executor names (unrouted kinds go to the outbox).
+    to executor names (unrouted kinds go to the outbox); with `deliveries`, each approved
+    action's delivery is tracked (copilot.delivery).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class Runner:
         consent: Consent | None = None,
         holdouts: Mapping[str, float] | None = None,
         holdout_salt: str = "copilot",
+        deliveries: DeliveryStore | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -90,7 +93,9 @@ class Runner:
         self.lease = Lease(store, self.owner, lease_seconds)
         # Shares the runner's executor and route mappings: one place to add an executor.
         self.actions = (
-            ActionGate(gate, consent, self.executors, self.action_executors) if gate else None
+            ActionGate(gate, consent, self.executors, self.action_executors, deliveries)
+            if gate
+            else None
         )
         self.checkpoints = Checkpointer(self.lease, self.actions)
 

@@ -2,7 +2,8 @@
 
 A lost message must never lose a run. Each sweep re-enqueues runs that sat queued past a
 grace period or whose lease expired (a worker died), chains audit events queued behind
-busy writers, and signs a checkpoint for streams that grew by `checkpoint_every`.
+busy writers, gives each due push delivery (an action whose webhook or task failed) its
+next attempt, and signs a checkpoint for streams that grew by `checkpoint_every`.
 Sweeping twice at once is harmless: advancing is leased and everything else idempotent,
 so a second beat scheduler does no damage.
 """
@@ -16,6 +17,7 @@ from pydantic import BaseModel
 
 from approvals import Gate
 from audit import AuditError, SqlAuditStore, Trail
+from copilot.engine.gating import ActionGate
 from copilot.engine.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ class SweepReport(BaseModel):
     expired: int = 0
     chained: int = 0
     checkpoints: int = 0
+    redelivered: int = 0
 
 
 class Sweeper:
@@ -43,8 +46,10 @@ class Sweeper:
         trail: Trail | None = None,
         checkpoint_every: int = 0,
         gate: Gate | None = None,
+        actions: ActionGate | None = None,
     ) -> None:
         self.gate = gate
+        self.actions = actions
         self.runs = runs
         self.audit = audit
         self.enqueue = enqueue
@@ -64,6 +69,8 @@ class Sweeper:
         for run_id in self.runs.due(queued_before=now - self.grace_seconds, now=now):
             self.enqueue(run_id, 0.0)
             report.requeued += 1
+        if self.actions is not None:  # push deliveries whose backoff ended, or a person retried
+            report.redelivered = self.actions.redeliver_due()
         report.chained = self.audit.settle_all()
         if self.trail is not None and self.checkpoint_every:
             for stream in self.audit.streams():

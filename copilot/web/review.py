@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from approvals import ApprovalRequest
 from approvals.kinds import Risk
+from audit import Actor
 from audit import Query as AuditQuery
 from copilot.api.errors import status_of
 from copilot.api.schema import HEX_ID, NAME, SUBJECT
@@ -25,7 +26,8 @@ Filter = Annotated[str, Query(max_length=200)]
 RISKS = [r.value for r in Risk]
 # The outcomes a person resolves here; anything else (a bug) stays a server error.
 SHOWN_INLINE = {"approval.invalid_payload", "approval.forbidden", "approval.unknown_kind",
-                "request.invalid", "approval.conflict", "approval.claimed"}  # fmt: skip
+                "request.invalid", "approval.conflict", "approval.claimed",
+                "delivery.conflict"}  # fmt: skip
 
 
 def _filters(workflow: str, kind: str, risk: str, subject: str) -> tuple[dict[str, Any], str]:
@@ -105,6 +107,7 @@ def _detail(
         "versions": [r for r in rt.gate.of_run(req.run_id) if r.action_id == req.action_id]
         if req.run_id
         else [],
+        "delivery": rt.deliveries.of_approval(req.id),
     }
     return render(request, "approval.html", ctx, status=status)
 
@@ -183,4 +186,35 @@ def decide(
             message = exc.message
         return _detail(request, session, approval_id, error=message, status=status_of(exc.code),
                        edits=edits if action == "edit" else None)  # fmt: skip
+    return RedirectResponse(f"{PREFIX}/approvals/{req.id}", status_code=303, headers=HEADERS)
+
+
+@router.post("/approvals/{approval_id}/delivery")
+def delivery(
+    request: Request,
+    session: Reviewer,
+    approval_id: ApprovalId,
+    csrf: Annotated[str, Form(max_length=100)],
+    action: Annotated[str, Form(pattern=r"^(retry|cancel)$")],
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Retry a dead delivery of the approved action, or cancel it with a reason."""
+    check_csrf(session, csrf)
+    rt, who = rt_of(request), session.principal
+    req = rt.gate.get(approval_id, tenant=who.tenant)  # 404 for another tenant's
+    found = rt.deliveries.of_approval(req.id)
+    try:
+        if found is None:
+            raise CopilotError("This action has no delivery yet", code="delivery.conflict")
+        if action == "retry":
+            rt.deliveries.retry(who.tenant, found.id, actor=Actor.human(who.name))
+        else:
+            if not reason.strip():
+                raise CopilotError("Give a reason to cancel the delivery", code="request.invalid")
+            rt.deliveries.cancel(who.tenant, found.id, actor=Actor.human(who.name),
+                                 reason=reason.strip())  # fmt: skip
+    except CopilotError as exc:
+        if exc.code not in SHOWN_INLINE:
+            raise
+        return _detail(request, session, approval_id, error=exc.message, status=status_of(exc.code))
     return RedirectResponse(f"{PREFIX}/approvals/{req.id}", status_code=303, headers=HEADERS)

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, case, func, select
 
 from audit.db import readonly
-from copilot.db.tables import outcomes, runs, signals
+from copilot.db.tables import deliveries, outcomes, runs, signals
 from copilot.measure.experiments import Arm, ExperimentError, Lift, Method, check_alpha, lift
 from copilot.measure.feedback import NO_SEGMENT, Feedback, group_feedback, read_feedback
 from copilot.measure.guardrails import (
@@ -39,7 +39,7 @@ from copilot.measure.guardrails import (
 )
 from copilot.measure.outcomes import OutcomeRegistry, OutcomeSpec
 from copilot.measure.report.figures import figures_of
-from copilot.measure.report.model import OutcomeLift, Report
+from copilot.measure.report.model import DeliveryCount, OutcomeLift, Report
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +80,7 @@ def build_report(
         exposures = _exposures(run_rows, seg_of_run)
         seen = _outcome_times(conn, tenant, names)
         feedback = read_feedback(conn, tenant, workflow=workflow)
+        delivery = delivery_counts(conn, tenant, workflow)
     window = window_days * 86400 if window_days is not None else None
     converted = {name: converted_subjects(exposures, seen.get(name, {}), window) for name in names}
     rejection = Guardrail(metric="rejection_rate", max_rate=max_rejection_rate)
@@ -120,11 +121,41 @@ def build_report(
         guardrails=checks,
         warnings=warnings,
         figures=[],
+        deliveries=delivery,
     )
     return report.model_copy(update={"figures": figures_of(report)})
 
 
 # -- reading -------------------------------------------------------------------------------
+
+
+def delivery_counts(conn: Connection, tenant: str, workflow: str | None) -> list[DeliveryCount]:
+    """Deliveries per (kind, route): delivered, retrying, dead, cancelled, failed attempts."""
+    d = deliveries.c
+
+    def n(state: str) -> Any:
+        return func.sum(case((d.state == state, 1), else_=0))
+
+    # Every attempt but a delivered one's last, and but one still in flight, did not deliver.
+    settled = func.sum(case((d.state.in_(["delivered", "claimed"]), 1), else_=0))
+    q = (
+        select(d.kind, d.route, func.count().label("actions"), n("delivered").label("delivered"),
+               n("failed").label("retrying"), n("dead").label("dead"),
+               n("cancelled").label("cancelled"),
+               (func.sum(d.attempts) - settled).label("failed_attempts"))
+        .where(d.tenant == tenant)
+        .group_by(d.kind, d.route)
+        .order_by(d.kind, d.route)
+    )  # fmt: skip
+    if workflow is not None:
+        q = q.join(runs, runs.c.id == d.run_id).where(runs.c.workflow == workflow)
+    found = []
+    for r in conn.execute(q):
+        found.append(DeliveryCount(kind=r.kind, route=r.route, actions=r.actions,
+                                   delivered=int(r.delivered), retrying=int(r.retrying),
+                                   dead=int(r.dead), cancelled=int(r.cancelled),
+                                   failed_attempts=max(0, int(r.failed_attempts))))  # fmt: skip
+    return found
 
 
 def _runs(conn: Connection, tenant: str, workflow: str | None) -> list[dict[str, Any]]:

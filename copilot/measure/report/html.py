@@ -119,6 +119,12 @@ def render_body(report: Report) -> str:
             raw_last=True))  # fmt: skip
     if report.groups:
         parts.append("<h2>Reviewer feedback and execution</h2>" + _groups(report.groups))
+    if report.deliveries:
+        parts.append("<h2>Delivery to the app</h2>" + _table(
+            ["kind", "route", "actions", "delivered", "retrying", "dead", "cancelled",
+             "failed attempts"],
+            [[c.kind, c.route, c.actions, c.delivered, c.retrying, c.dead, c.cancelled,
+              c.failed_attempts] for c in report.deliveries]))  # fmt: skip
     for fig in report.figures:
         data = base64.b64encode(plot_png(fig)).decode()
         parts.append(f'<figure data-figure="{escape(fig.name)}"><img alt="{escape(fig.title)}" '

@@ -59,6 +59,25 @@ class OutcomeLift(BaseModel):
     lift: Lift
 
 
+class DeliveryCount(BaseModel):
+    """Approved actions of one kind through one route: how their deliveries stand.
+
+    `failed_attempts` counts attempts that did not deliver (a failed ack or executor error,
+    a claim that timed out); `retrying` and `dead` are the actions in those states now.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    route: str
+    actions: int
+    delivered: int
+    retrying: int
+    dead: int
+    cancelled: int
+    failed_attempts: int
+
+
 class Report(BaseModel):
     """Everything `copilot report` shows, as data."""
 
@@ -81,3 +100,4 @@ class Report(BaseModel):
     guardrails: list[GuardrailCheck]
     warnings: list[Finding]
     figures: list[Figure]
+    deliveries: list[DeliveryCount] = []

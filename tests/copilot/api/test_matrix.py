@@ -23,6 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from audit import Actor
+from copilot.delivery import DeliveryStore, NewDelivery, Policy
 from copilot.engine.runs import RunState
 from copilot.governance.keys import ROLES
 from copilot.server import create_app
@@ -116,6 +117,11 @@ def _keys_of_own_tenant(fx: Fixture, res: dict[str, str], r: httpx.Response) -> 
     assert res["key"] not in r.text
 
 
+def _no_acme_actions(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
+    assert r.json()["items"] == []  # globex has no actions; acme's stayed unclaimed
+    assert fx.api.rt.deliveries.get(int(res["ready"])).state == "ready"
+
+
 def _decision(res: dict[str, str]) -> dict[str, str]:
     return {"decision": "approve", "payload_hash": res["payload_hash"]}
 
@@ -129,6 +135,13 @@ ENDPOINTS = [
     Endpoint("GET", "/v1/approvals", frozenset({"reviewer"}), 200, None, _no_acme_ids),
     Endpoint("GET", "/v1/approvals/{approval}", frozenset({"reviewer"}), 200),
     Endpoint("POST", "/v1/approvals/{approval}/decision", frozenset({"reviewer"}), 200, _decision),
+    Endpoint("GET", "/v1/actions", frozenset({"app"}), 200, None, _no_acme_actions),
+    Endpoint("GET", "/v1/actions/{action}", frozenset({"app", "reviewer", "auditor"}), 200),
+    Endpoint("POST", "/v1/actions/{action}/ack", frozenset({"app"}), 200,
+             lambda res: {"claim": res["claim"], "status": "delivered"}),
+    Endpoint("POST", "/v1/actions/{dead}/retry", frozenset({"reviewer"}), 200),
+    Endpoint("POST", "/v1/actions/{dead}/cancel", frozenset({"reviewer"}), 200,
+             lambda res: {"reason": "sent by hand"}),
     Endpoint("GET", "/v1/audit/events", frozenset({"auditor"}), 200, None, _events_of_own_stream),
     Endpoint("GET", "/v1/audit/verify", frozenset({"auditor"}), 200, None, _verifies_own_stream),
     Endpoint("GET", "/v1/audit/export", frozenset({"auditor"}), 200, None, _exports_own_stream),
@@ -176,7 +189,23 @@ class Fixture:
             "payload_hash": approval.payload_hash,
             "key": key.id,
             "subject": subject,
+            **self.actions(),
         }
+
+    def actions(self) -> dict[str, str]:
+        """Fresh acme actions: one ready, one claimed (with its claim), one dead."""
+        rt = self.api.rt
+        once = DeliveryStore(rt.engine, rt.audit, Policy(max_attempts=1))
+        made = [rt.deliveries.open(NewDelivery(idempotency_key=f"m:{self.n}:{i}", tenant="acme",
+                                               kind="post_note", route="outbox", payload={}))
+                for i in range(2)]  # fmt: skip
+        dead = once.open(NewDelivery(idempotency_key=f"m:{self.n}:dead", tenant="acme",
+                                     kind="post_note", route="outbox", payload={}))  # fmt: skip
+        (held,) = rt.deliveries.claim("acme", "crm", only=made[1].id)
+        (doomed,) = rt.deliveries.claim("acme", "crm", only=dead.id)
+        rt.deliveries.ack("acme", dead.id, doomed.claim or "", "failed", {"error": "x"})
+        return {"ready": str(made[0].id), "action": str(held.id), "claim": held.claim or "",
+                "dead": str(dead.id)}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +256,7 @@ def test_authorization_matrix(fx: Fixture, ep: Endpoint, caller: str, tenant: st
             in {
                 401: {"auth.unauthenticated"},
                 403: {"auth.forbidden"},
-                404: {"run.not_found", "approval.not_found", "key.not_found"},
+                404: {"run.not_found", "approval.not_found", "key.not_found", "delivery.not_found"},
             }[want]
         )
         assert set(r.json()) == {"error"} and set(error) == {"code", "message", "details"}
@@ -239,6 +268,8 @@ def test_authorization_matrix(fx: Fixture, ep: Endpoint, caller: str, tenant: st
         assert fx.api.rt.keys.get(res["key"], tenant="acme").revoked_at is None
         assert fx.api.rt.consent.get("acme", res["subject"]).opt_out_workflows == ()
         assert fx.api.rt.consent.get("acme", res["subject"]).consent_basis != "erased"
+        assert fx.api.rt.deliveries.get(int(res["action"])).state == "claimed"
+        assert fx.api.rt.deliveries.get(int(res["dead"])).state == "dead"
 
 
 def test_the_matrix_covers_every_route_of_the_app(fx: Fixture) -> None:
@@ -250,7 +281,8 @@ def test_the_matrix_covers_every_route_of_the_app(fx: Fixture) -> None:
     }
     table = {
         (ep.method, ep.path.replace("{run}", "{run_id}").replace("{approval}", "{approval_id}")
-         .replace("{key}", "{key_id}").replace("{subject}", "{subject_id}"))
+         .replace("{key}", "{key_id}").replace("{subject}", "{subject_id}")
+         .replace("{action}", "{action_id}").replace("{dead}", "{action_id}"))
         for ep in ENDPOINTS
     }  # fmt: skip
     assert documented == table

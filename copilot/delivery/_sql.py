@@ -1,0 +1,66 @@
+"""The feed's hot statements: one claim statement per batch, one compare-and-set per ack.
+
+PostgreSQL claims a batch in one `UPDATE ... FROM (SELECT ... FOR UPDATE SKIP LOCKED)`
+that returns each row with what it was before (the state and holder the audit event
+names) and a fresh claim token per row. SQLite has no row locks (its writers are
+serialized by `BEGIN IMMEDIATE`), so the store compare-and-sets row by row there.
+
+On PostgreSQL the ack of a delivered action is raw SQL run on the driver, as the audit
+store's appends are: SQLAlchemy's per-statement machinery cost about as much CPU as
+the database's work on this path (bench/actions.py), and the outbox's `delivered_at`
+is set in the same statement.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import String, cast, func, update
+
+from copilot.db.tables import deliveries
+
+d = deliveries.c
+
+
+def claim_batch(picked: Any, owner: str, now: float, lease: float) -> Any:
+    """PostgreSQL: claim every row of the `picked` subquery (ids locked SKIP LOCKED)."""
+    sub = picked.subquery("picked")
+    token = func.replace(cast(func.gen_random_uuid(), String), "-", "")
+    return (
+        update(deliveries)
+        .where(d.id == sub.c.id)
+        .values(state="claimed", claim_token=token, claimed_by=owner, attempts=d.attempts + 1,
+                due_at=now + lease, updated_at=now)
+        .returning(*deliveries.c, sub.c.state.label("was"), sub.c.claimed_by.label("was_by"))
+    )  # fmt: skip
+
+
+def ack_delivered(
+    tenant: str, delivery_id: int, claim: str, receipt: str, now: float, outbox: str
+) -> Any:
+    """Compare-and-set a claimed row to `delivered` if `claim` still holds it; returns the row."""
+    return (
+        update(deliveries)
+        .where(d.id == delivery_id, d.tenant == tenant, d.claim_token == claim)
+        .where(d.state == "claimed", d.route == outbox)
+        .values(state="delivered", due_at=None, receipt=receipt, updated_at=now)
+        .returning(*deliveries.c)
+    )
+
+
+COLUMNS = ", ".join(c.name for c in deliveries.c)
+PG_ACK_DELIVERED = f"""
+WITH acked AS (
+    UPDATE deliveries SET state = 'delivered', due_at = NULL, receipt = %(receipt)s,
+                          updated_at = %(now)s
+    WHERE id = %(id)s AND tenant = %(tenant)s AND claim_token = %(claim)s
+      AND state = 'claimed' AND route = %(outbox)s
+    RETURNING {COLUMNS}
+), marked AS (
+    UPDATE outbox SET delivered_at = %(now)s FROM acked
+    WHERE outbox.idempotency_key = acked.idempotency_key
+)
+SELECT {COLUMNS} FROM acked
+"""
+
+__all__ = ["PG_ACK_DELIVERED", "ack_delivered", "claim_batch"]
