@@ -36,7 +36,6 @@ def test_the_export_carries_no_erasable_payload(api: Api, tmp_path: Path) -> Non
                                                  else "auth.forbidden")  # fmt: skip
 
 
-
 def test_the_auditors_web_page_exports_no_erasable_payload(api: Api, tmp_path: Path) -> None:
     api.pending(api.waiting_run())
     api.rt.signing_trail.checkpoint("acme")

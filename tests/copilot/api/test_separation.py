@@ -171,4 +171,3 @@ def test_a_proposal_naming_another_subject_is_refused(api: Api) -> None:
     assert done.state == RunState.FAILED
     assert done.error is not None and "approval.subject_mismatch" in str(done.error)
     assert api.rt.gate.of_run(run.id) == []
-
