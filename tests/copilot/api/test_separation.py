@@ -171,3 +171,29 @@ def test_a_proposal_naming_another_subject_is_refused(api: Api) -> None:
     assert done.state == RunState.FAILED
     assert done.error is not None and "approval.subject_mismatch" in str(done.error)
     assert api.rt.gate.of_run(run.id) == []
+
+
+def test_an_approved_action_whose_payload_names_another_subject_never_executes(api: Api) -> None:
+    """Defence in depth for requests stored before subjects were bound: consent and the
+    subject are checked for whom the payload names, not only for the request's subject."""
+    import json
+
+    from sqlalchemy import update
+
+    from approvals.tables import requests
+
+    prefs = api.rt.consent.get("acme", "acct-gone").model_copy(update={"opt_out_all": True})
+    api.rt.consent.set(prefs, actor=Actor.system("t"))
+    run = _fire(api, api.auth("acme", "app"))
+    req = api.pending(run)
+    assert _decide(api, api.auth("acme", "reviewer"), req).status_code == 200
+    legacy = {**req.payload, "account_id": "acct-gone"}
+    with api.rt.engine.begin() as conn:  # as an edit before this fix could leave it
+        conn.execute(
+            update(requests).where(requests.c.id == req.id).values(payload=json.dumps(legacy))
+        )
+    done = api.rt.runner.run_inline(run.id)
+    after = api.rt.gate.get(req.id)
+    assert after.status == "cancelled" and after.execution_status is None
+    assert after.reason == "the payload names another subject than the request's"
+    assert done.state == RunState.COMPLETED
