@@ -197,3 +197,63 @@ def test_an_approved_action_whose_payload_names_another_subject_never_executes(a
     assert after.status == "cancelled" and after.execution_status is None
     assert after.reason == "the payload names another subject than the request's"
     assert done.state == RunState.COMPLETED
+
+
+def test_of_concurrent_creates_of_one_name_exactly_one_wins(api: Api) -> None:
+    import threading
+
+    from copilot.errors import KeyNameTakenError
+
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def create() -> None:
+        start.wait()
+        try:
+            api.rt.keys.create(tenant="acme", roles=["reviewer"], name="racer",
+                               actor=Actor.system("t"))  # fmt: skip
+            outcomes.append("created")
+        except KeyNameTakenError:
+            outcomes.append("key.name_taken")
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["created"] + ["key.name_taken"] * 7
+    keys, _ = api.rt.keys.list("acme", limit=500)
+    assert [k.name for k in keys].count("racer") == 1
+    created = [e for e in api.rt.audit.query("acme", _created()) if e.data["name"] == "racer"]
+    assert len(created) == 1  # the losers wrote no audit event either
+
+
+def _created() -> Any:
+    from audit import Query
+
+    return Query(event_type="key.created", limit=1000)
+
+
+def test_upgrading_renames_keys_that_share_a_name_and_keeps_the_oldest(db_url: str) -> None:
+    from sqlalchemy import create_engine, insert, select
+
+    from copilot.db.engines import upgrade
+    from copilot.db.tables import api_keys
+
+    engine = create_engine(db_url)
+    try:
+        upgrade(engine, "0011_approval_docs")
+        rows = [("a" * 16, "maya", 1.0), ("b" * 16, "maya", 2.0), ("c" * 16, "li", 3.0)]
+        with engine.begin() as conn:
+            for kid, name, at in rows:
+                conn.execute(insert(api_keys).values(id=kid, tenant="acme", name=name,
+                             roles="reviewer", secret_sha256="0" * 64, created_at=at))  # fmt: skip
+            conn.execute(insert(api_keys).values(id="d" * 16, tenant="globex", name="maya",
+                         roles="reviewer", secret_sha256="0" * 64, created_at=4.0))  # fmt: skip
+        upgrade(engine)
+        with engine.connect() as conn:
+            names = dict(conn.execute(select(api_keys.c.id, api_keys.c.name)).all())
+        assert names == {"a" * 16: "maya", "b" * 16: f"maya~{'b' * 16}", "c" * 16: "li",
+                         "d" * 16: "maya"}  # fmt: skip
+    finally:
+        engine.dispose()
