@@ -12,6 +12,9 @@ from approvals.errors import (
     ApprovalNotFoundError,
     ClaimedError,
     InvalidPayloadError,
+    SeparationOfDutiesError,
+    SubjectLockedError,
+    SubjectMismatchError,
     UnknownActionKindError,
 )
 
@@ -55,6 +58,9 @@ __all__ = [
     "ApprovalNotFoundError",
     "ClaimedError",
     "InvalidPayloadError",
+    "SeparationOfDutiesError",
+    "SubjectLockedError",
+    "SubjectMismatchError",
     "UnknownActionKindError",
 ]
 

@@ -4,9 +4,12 @@ CopilotError                      (audit.errors) root
 └── ApprovalError                 approval.*
     ├── UnknownActionKindError    approval.unknown_kind      not in the catalog: denied
     ├── InvalidPayloadError       approval.invalid_payload   fails the kind's schema
+    │   ├── SubjectMismatchError  approval.subject_mismatch  a subject field names another subject
+    │   └── SubjectLockedError    approval.subject_locked    an edit changes a subject field
     ├── ApprovalNotFoundError     approval.not_found
     ├── ApprovalConflictError     approval.conflict          decided already, stale hash, superseded
-    ├── ApprovalForbiddenError    approval.forbidden         self-approval, wrong role, voted already
+    ├── ApprovalForbiddenError    approval.forbidden         wrong role, voted already
+    │   └── SeparationOfDutiesError  approval.separation_of_duties  the run's own principal
     └── ClaimedError              approval.claimed           another reviewer holds the claim
 """
 
@@ -33,6 +36,18 @@ class InvalidPayloadError(ApprovalError):
     code = "approval.invalid_payload"
 
 
+class SubjectMismatchError(InvalidPayloadError):
+    """A proposal's subject field names another subject than its run's."""
+
+    code = "approval.subject_mismatch"
+
+
+class SubjectLockedError(InvalidPayloadError):
+    """An edit changes a field that names the action's subject (bound to the run's subject)."""
+
+    code = "approval.subject_locked"
+
+
 class ApprovalNotFoundError(ApprovalError):
     """No such approval request (in this tenant)."""
 
@@ -49,6 +64,12 @@ class ApprovalForbiddenError(ApprovalError):
     """This reviewer may not make this decision (separation of duties, role, already voted)."""
 
     code = "approval.forbidden"
+
+
+class SeparationOfDutiesError(ApprovalForbiddenError):
+    """Whoever caused the run (its principal, or the name that triggered it) decides nothing of it."""
+
+    code = "approval.separation_of_duties"
 
 
 class ClaimedError(ApprovalError):

@@ -29,7 +29,7 @@ from approvals.errors import (
     ClaimedError,
     InvalidPayloadError,
 )
-from approvals.kinds import Catalog
+from approvals.kinds import Catalog, bind_subject, keep_subject
 from approvals.notify import Notifier
 from approvals.policy import Facts, Policy, assess, facts_of
 from approvals.queue import Queue
@@ -110,20 +110,25 @@ class Gate(Queue):
         subject_id: str | None = None,
         action_id: str | None = None,
         explanation: dict[str, Any] | None = None,
+        principal: str | None = None,
         conn: Connection | None = None,
     ) -> ApprovalRequest:
         """Validate, score and put a proposal before the policy; inside `conn` when given.
 
         The kind must be in the catalog (else the request is recorded as rejected by
         policy `unknown_kind`); its payload must fit the kind's schema (else
-        InvalidPayloadError and nothing is written). The risk comes from the kind.
+        InvalidPayloadError and nothing is written), and the fields the kind declares as
+        naming its subject must name `subject_id` (else SubjectMismatchError). The risk
+        comes from the kind. `principal` (who caused the run) may not decide it.
         """
         facts = facts_of(self.catalog, workflow=workflow, kind=kind, payload=payload,
                          confidence=confidence, level=level)  # fmt: skip
+        if kind in self.catalog:
+            bind_subject(self.catalog.get(kind), facts.payload, subject_id)
         row = self._new_row(
             facts, tenant=tenant, workflow=workflow, run_id=run_id, subject_id=subject_id,
             action_id=action_id or uuid.uuid4().hex, version=1, triggered_by=triggered_by,
-            explanation=explanation,
+            explanation=explanation, principal=principal,
         )  # fmt: skip
         if conn is not None:  # the caller commits, then calls `notify` for pending ones
             return self._insert(conn, row, actor=Actor.agent(triggered_by))
@@ -170,17 +175,19 @@ class Gate(Queue):
         payload_hash: str,
         reason: str | None = None,
         tenant: str | None = None,
+        principal: str | None = None,
     ) -> ApprovalRequest:
         """Record one reviewer's decision on the payload version they saw.
 
         Exactly one of any number of concurrent deciders wins a single-reviewer request;
-        the others get ApprovalConflictError. A reject needs a reason.
+        the others get ApprovalConflictError. A reject needs a reason. `principal` is the
+        decider's (`key:<id>`): the run's own principal is refused (SeparationOfDutiesError).
         """
         if decision == "reject" and not (reason and reason.strip()):
             raise ApprovalForbiddenError("a rejection needs a reason the proposer can learn from")
         with self._tx() as conn:
             req = load(conn, request_id, tenant, lock=True)
-            self._check_may_decide(req, reviewer, roles, payload_hash)
+            self._check_may_decide(req, reviewer, roles, payload_hash, principal)
             human = self._vote(conn, req, reviewer, decision, reason)
             approvers = sorted([*req.approvals, reviewer]) if decision == "approve" else None
             if decision == "reject":
@@ -207,9 +214,14 @@ class Gate(Queue):
         return human
 
     def _check_may_decide(
-        self, req: ApprovalRequest, reviewer: str, roles: set[str] | frozenset[str], seen_hash: str
+        self,
+        req: ApprovalRequest,
+        reviewer: str,
+        roles: set[str] | frozenset[str],
+        seen_hash: str,
+        principal: str | None,
     ) -> None:
-        check_may_decide(req, reviewer, roles, seen_hash, self.clock)
+        check_may_decide(req, reviewer, roles, seen_hash, self.clock, principal)
 
     def edit(self, request_id: str, **kwargs: Any) -> ApprovalRequest:
         """Edit then approve (see `_edit`); a new version still pending is notified after commit."""
@@ -226,15 +238,17 @@ class Gate(Queue):
         edits: dict[str, Any],
         payload_hash: str,
         tenant: str | None = None,
+        principal: str | None = None,
     ) -> ApprovalRequest:
         """Edit then approve: a new version (diff recorded, re-validated, re-scored, policy re-run).
 
         The old version is superseded. The editor's approval counts toward the new
-        version's quorum; if the edit raised the risk, the policy may require more.
+        version's quorum; if the edit raised the risk, the policy may require more. An
+        edit that changes a field naming the action's subject is SubjectLockedError.
         """
         with self._tx() as conn:
             req = load(conn, request_id, tenant, lock=True)
-            self._check_may_decide(req, reviewer, roles, payload_hash)
+            self._check_may_decide(req, reviewer, roles, payload_hash, principal)
             human = Actor.human(reviewer)
             new = self._revise(conn, req, edits, human)
             if new.status != PENDING:  # the policy settled the new version at once
@@ -251,11 +265,12 @@ class Gate(Queue):
         self, conn: Connection, req: ApprovalRequest, edits: dict[str, Any], human: Actor
     ) -> ApprovalRequest:
         """Supersede `req` with a new version carrying `edits`, put before the policy again."""
-        self.catalog.get(req.kind)  # raises for a kind the catalog no longer has
+        kind = self.catalog.get(req.kind)  # raises for a kind the catalog no longer has
         facts = facts_of(self.catalog, workflow=req.workflow, kind=req.kind,
                          payload={**req.payload, **edits}, confidence=req.confidence,
                          level=req.level)  # fmt: skip
         clean = facts.payload
+        keep_subject(kind, req.payload, clean, req.subject_id)
         if clean == req.payload:
             raise InvalidPayloadError("the edit changes nothing; approve the request instead")
         diff = {
@@ -267,7 +282,7 @@ class Gate(Queue):
         row = self._new_row(
             facts, tenant=req.tenant, workflow=req.workflow, run_id=req.run_id,
             subject_id=req.subject_id, action_id=req.action_id, version=req.version + 1,
-            triggered_by=req.triggered_by, explanation=req.explanation,
+            triggered_by=req.triggered_by, explanation=req.explanation, principal=req.principal,
         )  # fmt: skip
         row["supersedes"] = req.id
         new = self._insert(conn, row, actor=human)

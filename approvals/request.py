@@ -21,6 +21,7 @@ from approvals.errors import (
     ApprovalConflictError,
     ApprovalForbiddenError,
     ClaimedError,
+    SeparationOfDutiesError,
 )
 from approvals.kinds import Risk
 from approvals.policy import Evaluation, Facts
@@ -63,6 +64,7 @@ class ApprovalRequest(BaseModel):
     shadow: list[dict[str, Any]]
     explanation: dict[str, Any] | None
     triggered_by: str
+    principal: str | None = None
     created_at: float
     updated_at: float
     deadline: float
@@ -161,10 +163,17 @@ def check_may_decide(
     roles: set[str] | frozenset[str],
     seen_hash: str,
     clock: Callable[[], float],
+    principal: str | None = None,
 ) -> None:
     """Refuse a decision on anything but the pending version the reviewer saw, by someone
-    other than who triggered the run, with the request's role, once, and not while another
-    reviewer holds the claim."""
+    other than who caused the run, with the request's role, once, and not while another
+    reviewer holds the claim.
+
+    Who caused the run is its principal (`key:<id>` of the key that triggered it or
+    ingested the signals that fired it; `schedule:<name>`), compared with the decider's
+    `principal`; and, for callers without one (the CLI) and runs older than principals,
+    the name that triggered it, compared with the reviewer's name.
+    """
     if req.status != PENDING:
         raise ApprovalConflictError(
             f"approval {req.id} is already {req.status}; reload the queue",
@@ -177,8 +186,15 @@ def check_may_decide(
             approval_id=req.id,
             payload_hash=req.payload_hash,
         )
+    if principal is not None and principal == req.principal:
+        raise SeparationOfDutiesError(
+            f"{principal} caused this run (it triggered it, or ingested the signals that "
+            "fired it), so it cannot decide its actions; another reviewer's key must",
+            approval_id=req.id,
+            principal=principal,
+        )
     if reviewer == req.triggered_by:
-        raise ApprovalForbiddenError(
+        raise SeparationOfDutiesError(
             "whoever triggered the run cannot approve its actions", approval_id=req.id
         )
     if req.role not in roles:

@@ -41,6 +41,8 @@ requests = Table(
     Column("shadow", Text, nullable=False),
     Column("explanation", Text, nullable=True),
     Column("triggered_by", String(200), nullable=False),
+    # The principal whose request caused the run (its run's `principal`): it may not decide.
+    Column("principal", String(200), nullable=True),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("deadline", Float, nullable=False),

@@ -4,18 +4,27 @@ Layout (deterministic: the same trail always gives the same bytes):
 
     manifest.json                  {"format": "copilot.audit.bundle.v1",
                                     "streams": {stream: {"dir", "entries", "head"}},
-                                    "keys": [key_id, ...]}
+                                    "keys": [key_id, ...],
+                                    "payloads": "withheld" | "included"}
     keys/<key_id>.pem              public keys that signed the checkpoints
     streams/<dir>/entries.jsonl    {"body", "commitment", "hash", "prev_hash", "seq"} per line;
                                    "body" is the entry's exact canonical bytes as a JSON string
-    streams/<dir>/payloads.jsonl   {"payload", "salt", "seq"} for erasable payloads still held
+    streams/<dir>/payloads.jsonl   {"payload", "salt", "seq"} for erasable payloads still held;
+                                   only when the payloads are included
     streams/<dir>/checkpoints.jsonl
+
+Erasable payloads (personal data: emails, message bodies) are withheld by default: each
+entry's hash covers its payload's commitment, so a bundle without them verifies just as
+well, only not what the payloads said. Including them is the caller's explicit choice
+(`copilot audit export --include-payloads`, which records an `audit.exported` event
+first). A manifest without "payloads" is an older bundle, which always included them.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -28,6 +37,7 @@ from audit.trail import Trail
 from audit.verify import ERASED_EVENT, Row, Verdict, tombstoned, verify_chain
 
 FORMAT = "copilot.audit.bundle.v1"
+WITHHELD, INCLUDED = "withheld", "included"
 
 
 def _hex(b: bytes | None) -> str | None:
@@ -35,13 +45,18 @@ def _hex(b: bytes | None) -> str | None:
 
 
 def export_bundle(
-    trail: Trail, directory: Path, streams: list[str] | None = None
+    trail: Trail, directory: Path, streams: list[str] | None = None, *, payloads: bool = False
 ) -> dict[str, int]:
-    """Write a bundle of `streams` (default: all) to `directory`; returns entries per stream."""
+    """Write a bundle of `streams` (default: all) to `directory`; returns entries per stream.
+
+    Erasable payloads go in only with `payloads=True` (see the module docstring)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "keys").mkdir(exist_ok=True)
     names = sorted(streams if streams is not None else trail.store.streams())
-    manifest: dict[str, object] = {"format": FORMAT, "streams": {}, "keys": []}
+    manifest: dict[str, object] = {
+        "format": FORMAT, "streams": {}, "keys": [],
+        "payloads": INCLUDED if payloads else WITHHELD,
+    }  # fmt: skip
     key_ids: set[str] = set()
     counts: dict[str, int] = {}
     for stream in names:
@@ -49,10 +64,12 @@ def export_bundle(
         sub = directory / "streams" / quote(stream, safe="")
         sub.mkdir(parents=True, exist_ok=True)
         n, head = 0, None
-        with (sub / "entries.jsonl").open("wb") as ef, (sub / "payloads.jsonl").open("wb") as pf:
+        with ExitStack() as files:
+            ef = files.enter_context((sub / "entries.jsonl").open("wb"))
+            pf = files.enter_context((sub / "payloads.jsonl").open("wb")) if payloads else None
             for row in trail.store.rows(stream):
                 ef.write(canonical(_entry_line(row)) + b"\n")
-                if row.payload is not None and row.salt is not None:
+                if pf is not None and row.payload is not None and row.salt is not None:
                     line = {"seq": row.seq, "salt": row.salt.hex(), "payload": row.payload.decode()}
                     pf.write(canonical(line) + b"\n")
                 n, head = row.seq, row.hash.hex()
@@ -119,6 +136,7 @@ def verify_bundle(
     bundle signed by a key of the forger's.
     """
     manifest = read_manifest(directory)
+    withheld = payloads_withheld(manifest)
     keys = dict(trusted_keys) if trusted_keys is not None else bundle_keys(directory)
     streams = manifest.get("streams")
     if not isinstance(streams, dict):
@@ -134,8 +152,9 @@ def verify_bundle(
             )
         )
         verdict = verify_chain(
-            stream, _bundle_rows(sub), checkpoints=cps, trusted_keys=keys, erased=erased
-        )
+            stream, _bundle_rows(sub, withheld), checkpoints=cps, trusted_keys=keys,
+            erased=erased, payloads_withheld=withheld,
+        )  # fmt: skip
         verdicts.append(_against_manifest(verdict, info))
     return verdicts
 
@@ -174,8 +193,18 @@ def _lines(path: Path) -> Iterator[str]:
                 yield line
 
 
-def _bundle_rows(sub: Path) -> Iterator[Row]:
-    payload_iter = (json.loads(line) for line in _lines(sub / "payloads.jsonl"))
+def payloads_withheld(manifest: Mapping[str, object]) -> bool:
+    """Whether the bundle leaves its erasable payloads out (older bundles have them all)."""
+    held = manifest.get("payloads", INCLUDED)
+    if held not in (WITHHELD, INCLUDED):
+        raise BundleError(f"manifest says payloads are {held!r}; expected withheld or included")
+    return held == WITHHELD
+
+
+def _bundle_rows(sub: Path, withheld: bool = False) -> Iterator[Row]:
+    payload_iter = iter(()) if withheld else (
+        json.loads(line) for line in _lines(sub / "payloads.jsonl")
+    )
     nxt = next(payload_iter, None)
     for line in _lines(sub / "entries.jsonl"):
         try:

@@ -13,7 +13,8 @@
     └── AuthError                  auth.*              who is asking, and what they may do
         ├── UnauthenticatedError   auth.unauthenticated  no key, or an unknown or revoked one
         ├── ForbiddenError         auth.forbidden      the key's roles do not allow it
-        └── KeyNotFoundError       key.not_found       no such key in this tenant
+        ├── KeyNotFoundError       key.not_found       no such key in this tenant
+        └── KeyNameTakenError      key.name_taken      the tenant has a key of that name
 
 HTTP and CLI map codes to statuses and exit codes in one place each; messages say the fix.
 
@@ -98,6 +99,12 @@ class KeyNotFoundError(AuthError):
     code = "key.not_found"
 
 
+class KeyNameTakenError(AuthError):
+    """The tenant already has a key (live or revoked) of that name: names identify keys."""
+
+    code = "key.name_taken"
+
+
 class TransientError(Exception):
     """A fault worth retrying later (database unavailable, lease lost to a slow commit).
 
@@ -112,6 +119,7 @@ __all__ = [
     "CopilotError",
     "DatabaseConfigError",
     "ForbiddenError",
+    "KeyNameTakenError",
     "KeyNotFoundError",
     "RunError",
     "RunNotFoundError",

@@ -29,6 +29,7 @@ EXPECTED = {
         "Policy", "Predicate", "Rule", "ApprovalRequest", "Gate", "payload_hash", "Notifier", "WebhookNotifier",
         "ApprovalConflictError", "ApprovalError", "ApprovalForbiddenError",
         "ApprovalNotFoundError", "ClaimedError", "InvalidPayloadError", "UnknownActionKindError",
+        "SeparationOfDutiesError", "SubjectLockedError", "SubjectMismatchError",
     },
     "workflows": set(),
     "copilot.api": {"app_from_env", "create_app"},

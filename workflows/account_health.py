@@ -94,6 +94,7 @@ POST_HEALTH_NOTE = ActionKind(
     payload=HealthNote,
     risk=lambda note: Risk.LOW,  # an internal note on the account record
     description="Post the health summary to the account record (internal)",
+    subject_fields=("account_id",),
 )
 
 account_health = Workflow(

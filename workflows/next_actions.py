@@ -68,6 +68,11 @@ class InAppTip(Account):
     tip: str = Field(min_length=1, max_length=300)
 
 
+# Every action names its account; an edit may change neither it nor whom it reaches.
+SUBJECT = ("account_id",)
+CONTACT = ("contact_email",)
+
+
 def _billing_risk(p: BillingReminder) -> Risk:
     return Risk.HIGH if p.amount > 10_000 or p.tone == "firm" else Risk.MEDIUM
 
@@ -80,6 +85,8 @@ CATALOG = Catalog(
             lambda p: Risk.LOW,
             reaches_customer=True,
             description="Invite the contact to a check-in call",
+            subject_fields=SUBJECT,
+            locked_fields=("contact",),
         ),
         ActionKind(
             "send_onboarding_guide",
@@ -87,6 +94,8 @@ CATALOG = Catalog(
             lambda p: Risk.LOW,
             reaches_customer=True,
             description="Email an onboarding guide",
+            subject_fields=SUBJECT,
+            locked_fields=CONTACT,
         ),
         ActionKind(
             "offer_training",
@@ -94,6 +103,8 @@ CATALOG = Catalog(
             lambda p: Risk.MEDIUM if p.seats > 50 else Risk.LOW,
             reaches_customer=True,
             description="Offer a training session",
+            subject_fields=SUBJECT,
+            locked_fields=CONTACT,
         ),
         ActionKind(
             "billing_reminder",
@@ -101,12 +112,15 @@ CATALOG = Catalog(
             _billing_risk,
             reaches_customer=True,
             description="Remind the contact of an overdue payment",
+            subject_fields=SUBJECT,
+            locked_fields=CONTACT,
         ),
         ActionKind(
             "escalate_to_owner",
             Escalation,
             lambda p: Risk.MEDIUM if p.severity == "high" else Risk.LOW,
             description="Escalate the account to its owner (internal)",
+            subject_fields=SUBJECT,
         ),
         ActionKind(
             "request_review",
@@ -114,6 +128,8 @@ CATALOG = Catalog(
             lambda p: Risk.MEDIUM,
             reaches_customer=True,
             description="Ask a happy customer for a review or referral",
+            subject_fields=SUBJECT,
+            locked_fields=CONTACT,
         ),
         ActionKind(
             "show_in_app_tip",
@@ -121,6 +137,7 @@ CATALOG = Catalog(
             lambda p: Risk.LOW,
             reaches_customer=True,
             description="Show an in-app tooltip or tour step",
+            subject_fields=SUBJECT,
         ),
     ]
 )

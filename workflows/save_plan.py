@@ -48,6 +48,7 @@ ISSUE_CREDIT = ActionKind(
     risk=lambda c: Risk.HIGH if c.amount > 500 else Risk.MEDIUM,
     reaches_customer=True,
     description="Credit the account (billing)",
+    subject_fields=("account_id",),
 )
 
 
@@ -156,7 +157,8 @@ def _health(ctx: StepContext, _: NoArgs) -> dict[str, Any]:
 
 
 def _account(ctx: StepContext, args: BaseModel) -> dict[str, Any]:
-    return {"account_id": ctx.run.subject_id, **args.model_dump(mode="json")}
+    # The run's subject last: no argument the model sends can name another account.
+    return {**args.model_dump(mode="json"), "account_id": ctx.run.subject_id}
 
 
 TOOLS = [

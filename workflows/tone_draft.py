@@ -58,12 +58,15 @@ SEND_EMAIL = ActionKind(
     reaches_customer=True,
     requires_person=True,
     description="Send an email to the customer's contact",
+    subject_fields=("account_id",),
+    locked_fields=("to",),  # the contact's address from the subject's signals
 )
 SAVE_DRAFT = ActionKind(
     name="save_draft",
     payload=SavedDraft,
     risk=lambda d: Risk.LOW,
     description="Save a draft on the account for its owner (internal)",
+    subject_fields=("account_id",),
 )
 
 

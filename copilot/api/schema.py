@@ -166,6 +166,12 @@ class RunOut(BaseModel):
     result: dict[str, Any] | None
     error: dict[str, Any] | None
     triggered_by: str
+    principal: str | None = Field(
+        default=None,
+        description="Whose request caused the run: `key:<key id>` (the key that triggered "
+        "it, or ingested the signals that fired its event trigger), `schedule:<name>`, `cli`. "
+        "That principal cannot decide the run's actions.",
+    )
     idempotency_key: str | None
     attempts: int
     step_index: int

@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from audit import Actor, BundleError, Query, Verdict, export_bundle, verify_bundle
+from audit import Actor, AuditEvent, BundleError, Query, Verdict, export_bundle, verify_bundle
+from audit.export import payloads_withheld, read_manifest
 from audit.signing import key_id, load_public_key
 from copilot.cli import audit_sample
 from copilot.cli.context import Env
@@ -90,6 +91,8 @@ def verify(
             env.audit.settle(s)
             verdicts.append(env.trail.verify(s))
     _print_verdicts(verdicts, as_json)
+    if bundle is not None and not as_json and payloads_withheld(read_manifest(bundle)):
+        typer.echo("erasable payloads withheld: their commitments are verified in each hash")
     if not all(v.ok for v in verdicts):
         raise typer.Exit(1)
 
@@ -107,15 +110,40 @@ def checkpoint(ctx: typer.Context, stream: StreamOpt = None, as_json: JsonOpt = 
 
 
 @app.command()
-def export(ctx: typer.Context, directory: Path, stream: StreamOpt = None) -> None:
-    """Write an offline-verifiable bundle to DIRECTORY."""
+def export(
+    ctx: typer.Context,
+    directory: Path,
+    stream: StreamOpt = None,
+    include_payloads: Annotated[
+        bool,
+        typer.Option(
+            "--include-payloads",
+            help="Put the erasable payloads (personal data) in the bundle too; recorded as an "
+            "`audit.exported` event in each stream first. Without it they are withheld and "
+            "the bundle verifies all the same.",
+        ),
+    ] = False,
+    actor: Annotated[str, typer.Option("--as", help="Who asked for the payloads.")] = "cli",
+) -> None:
+    """Write an offline-verifiable bundle to DIRECTORY (erasable payloads withheld)."""
     env = _env(ctx)
+    names = _streams(env, stream)
+    if include_payloads:  # recorded before the export, so the bundle carries its own record
+        for s in names:
+            env.audit.append(s, [AuditEvent(
+                event_type="audit.exported", actor=Actor.human(actor),
+                data={"payloads": "included", "directory": directory.name},
+            )])  # fmt: skip
     if env.trail.signer is not None:  # sign the head first, so nothing in the bundle is unsigned
-        for s in _streams(env, stream):
+        for s in names:
             env.trail.checkpoint(s)
-    counts = export_bundle(env.trail, directory, [stream] if stream else None)
+    counts = export_bundle(
+        env.trail, directory, [stream] if stream else None, payloads=include_payloads
+    )
     for s, n in counts.items():
         typer.echo(f"exported {s}: {n} entries")
+    held = "included" if include_payloads else "withheld (use --include-payloads to add them)"
+    typer.echo(f"erasable payloads: {held}")
     typer.echo(f"verify offline with: copilot audit verify --bundle {directory}")
 
 

@@ -56,6 +56,7 @@ def run(
         inputs=key_values(inputs, "--input"),
         idempotency_key=idempotency_key,
         triggered_by="cli",
+        principal="cli",
     )
     if inline:
         run_ = env.runner.run_inline(run_.id)

@@ -35,6 +35,10 @@ runs = Table(
     Column("inputs", Text, nullable=False),
     Column("idempotency_key", String(200), nullable=True),
     Column("triggered_by", String(200), nullable=False),
+    # Whose request caused the run: `key:<key id>` (the key that triggered it, or that
+    # ingested the signals that fired its event trigger), `schedule:<name>`, `cli`; NULL
+    # for runs created before migration 0012. The gate refuses its decisions by it.
+    Column("principal", String(200), nullable=True),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("queued_at", Float, nullable=True),
@@ -204,6 +208,9 @@ api_keys = Table(
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
     Index("ix_api_keys_tenant", "tenant", "id"),
+    # A name is what the trail records for a key's acts (`human:<name>`): one key per name
+    # in a tenant, revoked ones included, so a name never stands for two keys.
+    Index("uq_api_keys_name", "tenant", "name", unique=True),
 )
 
 # Web page sessions: the cookie carries a random id; only its SHA-256 is stored, with the

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, select
 
 from approvals import ApprovalRequest, Gate
+from approvals.kinds import subjects_of
 from approvals.queue import pending_in_run
 from audit import Actor
 from copilot.db.tables import runs
@@ -131,6 +132,7 @@ class ActionGate:
                     confidence=p.confidence,
                     level=level,
                     triggered_by=run.triggered_by,
+                    principal=run.principal,
                     run_id=run.id,
                     subject_id=run.subject_id,
                     action_id=action_id(run.id, idx, round=round, n=n),
@@ -166,19 +168,28 @@ class ActionGate:
             "version": req.version,
         }
         due = req.status == "approved" and req.execution_status != "done"
-        refusal = None
-        if due and self.consent is not None:
-            refusal = self.consent.refusal(req.tenant, req.subject_id or "", req.workflow)
+        refusal = self._refusal(req) if due else None
         if refusal is not None:  # consent withdrawn while the action waited: cancel, never execute
-            req = self.gate.cancel(
-                req.id, reason=f"consent withdrawn ({refusal})", actor=Actor.system("consent")
-            )
+            req = self.gate.cancel(req.id, reason=refusal, actor=Actor.system("consent"))
             outcome.update(status=req.status, reason=req.reason, executed=False)
         elif due:
             outcome["executed"] = self._execute(run_id, req)
         else:
             outcome["executed"] = req.execution_status == "done"
         return outcome
+
+    def _refusal(self, req: ApprovalRequest) -> str | None:
+        """Why the approved `req` may not act now: a payload naming another subject than the
+        request's (a request stored before subjects were bound), or that subject's consent."""
+        targets = {req.subject_id}
+        if req.kind in self.gate.catalog:
+            targets |= set(subjects_of(self.gate.catalog.get(req.kind), req.payload).values())
+        if targets != {req.subject_id}:
+            return "the payload names another subject than the request's"
+        if self.consent is None:
+            return None
+        refusal = self.consent.refusal(req.tenant, req.subject_id or "", req.workflow)
+        return f"consent withdrawn ({refusal})" if refusal is not None else None
 
     def _execute(self, run_id: str, req: ApprovalRequest) -> bool:
         """Act once (the key is the approval id, so a retry replays the receipt); close the request."""

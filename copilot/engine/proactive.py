@@ -100,11 +100,13 @@ class Proactive:
         values: Mapping[str, Any],
         source: str,
         observed_at: float | None = None,
+        principal: str | None = None,
     ) -> Ingested:
         """Ingest a batch (all or nothing, audited), then fire the event triggers it satisfies.
 
         The triggers run after the batch committed; a trigger that fails is logged and
-        reported in `failed`, never undoing the ingestion.
+        reported in `failed`, never undoing the ingestion. The runs it fires record
+        `principal` (the ingesting key) as whose request caused them.
         """
         at = self.clock() if observed_at is None else observed_at
         watched = [t for t in self.registry.triggers.events() if t.signals & values.keys()]
@@ -127,7 +129,7 @@ class Proactive:
             if matched is None:
                 continue
             try:
-                fired = self.fire(trigger, tenant, subject_id, matched)
+                fired = self.fire(trigger, tenant, subject_id, matched, principal=principal)
             except (CopilotError, OperationalError) as exc:
                 log.error("trigger %s for %s failed: %s", trigger.name, subject_id, exc)
                 result.failed.append({"trigger": trigger.name, "error": str(exc)})
@@ -141,9 +143,16 @@ class Proactive:
         return spec.check(value) if spec is not None else value  # dates normalized
 
     def fire(
-        self, trigger: EventTrigger, tenant: str, subject_id: str, matched: Condition
+        self,
+        trigger: EventTrigger,
+        tenant: str,
+        subject_id: str,
+        matched: Condition,
+        *,
+        principal: str | None = None,
     ) -> Fired | None:
-        """Start the trigger's run unless a debounce window is open for the subject."""
+        """Start the trigger's run unless a debounce window is open for the subject; the run's
+        principal is `principal` (whose signals fired it), else the trigger's own name."""
         window = self._claim(trigger, tenant, subject_id, self.clock())
         if window is None:
             return None
@@ -154,7 +163,8 @@ class Proactive:
             "window_start": iso(window, ms=True),
             "debounce_s": trigger.debounce.total_seconds(),
         }
-        fired = self._start(trigger, tenant, subject_id, trigger.key(window, subject_id), cause)
+        key = trigger.key(window, subject_id)
+        fired = self._start(trigger, tenant, subject_id, key, cause, principal)
         t = trigger_state.c
         with self.engine.begin() as conn:
             conn.execute(
@@ -172,6 +182,7 @@ class Proactive:
         subject_id: str,
         key: str,
         cause: dict[str, Any],
+        principal: str | None = None,
     ) -> Fired:
         """The source's run for the subject under `key` (started, or found already started)."""
         run, created = self.runner.trigger(
@@ -182,6 +193,7 @@ class Proactive:
             idempotency_key=key,
             triggered_by=source.triggered_by,
             cause=cause,
+            principal=principal or source.triggered_by,
         )
         return Fired(cause=source.triggered_by, subject_id=subject_id, run_id=run.id,
                      state=run.state.value, created=created)  # fmt: skip

@@ -112,11 +112,14 @@ class Runner:
         triggered_by: str = "system",
         version: str | None = None,
         cause: Mapping[str, Any] | None = None,
+        principal: str | None = None,
     ) -> tuple[Run, bool]:
         """Create a queued run (the same idempotency key returns the same run) and enqueue it.
 
         `cause` (a schedule or event trigger: its name, period or window) goes into the
         `run.created` audit event, whose actor is then the system rather than a person.
+        `principal` is whose request caused the run (`key:<id>`, `schedule:<name>`): the
+        gate refuses its decisions on the run's actions.
         """
         wf = self.registry.get(workflow, version)
         why = {"cause": dict(cause)} if cause is not None else {}
@@ -135,7 +138,7 @@ class Runner:
         fields: dict[str, Any] = dict(
             tenant=tenant, workflow=wf.name, version=wf.version, subject_id=subject_id,
             inputs=data, idempotency_key=idempotency_key, triggered_by=triggered_by,
-            holdout=holdout, actor=actor,
+            holdout=holdout, actor=actor, principal=principal,
         )  # fmt: skip
         refusal = self.consent.refusal(tenant, subject_id, wf.name) if self.consent else None
         if refusal is not None:  # opted out or snoozed: a skipped run, with the reason, audited

@@ -49,6 +49,7 @@ class Run(BaseModel):
     inputs: dict[str, Any]
     idempotency_key: str | None
     triggered_by: str
+    principal: str | None = None  # whose request caused it (see copilot.db.tables.runs)
     created_at: float
     updated_at: float
     attempts: int
@@ -105,6 +106,7 @@ def run_from(m: Any) -> Run:
                 "state",
                 "idempotency_key",
                 "triggered_by",
+                "principal",
                 "created_at",
                 "updated_at",
                 "attempts",

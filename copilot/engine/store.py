@@ -176,8 +176,13 @@ class RunStore:
         data: dict[str, Any] | None = None,
         holdout: bool = False,
         actor: Actor | None = None,
+        principal: str | None = None,
     ) -> tuple[Run, bool]:
-        """Create a queued run (or a skipped one); the same idempotency key returns the same run."""
+        """Create a queued run (or a skipped one); the same idempotency key returns the same run.
+
+        `principal` is whose request caused it (`key:<id>`, `schedule:<name>`): recorded on
+        the run and in its `run.created` event, and refused as a decider of its actions.
+        """
         if idempotency_key is not None:
             existing = self._by_key(tenant, idempotency_key)
             if existing is not None:
@@ -193,6 +198,7 @@ class RunStore:
             "inputs": json.dumps(inputs, sort_keys=True),
             "idempotency_key": idempotency_key,
             "triggered_by": triggered_by,
+            "principal": principal,
             "created_at": now,
             "updated_at": now,
             "queued_at": now,
@@ -214,6 +220,7 @@ class RunStore:
                         "state": state.value,
                         "inputs_sha256": _digest(inputs),
                         "holdout": holdout,
+                        "principal": principal,
                         **(data or {}),
                     },
                 )

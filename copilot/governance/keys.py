@@ -25,11 +25,12 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from audit import Actor, AuditEvent, TransactionalAuditLog
 from audit.db import readonly
 from copilot.db.tables import api_keys
-from copilot.errors import ConfigError, KeyNotFoundError
+from copilot.errors import ConfigError, KeyNameTakenError, KeyNotFoundError
 
 Role = Literal["app", "reviewer", "auditor", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -54,7 +55,8 @@ class ApiKey(BaseModel):
 
 
 class Principal(BaseModel):
-    """Who is asking: the key's id, tenant, name (the identity decisions record) and roles."""
+    """Who is asking: the key's id, tenant, name (unique in its tenant: what the trail records
+    for its acts) and roles. Its identity is the key id (`ref`), never the display name."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -66,6 +68,16 @@ class Principal(BaseModel):
     def has(self, *roles: Role) -> bool:
         """Whether the key holds any of `roles`."""
         return not self.roles.isdisjoint(roles)
+
+    @property
+    def ref(self) -> str:
+        """The principal as runs and approval requests record it: `key:<key id>`."""
+        return principal_of(self.key_id)
+
+
+def principal_of(key_id: str) -> str:
+    """How a key is recorded as the principal of what its requests caused."""
+    return f"key:{key_id}"
 
 
 def _digest(secret: str) -> str:
@@ -122,19 +134,34 @@ class KeyStore:
         if not label or len(label) > 200 or not label.isprintable():
             raise ConfigError("a key's name must be 1-200 printable characters", code="key.invalid")
         key = ApiKey(id=key_id, tenant=tenant, name=label, roles=checked, created_at=self.clock())
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert(api_keys).values(
-                    id=key.id,
-                    tenant=key.tenant,
-                    name=key.name,
-                    roles=",".join(key.roles),
-                    secret_sha256=_digest(secret),
-                    created_at=key.created_at,
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(api_keys).values(
+                        id=key.id,
+                        tenant=key.tenant,
+                        name=key.name,
+                        roles=",".join(key.roles),
+                        secret_sha256=_digest(secret),
+                        created_at=key.created_at,
+                    )
                 )
-            )
-            self._audit(conn, key, "key.created", actor)
+                self._audit(conn, key, "key.created", actor)
+        except IntegrityError as exc:  # the unique (tenant, name) index; nothing was written
+            if not self._name_taken(tenant, label):
+                raise
+            raise KeyNameTakenError(
+                f"tenant {tenant!r} already has a key named {label!r} (revoked keys keep "
+                "their names, so the trail's names never stand for two keys); choose another",
+                name=label,
+            ) from exc
         return key, f"{PREFIX}_{key_id}_{secret}"
+
+    def _name_taken(self, tenant: str, name: str) -> bool:
+        c = api_keys.c
+        with readonly(self.engine.connect()) as conn:
+            found = conn.execute(select(c.id).where(c.tenant == tenant, c.name == name)).first()
+        return found is not None
 
     def authenticate(self, token: str) -> Principal | None:
         """The principal a token stands for, or None (malformed, unknown or revoked)."""

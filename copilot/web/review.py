@@ -27,7 +27,8 @@ RISKS = [r.value for r in Risk]
 # The outcomes a person resolves here; anything else (a bug) stays a server error.
 SHOWN_INLINE = {"approval.invalid_payload", "approval.forbidden", "approval.unknown_kind",
                 "request.invalid", "approval.conflict", "approval.claimed",
-                "delivery.conflict"}  # fmt: skip
+                "delivery.conflict", "approval.separation_of_duties", "approval.subject_mismatch",
+                "approval.subject_locked"}  # fmt: skip
 
 
 def _filters(workflow: str, kind: str, risk: str, subject: str) -> tuple[dict[str, Any], str]:
@@ -169,14 +170,14 @@ def decide(
             current = rt.gate.get(approval_id, tenant=who.tenant)
             req = rt.gate.edit(approval_id, reviewer=who.name, roles=who.roles,
                                edits=_changes(edits, current.payload), payload_hash=payload_hash,
-                               tenant=who.tenant)  # fmt: skip
+                               tenant=who.tenant, principal=who.ref)  # fmt: skip
         else:
             if action == "reject" and not reason.strip():
                 raise CopilotError("Give a reason to reject", code="request.invalid")
             decision: Literal["approve", "reject"] = "reject" if action == "reject" else "approve"
             req = rt.gate.decide(approval_id, reviewer=who.name, roles=who.roles, decision=decision,
                                  payload_hash=payload_hash, reason=reason.strip() or None,
-                                 tenant=who.tenant)  # fmt: skip
+                                 tenant=who.tenant, principal=who.ref)  # fmt: skip
     except CopilotError as exc:
         if exc.code not in SHOWN_INLINE:
             raise

@@ -24,11 +24,12 @@ KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="The key's pu
     "/v1/keys",
     status_code=201,
     response_model=KeyCreated,
-    responses=responses(401, 403, 413, 422),
+    responses=responses(401, 403, 409, 413, 422),
     summary="Create a key",
 )
 def create_key(body: KeyCreate, who: Admin, rt: Rt) -> KeyCreated:
-    """A key for the admin's own tenant; the token is in this response only."""
+    """A key for the admin's own tenant; the token is in this response only. Names are
+    unique in a tenant, revoked keys' included: a name in use is 409 `key.name_taken`."""
     key, token = rt.keys.create(
         tenant=who.tenant, roles=body.roles, name=body.name, actor=Actor.human(who.name)
     )

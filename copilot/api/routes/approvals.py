@@ -105,6 +105,7 @@ def decide(approval_id: ApprovalId, body: DecisionIn, who: Reviewer, rt: Rt) -> 
             edits=body.edits,
             payload_hash=body.payload_hash,
             tenant=who.tenant,
+            principal=who.ref,
         )
     else:
         req = rt.gate.decide(
@@ -115,6 +116,7 @@ def decide(approval_id: ApprovalId, body: DecisionIn, who: Reviewer, rt: Rt) -> 
             payload_hash=body.payload_hash,
             reason=body.reason,
             tenant=who.tenant,
+            principal=who.ref,
         )
     # A decision that settled the run's last open request queued the run in its own
     # transaction; the gate then wakes a worker (a hint: the sweeper covers a lost one).

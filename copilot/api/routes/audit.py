@@ -6,7 +6,7 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
@@ -17,6 +17,7 @@ from audit import export_bundle
 from copilot.api.auth import require, runtime
 from copilot.api.errors import responses
 from copilot.api.schema import HEX_ID, SUBJECT, EventPage, VerifyOut
+from copilot.errors import ForbiddenError
 from copilot.governance.keys import Principal
 from copilot.runtime import Runtime
 
@@ -80,17 +81,36 @@ def verify(who: Auditor, rt: Rt) -> VerifyOut:
             "`copilot audit verify --bundle DIR`",
             "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
         },
-        **responses(401, 403),
+        **responses(401, 403, 422),
     },
     summary="Export the trail",
 )
-def export(who: Auditor, rt: Rt) -> FileResponse:
-    """The tenant's stream as an offline-verifiable bundle (signed first where this host holds the key)."""
+def export(
+    who: Auditor,
+    rt: Rt,
+    payloads: Annotated[
+        Literal["withheld", "included"],
+        Query(description="Erasable payloads (personal data) are withheld: the bundle "
+              "verifies without them. `included` is refused for every role "
+              "(`audit.payloads_forbidden`) until per-key grants exist; on the host, "
+              "`copilot audit export --include-payloads` includes them, audited."),
+    ] = "withheld",
+) -> FileResponse:
+    """The tenant's stream as an offline-verifiable bundle (signed first where this host holds
+    the key), without its erasable payloads."""
+    if payloads == "included":
+        raise ForbiddenError(
+            "no key may export erasable payloads over HTTP; the bundle verifies without them. "
+            "An operator can include them, audited, with `copilot audit export "
+            "--include-payloads` on the host",
+            code="audit.payloads_forbidden",
+        )
     return export_archive(rt, who.tenant)
 
 
 def export_archive(rt: Runtime, tenant: str) -> FileResponse:
-    """The tenant's bundle as a download (the API's export and the web trail's share it)."""
+    """The tenant's bundle, erasable payloads withheld, as a download (the API's export and
+    the web trail's share it)."""
     if rt.trail.signer is not None:  # as `copilot audit export`: nothing in the bundle unsigned
         rt.trail.checkpoint(tenant)
     work = Path(tempfile.mkdtemp(prefix="copilot-export-"))

@@ -56,6 +56,7 @@ def trigger(body: RunCreate, who: App, rt: Rt) -> RunAccepted:
         inputs=body.inputs,
         idempotency_key=body.idempotency_key,
         triggered_by=who.name,
+        principal=who.ref,
     )
     if not created and not _same_request(run, body):
         raise CopilotError(

@@ -49,6 +49,7 @@ def ingest(body: SignalBatch, who: App, rt: Rt) -> SignalsAccepted:
         values=body.values,
         source=body.source,
         observed_at=body.observed_at.timestamp() if body.observed_at else None,
+        principal=who.ref,  # the runs its batch fires were caused by this key
     )
     return SignalsAccepted.model_validate(
         {"accepted": done.count, "fired": [f.model_dump() for f in done.fired],

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from audit import Actor, verify_bundle
 from audit import Query as AuditQuery
 from copilot.db.tables import runs, signals
+from copilot.errors import KeyNameTakenError
 from copilot.server import create_app
 from copilot.settings import Settings
 from tests.support.api import Api
@@ -132,18 +133,25 @@ def test_the_reviewer_is_the_keys_principal_and_a_body_cannot_name_another(api: 
 
 
 def test_whoever_triggered_the_run_cannot_approve_it_with_a_reviewer_key(api: Api) -> None:
-    run = api.waiting_run()  # triggered by "acme-app"
-    req = api.pending(run)
-    _, token = api.rt.keys.create(
-        tenant="acme", roles=["reviewer"], name="acme-app", actor=Actor.system("t")
+    """The run records its principal (the triggering key); a reviewer key cannot borrow the
+    triggering key's name (names are unique per tenant), and the principal is refused."""
+    key, token = api.rt.keys.create(
+        tenant="acme", roles=["app", "reviewer"], name="acme-ops", actor=Actor.system("t")
     )
+    run, _ = api.rt.runner.trigger(
+        "proposing", "acct-1", tenant="acme", triggered_by=key.name, principal=f"key:{key.id}"
+    )
+    req = api.pending(api.rt.runner.run_inline(run.id))
     r = api.client.post(
         f"/v1/approvals/{req.id}/decision",
         json={"decision": "approve", "payload_hash": req.payload_hash},
         headers={"Authorization": f"Bearer {token}"},
     )
-    assert r.status_code == 403 and r.json()["error"]["code"] == "approval.forbidden"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "approval.separation_of_duties"
     assert api.rt.gate.get(req.id).status == "pending"
+    with pytest.raises(KeyNameTakenError):
+        api.rt.keys.create(tenant="acme", roles=["reviewer"], name="acme-app",
+                           actor=Actor.system("t"))  # fmt: skip
 
 
 def test_decisions_conflict_on_a_stale_hash_or_a_second_decision_and_wake_the_run(

@@ -211,7 +211,8 @@ class Fixture:
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixture]:
     home = tmp_path_factory.mktemp("matrix")
-    rt = build_runtime(f"sqlite:///{home / 'copilot.db'}", home, woken=[])
+    rt = build_runtime(f"sqlite:///{home / 'copilot.db'}", home, woken=[],
+                       workflow_modules="tests.support.flows,tests.support.guarded")  # fmt: skip
     tokens = make_keys(rt)
     revoked = {}
     for tenant in ("acme", "globex"):
@@ -297,3 +298,85 @@ def test_a_key_with_several_roles_gets_each_roles_rights(fx: Fixture, tmp_path: 
     assert fx.api.client.get(f"/v1/runs/{res['run']}", headers=h).status_code == 200
     assert fx.api.client.get("/v1/audit/verify", headers=h).status_code == 200
     assert fx.api.client.get("/v1/approvals", headers=h).status_code == 403
+
+
+# -- the paths around the table: a run fired by signals, an edit that retargets -----------
+
+ERRORS = {401: {"auth.unauthenticated"}, 403: {"auth.forbidden"}, 404: {"approval.not_found"}}
+
+
+def _headers(fx: Fixture, caller: str, who: str) -> dict[str, str]:
+    if caller == "anonymous":
+        return {}
+    if caller == "revoked":
+        return {"Authorization": f"Bearer {fx.revoked[who]}"}
+    return fx.api.auth(who, caller)
+
+
+def _fired(fx: Fixture, token: str) -> tuple[str, Any]:
+    """A run of acme's that `token`'s signals fired, advanced to its pending reminder."""
+    fx.n += 1
+    subject = f"fired-{fx.n}"
+    r = fx.api.client.post("/v1/signals", json={"subject_id": subject,
+                           "values": {"guard_usage": -50}}, headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    (fired,) = r.json()["fired"]
+    run = fx.api.rt.runner.run_inline(fired["run_id"])
+    return subject, fx.api.pending(run)
+
+
+@pytest.mark.parametrize(
+    ("caller", "tenant"),
+    [("ingester", "own"), *((c, t) for c in CALLERS for t in ("own", "other"))],
+)
+def test_the_event_trigger_path(fx: Fixture, caller: str, tenant: str) -> None:
+    """A key with the app and reviewer roles ingests signals that fire a run: it may not
+    decide that run's action (`approval.separation_of_duties`); any other reviewer key of
+    the tenant may; the rest is the table's answer."""
+    _, token = fx.api.rt.keys.create(tenant="acme", roles=["app", "reviewer"],
+                                     actor=Actor.system("t"))  # fmt: skip
+    _, req = _fired(fx, token)
+    who = "acme" if tenant == "own" else "globex"
+    if caller == "ingester":  # the key whose signals fired the run
+        headers = {"Authorization": f"Bearer {token}"}
+        want, code = 403, "approval.separation_of_duties"
+    else:
+        headers = _headers(fx, caller, who)
+        ep = Endpoint("POST", "/v1/approvals/{approval}/decision", frozenset({"reviewer"}), 200)
+        want, code = expected(ep, caller, tenant), None
+    r = fx.api.client.post(f"/v1/approvals/{req.id}/decision", headers=headers,
+                           json={"decision": "approve", "payload_hash": req.payload_hash})  # fmt: skip
+    assert r.status_code == want, r.text
+    if want >= 400:
+        assert r.json()["error"]["code"] in ({code} if code else ERRORS[want])
+        assert fx.api.rt.gate.get(req.id).status == "pending"
+    else:
+        assert fx.api.rt.gate.get(req.id).status == "approved"
+
+
+@pytest.mark.parametrize("tenant", ["own", "other"])
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize(
+    "edits",
+    [{"account_id": "subj-opted-out"}, {"billing": {"account_id": "globex-1", "amount": 120}},
+     {"to": "someone@elsewhere.example"}],
+    ids=["subject", "nested-subject", "recipient"],
+)  # fmt: skip
+def test_the_edit_retarget_path(
+    fx: Fixture, caller: str, tenant: str, edits: dict[str, Any]
+) -> None:
+    """No caller can move an action to another subject or recipient by editing it: a
+    reviewer of the tenant gets `approval.subject_locked`; the rest is the table's answer."""
+    _, req = _fired(fx, fx.api.tokens["acme", "app"])
+    ep = Endpoint("POST", "/v1/approvals/{approval}/decision", frozenset({"reviewer"}), 422)
+    want = expected(ep, caller, tenant)
+    r = fx.api.client.post(
+        f"/v1/approvals/{req.id}/decision",
+        headers=_headers(fx, caller, "acme" if tenant == "own" else "globex"),
+        json={"decision": "approve", "payload_hash": req.payload_hash, "edits": edits},
+    )
+    assert r.status_code == want, r.text
+    codes = {**ERRORS, 422: {"approval.subject_locked"}}
+    assert r.json()["error"]["code"] in codes[want]
+    assert fx.api.rt.gate.get(req.id).status == "pending"
+    assert len(fx.api.rt.gate.of_run(req.run_id or "")) == 1  # no new version

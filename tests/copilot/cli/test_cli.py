@@ -55,7 +55,8 @@ def test_export_is_deterministic_and_verifies_offline(tmp_path: Path) -> None:
     assert files and all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
     elsewhere = tmp_path / "auditor"  # no database, no key: the bundle alone
     result = cli(elsewhere, "audit", "verify", "--bundle", str(a))
-    assert (result.returncode, result.stdout.strip()) == (0, "OK 390 entries")
+    assert (result.returncode, result.stdout.splitlines()[0]) == (0, "OK 390 entries")
+    assert "payloads withheld" in result.stdout
     assert not (elsewhere / "copilot.db").exists()
     pinned = cli(
         elsewhere,
@@ -67,6 +68,29 @@ def test_export_is_deterministic_and_verifies_offline(tmp_path: Path) -> None:
         str(home / "keys" / "checkpoint.pem.pub"),
     )
     assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+
+
+def test_payloads_leave_only_with_include_payloads_and_that_is_audited(tmp_path: Path) -> None:
+    """By default no erasable payload (emails, message bodies) is in the bundle, which still
+    verifies; `--include-payloads` puts them in after recording who asked, in the chain."""
+    home = tmp_path / "home"
+    assert cli(home, "audit", "sample").returncode == 0
+    plain, full = tmp_path / "plain", tmp_path / "full"
+    assert cli(home, "audit", "export", str(plain)).returncode == 0
+    assert json.loads((plain / "manifest.json").read_text())["payloads"] == "withheld"
+    assert not list(plain.rglob("payloads.jsonl"))
+    out = cli(home, "audit", "export", str(full), "--include-payloads", "--as", "dpo@acme")
+    assert out.returncode == 0 and "payloads: included" in out.stdout
+    (payloads,) = full.rglob("payloads.jsonl")
+    held = [json.loads(line)["payload"] for line in payloads.read_text().splitlines()]
+    assert len(held) > 40 and "@example.com" in held[0]
+    text = "".join(p.read_text() for p in plain.rglob("*.jsonl"))
+    assert not [p for p in held if p in text or json.dumps(p)[1:-1] in text]
+    verified = cli(tmp_path / "auditor", "audit", "verify", "--bundle", str(full))
+    assert verified.returncode == 0 and verified.stdout.strip() == "OK 391 entries"
+    last = json.loads(cli(home, "audit", "tail", "-n", "1", "--json").stdout)
+    assert last["event_type"] == "audit.exported" and last["actor"]["id"] == "dpo@acme"
+    assert last["data"]["payloads"] == "included"
 
 
 def test_a_bundle_signed_by_another_key_fails_when_the_key_is_pinned(tmp_path: Path) -> None:

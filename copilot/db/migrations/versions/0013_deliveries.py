@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_deliveries"
-down_revision = "0011_approval_docs"
+down_revision = "0012_principals"
 branch_labels = None
 depends_on = None
 
