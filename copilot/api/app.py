@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 
 from copilot.api import errors
 from copilot.api.auth import KeyCache
-from copilot.api.limits import BodyLimit
+from copilot.api.limits import BodyLimit, JsonDepthLimit
 from copilot.api.reads import QueueReader
 from copilot.api.routes import admin, approvals, audit, ops, outcomes, runs, subjects
 from copilot.api.strict import strict_query
@@ -61,6 +61,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     errors.install(app)
     for module in (runs, approvals, audit, subjects, outcomes, admin, ops):
         app.include_router(module.router)
+    app.add_middleware(JsonDepthLimit)  # inside the size limit: it reads bounded bodies only
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     return app
 

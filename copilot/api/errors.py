@@ -42,6 +42,7 @@ STATUS: dict[str, int] = {
     "audit.checkpoint_refused": 409,
     "request.too_large": 413,
     "request.invalid": 422,
+    "request.too_deep": 422,
     "run.invalid_inputs": 422,
     "workflow.unknown": 422,
     "approval.invalid_payload": 422,

@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from approvals import ApprovalRequest
 from approvals.kinds import Risk
 from audit import Query as AuditQuery
+from copilot.api.depth import MAX_BODY_DEPTH, check_depth
 from copilot.api.errors import status_of
 from copilot.api.schema import HEX_ID, NAME, SUBJECT
 from copilot.errors import CopilotError
@@ -25,7 +26,8 @@ Filter = Annotated[str, Query(max_length=200)]
 RISKS = [r.value for r in Risk]
 # The outcomes a person resolves here; anything else (a bug) stays a server error.
 SHOWN_INLINE = {"approval.invalid_payload", "approval.forbidden", "approval.unknown_kind",
-                "request.invalid", "approval.conflict", "approval.claimed"}  # fmt: skip
+                "request.invalid", "request.too_deep", "approval.conflict",
+                "approval.claimed"}  # fmt: skip
 
 
 def _filters(workflow: str, kind: str, risk: str, subject: str) -> tuple[dict[str, Any], str]:
@@ -133,7 +135,11 @@ def claim(
 
 
 def _changes(text: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """The fields the edited JSON changes; CopilotError (`request.invalid`) when it is not JSON."""
+    """The fields the edited JSON changes; CopilotError (`request.invalid`) when it is not JSON.
+
+    Measured before it is parsed (`request.too_deep`): the parser recurses.
+    """
+    check_depth(text, MAX_BODY_DEPTH, what="The edited payload")
     try:
         edited = json.loads(text)
     except ValueError as exc:
