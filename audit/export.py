@@ -134,7 +134,12 @@ def verify_bundle(
             )
         )
         verdict = verify_chain(
-            stream, _bundle_rows(sub), checkpoints=cps, trusted_keys=keys, erased=erased
+            stream,
+            _bundle_rows(sub),
+            checkpoints=cps,
+            trusted_keys=keys,
+            erased=erased,
+            indexed=False,  # a bundle carries no index columns: its queries are the body's
         )
         verdicts.append(_against_manifest(verdict, info))
     return verdicts
