@@ -22,6 +22,7 @@ from audit.verify import INDEX_COLUMNS, Row
 _INSERT_SQL = f"INSERT INTO audit_entries ({COLUMNS}) VALUES ({', '.join('?' * 13)})"
 _INSERT_PAYLOAD_SQL = "INSERT INTO audit_payloads (stream, seq, salt, payload) VALUES (?, ?, ?, ?)"
 
+_row = tuple.__new__  # a NamedTuple from a tuple in C (Row(...) is a Python-level call)
 INDEX = ", ".join(INDEX_COLUMNS)  # verification checks them against each body
 HEAD_SQL = "SELECT seq, hash FROM audit_entries WHERE stream = ? ORDER BY seq DESC LIMIT 1"
 
@@ -98,7 +99,8 @@ def rows(engine: Engine, stream: str, after_seq: int) -> Generator[Row, None, No
                     if nxt is not None and nxt[0] == seq:
                         yield Row(seq, r[1], r[2], r[3], r[4], nxt[1], nxt[2], *r[7:])
                     else:
-                        yield r
+                        yield _row(Row, r)  # the cursor's tuple as a Row, without a copy
+
         finally:
             db.execute("ROLLBACK")
     finally:

@@ -64,7 +64,8 @@ def healthz(rt: Rt) -> Health:
             "description": "Prometheus text exposition format",
             "content": {PROMETHEUS: {"schema": {"type": "string"}}},
         },
-        **responses(401),
+        # Errors are JSON even here (FastAPI would document them as the route's text/plain).
+        **{s: {**r, "content": {"application/json": {}}} for s, r in responses(401).items()},
     },
     summary="Prometheus metrics",
 )

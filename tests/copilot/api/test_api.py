@@ -79,7 +79,7 @@ def test_validation_errors_name_the_field_and_write_nothing(
         (b'{"workflow": "five_steps", "subject_id": "a", "inputs": {"x": "\\ud800"}}', "request.invalid"),
         (b'{"workflow": "five_steps", "subject_id": "a", "inputs": {"x": "\\u0000"}}', "request.invalid"),
         (b'{"workflow": "five_steps", "subject_id": "a\\u0000"}', "request.invalid"),
-        (b'{"workflow": "five_steps", "subject_id": "a", "inputs": ' + b'{"a": ' * 40 + b"1" + b"}" * 41, "request.invalid"),
+        (b'{"workflow": "five_steps", "subject_id": "a", "inputs": ' + b'{"a": ' * 40 + b"1" + b"}" * 41, "request.too_deep"),
         (b"not json", "request.invalid"),
         (b"[]", "request.invalid"),
         (b'{"workflow": "no_such_flow", "subject_id": "a"}', "workflow.unknown"),
