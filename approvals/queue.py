@@ -137,28 +137,42 @@ def encode_cursor(deadline: float, risk_rank: int, request_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[float, int, str]:
-    """(deadline, risk rank, id) of the request a cursor points after."""
-    try:
-        deadline, neg_rank, last = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        decoded = float(deadline), -int(neg_rank), str(last)
-    except (ValueError, TypeError) as exc:
-        decoded = None
-        cause: Exception | None = exc
-    else:
-        cause = None
-    # A cursor comes back from clients: only the shapes we issue reach the query (a huge
-    # integer or a non-finite deadline would fail in the driver, not here).
-    if (
-        decoded is None
-        or not math.isfinite(decoded[0])
-        or not -10 <= decoded[1] <= 10
-        or not _ID.fullmatch(decoded[2])
-    ):
+    """(deadline, risk rank, id) of the request a cursor points after.
+
+    A cursor comes back from clients, so anything may arrive: only the exact shape
+    `encode_cursor` issues (a finite number, a small integer, a request id) is accepted,
+    and every other input, whatever it decodes to, is ApprovalError `approval.bad_cursor`
+    (a 4xx): never an OverflowError, a RecursionError or a value the driver refuses.
+    """
+    decoded = _decode(cursor)
+    if decoded is None:
         raise ApprovalError(
             "the cursor is not one this server issued; start from the first page",
             code="approval.bad_cursor",
-        ) from cause
+        )
     return decoded
+
+
+def _decode(cursor: str) -> tuple[float, int, str] | None:
+    if len(cursor) > 200:  # what we issue is ~80 characters; no parse of a huge one
+        return None
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (ValueError, RecursionError):  # not base64, not UTF-8, not JSON, too deep
+        return None
+    if not isinstance(doc, list) or len(doc) != 3:
+        return None
+    deadline, neg_rank, last = doc
+    # Types exactly as issued: bool is an int to Python, a string would convert.
+    if type(deadline) not in (int, float) or type(neg_rank) is not int or type(last) is not str:
+        return None
+    if not -10 <= neg_rank <= 10 or not _ID.fullmatch(last):
+        return None
+    try:
+        deadline = float(deadline)  # an integer too large for a float overflows
+    except OverflowError:
+        return None
+    return (deadline, -neg_rank, last) if math.isfinite(deadline) else None
 
 
 # -- the reviewer's reads ---------------------------------------------------------------------

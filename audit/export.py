@@ -154,6 +154,7 @@ def verify_bundle(
         verdict = verify_chain(
             stream, _bundle_rows(sub, withheld), checkpoints=cps, trusted_keys=keys,
             erased=erased, payloads_withheld=withheld,
+            indexed=False,  # a bundle carries no index columns: its queries are the body's
         )  # fmt: skip
         verdicts.append(_against_manifest(verdict, info))
     return verdicts

@@ -8,6 +8,8 @@ Reason codes (stable; the CLI prints `FAIL seq=<n> <code>: <detail>`):
     duplicate            a seq appears twice (or out of order)
     payload_mismatch     an erasable payload does not match the chain's commitment
     payload_missing      an erasable payload is gone with no erasure tombstone for it
+    index_mismatch       an index column (event_type, actor, run, subject, time) is not what
+                         the entry's body says: queries filtering on it would misfile the entry
     checkpoint_truncated a signed checkpoint covers more entries than the chain has
     checkpoint_mismatch  the chain's hash at a checkpoint's size differs from the signed head
     bad_signature        a checkpoint's signature does not verify
@@ -19,19 +21,30 @@ Reason codes (stable; the CLI prints `FAIL seq=<n> <code>: <detail>`):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from hashlib import sha256
+from typing import Any, NamedTuple
 
-from audit.chain import commit_personal, genesis, link
+from audit.chain import ZERO, commit_personal, genesis
 from audit.model import Checkpoint
 from audit.signing import check_signature
 
 ERASED_EVENT = "audit.erased"
+# The columns a store keeps beside each body for its queries to filter on, in Row order.
+# (Not `idempotency_key`: it is not in the body, so nothing in the chain vouches for it;
+# it only makes a retried append a no-op.)
+INDEX_COLUMNS = ("recorded_at", "actor_kind", "actor_id", "event_type", "run_id", "subject_id")
 
 
 class Row(NamedTuple):
-    """One stored entry as the verifier reads it (payload and salt are None when absent)."""
+    """One stored entry as the verifier reads it (payload and salt are None when absent).
+
+    The last six fields are the entry's INDEX_COLUMNS as the store keeps them (anything,
+    if tampered with), checked against the body; all None where the source keeps no such
+    columns (an export bundle). Flat fields, so the SQLite store yields its cursor's
+    tuples as they come.
+    """
 
     seq: int
     prev_hash: bytes
@@ -40,6 +53,12 @@ class Row(NamedTuple):
     body: bytes
     salt: bytes | None
     payload: bytes | None
+    recorded_at: Any = None
+    actor_kind: Any = None
+    actor_id: Any = None
+    event_type: Any = None
+    run_id: Any = None
+    subject_id: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +117,7 @@ def verify_chain(
     trusted_keys: Mapping[str, bytes] | None = None,
     erased: Mapping[int, Tombstone] | None = None,
     payloads_withheld: bool = False,
+    indexed: bool = True,
 ) -> Verdict:
     """Verify `rows` (ascending seq) of `stream` against its genesis, payloads and checkpoints.
 
@@ -105,6 +125,8 @@ def verify_chain(
     events (see `tombstoned`); a missing payload is accepted only for those, unless
     `payloads_withheld` (an export that leaves them out: each hash still covers its
     payload's commitment, so the chain verifies; the payloads' words are not checked).
+    With `indexed` (a store's rows), each row's index columns must be what its body says;
+    pass False for a source that keeps none (an export bundle).
     """
     trusted = trusted_keys or {}
     cps = [cp for cp in checkpoints if cp.stream == stream]
@@ -120,7 +142,7 @@ def verify_chain(
             heads[cp.size] = cp.head
     limit = min((f[0] for f in failures), default=None)
 
-    first = _walk(stream, rows, heads, erased or {}, limit, payloads_withheld)
+    first = _walk(stream, rows, heads, erased or {}, limit, payloads_withheld, indexed)
     count = first[0]
     if first[1] is not None:
         failures.append(first[1])
@@ -146,12 +168,28 @@ def _walk(
     heads: Mapping[int, str],
     erased: Mapping[int, Tombstone],
     limit: int | None,
-    withheld: bool = False,
+    withheld: bool,
+    indexed: bool,
 ) -> tuple[int, tuple[int, str, str] | None]:
     """The hot loop: (entries seen, first failure or None)."""
     expected_prev = genesis(stream)
     expected = 1
-    for seq, prev, digest, commitment, body, salt, payload in rows:
+    holds = _index_check()
+    for (
+        seq,
+        prev,
+        digest,
+        commitment,
+        body,
+        salt,
+        payload,
+        at,
+        kind,
+        actor,
+        event,
+        run,
+        sub,
+    ) in rows:
         if limit is not None and seq > limit:
             return expected - 1, None
         if seq != expected:
@@ -164,7 +202,7 @@ def _walk(
             return expected - 1, (expected, "gap", f"seqs {expected}..{seq - 1} are missing")
         if prev != expected_prev:
             return expected - 1, (seq, "fork", f"prev_hash does not link to seq {seq - 1}")
-        if link(prev, commitment, body) != digest:
+        if sha256(prev + (commitment or ZERO) + body).digest() != digest:  # chain.link, inlined
             return expected - 1, (seq, "hash_mismatch", "entry bytes do not match its hash")
         if commitment is not None:
             if withheld and payload is None:
@@ -189,6 +227,9 @@ def _walk(
                 "payload_mismatch",
                 "payload stored for an entry that commits to none",
             )
+        if indexed and not holds(body, at, kind, actor, event, run, sub):
+            wrong = ", ".join(index_diff(body, (at, kind, actor, event, run, sub)))
+            return expected - 1, (seq, "index_mismatch", f"column {wrong} differs from the body")
         if seq in heads and heads[seq] != digest.hex():
             return expected - 1, (
                 seq,
@@ -205,3 +246,85 @@ def _claim_holds(claim: Tombstone, seq: int, body: bytes) -> bool:
     if claim.at <= seq:
         return False
     return bool(json.loads(body).get("subject_id") == claim.subject_id)
+
+
+# -- index columns against the body ---------------------------------------------------------
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_MARK = b',"v":1,"versions":'  # follows the tail; `versions` holds only strings after it
+_Check = Callable[[bytes, Any, Any, Any, Any, Any, Any], bool]
+
+
+def _index_check() -> _Check:
+    """`holds(body, *index columns)`: True when the columns are the body's values.
+
+    A v1 body is canonical JSON with sorted keys (`audit.chain`): it opens with
+    `{"actor":{"id":..,"kind":..},"data":` and after the data holds `,"event_type":..,
+    "recorded_at":..,"run_id":..,"subject_id":..` then `,"v":1,"versions":` (its last
+    occurrence is the top-level one: `versions` holds only strings). So the check is two
+    byte comparisons against the columns' exact JSON (the encoder the body was written
+    with), each piece remembered (actors, types, runs and subjects repeat; this runs per
+    entry, so no function call on a hit). Equal bytes mean equal values; a value JSON
+    cannot hold (a BLOB) never matches.
+    """
+    heads: dict[Any, bytes] = {}
+    pieces: tuple[dict[Any, bytes], ...] = ({}, {}, {}, {})
+    events, ats, runs, subjects = pieces
+    names = (b',"event_type":', b',"recorded_at":', b',"run_id":', b',"subject_id":')
+
+    def piece(at: int, value: Any) -> bytes:
+        known = pieces[at]
+        if len(known) > 10_000:  # bounded: memory stays constant over any chain
+            known.clear()
+        found = names[at] + _dumps(value).encode()  # TypeError for bytes, UnicodeError
+        if type(value) is str or value is None:  # keys that cannot collide (1 == 1.0 == True)
+            known[value] = found
+        return found
+
+    def head_of(actor: Any, kind: Any) -> bytes:
+        if len(heads) > 10_000:
+            heads.clear()
+        found = b'{"actor":{"id":' + _dumps(actor).encode() + b',"kind":' + _dumps(kind).encode()
+        if type(actor) is str and type(kind) is str:
+            heads[actor, kind] = found + b'},"data":'
+        return found + b'},"data":'
+
+    def holds(
+        body: bytes, at: Any, kind: Any, actor: Any, event: Any, run: Any, subject: Any
+    ) -> bool:
+        try:
+            head = heads.get((actor, kind)) or head_of(actor, kind)
+            if not body.startswith(head):
+                return False
+            tail = b"".join((
+                events.get(event) or piece(0, event), ats.get(at) or piece(1, at),
+                runs.get(run) or piece(2, run), subjects.get(subject) or piece(3, subject), _MARK,
+            ))  # fmt: skip
+        except (TypeError, ValueError):
+            return False
+        return body.endswith(tail, len(head), body.rfind(_MARK) + len(_MARK))
+
+    return holds
+
+
+def index_diff(body: bytes, index: Sequence[Any]) -> list[str]:
+    """The INDEX_COLUMNS whose stored value is not the body's (all of them if it is no JSON)."""
+    try:
+        doc = json.loads(body)
+        actor = doc.get("actor") or {}
+        truth = (doc.get("recorded_at"), actor.get("kind"), actor.get("id"),
+                 doc.get("event_type"), doc.get("run_id"), doc.get("subject_id"))  # fmt: skip
+    except (ValueError, AttributeError, RecursionError):
+        return list(INDEX_COLUMNS)
+    return [
+        name
+        for name, stored, real in zip(INDEX_COLUMNS, index, truth, strict=True)
+        if type(stored) is not type(real) or stored != real
+    ]
+
+
+def index_of(sealed: Any) -> tuple[Any, ...]:
+    """The index columns of a sealed event (`audit.chain.Sealed`), as a store writes them."""
+    e = sealed.event
+    return (sealed.recorded_at, e.actor.kind.value, e.actor.id, e.event_type, e.run_id,
+            e.subject_id)  # fmt: skip

@@ -108,7 +108,25 @@ class Settings(BaseSettings):
     api_key_cache_seconds: float = Field(
         default=5.0,
         ge=0,
-        description="How long an API process trusts a key it checked (a revocation's delay).",
+        description=(
+            "How long an API process trusts a key it checked: a key revoked through another "
+            "process (the CLI, another API process) may work that long here; the process "
+            "that revokes it forgets it at once."
+        ),
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description=(
+            "Comma-separated IPs or networks (or `*`) of the TLS-terminating proxies whose "
+            "X-Forwarded-Proto and X-Forwarded-For are honoured; empty: none are."
+        ),
+    )
+    metrics_token: str = Field(
+        default="",
+        description=(
+            "The bearer token `/metrics` requires (it names tenants); empty: `/metrics` "
+            "answers 401 to everyone."
+        ),
     )
 
     @field_validator("llm")

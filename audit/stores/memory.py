@@ -8,7 +8,7 @@ from collections.abc import Generator, Iterator, Sequence
 from audit.chain import Sealed, genesis, link, seal
 from audit.model import Actor, AppendResult, AuditEvent, Checkpoint, Entry
 from audit.stores import Query
-from audit.verify import ERASED_EVENT, Row
+from audit.verify import ERASED_EVENT, Row, index_of
 
 
 class MemoryAuditStore:
@@ -38,7 +38,7 @@ class MemoryAuditStore:
         prev = rows[-1].hash if rows else genesis(stream)
         digest = link(prev, s.commitment, s.body)
         seq = len(rows) + 1
-        rows.append(Row(seq, prev, digest, s.commitment, s.body, s.salt, s.personal))
+        rows.append(Row(seq, prev, digest, s.commitment, s.body, s.salt, s.personal, *index_of(s)))
         self._meta.setdefault(stream, []).append(self._entry(stream, rows[-1]))
         if key is not None:
             keys[key] = seq

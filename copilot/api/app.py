@@ -12,10 +12,11 @@ from fastapi import Depends, FastAPI
 
 from copilot.api import errors
 from copilot.api.auth import KeyCache
-from copilot.api.limits import BodyLimit
+from copilot.api.limits import BodyLimit, JsonDepthLimit
 from copilot.api.reads import QueueReader
 from copilot.api.routes import actions, admin, approvals, audit, ops, outcomes, runs, subjects
 from copilot.api.strict import strict_query
+from copilot.api.transport import Hsts, ProxyHeadersMiddleware, trusted
 from copilot.runtime import Runtime
 from copilot.settings import Settings
 
@@ -53,16 +54,26 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
+        # No /docs or /redoc: they load unpinned JavaScript from a CDN onto the origin of the
+        # /ui pages (and, offline, do not render). /openapi.json feeds any viewer you trust.
+        docs_url=None,
+        redoc_url=None,
         dependencies=[Depends(strict_query)],
     )
     app.state.runtime = rt.prepare()
     app.state.keys = KeyCache(rt.keys, settings.api_key_cache_seconds)
     app.state.queue_reader = reader
     app.state.max_body = settings.api_max_body_bytes
+    app.state.metrics_token = settings.metrics_token
     errors.install(app)
     for module in (runs, approvals, actions, audit, subjects, outcomes, admin, ops):
         app.include_router(module.router)
+    app.add_middleware(JsonDepthLimit)  # inside the size limit: it reads bounded bodies only
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(Hsts)
+    proxies = trusted(settings.trusted_proxies)
+    if proxies:  # outermost: the scheme is the client's before anything reads it
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     return app
 
 

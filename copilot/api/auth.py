@@ -2,8 +2,9 @@
 
 Each API process remembers a key it checked for `COPILOT_API_KEY_CACHE_SECONDS` (5 by
 default; 0 checks the database on every request), by the SHA-256 of the token, so the
-hot paths do not pay a database round trip per request. That is also how long a revoked
-key may go on working on a process that saw it just before.
+hot paths do not pay a database round trip per request. The process that revokes a key
+(`DELETE /v1/keys/{id}`) forgets it at once; on other processes (other API workers, a
+revocation by `copilot keys revoke`) a revoked key may go on working for up to that long.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ class KeyCache:
                 self._seen.clear()
             self._seen[digest] = (now + self.ttl, found)
         return found
+
+    def forget(self, key_id: str) -> None:
+        """Drop every remembered token of this key (it was just revoked by this process)."""
+        for digest, (_, who) in list(self._seen.items()):
+            if who.key_id == key_id:
+                self._seen.pop(digest, None)
 
 
 async def runtime(request: Request) -> Runtime:

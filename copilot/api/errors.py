@@ -48,6 +48,7 @@ STATUS: dict[str, int] = {
     "audit.checkpoint_refused": 409,
     "request.too_large": 413,
     "request.invalid": 422,
+    "request.too_deep": 422,
     "run.invalid_inputs": 422,
     "workflow.unknown": 422,
     "approval.invalid_payload": 422,
@@ -119,7 +120,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             "request.invalid", "invalid request: fix body (send UTF-8 JSON)", {"fields": [field]}
         )
     if exc.status_code == 404:
-        return error_response("http.not_found", f"no route {request.url.path}; see /docs")
+        return error_response("http.not_found", f"no route {request.url.path}; see /openapi.json")
     if exc.status_code == 405:
         return error_response(
             "http.method_not_allowed", f"{request.method} is not allowed on {request.url.path}"

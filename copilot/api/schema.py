@@ -32,6 +32,7 @@ from approvals.policy import Policy
 # Records that go over the wire as they are (re-exported for the client)
 from approvals.request import ApprovalRequest as ApprovalRequest
 from audit.model import Entry as Entry
+from copilot.api.depth import MAX_DEPTH
 from copilot.engine.runs import RunState as RunState
 
 # -- bounded scalars ------------------------------------------------------------------------
@@ -43,7 +44,6 @@ SUBJECT = r"^[^\x00-\x1f\x7f]{1,200}$"
 SubjectId = Annotated[str, Field(pattern=SUBJECT, examples=["acct-042"])]
 Name = Annotated[str, Field(pattern=NAME)]
 Text = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*$")]
-MAX_DEPTH = 16
 _MAX_INT = 2**53 - 1
 
 
@@ -101,7 +101,9 @@ Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 JsonObject = Annotated[
     dict[str, Any],
     AfterValidator(_json_object),
-    Field(max_length=100, description="A JSON object (at most 100 keys, 16 levels deep)."),
+    Field(
+        max_length=100, description=f"A JSON object (at most 100 keys, {MAX_DEPTH} levels deep)."
+    ),
 ]
 Scalar = Annotated[
     str | int | float | bool,

@@ -27,7 +27,7 @@ def api(
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Serve the HTTP API (`/v1`, `/healthz`, `/metrics`, `/docs`) with uvicorn."""
+    """Serve the HTTP API (`/v1`, `/ui`, `/healthz`, `/metrics`, `/openapi.json`) with uvicorn."""
     import uvicorn
 
     uvicorn.run(
@@ -37,6 +37,8 @@ def api(
         port=port,
         workers=workers,
         log_level=log_level,
+        # Forwarded headers are the app's to judge, from COPILOT_TRUSTED_PROXIES only
+        # (copilot.api.transport); uvicorn's own default would trust 127.0.0.1.
         proxy_headers=False,
     )
 

@@ -13,6 +13,7 @@ from approvals import ApprovalRequest
 from approvals.kinds import Risk
 from audit import Actor
 from audit import Query as AuditQuery
+from copilot.api.depth import MAX_BODY_DEPTH, check_depth
 from copilot.api.errors import status_of
 from copilot.api.schema import HEX_ID, NAME, SUBJECT
 from copilot.errors import CopilotError
@@ -26,7 +27,7 @@ Filter = Annotated[str, Query(max_length=200)]
 RISKS = [r.value for r in Risk]
 # The outcomes a person resolves here; anything else (a bug) stays a server error.
 SHOWN_INLINE = {"approval.invalid_payload", "approval.forbidden", "approval.unknown_kind",
-                "request.invalid", "approval.conflict", "approval.claimed",
+                "request.invalid", "request.too_deep", "approval.conflict", "approval.claimed",
                 "delivery.conflict", "approval.separation_of_duties", "approval.subject_mismatch",
                 "approval.subject_locked"}  # fmt: skip
 
@@ -137,7 +138,11 @@ def claim(
 
 
 def _changes(text: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """The fields the edited JSON changes; CopilotError (`request.invalid`) when it is not JSON."""
+    """The fields the edited JSON changes; CopilotError (`request.invalid`) when it is not JSON.
+
+    Measured before it is parsed (`request.too_deep`): the parser recurses.
+    """
+    check_depth(text, MAX_BODY_DEPTH, what="The edited payload")
     try:
         edited = json.loads(text)
     except ValueError as exc:

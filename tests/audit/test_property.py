@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from audit import Actor, AuditEvent, MemoryAuditStore, Signer, Trail, genesis
-from audit.verify import Row
+from audit.verify import INDEX_COLUMNS, Row
 
 SIGNER = Signer.generate()
 TAMPERS = [
     "none", "body", "hash", "prev_hash", "commitment", "delete", "swap", "truncate",
-    "duplicate", "payload", "drop_payload", "rewrite", "forge_checkpoint",
+    "duplicate", "payload", "drop_payload", "rewrite", "forge_checkpoint", "index",
 ]  # fmt: skip
 
 events = st.lists(
@@ -38,6 +39,13 @@ def flip(data: bytes, at: int) -> bytes:
     """Change one byte (so the value really differs)."""
     i = at % len(data)
     return data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1 :]
+
+
+def columns(body: bytes) -> list[object]:
+    """The index columns' values an honest store keeps for this body."""
+    doc = json.loads(body)
+    return [doc["recorded_at"], doc["actor"]["kind"], doc["actor"]["id"], doc["event_type"],
+            doc["run_id"], doc["subject_id"]]  # fmt: skip
 
 
 def tamper(rows: list[Row], how: str, k: int, trail: Trail) -> None:
@@ -75,6 +83,13 @@ def tamper(rows: list[Row], how: str, k: int, trail: Trail) -> None:
             digest = hashlib.sha256(prev + (rows[j].commitment or bytes(32)) + body).digest()
             rows[j] = rows[j]._replace(prev_hash=prev, hash=digest, body=body)
             prev = digest
+    elif how == "index":  # one index column changed (what a query filters on), body intact
+        values = columns(r.body)
+        at = k % len(INDEX_COLUMNS)
+        old = values[at]
+        values[at] = (None, "x", f"{old}x", 7)[k // len(INDEX_COLUMNS) % 4] if old else "s0"
+        assume(values[at] != old)
+        rows[i] = r._replace(**dict(zip(INDEX_COLUMNS, values, strict=True)))
     elif how == "forge_checkpoint":
         cp = trail.store.checkpoints("acme")[-1]
         forged = cp.model_copy(update={"head": flip(bytes.fromhex(cp.head), k).hex()})

@@ -264,3 +264,76 @@ def test_a_tombstone_cannot_pre_erase_later_entries(engine: Engine, tmp_path: Pa
     )
     as_attacker(engine, "DELETE FROM audit_payloads WHERE seq = 2")
     assert trail.verify("acme").reason == "payload_missing"
+
+
+# Index columns: what queries filter on must be what the chain vouches for.
+INDEX_TAMPERS = [
+    ("event_type", "'approval.decided'"),  # the issue's case: misfiled for every filter
+    ("event_type", "'audit.erased'"),  # a fake tombstone by column: the body says otherwise
+    ("actor_kind", "'human'"),
+    ("actor_id", "'mallory'"),
+    ("run_id", "'run-999'"),
+    ("run_id", "NULL"),  # hidden from the run's timeline
+    ("subject_id", "'acct-9'"),
+    ("subject_id", "NULL"),  # hidden from the subject's history (and from erasure)
+    ("recorded_at", "'2000-01-01T00:00:00.000000Z'"),
+    ("subject_id", "'acct-1 '"),  # one byte more
+    ("subject_id", "'acct-1\\\"'"),  # a backslash and a quote: escapes are not matched blindly
+]
+
+
+@pytest.mark.parametrize(("column", "value"), INDEX_TAMPERS)
+def test_changing_an_index_column_names_that_seq_and_column(
+    engine: Engine, tmp_path: Path, column: str, value: str
+) -> None:
+    trail = make_trail(engine, tmp_path)
+    trail.checkpoint("acme")
+    as_attacker(engine, f"UPDATE audit_entries SET {column} = {value} WHERE seq = 6")
+    verdict = trail.verify("acme")
+    assert (verdict.bad_seq, verdict.reason) == (6, "index_mismatch"), verdict.line()
+    assert column in verdict.detail
+    assert verdict.line().startswith(f"FAIL seq=6 index_mismatch: column {column}")
+
+
+def test_a_misfiled_entry_was_hidden_from_queries_and_now_fails_verification(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from audit import Query
+
+    trail = make_trail(engine, tmp_path)
+    as_attacker(engine, "UPDATE audit_entries SET event_type = 'x' WHERE seq = 3")
+    found = trail.store.query("acme", Query(event_type="step.completed", limit=100))
+    assert 3 not in [e.seq for e in found]  # what the auditor's filtered page no longer shows
+    assert trail.verify("acme").line().startswith("FAIL seq=3 index_mismatch: column event_type")
+
+
+def test_an_index_column_holding_a_blob_is_a_mismatch_not_a_crash(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """SQLite keeps a BLOB in a text column; no text filter matches it, so it must fail."""
+    from copilot.db.engines import upgrade
+
+    engine = create_engine(sqlite_url)
+    upgrade(engine)
+    trail = make_trail(engine, tmp_path)
+    as_attacker(
+        engine, "UPDATE audit_entries SET event_type = CAST(event_type AS BLOB) WHERE seq = 2"
+    )
+    assert trail.verify("acme").line().startswith("FAIL seq=2 index_mismatch: column event_type")
+
+
+def test_awkward_but_honest_index_values_verify(engine: Engine, tmp_path: Path) -> None:
+    """Quotes, backslashes, control characters, non-ASCII and nulls render as the body has them."""
+    store = SqlAuditStore(engine)
+    trail = Trail(store, Signer.generate())
+    for actor, subject, run in [
+        (Actor.human('a"b\\c@example.com'), 'acct "quoted" \\ \n\t\x01', None),
+        (Actor.agent("agent-é-日本"), "☃ \u2028 \x7f", "run-1"),
+        (Actor.system(), None, None),
+    ]:
+        # The data mimics the body's own keys: the tail is matched at the top level only.
+        fake = {"event_type": "x", "recorded_at": "y", "run_id": run, "subject_id": subject,
+                "v": 1, "versions": {}}  # fmt: skip
+        store.append("acme", [AuditEvent(event_type="t.ex", actor=actor, subject_id=subject,
+                                         run_id=run, data={"nested": fake, **fake})])  # fmt: skip
+    assert trail.verify("acme").line() == "OK 3 entries"

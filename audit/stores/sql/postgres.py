@@ -28,7 +28,7 @@ from audit.chain import Sealed, genesis
 from audit.db import _driver, autocommit_driver, readonly
 from audit.model import AppendResult
 from audit.stores.sql.tables import COLUMNS, entries, link_rows, payloads
-from audit.verify import Row
+from audit.verify import INDEX_COLUMNS, Row
 
 
 def _call(function: str, params: Sequence[str], *, casts: dict[str, str] | None = None) -> str:
@@ -159,6 +159,7 @@ def rows(engine: Engine, stream: str, after_seq: int) -> Generator[Row, None, No
         select(
             entries.c.seq, entries.c.prev_hash, entries.c.hash, entries.c.commitment,
             entries.c.body, payloads.c.salt, payloads.c.payload,
+            *(entries.c[name] for name in INDEX_COLUMNS),  # checked against each body
         )
         .select_from(
             entries.outerjoin(
@@ -176,7 +177,16 @@ def rows(engine: Engine, stream: str, after_seq: int) -> Generator[Row, None, No
         result = reader.execute(stmt)
         try:
             for r in result:
-                yield Row(r[0], bytes(r[1]), bytes(r[2]), _b(r[3]), bytes(r[4]), _b(r[5]), _b(r[6]))
+                yield Row(
+                    r[0],
+                    bytes(r[1]),
+                    bytes(r[2]),
+                    _b(r[3]),
+                    bytes(r[4]),
+                    _b(r[5]),
+                    _b(r[6]),
+                    *r[7:],
+                )
         finally:  # a verifier that stops at the first bad entry closes the cursor now
             result.close()
 

@@ -17,10 +17,13 @@ from audit.chain import Sealed
 from audit.db import _driver
 from audit.model import AppendResult
 from audit.stores.sql.tables import COLUMNS, link_rows
-from audit.verify import Row
+from audit.verify import INDEX_COLUMNS, Row
 
 _INSERT_SQL = f"INSERT INTO audit_entries ({COLUMNS}) VALUES ({', '.join('?' * 13)})"
 _INSERT_PAYLOAD_SQL = "INSERT INTO audit_payloads (stream, seq, salt, payload) VALUES (?, ?, ?, ?)"
+
+_row = tuple.__new__  # a NamedTuple from a tuple in C (Row(...) is a Python-level call)
+INDEX = ", ".join(INDEX_COLUMNS)  # verification checks them against each body
 HEAD_SQL = "SELECT seq, hash FROM audit_entries WHERE stream = ? ORDER BY seq DESC LIMIT 1"
 
 
@@ -66,7 +69,8 @@ def append(dbapi: Any, stream: str, sealed: Sequence[Sealed]) -> list[AppendResu
 def rows(engine: Engine, stream: str, after_seq: int) -> Generator[Row, None, None]:
     """The chain's rows with their payloads, in seq order, in constant memory.
 
-    Verification is a read of every byte; SQLAlchemy's per-row result machinery and a
+    Verification is a read of every byte (the index columns too: they must say what the
+    body says); SQLAlchemy's per-row result machinery and a
     per-row join would cost more than the hashing. Two ordered scans, merged here (few
     entries have payloads), through the driver, in a deferred read transaction that never
     blocks writers and sees one consistent snapshot.
@@ -77,7 +81,7 @@ def rows(engine: Engine, stream: str, after_seq: int) -> Generator[Row, None, No
         db.execute("BEGIN")
         try:
             found = db.execute(
-                "SELECT seq, prev_hash, hash, commitment, body FROM audit_entries "
+                f"SELECT seq, prev_hash, hash, commitment, body, NULL, NULL, {INDEX} FROM audit_entries "
                 "WHERE stream = ? AND seq > ? ORDER BY seq",
                 (stream, after_seq),
             )
@@ -88,13 +92,15 @@ def rows(engine: Engine, stream: str, after_seq: int) -> Generator[Row, None, No
             )
             nxt = blobs.fetchone()
             while batch := found.fetchmany(5000):
-                for seq, prev, digest, commitment, body in batch:
+                for r in batch:  # laid out as a Row, salt and payload NULL
+                    seq = r[0]
                     while nxt is not None and nxt[0] < seq:
                         nxt = blobs.fetchone()
                     if nxt is not None and nxt[0] == seq:
-                        yield Row(seq, prev, digest, commitment, body, nxt[1], nxt[2])
+                        yield Row(seq, r[1], r[2], r[3], r[4], nxt[1], nxt[2], *r[7:])
                     else:
-                        yield Row(seq, prev, digest, commitment, body, None, None)
+                        yield _row(Row, r)  # the cursor's tuple as a Row, without a copy
+
         finally:
             db.execute("ROLLBACK")
     finally:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from audit import Actor
-from copilot.api.auth import require, runtime
+from copilot.api.auth import KeyCache, require, runtime
 from copilot.api.errors import responses
 from copilot.api.models import KeyCreate, KeyCreated, KeyPage
 from copilot.api.schema import PolicyOut, ShadowFigure
@@ -59,9 +59,14 @@ def list_keys(
     responses=responses(401, 403, 404, 422),
     summary="Revoke a key",
 )
-def revoke_key(key_id: KeyId, who: Admin, rt: Rt) -> ApiKey:
-    """Revoke at once (idempotent)."""
-    return rt.keys.revoke(key_id, tenant=who.tenant, actor=Actor.human(who.name))
+def revoke_key(key_id: KeyId, request: Request, who: Admin, rt: Rt) -> ApiKey:
+    """Revoke (idempotent). This API process refuses the key at once; other processes may
+    accept it for up to `COPILOT_API_KEY_CACHE_SECONDS` (their memory of checked keys)."""
+    revoked = rt.keys.revoke(key_id, tenant=who.tenant, actor=Actor.human(who.name))
+    cache = request.app.state.keys
+    assert isinstance(cache, KeyCache)
+    cache.forget(key_id)
+    return revoked
 
 
 @router.get(

@@ -1,18 +1,20 @@
-"""`/healthz` and `/metrics` for operators (no key: serve them on the operator's network)."""
+"""`/healthz` (no key) and `/metrics` (the metrics token: it names tenants) for operators."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
+from fastapi.security.utils import get_authorization_scheme_param
 
 from copilot.api import metrics
 from copilot.api.auth import runtime
 from copilot.api.errors import responses
 from copilot.api.schema import Health
 from copilot.db.engines import ping
-from copilot.errors import CopilotError
+from copilot.errors import CopilotError, UnauthenticatedError
 from copilot.runtime import Runtime
 
 router = APIRouter(tags=["operations"])
@@ -62,11 +64,27 @@ def healthz(rt: Rt) -> Health:
             "description": "Prometheus text exposition format",
             "content": {PROMETHEUS: {"schema": {"type": "string"}}},
         },
-        **responses(),
+        # Errors are JSON even here (FastAPI would document them as the route's text/plain).
+        **{s: {**r, "content": {"application/json": {}}} for s, r in responses(401).items()},
     },
     summary="Prometheus metrics",
 )
-def prometheus(rt: Rt) -> PlainTextResponse:
+def prometheus(request: Request, rt: Rt) -> PlainTextResponse:
     """Runs by state and level, pending approvals and the oldest one's age, executor
-    failures, audit stream heads."""
+    failures, audit stream heads. Needs `Authorization: Bearer <COPILOT_METRICS_TOKEN>`
+    (not an API key: a scraper holds no tenant's key); without the setting, 401 to all."""
+    _check_metrics_token(request)
     return PlainTextResponse(metrics.render(rt.engine), media_type=PROMETHEUS)
+
+
+def _check_metrics_token(request: Request) -> None:
+    expected = request.app.state.metrics_token
+    assert isinstance(expected, str)
+    if not expected:
+        raise UnauthenticatedError(
+            "/metrics is off: set COPILOT_METRICS_TOKEN on the server and send it as "
+            "`Authorization: Bearer <token>`"
+        )
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise UnauthenticatedError("send the metrics token as `Authorization: Bearer <token>`")

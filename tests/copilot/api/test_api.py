@@ -80,7 +80,7 @@ def test_validation_errors_name_the_field_and_write_nothing(
         (b'{"workflow": "five_steps", "subject_id": "a", "inputs": {"x": "\\ud800"}}', "request.invalid"),
         (b'{"workflow": "five_steps", "subject_id": "a", "inputs": {"x": "\\u0000"}}', "request.invalid"),
         (b'{"workflow": "five_steps", "subject_id": "a\\u0000"}', "request.invalid"),
-        (b'{"workflow": "five_steps", "subject_id": "a", "inputs": ' + b'{"a": ' * 40 + b"1" + b"}" * 41, "request.invalid"),
+        (b'{"workflow": "five_steps", "subject_id": "a", "inputs": ' + b'{"a": ' * 40 + b"1" + b"}" * 41, "request.too_deep"),
         (b"not json", "request.invalid"),
         (b"[]", "request.invalid"),
         (b'{"workflow": "no_such_flow", "subject_id": "a"}', "workflow.unknown"),
@@ -406,7 +406,9 @@ def test_metrics_report_runs_approvals_and_audit_heads(api: Api) -> None:
         json={"workflow": "five_steps", "subject_id": "acct-2"},
         headers=api.auth("globex", "app"),
     )
-    r = api.client.get("/metrics")
+    assert api.client.get("/metrics").status_code == 401  # it names tenants: its token only
+    api.client.app.state.metrics_token = "m-token"  # what COPILOT_METRICS_TOKEN sets
+    r = api.client.get("/metrics", headers={"Authorization": "Bearer m-token"})
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
     lines = dict(line.rsplit(" ", 1) for line in r.text.splitlines() if not line.startswith("#"))
     assert lines['copilot_runs{tenant="acme",state="waiting"}'] == "1"
