@@ -3,27 +3,16 @@
 `OutboxExecutor` writes a row in the `outbox` table, for the app to pick up;
 `WebhookExecutor` sends an HMAC-signed POST with an `Idempotency-Key` header, retried;
 `CeleryExecutor` sends a named task carrying the action to the app's own Celery queue.
-Both are registered as `copilot.executors` entry points like any third-party executor.
+All three are registered as `copilot.executors` entry points like any third-party executor.
 """
 
 from __future__ import annotations
 
-# The extension point (re-exported: the engine and older callers import it from here)
-from copilot.engine.executor import Action, ExecutionError, Executor, Receipt, stored_receipt
-
-# Built-in implementations
 from copilot.engine.executors.celery import CeleryExecutor
 from copilot.engine.executors.outbox import OutboxExecutor
 from copilot.engine.executors.webhook import WebhookExecutor
 
 __all__ = [
-    # The extension point
-    "Action",
-    "ExecutionError",
-    "Executor",
-    "Receipt",
-    "stored_receipt",
-    # Built-in implementations
     "CeleryExecutor",
     "OutboxExecutor",
     "WebhookExecutor",

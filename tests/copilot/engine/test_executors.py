@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from copilot.db.tables import outbox, receipts
-from copilot.engine.executors import Action, ExecutionError, OutboxExecutor, WebhookExecutor
+from copilot.engine.executor import Action, ExecutionError
+from copilot.engine.executors import OutboxExecutor, WebhookExecutor
 from tests.support.receiver import SECRET, Receiver
 
 

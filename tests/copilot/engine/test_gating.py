@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 from audit import Trail
 from copilot import Again, StepContext, Workflow
 from copilot.db.tables import outbox
-from copilot.engine.executors import Action, Receipt
+from copilot.engine.executor import Action, Receipt
 from copilot.engine.gating import action_id
 from copilot.engine.runner import Runner
 from copilot.engine.runs import RunState

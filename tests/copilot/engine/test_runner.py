@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, select
 from audit import Actor, Query, Trail
 from copilot import StepContext
 from copilot.db.tables import outbox
-from copilot.engine.executors import ExecutionError
+from copilot.engine.executor import ExecutionError
 from copilot.engine.runner import Runner
 from copilot.engine.runs import RunState
 from copilot.errors import RunStateError, TransientError, UnknownWorkflowError
