@@ -1,0 +1,163 @@
+"""The one policy interface: rules and learned policies rank the same way.
+
+A placement (the crawl stage) and a workflow's ranked proposals (``next_actions``) hand a
+policy the candidates that survived every rule (eligibility, caps, consent, the
+degradation level); the policy picks one and says how likely that pick was under it.
+That probability is what off-policy evaluation needs (the walk stage), so every policy
+reports it: 1.0 for a deterministic rule, the exploring distribution's mass for a
+learned one. A policy never sees, and so can never pick, a candidate the rules removed.
+
+Everything here is plain data; nothing here reads a database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# A feature as the policy saw it: declared signals (and context fields) after
+# minimization, numbers, flags or short categorical strings.
+Feature = float | int | bool | str
+
+
+class Candidate(BaseModel):
+    """One thing a policy may choose: an id, its priority class, its declared order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    priority: int = Field(default=0, description="higher first under the rules policy")
+    order: int = Field(default=0, description="declaration order, the rules' tie-break")
+    tags: tuple[str, ...] = ()
+
+
+class PolicyInput(BaseModel):
+    """What a policy is asked: the eligible candidates and the features as seen."""
+
+    model_config = ConfigDict(frozen=True)
+
+    surface: str = Field(description="placement name, or 'workflow:<name>' for proposals")
+    subject_id: str
+    features: Mapping[str, Feature]
+    eligible: Sequence[Candidate]
+    level: str = "full"
+
+
+class Contribution(BaseModel):
+    """One feature's part in a score, for the "why am I seeing this" sentence."""
+
+    model_config = ConfigDict(frozen=True)
+
+    feature: str
+    weight: float
+
+
+class Choice(BaseModel):
+    """A policy's answer: the pick (or none), its probability, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    candidate_id: str | None
+    probability: float = Field(ge=0.0, le=1.0)
+    policy: str
+    version: str
+    # The full distribution over the eligible candidates (sums to 1 when any is eligible);
+    # off-policy evaluation of another policy needs only its own, but logging this one
+    # lets a reviewer see how close the call was.
+    distribution: Mapping[str, float] = Field(default_factory=dict)
+    reason: str = ""
+    contributions: Sequence[Contribution] = ()
+
+
+@runtime_checkable
+class RankingPolicy(Protocol):
+    """Anything that picks among eligible candidates and reports the pick's probability.
+
+    ``draw`` is a number in [0, 1) the caller derives deterministically from the
+    decision (so a replay picks the same item); a deterministic policy ignores it.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    def choose(self, request: PolicyInput, draw: float) -> Choice: ...
+
+
+class RulesPolicy:
+    """The crawl stage's ranking: highest priority class, then declaration order."""
+
+    def __init__(self, name: str = "rules", version: str = "1") -> None:
+        self._name = name
+        self._version = version
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    def choose(self, request: PolicyInput, draw: float) -> Choice:
+        del draw  # deterministic
+        if not request.eligible:
+            return Choice(candidate_id=None, probability=1.0, policy=self._name,
+                          version=self._version, reason="no eligible candidate")  # fmt: skip
+        best = min(request.eligible, key=lambda c: (-c.priority, c.order, c.id))
+        return Choice(
+            candidate_id=best.id,
+            probability=1.0,
+            policy=self._name,
+            version=self._version,
+            distribution={best.id: 1.0},
+            reason=f"highest priority ({best.priority}), first declared",
+        )
+
+
+class LoggedDecision(BaseModel):
+    """A ranked choice as the decision log keeps it: what learning trains on.
+
+    The placements wing writes these for every decide; a workflow that ranks proposals
+    writes them too. ``reward`` is joined later (events, reviewer decisions, outcomes)
+    and stays None until the reward window closes.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    decision_id: str
+    tenant: str
+    surface: str
+    subject_id: str
+    decided_at: float
+    features: Mapping[str, Feature]
+    candidates: Sequence[str]
+    chosen: str | None
+    propensity: float
+    policy: str
+    version: str
+    holdout: bool = False
+    segment: str | None = None
+    reward: float | None = None
+
+
+def same_choice(a: Choice, b: Choice) -> bool:
+    """Whether two policies agree on the pick (shadow agreement counts this)."""
+    return a.candidate_id == b.candidate_id
+
+
+__all__ = [
+    "Candidate",
+    "Choice",
+    "Contribution",
+    "Feature",
+    "LoggedDecision",
+    "PolicyInput",
+    "RankingPolicy",
+    "RulesPolicy",
+    "same_choice",
+]

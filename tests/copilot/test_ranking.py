@@ -1,0 +1,22 @@
+"""The rules policy: priority class first, then declaration order, probability 1."""
+
+from __future__ import annotations
+
+from copilot.ranking import Candidate, PolicyInput, RankingPolicy, RulesPolicy
+
+
+def _ask(*cands: Candidate) -> PolicyInput:
+    return PolicyInput(surface="onboarding.next_step", subject_id="s1", features={}, eligible=cands)
+
+
+def test_the_rules_pick_the_highest_priority_then_the_first_declared() -> None:
+    policy = RulesPolicy()
+    assert isinstance(policy, RankingPolicy)
+    pick = policy.choose(_ask(Candidate(id="a", order=0), Candidate(id="b", priority=1, order=1),
+                              Candidate(id="c", priority=1, order=2)), 0.7)  # fmt: skip
+    assert (pick.candidate_id, pick.probability, dict(pick.distribution)) == ("b", 1.0, {"b": 1.0})
+
+
+def test_nothing_eligible_is_a_choice_of_none_with_a_reason() -> None:
+    pick = RulesPolicy().choose(_ask(), 0.1)
+    assert pick.candidate_id is None and pick.reason == "no eligible candidate"
