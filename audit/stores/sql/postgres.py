@@ -31,7 +31,7 @@ from audit.stores.sql.tables import COLUMNS, entries, link_rows, payloads
 from audit.verify import INDEX_COLUMNS, Row
 
 
-def _call(function: str, params: Sequence[str], *, casts: dict[str, str] | None = None) -> str:
+def named_call(function: str, params: Sequence[str], *, casts: dict[str, str] | None = None) -> str:
     """`function(p_a => %(a)s, ...)`: each parameter by its name, its value by ours."""
     casts = casts or {}
     args = ", ".join(f"p_{p} => %({p})s{casts.get(p, '')}" for p in params)
@@ -44,17 +44,20 @@ _ARRAYS = {
     **{p: "::bytea[]" for p in ("commitments", "bodies", "salts", "payloads")},
     **{p: "::text[]" for p in (*_EVENT, "keys")},
 }
-APPEND_SQL = "SELECT o_seq, o_hash, o_status FROM " + _call(
+# What a server function that appends takes for its events (filled by `event_params`).
+EVENT_ARGS = ("stream", "genesis", "commitments", "bodies", "salts", "payloads", *_EVENT, "keys")
+EVENT_CASTS = _ARRAYS
+APPEND_SQL = "SELECT o_seq, o_hash, o_status FROM " + named_call(
     "audit_append",
     ("stream", "genesis", "mode", "commitments", "bodies", "salts", "payloads", *_EVENT, "keys"),
     casts=_ARRAYS,
 )
-APPEND_ONE_SQL = "SELECT o_seq, o_hash, o_status FROM " + _call(
+APPEND_ONE_SQL = "SELECT o_seq, o_hash, o_status FROM " + named_call(
     "audit_append_one",
     ("stream", "genesis", "mode", "commitment", "body", "salt", "payload", *_EVENT, "key"),
 )
-SETTLE_SQL = "SELECT " + _call("audit_settle", ("stream", "genesis", "durable", "wait"))
-DRAIN_SQL = "SELECT " + _call("audit_drain", ("stream", "genesis"))
+SETTLE_SQL = "SELECT " + named_call("audit_settle", ("stream", "genesis", "durable", "wait"))
+DRAIN_SQL = "SELECT " + named_call("audit_drain", ("stream", "genesis"))
 HEAD_SQL = "SELECT seq, hash FROM audit_entries WHERE stream = %s ORDER BY seq DESC LIMIT 1"
 # A transactional logical message writes WAL, so this statement's synchronous commit
 # flushes the WAL up to and past every earlier (asynchronous) commit. Merely taking an xid
@@ -70,7 +73,7 @@ def append_in(
     conn: Connection, stream: str, sealed: Sequence[Sealed], *, wait: bool
 ) -> list[AppendResult]:
     """Append inside `conn`'s transaction: one call of `audit_append` (see the store)."""
-    params = _batch_params(stream, sealed, "wait" if wait else "try")
+    params = event_params(stream, sealed, "wait" if wait else "try")
     rows = conn.exec_driver_sql(APPEND_SQL, params).all()
     return [_result(stream, *r) for r in rows]
 
@@ -88,7 +91,7 @@ def append_standalone(engine: Engine, stream: str, sealed: Sequence[Sealed]) -> 
         if len(sealed) == 1:
             sql, params = APPEND_ONE_SQL, _one_params(stream, sealed[0])
         else:
-            sql, params = APPEND_SQL, _batch_params(stream, sealed, "try")
+            sql, params = APPEND_SQL, event_params(stream, sealed, "try")
         rows = dbapi.execute(sql, params, prepare=True).fetchall()
         results = [_result(stream, *r) for r in rows]
         # A `pending` result was queued behind a lock holder, durable with our commit:
@@ -199,7 +202,8 @@ def _settle_params(stream: str, *, durable: bool) -> dict[str, object]:
     return {"stream": stream, "genesis": genesis(stream), "durable": durable, "wait": True}
 
 
-def _batch_params(stream: str, sealed: Sequence[Sealed], mode: str) -> dict[str, object]:
+def event_params(stream: str, sealed: Sequence[Sealed], mode: str) -> dict[str, object]:
+    """`audit_append`'s arguments for `sealed` (server functions that append pass them on)."""
     ev = [s.event for s in sealed]
     return {
         "stream": stream, "genesis": genesis(stream), "mode": mode,
@@ -233,4 +237,14 @@ def _result(stream: str, seq: int | None, digest: bytes | None, status: str) -> 
     )
 
 
-__all__ = ["append_in", "append_standalone", "rows", "settle", "settle_in"]
+__all__ = [
+    "EVENT_ARGS",
+    "EVENT_CASTS",
+    "append_in",
+    "append_standalone",
+    "event_params",
+    "named_call",
+    "rows",
+    "settle",
+    "settle_in",
+]
