@@ -57,7 +57,9 @@ def create(
     return found, found.id == row["id"]
 
 
-def step(engine: Engine, params: dict[str, Any], stream: str, sealed: Sequence[Sealed]) -> Run | None:
+def step(
+    engine: Engine, params: dict[str, Any], stream: str, sealed: Sequence[Sealed]
+) -> Run | None:
     """Commit a step's checkpoint (see copilot_step): the run now, or None if the lease was lost."""
     try:
         return _call(engine, _STEP_SQL, {**params, **event_params(stream, sealed, "try")})

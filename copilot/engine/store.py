@@ -79,7 +79,11 @@ class RunStore:
     """Reads and writes runs; every state change commits with its audit event."""
 
     def __init__(
-        self, engine: Engine, audit: TransactionalAuditLog, *, clock: Callable[[], float] = time.time
+        self,
+        engine: Engine,
+        audit: TransactionalAuditLog,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self.audit = audit
@@ -228,10 +232,20 @@ class RunStore:
         return fastpath.create(self.engine, row, seal(event), consult=consult)
 
     def _new(
-        self, tenant: str, workflow: str, version: str, subject_id: str, inputs: dict[str, Any],
-        idempotency_key: str | None, triggered_by: str, state: RunState,
-        reasons: list[str] | None, data: dict[str, Any] | None, holdout: bool,
-        actor: Actor | None, principal: str | None,
+        self,
+        tenant: str,
+        workflow: str,
+        version: str,
+        subject_id: str,
+        inputs: dict[str, Any],
+        idempotency_key: str | None,
+        triggered_by: str,
+        state: RunState,
+        reasons: list[str] | None,
+        data: dict[str, Any] | None,
+        holdout: bool,
+        actor: Actor | None,
+        principal: str | None,
     ) -> tuple[dict[str, Any], Run, AuditEvent]:
         """A new run's row, the run, and its `run.created` event."""
         now = self.clock()

@@ -290,7 +290,6 @@ from copilot.measure.outcomes import OutcomeSpec  # noqa: E402
 REPLIED = OutcomeSpec(name="replied", description="The customer replied", polarity="good")
 
 
-
 # Five trivial steps, and the same with a pause at the third: what the round-trip pins
 # measure (rules only, no effects: the floor of a run's cost, as bench/_flows.py runs).
 class Tick(BaseModel):

@@ -31,7 +31,7 @@ from sqlalchemy.pool import Pool
 # Prepared statements' text by (connection, name), remembered across counts: a warmed-up
 # connection binds statements it parsed before the count began.
 _PREPARED: dict[tuple[int, str], str] = {}
-_LINE = re.compile(r'^F\t\d+\t(\w+)\t?(.*)$')
+_LINE = re.compile(r"^F\t\d+\t(\w+)\t?(.*)$")
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
 

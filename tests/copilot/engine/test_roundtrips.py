@@ -25,15 +25,15 @@ from tests.support.runtime import build_runtime
 REVIEWERS = frozenset({"reviewer"})
 # (PostgreSQL, SQLite) round trips of each operation, warmed up.
 PINS: dict[str, tuple[int, int]] = {
-    "trigger": (1, 8),
-    "advance_5_steps": (7, 44),
-    "run_5_steps": (8, 52),
+    "trigger": (1, 6),
+    "advance_5_steps": (7, 42),
+    "run_5_steps": (8, 48),
     "per_step": (1, 6),
-    "pause_advance": (5, 32),
-    "resume": (7, 12),
-    "resume_advance": (5, 25),
+    "pause_advance": (5, 30),
+    "resume": (7, 8),
+    "resume_advance": (5, 23),
     "approval_decide": (16, 23),
-    "approval_advance": (45, 72),
+    "approval_advance": (45, 64),
 }
 
 
@@ -75,8 +75,13 @@ def _measure(runner: Runner, rt: Runtime, i: int) -> dict[str, Trips]:
     assert rt.gate is not None
     email = next(r for r in rt.gate.of_run(proposing.id) if r.status == "pending")
     got["approval_decide"], _ = _count(
-        lambda: rt.gate.decide(email.id, reviewer="maya", roles=REVIEWERS, decision="approve",
-                               payload_hash=email.payload_hash)  # fmt: skip
+        lambda: rt.gate.decide(
+            email.id,
+            reviewer="maya",
+            roles=REVIEWERS,
+            decision="approve",
+            payload_hash=email.payload_hash,
+        )  # fmt: skip
     )
     got["approval_advance"], done = _count(lambda: runner.advance(proposing.id))
     assert done.state == RunState.COMPLETED
