@@ -16,9 +16,9 @@ import psycopg
 import psycopg.rows
 from sqlalchemy import Engine
 
+from audit.calls import EVENT_ARGS, EVENT_CASTS, event_params, named_call
 from audit.chain import Sealed
 from audit.db import autocommit_driver
-from audit.stores.sql.postgres import EVENT_ARGS, EVENT_CASTS, event_params, named_call
 from copilot.engine.runs import Run, run_from
 
 _CREATE_SQL = "SELECT * FROM " + named_call(

@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -85,9 +86,9 @@ def counting() -> Iterator[Trips]:
                 dbapi.set_trace_callback(None)
                 continue
             dbapi.pgconn.untrace()  # flushes the trace stream
-            with open(path, encoding="utf-8", errors="replace") as f:
-                trips.statements.extend(_pg_trips(f.read(), id(dbapi)))
-            os.unlink(path)
+            trace = Path(path)
+            trips.statements.extend(_pg_trips(trace.read_text(errors="replace"), id(dbapi)))
+            trace.unlink()
             assert fd is not None
             os.close(fd)
         trips.statements.extend(sqlite_seen)

@@ -22,29 +22,15 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, select
 
+from audit.calls import EVENT_CASTS, EVENT_COLUMNS, event_params, named_call
 from audit.chain import Sealed, genesis
 from audit.db import _driver, autocommit_driver, readonly
 from audit.model import AppendResult
 from audit.stores.sql.tables import COLUMNS, entries, link_rows, payloads
 from audit.verify import INDEX_COLUMNS, Row
 
-
-def named_call(function: str, params: Sequence[str], *, casts: dict[str, str] | None = None) -> str:
-    """`function(p_a => %(a)s, ...)`: each parameter by its name, its value by ours."""
-    casts = casts or {}
-    args = ", ".join(f"p_{p} => %({p})s{casts.get(p, '')}" for p in params)
-    return f"{function}({args})"
-
-
-# The event columns, in the functions' parameter names (singular in audit_append_one).
-_EVENT = ("recorded_at", "actor_kind", "actor_id", "event_type", "run_id", "subject_id")
-_ARRAYS = {
-    **{p: "::bytea[]" for p in ("commitments", "bodies", "salts", "payloads")},
-    **{p: "::text[]" for p in (*_EVENT, "keys")},
-}
-# What a server function that appends takes for its events (filled by `event_params`).
-EVENT_ARGS = ("stream", "genesis", "commitments", "bodies", "salts", "payloads", *_EVENT, "keys")
-EVENT_CASTS = _ARRAYS
+_EVENT = EVENT_COLUMNS
+_ARRAYS = EVENT_CASTS
 APPEND_SQL = "SELECT o_seq, o_hash, o_status FROM " + named_call(
     "audit_append",
     ("stream", "genesis", "mode", "commitments", "bodies", "salts", "payloads", *_EVENT, "keys"),
@@ -196,20 +182,6 @@ def _settle_params(stream: str, *, durable: bool) -> dict[str, object]:
     return {"stream": stream, "genesis": genesis(stream), "durable": durable, "wait": True}
 
 
-def event_params(stream: str, sealed: Sequence[Sealed], mode: str) -> dict[str, object]:
-    """`audit_append`'s arguments for `sealed` (server functions that append pass them on)."""
-    ev = [s.event for s in sealed]
-    return {
-        "stream": stream, "genesis": genesis(stream), "mode": mode,
-        "commitments": [s.commitment for s in sealed], "bodies": [s.body for s in sealed],
-        "salts": [s.salt for s in sealed], "payloads": [s.personal for s in sealed],
-        "recorded_at": [s.recorded_at for s in sealed],
-        "actor_kind": [e.actor.kind.value for e in ev], "actor_id": [e.actor.id for e in ev],
-        "event_type": [e.event_type for e in ev], "run_id": [e.run_id for e in ev],
-        "subject_id": [e.subject_id for e in ev], "keys": [e.idempotency_key for e in ev],
-    }  # fmt: skip
-
-
 def _one_params(stream: str, s: Sealed) -> dict[str, object]:
     e = s.event
     return {
@@ -232,12 +204,8 @@ def _result(stream: str, seq: int | None, digest: bytes | None, status: str) -> 
 
 
 __all__ = [
-    "EVENT_ARGS",
-    "EVENT_CASTS",
     "append_in",
     "append_standalone",
-    "event_params",
-    "named_call",
     "rows",
     "settle",
     "settle_in",

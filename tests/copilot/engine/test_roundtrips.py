@@ -81,7 +81,7 @@ def _measure(runner: Runner, rt: Runtime, i: int) -> dict[str, Trips]:
             roles=REVIEWERS,
             decision="approve",
             payload_hash=email.payload_hash,
-        )  # fmt: skip
+        )
     )
     got["approval_advance"], done = _count(lambda: runner.advance(proposing.id))
     assert done.state == RunState.COMPLETED
