@@ -16,6 +16,7 @@ from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import make_url
 
 _READONLY = "copilot_readonly"
+_AUTOCOMMIT_READ = "copilot_autocommit_read"
 
 
 def create_engine(url: str, *, synchronous_commit: bool = True, **kwargs: Any) -> Engine:
@@ -59,8 +60,10 @@ def create_engine(url: str, *, synchronous_commit: bool = True, **kwargs: Any) -
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        readonly = conn.get_execution_options().get(_READONLY, False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        options = conn.get_execution_options()
+        if options.get(_AUTOCOMMIT_READ, False):
+            return  # each statement its own snapshot, as on PostgreSQL: no BEGIN, no ROLLBACK
+        conn.exec_driver_sql("BEGIN" if options.get(_READONLY, False) else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -68,13 +71,14 @@ def create_engine(url: str, *, synchronous_commit: bool = True, **kwargs: Any) -
 def readonly(conn: Connection, *, autocommit: bool = True) -> Connection:
     """Mark a fresh connection as a reader.
 
-    SQLite: a deferred transaction that never blocks writers. PostgreSQL: autocommit, so a
-    single-statement read costs one round trip instead of three (BEGIN, read, COMMIT);
-    pass `autocommit=False` for a multi-statement snapshot or a server-side cursor.
+    Autocommit on both: a single-statement read costs one round trip (PostgreSQL) or one
+    statement (SQLite, which never blocks writers) instead of three (BEGIN, read, COMMIT);
+    pass `autocommit=False` for a multi-statement snapshot (SQLite: a deferred transaction)
+    or a server-side cursor.
     """
     if autocommit and conn.dialect.name == "postgresql":
         return conn.execution_options(isolation_level="AUTOCOMMIT", **{_READONLY: True})
-    return conn.execution_options(**{_READONLY: True})
+    return conn.execution_options(**{_READONLY: True, _AUTOCOMMIT_READ: autocommit})
 
 
 @contextmanager

@@ -31,7 +31,7 @@ from pathlib import Path
 import psycopg
 
 from audit import Actor
-from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report
+from bench._common import Result, parser, pg_dsn, pg_schema, pg_url, report
 from copilot.client import Client
 from copilot.db.tables import deliveries
 from copilot.delivery.store import Ack
@@ -115,7 +115,7 @@ CREATE TABLE bare (id bigserial PRIMARY KEY, tenant text NOT NULL, state text NO
 def through_bare_sql(schema: str, n: int, *, batch_acks: bool = False) -> float:
     """(b) the floor: SELECT ... FOR UPDATE SKIP LOCKED + UPDATE per batch, UPDATE per ack;
     (b'') with `batch_acks`, one `UPDATE ... WHERE id = ANY(...)` per batch instead."""
-    dsn = f"{PG_DSN} options=-csearch_path={schema}"
+    dsn = f"{pg_dsn(schema)} options=-csearch_path={schema}"
     table = "batches" if batch_acks else "bare"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(BARE_TABLE.replace("bare", table))
@@ -153,7 +153,7 @@ def through_bare_sql(schema: str, n: int, *, batch_acks: bool = False) -> float:
 def through_classic_loop(schema: str, n: int) -> float:
     """(b') the loop as the issue words it: per action, one transaction of
     `SELECT ... LIMIT 1 FOR UPDATE SKIP LOCKED` + `UPDATE` (done)."""
-    dsn = f"{PG_DSN} options=-csearch_path={schema}"
+    dsn = f"{pg_dsn(schema)} options=-csearch_path={schema}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE classic (LIKE bare INCLUDING ALL)")
         conn.execute("INSERT INTO classic (tenant, state, due_at, payload) SELECT 'bench', "

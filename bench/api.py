@@ -123,7 +123,7 @@ def asyncpg_dsn(schema: str) -> str:
     parts = dict(kv.split("=", 1) for kv in PG_DSN.split())
     return (
         f"postgresql://{parts.get('user', 'postgres')}@{parts.get('host', HOST)}:"
-        f"{parts.get('port', '5432')}/{parts.get('dbname', 'test')}?search_path={schema}"
+        f"{parts.get('port', '5432')}/{schema}?search_path={schema}"
         "&plan_cache_mode=force_generic_plan"  # as the API's reader runs it
     )
 

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from approvals import Catalog, Gate, Policy
 from approvals.request import stored_document
 from approvals.tables import requests
-from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report
+from bench._common import Result, parser, pg_dsn, pg_schema, pg_url, report
 from bench.runtime import worker_cluster
 from tests.support.runtime import build_runtime
 
@@ -62,7 +62,7 @@ def seed(schema: str, n: int) -> None:
         "updated_at",
         "deadline",
     )
-    with psycopg.connect(PG_DSN, options=f"-csearch_path={schema}") as conn:
+    with psycopg.connect(pg_dsn(schema), options=f"-csearch_path={schema}") as conn:
         names = ", ".join((*cols, "doc"))
         with conn.cursor().copy(f"COPY approval_requests ({names}) FROM STDIN") as copy:
             for i in range(n):
@@ -112,7 +112,7 @@ def listing(schema: str, rounds: int) -> tuple[float, float, float, float]:
     cursor = None
     with rt.engine.connect() as conn:
         ids = list(conn.execute(select(requests.c.id).limit(5000)).scalars())
-    with psycopg.connect(PG_DSN, options=f"-csearch_path={schema}", autocommit=True) as raw:
+    with psycopg.connect(pg_dsn(schema), options=f"-csearch_path={schema}", autocommit=True) as raw:
         for warm in ({}, {"kind": KINDS[0]}, {"risk": "high"}, {"workflow": "tone_draft"}):
             _, nxt = gate.queue(
                 "bench", limit=50, **warm

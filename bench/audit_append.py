@@ -24,7 +24,7 @@ from typing import Any
 
 from audit import Actor, AuditEvent, SqlAuditStore, Versions, seal
 from audit.db import create_engine
-from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report
+from bench._common import Result, parser, pg_dsn, pg_schema, pg_url, report
 from copilot.db.engines import upgrade
 
 EVENT = AuditEvent(
@@ -78,7 +78,9 @@ def plain_pg(schema: str, writer: int, n: int, start: mp.synchronize.Event) -> N
 
     # autocommit: each INSERT is its own transaction in one round trip, the cheapest way
     # to commit one row (our append is one autocommit statement too).
-    with psycopg.connect(PG_DSN, options=f"-csearch_path={schema}", autocommit=True) as conn:
+    with psycopg.connect(
+        pg_dsn(schema), options=f"-csearch_path={schema}", autocommit=True
+    ) as conn:
         sql = f"INSERT INTO plain_entries ({PLAIN_COLUMNS}) VALUES ({','.join(['%s'] * 13)})"
         start.wait()
         for i in range(n):
@@ -134,7 +136,9 @@ def pg_setup(schema: str) -> str:
 
     url = pg_url(schema)
     upgrade(create_engine(url))
-    with psycopg.connect(PG_DSN, options=f"-csearch_path={schema}", autocommit=True) as conn:
+    with psycopg.connect(
+        pg_dsn(schema), options=f"-csearch_path={schema}", autocommit=True
+    ) as conn:
         for ddl in PLAIN_DDL:
             conn.execute(ddl.format(blob="BYTEA"))
     return url

@@ -25,7 +25,7 @@ import psycopg
 import uvloop
 
 from approvals.queue import QueueQuery, positional
-from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report
+from bench._common import Result, parser, pg_dsn, pg_schema, pg_url, report
 from bench.api import asyncpg_dsn, cpu_seconds
 from bench.approvals import seed
 from tests.support.runtime import build_runtime
@@ -69,7 +69,7 @@ async def client_cpu_psycopg(
     """The same with psycopg's asyncio connection (prepared statements too)."""
     converted = [as_psycopg(sql, args) for sql, args in statements]
     conn = await psycopg.AsyncConnection.connect(
-        PG_DSN,
+        pg_dsn(schema),
         options=f"-csearch_path={schema} -cplan_cache_mode=force_generic_plan",  # as asyncpg's
         autocommit=True,
         prepare_threshold=0,
@@ -93,7 +93,7 @@ def backend_cpu(
     converted = [as_psycopg(sql, args) for sql, args in statements]
     mode = "force_generic_plan" if generic else "auto"
     with psycopg.connect(
-        PG_DSN, options=f"-csearch_path={schema} -cplan_cache_mode={mode}", autocommit=True
+        pg_dsn(schema), options=f"-csearch_path={schema} -cplan_cache_mode={mode}", autocommit=True
     ) as conn:
         backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
         for sql, args in converted:

@@ -11,16 +11,16 @@ import hashlib
 import json
 from typing import Any
 
-import psycopg
 from pydantic import BaseModel
 from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 
 from approvals import payload_hash
-from audit import Actor, AuditEvent, Versions, genesis, seal
+from audit import Actor, AuditEvent, Versions, seal
 from audit.canonical import canonical
-from audit.db import autocommit_driver
+from audit.chain import timestamp
 from copilot.db.tables import run_steps
+from copilot.engine import fastpath
 from copilot.engine.gating import ActionGate, Proposal
 from copilot.engine.lease import Lease
 from copilot.engine.rounds import save as save_round
@@ -30,17 +30,6 @@ from copilot.errors import CopilotError
 from copilot.workflow.degradation import Degradation
 
 _SAVE_STEP = insert(run_steps)
-# Named arguments: a parameter reordered in the migration fails loudly instead of shifting.
-_PG_CHECKPOINT = (
-    "SELECT copilot_checkpoint(p_rid => %(rid)s, p_owner => %(owner)s, p_idx => %(idx)s, "
-    "p_now => %(now)s, p_expires => %(expires)s, p_level => %(level)s, "
-    "p_reasons => %(reasons)s, p_name => %(name)s, p_output => %(output)s, "
-    "p_attempt => %(attempt)s, p_model => %(model)s, p_prompt => %(prompt)s, "
-    "p_usage => %(usage)s, p_started => %(started)s, p_stream => %(stream)s, "
-    "p_genesis => %(genesis)s, p_commitment => %(commitment)s, p_body => %(body)s, "
-    "p_recorded_at => %(recorded_at)s, p_actor_kind => %(actor_kind)s, "
-    "p_actor_id => %(actor_id)s, p_subject => %(subject)s)"
-)
 
 
 class Checkpointer:
@@ -60,8 +49,11 @@ class Checkpointer:
         started: float,
         *,
         last: bool,
-    ) -> bool:
+    ) -> Run | bool:
         """Persist a step's output, effects and audit event; False if the lease was lost.
+
+        The run as it now stands when the checkpoint ended the advance (it paused or
+        finished) and the store returned it; else True.
 
         The last step's checkpoint completes the run in the same transaction. Checkpoints
         that neither pause nor finish the run commit without waiting for the WAL flush on
@@ -72,8 +64,8 @@ class Checkpointer:
         now = self.store.clock()
         doc = output.model_dump(mode="json")
         plain = not (ctx.effects or ctx.proposals or ctx.withheld)
-        if self.lease.pg and request is None and not last and plain:
-            return self._step_pg(run, ctx, doc, started, now)
+        if self.lease.pg and plain:
+            return self._step_pg(run, ctx, doc, request, started, now, last=last)
         status = "awaiting" if request is not None else "proposed" if ctx.proposals else "completed"
         try:
             durable = request is not None or last or bool(ctx.proposals)
@@ -178,28 +170,50 @@ class Checkpointer:
         return [req.id for req in submitted if req.status == "pending"]
 
     def _step_pg(
-        self, run: Run, ctx: EngineContext, doc: dict[str, Any], started: float, now: float
-    ) -> bool:
-        """An intermediate checkpoint on PostgreSQL: one autocommit call (see copilot_checkpoint)."""
-        sealed = seal(step_event(run, ctx, doc))
+        self,
+        run: Run,
+        ctx: EngineContext,
+        doc: dict[str, Any],
+        request: dict[str, Any] | None,
+        started: float,
+        now: float,
+        *,
+        last: bool,
+    ) -> Run | bool:
+        """A step without effects or proposals on PostgreSQL: one call (see copilot_step).
+
+        With it, the last step completes the run and an `Await` parks it, as `step` does.
+        """
+        events = [step_event(run, ctx, doc)]
+        to = RunState.WAITING if request is not None else RunState.COMPLETED if last else None
+        if to is RunState.WAITING:
+            data: dict[str, Any] = {"step": ctx.step.name, "request": request}
+        elif to is RunState.COMPLETED:
+            data = {"level": ctx.degradation.level.value,
+                    "reasons": list(ctx.degradation.reasons)}  # fmt: skip
+        if to is not None:
+            events += self.store.run_events(run, [(
+                f"run.{to.value}", Actor.system(self.lease.owner),
+                {"from": run.state.value, "to": to.value, **data},
+            )])  # fmt: skip
+        stamp = timestamp()
         params = {
             "rid": run.id, "owner": self.lease.owner, "idx": ctx.idx, "now": now,
             "expires": now + self.lease.seconds, "level": ctx.degradation.level.value,
             "reasons": json.dumps(list(ctx.degradation.reasons)), "name": ctx.step.name,
-            "output": json.dumps(doc, sort_keys=True), "attempt": run.attempts,
-            "model": ctx.model_name, "prompt": ctx.prompt_version,
+            "status": "awaiting" if request is not None else "completed",
+            "output": json.dumps(doc, sort_keys=True),
+            "request": json.dumps(request, sort_keys=True) if request is not None else None,
+            "attempt": run.attempts, "model": ctx.model_name, "prompt": ctx.prompt_version,
             "usage": json.dumps(ctx.usage) if ctx.usage else None, "started": started,
-            "stream": run.tenant, "genesis": genesis(run.tenant),
-            "commitment": sealed.commitment, "body": sealed.body,
-            "recorded_at": sealed.recorded_at, "actor_kind": sealed.event.actor.kind.value,
-            "actor_id": sealed.event.actor.id, "subject": run.subject_id,
+            "to": to.value if to is not None else None,
+            "result": json.dumps(doc, sort_keys=True) if to is RunState.COMPLETED else None,
         }  # fmt: skip
-        try:
-            with autocommit_driver(self.store.engine) as db:
-                ok = db.execute(_PG_CHECKPOINT, params, prepare=True).fetchone()
-        except psycopg.errors.UniqueViolation:
-            return False  # a zombie of ours already checkpointed this step
-        return bool(ok and ok[0])
+        now_run = fastpath.step(self.store.engine, params, run.tenant,
+                                [seal(e, stamp) for e in events])  # fmt: skip
+        if now_run is None:
+            return False
+        return now_run if to is not None else True
 
 
 def step_event(run: Run, ctx: EngineContext, doc: dict[str, Any]) -> AuditEvent:

@@ -140,6 +140,12 @@ class Runner:
             inputs=data, idempotency_key=idempotency_key, triggered_by=triggered_by,
             holdout=holdout, actor=actor, principal=principal,
         )  # fmt: skip
+        # One round trip on PostgreSQL, unless the subject has stored preferences to read.
+        fast = self.store.create_queued(**fields, data=why, consult=self.consent is not None)
+        if fast is not None:
+            if fast[1] and self.enqueue is not None:
+                self.enqueue(fast[0].id, 0.0)
+            return fast
         refusal = self.consent.refusal(tenant, subject_id, wf.name) if self.consent else None
         if refusal is not None:  # opted out or snoozed: a skipped run, with the reason, audited
             return self.store.create(
@@ -289,8 +295,10 @@ class Runner:
             code = exc.code if isinstance(exc, CopilotError) else "run.checkpoint_failed"
             return self.lease.fail(run, code, f"step {step.name!r} could not be checkpointed: "
                                    f"{exc}", step=step.name)  # fmt: skip
-        if not saved:
+        if saved is False:
             return self.store.get(run.id)  # lost the lease: another worker owns the run now
+        if isinstance(saved, Run):
+            return saved  # it paused or finished, and the checkpoint returned the run
         if request is not None or finishing:
             return self.store.get(run.id)
         if ctx.proposals and self.store.get(run.id).state == RunState.WAITING:

@@ -13,10 +13,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Update, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from audit import Actor, AuditEvent, TransactionalAuditLog, Versions
+from audit import Actor, AuditEvent, TransactionalAuditLog, Versions, seal
 from audit.canonical import canonical
 from audit.db import create_engine, readonly
 from copilot.db.tables import run_steps, runs
+from copilot.engine import fastpath
 from copilot.engine.runs import Run, RunState, StepRecord, acquired_event, loads_column, run_from
 from copilot.errors import RunNotFoundError, RunStateError
 
@@ -78,7 +79,11 @@ class RunStore:
     """Reads and writes runs; every state change commits with its audit event."""
 
     def __init__(
-        self, engine: Engine, audit: TransactionalAuditLog, *, clock: Callable[[], float] = time.time
+        self,
+        engine: Engine,
+        audit: TransactionalAuditLog,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self.audit = audit
@@ -150,7 +155,13 @@ class RunStore:
         **kw: Any,
     ) -> None:
         """Append the run's audit event inside `conn`'s transaction."""
-        event = AuditEvent(
+        self.audit.append_in(conn, run.tenant, [self._event(run, event_type, actor, data, **kw)])
+
+    @staticmethod
+    def _event(
+        run: Run, event_type: str, actor: Actor, data: dict[str, Any], **kw: Any
+    ) -> AuditEvent:
+        return AuditEvent(
             event_type=event_type,
             actor=actor,
             run_id=run.id,
@@ -159,7 +170,6 @@ class RunStore:
             data=data,
             **kw,
         )
-        self.audit.append_in(conn, run.tenant, [event])
 
     def create(
         self,
@@ -183,47 +193,17 @@ class RunStore:
         `principal` is whose request caused it (`key:<id>`, `schedule:<name>`): recorded on
         the run and in its `run.created` event, and refused as a decider of its actions.
         """
+        row, run, event = self._new(tenant, workflow, version, subject_id, inputs,
+                                    idempotency_key, triggered_by, state, reasons, data,
+                                    holdout, actor, principal)  # fmt: skip
         if idempotency_key is not None:
             existing = self._by_key(tenant, idempotency_key)
             if existing is not None:
                 return existing, False
-        now = self.clock()
-        row = {
-            "id": uuid.uuid4().hex,
-            "tenant": tenant,
-            "workflow": workflow,
-            "version": version,
-            "subject_id": subject_id,
-            "state": state.value,
-            "inputs": json.dumps(inputs, sort_keys=True),
-            "idempotency_key": idempotency_key,
-            "triggered_by": triggered_by,
-            "principal": principal,
-            "created_at": now,
-            "updated_at": now,
-            "queued_at": now,
-            "attempts": 0,
-            "step_index": 0,
-            "reasons": json.dumps(reasons) if reasons else None,
-            "holdout": holdout,
-        }
-        run = _run(_Row(row))
         try:
             with self.engine.begin() as conn:
                 conn.execute(_INSERT_RUN, row)
-                self.audit_in(
-                    conn,
-                    run,
-                    "run.created",
-                    actor or (Actor.human(triggered_by) if triggered_by else Actor.system()),
-                    {
-                        "state": state.value,
-                        "inputs_sha256": _digest(inputs),
-                        "holdout": holdout,
-                        "principal": principal,
-                        **(data or {}),
-                    },
-                )
+                self.audit.append_in(conn, tenant, [event])
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -232,6 +212,59 @@ class RunStore:
                 raise
             return existing, False
         return run, True
+
+    def create_queued(
+        self, *, consult: bool, data: dict[str, Any] | None = None, **fields: Any
+    ) -> tuple[Run, bool] | None:
+        """`create` of a queued run in one round trip (PostgreSQL), or None: then call `create`.
+
+        `consult`: the caller still has to read the subject's preferences; a subject that
+        has stored ones gets None and nothing is written. SQLite always gets None.
+        """
+        if self.engine.dialect.name != "postgresql":
+            return None
+        row, _, event = self._new(
+            fields["tenant"], fields["workflow"], fields["version"], fields["subject_id"],
+            fields["inputs"], fields["idempotency_key"], fields["triggered_by"],
+            RunState.QUEUED, None, data, fields.get("holdout", False), fields.get("actor"),
+            fields.get("principal"),
+        )  # fmt: skip
+        return fastpath.create(self.engine, row, seal(event), consult=consult)
+
+    def _new(
+        self,
+        tenant: str,
+        workflow: str,
+        version: str,
+        subject_id: str,
+        inputs: dict[str, Any],
+        idempotency_key: str | None,
+        triggered_by: str,
+        state: RunState,
+        reasons: list[str] | None,
+        data: dict[str, Any] | None,
+        holdout: bool,
+        actor: Actor | None,
+        principal: str | None,
+    ) -> tuple[dict[str, Any], Run, AuditEvent]:
+        """A new run's row, the run, and its `run.created` event."""
+        now = self.clock()
+        row = {
+            "id": uuid.uuid4().hex, "tenant": tenant, "workflow": workflow, "version": version,
+            "subject_id": subject_id, "state": state.value,
+            "inputs": json.dumps(inputs, sort_keys=True), "idempotency_key": idempotency_key,
+            "triggered_by": triggered_by, "principal": principal, "created_at": now,
+            "updated_at": now, "queued_at": now, "attempts": 0, "step_index": 0,
+            "reasons": json.dumps(reasons) if reasons else None, "holdout": holdout,
+        }  # fmt: skip
+        run = _run(_Row(row))
+        event = self._event(
+            run, "run.created",
+            actor or (Actor.human(triggered_by) if triggered_by else Actor.system()),
+            {"state": state.value, "inputs_sha256": _digest(inputs), "holdout": holdout,
+             "principal": principal, **(data or {})},
+        )  # fmt: skip
+        return row, run, event
 
     def _by_key(self, tenant: str, key: str) -> Run | None:
         stmt = select(runs).where(runs.c.tenant == tenant, runs.c.idempotency_key == key)

@@ -18,7 +18,9 @@ def test_an_acknowledged_append_is_in_the_flushed_wal(pg_url: str) -> None:
             result = store.append(
                 "acme", [AuditEvent(event_type="x", actor=Actor.system(), data={"i": i})]
             )
-            assert result[0].seq == i + 1  # chained inline, committed asynchronously, then flushed
+            assert (
+                result[0].seq == i + 1
+            )  # chained inline, committed synchronously in the same call
             with engine.connect() as conn:
                 # Everything written before the append returned is durable: the flush
                 # position is within a background record or two of the insert position.

@@ -288,3 +288,75 @@ def noted(ctx: StepContext, inp: Plan) -> Report:
 from copilot.measure.outcomes import OutcomeSpec  # noqa: E402
 
 REPLIED = OutcomeSpec(name="replied", description="The customer replied", polarity="good")
+
+
+# Five trivial steps, and the same with a pause at the third: what the round-trip pins
+# measure (rules only, no effects: the floor of a run's cost, as bench/_flows.py runs).
+class Tick(BaseModel):
+    subject_id: str
+    n: int = 0
+
+
+def _next(inp: Tick) -> Tick:
+    return Tick(subject_id=inp.subject_id, n=inp.n + 1)
+
+
+plain = Workflow("plain", "1", input=Tick)
+
+
+@plain.step
+def t1(ctx: StepContext, inp: Tick) -> Tick:
+    return _next(inp)
+
+
+@plain.step
+def t2(ctx: StepContext, inp: Tick) -> Tick:
+    return _next(inp)
+
+
+@plain.step
+def t3(ctx: StepContext, inp: Tick) -> Tick:
+    return _next(inp)
+
+
+@plain.step
+def t4(ctx: StepContext, inp: Tick) -> Tick:
+    return _next(inp)
+
+
+@plain.step
+def t5(ctx: StepContext, inp: Tick) -> Tick:
+    return _next(inp)
+
+
+plain_paused = Workflow("plain_paused", "1", input=Tick)
+
+
+@plain_paused.step
+def u1(ctx: StepContext, inp: Tick) -> Tick:
+    return _next(inp)
+
+
+@plain_paused.step
+def u2(ctx: StepContext, inp: Tick) -> Tick:
+    return _next(inp)
+
+
+@plain_paused.step
+def u3(ctx: StepContext, inp: Tick) -> Await[Tick]:
+    return Await(_next(inp), {"kind": "approval"})
+
+
+@plain_paused.step
+def u4(ctx: StepContext, inp: Tick) -> Tick:
+    return _next(inp)
+
+
+@plain_paused.step
+def u5(ctx: StepContext, inp: Tick) -> Tick:
+    return _next(inp)
+
+
+plain_three = Workflow("plain_three", "1", input=Tick)
+for _fn in (t1, t2, t5):
+    plain_three.step(_fn)

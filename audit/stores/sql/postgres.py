@@ -1,17 +1,15 @@
 """PostgreSQL's side of the SQL store: appends and settles through the server functions.
 
-PostgreSQL commits many transactions at once (group commit); a chain lock held across
-each commit's WAL flush would forfeit that. So the chain is extended by a server-side
-function (one round trip, see migration 0001) that *tries* the stream's advisory lock.
-When it is free, the function chains any queued events and then the new ones; a
-standalone append commits that without waiting for the flush, releasing the lock at
-once, and then waits for durability with a flushing commit of its own outside the lock
-before it reports success (the WAL is sequential: nothing chained after an entry can
-survive a crash that entry did not). When the lock is taken, the event goes to
-`audit_pending`, durable with the caller's commit, and the next lock holder chains it.
-`settle` chains the queue on demand and the sweeper settles idle streams: a bounded
-merge delay, as in Certificate Transparency logs (Trillian's sequencer), with the
-sequencing done by the writers themselves.
+PostgreSQL commits many transactions at once (group commit); writers waiting in line for
+a chain lock held across each commit's WAL flush would forfeit that. So the chain is
+extended by a server-side function (one round trip, see migration 0001) that *tries* the
+stream's advisory lock. When it is free, the function chains any queued events and then
+the new ones, and the commit (synchronous: acknowledged means flushed) releases the lock.
+When the lock is taken, the writer does not wait: the event goes to `audit_pending`,
+durable with the caller's commit, which flushes in parallel with the others', and the
+next lock holder chains it. `settle` chains the queue on demand and the sweeper settles
+idle streams: a bounded merge delay, as in Certificate Transparency logs (Trillian's
+sequencer), with the sequencing done by the writers themselves.
 
 The functions are called with named arguments (`p_stream => ...`), so a migration that
 reorders or renames a parameter fails the call loudly instead of shifting every value.
@@ -24,37 +22,26 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, select
 
+from audit.calls import EVENT_CASTS, EVENT_COLUMNS, event_params, named_call
 from audit.chain import Sealed, genesis
 from audit.db import _driver, autocommit_driver, readonly
 from audit.model import AppendResult
 from audit.stores.sql.tables import COLUMNS, entries, link_rows, payloads
 from audit.verify import INDEX_COLUMNS, Row
 
-
-def _call(function: str, params: Sequence[str], *, casts: dict[str, str] | None = None) -> str:
-    """`function(p_a => %(a)s, ...)`: each parameter by its name, its value by ours."""
-    casts = casts or {}
-    args = ", ".join(f"p_{p} => %({p})s{casts.get(p, '')}" for p in params)
-    return f"{function}({args})"
-
-
-# The event columns, in the functions' parameter names (singular in audit_append_one).
-_EVENT = ("recorded_at", "actor_kind", "actor_id", "event_type", "run_id", "subject_id")
-_ARRAYS = {
-    **{p: "::bytea[]" for p in ("commitments", "bodies", "salts", "payloads")},
-    **{p: "::text[]" for p in (*_EVENT, "keys")},
-}
-APPEND_SQL = "SELECT o_seq, o_hash, o_status FROM " + _call(
+_EVENT = EVENT_COLUMNS
+_ARRAYS = EVENT_CASTS
+APPEND_SQL = "SELECT o_seq, o_hash, o_status FROM " + named_call(
     "audit_append",
     ("stream", "genesis", "mode", "commitments", "bodies", "salts", "payloads", *_EVENT, "keys"),
     casts=_ARRAYS,
 )
-APPEND_ONE_SQL = "SELECT o_seq, o_hash, o_status FROM " + _call(
+APPEND_ONE_SQL = "SELECT o_seq, o_hash, o_status FROM " + named_call(
     "audit_append_one",
     ("stream", "genesis", "mode", "commitment", "body", "salt", "payload", *_EVENT, "key"),
 )
-SETTLE_SQL = "SELECT " + _call("audit_settle", ("stream", "genesis", "durable", "wait"))
-DRAIN_SQL = "SELECT " + _call("audit_drain", ("stream", "genesis"))
+SETTLE_SQL = "SELECT " + named_call("audit_settle", ("stream", "genesis", "durable", "wait"))
+DRAIN_SQL = "SELECT " + named_call("audit_drain", ("stream", "genesis"))
 HEAD_SQL = "SELECT seq, hash FROM audit_entries WHERE stream = %s ORDER BY seq DESC LIMIT 1"
 # A transactional logical message writes WAL, so this statement's synchronous commit
 # flushes the WAL up to and past every earlier (asynchronous) commit. Merely taking an xid
@@ -70,7 +57,7 @@ def append_in(
     conn: Connection, stream: str, sealed: Sequence[Sealed], *, wait: bool
 ) -> list[AppendResult]:
     """Append inside `conn`'s transaction: one call of `audit_append` (see the store)."""
-    params = _batch_params(stream, sealed, "wait" if wait else "try")
+    params = event_params(stream, sealed, "wait" if wait else "try")
     rows = conn.exec_driver_sql(APPEND_SQL, params).all()
     return [_result(stream, *r) for r in rows]
 
@@ -88,20 +75,16 @@ def append_standalone(engine: Engine, stream: str, sealed: Sequence[Sealed]) -> 
         if len(sealed) == 1:
             sql, params = APPEND_ONE_SQL, _one_params(stream, sealed[0])
         else:
-            sql, params = APPEND_SQL, _batch_params(stream, sealed, "try")
+            sql, params = APPEND_SQL, event_params(stream, sealed, "try")
+        # One round trip: the call is the transaction, committed synchronously, so the
+        # append is durable when it returns. A free chain lock is held across that flush;
+        # a writer that finds it taken does not wait for it but queues its event
+        # (`pending`, durable with its own commit, flushing in parallel with the others'),
+        # and the next lock holder chains the queue first thing; the sweeper settles what
+        # an idle stream leaves behind. A bounded merge delay, as in Certificate
+        # Transparency logs, instead of every writer waiting in line.
         rows = dbapi.execute(sql, params, prepare=True).fetchall()
-        results = [_result(stream, *r) for r in rows]
-        # A `pending` result was queued behind a lock holder, durable with our commit:
-        # the next append that takes the lock chains the queue first thing, and the
-        # sweeper settles what an idle stream leaves behind. A bounded merge delay, as
-        # in Certificate Transparency logs, instead of every writer waiting in line.
-        if len(sealed) == 1 and results[0].seq is not None and not results[0].duplicate:
-            # It chained inline and committed asynchronously, releasing the chain lock
-            # without waiting for the WAL flush. This statement writes WAL, so its
-            # (synchronous) commit flushes the WAL up to and including our append;
-            # only then is the append acknowledged. Flushes group-commit in parallel.
-            dbapi.execute(FLUSH_SQL, prepare=True)
-    return results
+    return [_result(stream, *r) for r in rows]
 
 
 def _append_batch(engine: Engine, stream: str, sealed: Sequence[Sealed]) -> list[AppendResult]:
@@ -199,23 +182,10 @@ def _settle_params(stream: str, *, durable: bool) -> dict[str, object]:
     return {"stream": stream, "genesis": genesis(stream), "durable": durable, "wait": True}
 
 
-def _batch_params(stream: str, sealed: Sequence[Sealed], mode: str) -> dict[str, object]:
-    ev = [s.event for s in sealed]
-    return {
-        "stream": stream, "genesis": genesis(stream), "mode": mode,
-        "commitments": [s.commitment for s in sealed], "bodies": [s.body for s in sealed],
-        "salts": [s.salt for s in sealed], "payloads": [s.personal for s in sealed],
-        "recorded_at": [s.recorded_at for s in sealed],
-        "actor_kind": [e.actor.kind.value for e in ev], "actor_id": [e.actor.id for e in ev],
-        "event_type": [e.event_type for e in ev], "run_id": [e.run_id for e in ev],
-        "subject_id": [e.subject_id for e in ev], "keys": [e.idempotency_key for e in ev],
-    }  # fmt: skip
-
-
 def _one_params(stream: str, s: Sealed) -> dict[str, object]:
     e = s.event
     return {
-        "stream": stream, "genesis": genesis(stream), "mode": "try_async",
+        "stream": stream, "genesis": genesis(stream), "mode": "try",
         "commitment": s.commitment, "body": s.body, "salt": s.salt, "payload": s.personal,
         "recorded_at": s.recorded_at, "actor_kind": e.actor.kind.value, "actor_id": e.actor.id,
         "event_type": e.event_type, "run_id": e.run_id, "subject_id": e.subject_id,
@@ -233,4 +203,10 @@ def _result(stream: str, seq: int | None, digest: bytes | None, status: str) -> 
     )
 
 
-__all__ = ["append_in", "append_standalone", "rows", "settle", "settle_in"]
+__all__ = [
+    "append_in",
+    "append_standalone",
+    "rows",
+    "settle",
+    "settle_in",
+]

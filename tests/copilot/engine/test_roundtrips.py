@@ -1,0 +1,102 @@
+"""Round trips per operation, pinned: a statement more on the hot path fails here, loudly.
+
+Counted on the wire (PostgreSQL: libpq's protocol trace) and at the driver (SQLite), see
+tests/support/roundtrips.py. The pins are exact both ways: a saving updates them too, and
+the README's Benchmarks section lists them. Counts are of a warmed-up process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from audit import Actor
+from copilot.engine.runner import Runner
+from copilot.engine.runs import RunState
+from copilot.runtime import Runtime
+from tests.support.kinds import POLICY
+from tests.support.roundtrips import Trips, counting
+from tests.support.runtime import build_runtime
+
+REVIEWERS = frozenset({"reviewer"})
+# (PostgreSQL, SQLite) round trips of each operation, warmed up.
+PINS: dict[str, tuple[int, int]] = {
+    "trigger": (1, 6),
+    "advance_5_steps": (7, 42),
+    "run_5_steps": (8, 48),
+    "per_step": (1, 6),
+    "pause_advance": (5, 30),
+    "resume": (7, 8),
+    "resume_advance": (5, 23),
+    "approval_decide": (16, 23),
+    "approval_advance": (45, 64),
+}
+
+
+@pytest.fixture
+def rt(engine: Engine, tmp_path: Path) -> Iterator[Runtime]:
+    runtime = build_runtime(engine, tmp_path, woken=[], policy=POLICY)
+    yield runtime
+    runtime.runs.close()
+
+
+def _count(fn: Callable[[], Any]) -> tuple[Trips, Any]:
+    with counting() as trips:
+        out = fn()
+    return trips, out
+
+
+def _measure(runner: Runner, rt: Runtime, i: int) -> dict[str, Trips]:
+    """One of each operation, counted."""
+    got: dict[str, Trips] = {}
+    got["trigger"], (run, _) = _count(lambda: runner.trigger("plain", f"a-{i}", tenant="acme"))
+    got["advance_5_steps"], done = _count(lambda: runner.advance(run.id))
+    assert done.state == RunState.COMPLETED
+    run3, _ = runner.trigger("plain_three", f"b-{i}", tenant="acme")
+    three, done = _count(lambda: runner.advance(run3.id))
+    assert done.state == RunState.COMPLETED
+    per_step = Trips(got["advance_5_steps"].statements[len(three.statements) :])
+    per_step.statements = per_step.statements[: (len(per_step.statements)) // 2]
+    got["per_step"] = per_step
+    paused, _ = runner.trigger("plain_paused", f"c-{i}", tenant="acme")
+    got["pause_advance"], waiting = _count(lambda: runner.advance(paused.id))
+    assert waiting.state == RunState.WAITING
+    got["resume"], _ = _count(
+        lambda: rt.runs.resume(paused.id, {"approved": True}, actor=Actor.human("maya"))
+    )
+    got["resume_advance"], done = _count(lambda: runner.advance(paused.id))
+    assert done.state == RunState.COMPLETED
+    proposing, _ = runner.trigger("proposing", f"d-{i}", tenant="acme", triggered_by="app:crm")
+    assert runner.advance(proposing.id).state == RunState.WAITING
+    assert rt.gate is not None
+    email = next(r for r in rt.gate.of_run(proposing.id) if r.status == "pending")
+    got["approval_decide"], _ = _count(
+        lambda: rt.gate.decide(
+            email.id,
+            reviewer="maya",
+            roles=REVIEWERS,
+            decision="approve",
+            payload_hash=email.payload_hash,
+        )
+    )
+    got["approval_advance"], done = _count(lambda: runner.advance(proposing.id))
+    assert done.state == RunState.COMPLETED
+    return got
+
+
+def test_round_trips_per_operation_are_pinned(rt: Runtime, db_url: str) -> None:
+    """Given a warmed-up runtime, each operation costs exactly its pinned round trips."""
+    runner = rt.runner
+    for i in range(6):  # warm up: pools filled, statements prepared on every connection
+        _measure(runner, rt, i)
+    got = _measure(runner, rt, 99)
+    got["run_5_steps"] = Trips(got["trigger"].statements + got["advance_5_steps"].statements)
+    col = 0 if db_url.startswith("postgresql") else 1
+    counts = {k: t.count for k, t in got.items()}
+    assert counts == {k: v[col] for k, v in PINS.items()}, "\n".join(
+        f"{k}: {t}" for k, t in got.items() if t.count != PINS[k][col]
+    )
