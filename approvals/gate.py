@@ -357,13 +357,21 @@ class Gate(Queue):
     def record_execution(
         self, request_id: str, *, ok: bool, detail: dict[str, Any]
     ) -> ApprovalRequest:
-        """Close an approved request as executed (receipt written) or mark the failure to retry."""
+        """Close an approved request as executed (receipt written) or mark the failure to retry.
+
+        Exactly once, like the execution itself: under the request's row lock, a request
+        already closed as executed is returned as it is, with no second `approval.executed`
+        (a worker that froze between acting and recording, resuming after another took its
+        run over, replays the receipt and would otherwise record it again).
+        """
         with self.engine.begin() as conn:
             req = load(conn, request_id, None, lock=True)
             if req.status != "approved":
                 raise ApprovalConflictError(
                     f"approval {req.id} is {req.status}, not approved", approval_id=req.id
                 )
+            if req.execution_status == "done":
+                return req
             change(
                 conn,
                 req,

@@ -15,6 +15,8 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import make_url
 
+from audit.dberrors import discard
+
 _READONLY = "copilot_readonly"
 _AUTOCOMMIT_READ = "copilot_autocommit_read"
 
@@ -33,6 +35,7 @@ def create_engine(url: str, *, synchronous_commit: bool = True, **kwargs: Any) -
         # A connection broken by a server restart fails its transaction, which the
         # runtime retries (OperationalError is transient) on a fresh connection.
         engine = sa_create_engine(url, **kwargs)
+        heal(engine)
         if not synchronous_commit:
             # For transactions whose loss in a database crash is harmless (they are redone):
             # commits return without waiting for the WAL flush.
@@ -68,6 +71,19 @@ def create_engine(url: str, *, synchronous_commit: bool = True, **kwargs: Any) -
     return engine
 
 
+def heal(engine: Engine) -> None:
+    """Discard a pooled connection whose error says it would fail again (see audit.dberrors).
+
+    A session left read-only by a failover, or ended by the server, is invalidated on its
+    first error instead of failing every transaction it is lent to. Costs no round trip.
+    """
+
+    @event.listens_for(engine, "handle_error")
+    def _discard(ctx: Any) -> None:
+        if ctx.original_exception is not None and discard(ctx.original_exception):
+            ctx.is_disconnect = True
+
+
 def readonly(conn: Connection, *, autocommit: bool = True) -> Connection:
     """Mark a fresh connection as a reader.
 
@@ -93,10 +109,21 @@ def autocommit_driver(engine: Engine) -> Iterator[Any]:
         db = _driver(raw)
         db.autocommit = True
         yield db
+    except Exception as exc:
+        discard_if_spoiled(raw, exc)
+        raise
     finally:
-        if raw.driver_connection is not None:
+        if raw.driver_connection is not None and not getattr(
+            raw.driver_connection, "closed", False
+        ):
             raw.driver_connection.autocommit = False
         raw.close()
+
+
+def discard_if_spoiled(raw: Any, exc: BaseException) -> None:
+    """Invalidate a raw pooled connection when `exc` says it would fail again."""
+    if discard(exc):
+        raw.invalidate(exc)
 
 
 def _driver(pooled: Any) -> Any:
@@ -107,4 +134,4 @@ def _driver(pooled: Any) -> Any:
     return dbapi
 
 
-__all__ = ["autocommit_driver", "create_engine", "readonly"]
+__all__ = ["autocommit_driver", "create_engine", "discard_if_spoiled", "heal", "readonly"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 from audit.errors import CheckpointRefusedError
@@ -115,16 +116,22 @@ class Trail:
 
     def verify(self, stream: str, *, trusted_keys: Mapping[str, bytes] | None = None) -> Verdict:
         """Walk the stream once and check it against every known checkpoint."""
-        self.store.settle(stream)  # chain what busy writers queued, so it is verified too
+        # Chain what busy writers queued, so it is verified too; a chain lock that stays busy
+        # (a frozen holder) leaves the queue to be reported instead of hanging the verifier.
+        busy = self.store.settle(stream) < 0
         erased = tombstoned(self.store.erasures(stream))
         with closing(self.store.rows(stream)) as rows:
-            return verify_chain(
+            verdict = verify_chain(
                 stream,
                 rows,
                 checkpoints=self.known_checkpoints(stream),
                 trusted_keys=trusted_keys if trusted_keys is not None else self.trusted_keys(),
                 erased=erased,
             )
+        queued = getattr(self.store, "pending_count", None)
+        if busy and callable(queued):
+            return replace(verdict, queued=int(queued(stream)))
+        return verdict
 
     def erase_subject(self, stream: str, subject_id: str, actor: Actor) -> AppendResult | None:
         """Erase a subject's personal payloads; the chain keeps verifying."""

@@ -72,6 +72,7 @@ class Verdict:
     reason: str | None = None
     detail: str = ""
     unsigned: int = 0  # entries after the last signed checkpoint
+    queued: int = 0  # committed events not chained yet (the chain lock was busy): not verified
 
     @property
     def ok(self) -> bool:
@@ -82,6 +83,8 @@ class Verdict:
         """`OK <n> entries` or `FAIL seq=<n> <reason>: <detail>`."""
         if self.ok:
             tail = f" ({self.unsigned} after the last signed checkpoint)" if self.unsigned else ""
+            if self.queued:
+                tail += f" ({self.queued} queued behind the chain lock, not yet chained)"
             return f"OK {self.entries} entries{tail}"
         return f"FAIL seq={self.bad_seq} {self.reason}: {self.detail}"
 

@@ -12,6 +12,10 @@ point; registering is idempotent), and `sqla+...` broker URLs are routed to it.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,7 @@ import kombu.transport
 from celery import Celery
 from kombu.transport.sqlalchemy import Transport
 
+log = logging.getLogger(__name__)
 ALIAS = "copilot-sqla"
 
 # Task names: the wire contract between senders and `copilot.worker` (never rename one:
@@ -64,3 +69,83 @@ def celery_app(url: str, *, queue: str, home: Path, visibility_timeout: float) -
 def send(app: Celery, name: str, *args: Any, countdown: float = 0.0) -> None:
     """Send task `name` with `args` on the app's default queue (after `countdown` seconds)."""
     app.send_task(name, args=args, countdown=countdown or None, queue=app.conf.task_default_queue)
+
+
+class Sender:
+    """Sends wake-ups from a background thread, so a broker that is down never blocks a caller.
+
+    A wake-up is only a hint (the sweeper re-enqueues what a lost one stranded), so a
+    trigger commits its run and returns at once; this thread sends after, retrying every
+    `retry` seconds while the broker is away, so the backlog drains as soon as it returns.
+    Wake-ups are kept per run (one pending per run id, the earliest countdown) and at most
+    `limit` of them: beyond, they are dropped and left to the sweeper.
+    """
+
+    def __init__(
+        self, send: Callable[[str, float], None], *, limit: int = 10_000, retry: float = 0.2
+    ) -> None:
+        self._send = send
+        self._limit = limit
+        self._retry = retry
+        self._pending: dict[str, float] = {}
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self.dropped = 0
+
+    def submit(self, run_id: str, countdown: float = 0.0) -> None:
+        """Queue a wake-up for `run_id` (a no-op when one is already queued); never blocks."""
+        with self._cv:
+            if run_id in self._pending:
+                self._pending[run_id] = min(self._pending[run_id], countdown)
+                return
+            if len(self._pending) >= self._limit:
+                self.dropped += 1
+                return
+            self._pending[run_id] = countdown
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="copilot-wakeups", daemon=True
+                )
+                self._thread.start()
+            self._cv.notify()
+
+    @property
+    def backlog(self) -> int:
+        """Wake-ups not sent yet."""
+        with self._cv:
+            return len(self._pending)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the backlog to drain; whether it did."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while self._pending and time.monotonic() < deadline:
+                self._cv.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+            return not self._pending
+
+    def stop(self) -> None:
+        """Stop the thread; what is still queued is left to the sweeper."""
+        with self._cv:
+            self._stopped = True
+            self._cv.notify_all()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._pending and not self._stopped:
+                    self._cv.wait()
+                if self._stopped:
+                    return
+                run_id, countdown = next(iter(self._pending.items()))
+            try:
+                self._send(run_id, countdown)
+            except Exception as exc:  # the broker is away: keep it, try again shortly
+                log.debug("wake-up for %s not sent yet: %s", run_id, exc)
+                with self._cv:
+                    self._cv.wait(self._retry)
+                continue
+            with self._cv:
+                if self._pending.get(run_id) == countdown:
+                    del self._pending[run_id]
+                self._cv.notify_all()

@@ -169,16 +169,26 @@ class Runtime:
         )
 
     def enqueue(self, run_id: str, countdown: float = 0.0) -> None:
-        """Wake a worker for the run (a hint: the sweeper covers a lost one)."""
-        try:
-            if self._enqueue is not None:
-                self._enqueue(run_id, countdown)
-                return
-            broker.send(self.celery, broker.ADVANCE, run_id, countdown=countdown)
-        except Exception:  # any broker or transport fault: the wake-up is only a hint
-            if not self._tolerate_broker_errors:
-                raise
-            log.warning("could not wake a worker for run %s; the sweeper will", run_id)
+        """Wake a worker for the run (a hint: the sweeper covers a lost one).
+
+        A server's runtime (`tolerate_broker_errors`) sends from a background thread, so a
+        broker that is down never blocks the request that committed the run.
+        """
+        if self._tolerate_broker_errors:
+            self.sender.submit(run_id, countdown)
+            return
+        self._send(run_id, countdown)
+
+    def _send(self, run_id: str, countdown: float) -> None:
+        if self._enqueue is not None:
+            self._enqueue(run_id, countdown)
+            return
+        broker.send(self.celery, broker.ADVANCE, run_id, countdown=countdown)
+
+    @cached_property
+    def sender(self) -> broker.Sender:
+        """The background sender of a server's wake-ups (see `copilot.broker.Sender`)."""
+        return broker.Sender(self._send)
 
     def prepare(self) -> Runtime:
         """Build every part now, for servers whose threads would otherwise race to build them."""
@@ -238,6 +248,8 @@ class Runtime:
             holdouts=parse_holdouts(self.settings.holdouts),
             holdout_salt=self.settings.holdout_salt,
             deliveries=self.deliveries,
+            step_timeout=self.settings.step_timeout,
+            max_timeouts=self.settings.step_timeouts_max,
         )
 
     @cached_property
@@ -268,6 +280,8 @@ class Runtime:
 
     def close(self) -> None:
         """Release database connections (engines are made per process)."""
+        if "sender" in self.__dict__:
+            self.sender.stop()
         if "runs" in self.__dict__:
             self.runs.close()
         if "engine" in self.__dict__:
@@ -283,6 +297,7 @@ class Runtime:
             gate=self.gate,
             actions=self.runner.actions,
             grace_seconds=self.settings.sweep_grace,
+            rewake_seconds=max(self.settings.sweep_grace, self.settings.lease_seconds),
             # Only the host holding the signing key signs (the beat host, by deployment);
             # other workers' sweeps never create a key of their own.
             trail=self.trail if self.settings.checkpoint_every and self.trail.signer else None,

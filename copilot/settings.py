@@ -49,6 +49,26 @@ class Settings(BaseSettings):
     sweep_grace: float = Field(
         default=30.0, ge=0, description="A run queued longer than this is re-enqueued."
     )
+    db_lock_timeout: float = Field(
+        default=5.0, ge=0,
+        description="PostgreSQL `lock_timeout`, seconds: the longest wait for a row or chain lock (0: none).",
+    )  # fmt: skip
+    db_idle_in_transaction_timeout: float = Field(
+        default=30.0, ge=0,
+        description="PostgreSQL `idle_in_transaction_session_timeout`, seconds: a frozen holder's locks are freed (0: never).",
+    )  # fmt: skip
+    db_statement_timeout: float = Field(
+        default=300.0, ge=0,
+        description="PostgreSQL `statement_timeout`, seconds: the longest one statement runs (0: none).",
+    )  # fmt: skip
+    step_timeout: float = Field(
+        default=120.0, ge=0,
+        description="Seconds a step may run before it is interrupted, unless its workflow sets `step_timeout` (0: none).",
+    )  # fmt: skip
+    step_timeouts_max: int = Field(
+        default=2, ge=1, le=100,
+        description="Timed-out attempts after which a run fails `run.step_timeout` (quarantined).",
+    )  # fmt: skip
     llm_timeout: float = Field(
         default=20.0, gt=0, description="Seconds before a model call times out."
     )

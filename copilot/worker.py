@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from typing import Any
 
 from celery import Celery
-from sqlalchemy.exc import OperationalError
+from celery.worker.consumer import Consumer
 
+from audit.dberrors import transient
 from copilot import broker
 from copilot.errors import TransientError
 from copilot.governance.retention import purge
@@ -17,6 +19,20 @@ from copilot.settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
+# How soon a worker tries its broker again after losing it (Celery's: 2 s, then 4, 6, ... 30).
+RECONNECT = {"interval_start": 0.2, "interval_step": 0.2, "interval_max": 1.0}
+
+
+class BriskConsumer(Consumer):  # type: ignore[misc]  # Celery ships no types
+    """Celery's consumer, reconnecting to a broker that went away every second at most.
+
+    With Celery's own intervals a worker can come back half a minute after its broker;
+    the backlog the senders drain at once would wait for it.
+    """
+
+    def ensure_connected(self, conn: Any) -> Any:
+        conn.ensure_connection = functools.partial(conn.ensure_connection, **RECONNECT)
+        return super().ensure_connected(conn)
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -31,6 +47,7 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,  # a message is acknowledged only after its task finished...
         task_reject_on_worker_lost=True,  # ...and redelivered if the worker process died
         worker_prefetch_multiplier=1,
+        worker_consumer=f"{__name__}:BriskConsumer",
         worker_hijack_root_logger=False,
         beat_schedule={
             "copilot-sweep": {"task": broker.SWEEP, "schedule": settings.sweep_interval},
@@ -49,12 +66,14 @@ def make_celery(settings: Settings) -> Celery:
         pid = os.getpid()
         if pid not in state:
             state.clear()
-            state[pid] = Runtime(
-                settings,
-                enqueue=lambda run_id, countdown: broker.send(
+            # Wake-ups leave from a background thread: a broker that is away must not
+            # hold the worker's only process (a sweep would block on every due run).
+            sender = broker.Sender(
+                lambda run_id, countdown: broker.send(
                     app, broker.ADVANCE, run_id, countdown=countdown
-                ),
+                )
             )
+            state[pid] = Runtime(settings, enqueue=sender.submit)
         return state[pid]
 
     @app.task(name=broker.ADVANCE, bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -94,7 +113,10 @@ def make_celery(settings: Settings) -> Celery:
     ) -> int:
         try:
             fired = runtime().proactive().run_batch(name, tenant, period_start, subject_ids)
-        except OperationalError as exc:  # the database is away: the keys make a retry safe
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            # The database is away (audit.dberrors decides): the keys make a retry safe.
             countdown = min(MAX_BACKOFF, 0.5 * 2**self.request.retries)
             raise self.retry(exc=exc, countdown=countdown, max_retries=12) from exc
         return sum(f.created for f in fired)

@@ -48,6 +48,7 @@ def _print_verdicts(verdicts: list[Verdict], as_json: bool) -> None:
                 "bad_seq": v.bad_seq,
                 "reason": v.reason,
                 "detail": v.detail,
+                "queued": v.queued,
             }
             for v in verdicts
         ]
@@ -86,10 +87,8 @@ def verify(
                 raise BundleError(f"the bundle has no stream {stream!r}", stream=stream)
     else:
         env = _env(ctx)
-        verdicts = []
-        for s in _streams(env, stream):
-            env.audit.settle(s)
-            verdicts.append(env.trail.verify(s))
+        # verify settles each stream first, waiting a bounded time for its chain lock
+        verdicts = [env.trail.verify(s) for s in _streams(env, stream)]
     _print_verdicts(verdicts, as_json)
     if bundle is not None and not as_json and payloads_withheld(read_manifest(bundle)):
         typer.echo("erasable payloads withheld: their commitments are verified in each hash")

@@ -10,8 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from audit import Actor
 from copilot.cli.context import Env
 from copilot.cli.params import key_values
+from copilot.engine.faults import quarantined
+from copilot.engine.faults import retry as retry_run
 from copilot.engine.runs import Run, RunState
 from copilot.worker import make_celery
 
@@ -27,7 +30,15 @@ def _env(ctx: typer.Context) -> Env:
 
 
 def _run_doc(run: Run) -> dict[str, Any]:
-    return run.model_dump(mode="json", exclude={"lease_owner", "lease_expires_at"})
+    doc = run.model_dump(mode="json", exclude={"lease_owner", "lease_expires_at"})
+    return {**doc, "quarantined": quarantined(run)}
+
+
+def _state(run: Run) -> str:
+    """The state as a person reads it: a quarantined run names its code."""
+    if quarantined(run):
+        return f"quarantined ({(run.error or {}).get('code')})"
+    return run.state.value
 
 
 def run(
@@ -96,12 +107,29 @@ def list_runs(
             r.id,
             f"{r.workflow}@{r.version}",
             r.subject_id,
-            r.state.value,
+            _state(r),
             r.level or "",
             ", ".join(r.reasons),
             time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.created_at)),
         )
     out.print(table)
+
+
+@runs_app.command("retry")
+def retry(
+    ctx: typer.Context,
+    run_id: str,
+    by: Annotated[str, typer.Option("--as", help="Who retries it (recorded in the trail).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a failed (quarantined) run back to the queue, after fixing what failed it."""
+    env = _env(ctx)
+    r = retry_run(env.runs, run_id, actor=Actor.human(by), tenant=env.settings.tenant)
+    env.enqueue(r.id)
+    if as_json:
+        typer.echo(json.dumps(_run_doc(r), indent=2))
+        return
+    typer.echo(f"{r.id} {r.workflow}@{r.version} {r.state.value} (retried by {by})")
 
 
 @runs_app.command("show")
@@ -118,7 +146,7 @@ def show(ctx: typer.Context, run_id: str, as_json: JsonOpt = False) -> None:
         )
         return
     out.print(
-        f"[bold]{r.id}[/] {r.workflow}@{r.version} subject={r.subject_id} state={r.state.value} "
+        f"[bold]{r.id}[/] {r.workflow}@{r.version} subject={r.subject_id} state={_state(r)} "
         f"level={r.level} reasons={r.reasons}"
     )
     for s in steps:

@@ -8,7 +8,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from audit.db import create_engine as audit_engine
@@ -27,10 +27,9 @@ def make_engine(settings: Settings) -> Engine:
             "sqlite:///./.copilot/copilot.db or postgresql+psycopg://user@host/db"
         ) from exc
     backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    elif backend == "postgresql":
+    if backend == "sqlite" and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if backend == "postgresql":
         if parsed.get_driver_name() != "psycopg":
             raise DatabaseConfigError(
                 "COPILOT_DATABASE_URL must use the psycopg 3 driver: postgresql+psycopg://..."
@@ -40,11 +39,33 @@ def make_engine(settings: Settings) -> Engine:
                 "COPILOT_DATABASE_URL points to PostgreSQL but psycopg is not installed; "
                 "install with `pip install 'psycopg[binary]'`"
             )
-    else:
+    elif backend != "sqlite":
         raise DatabaseConfigError(
             f"unsupported database {backend!r}: COPILOT_DATABASE_URL must be SQLite or PostgreSQL"
         )
+    if backend == "postgresql":
+        url = with_session_limits(parsed, settings).render_as_string(hide_password=False)
     return audit_engine(url)
+
+
+def with_session_limits(url: URL, settings: Settings) -> URL:
+    """`url` with the session's bounded waits in libpq's `options` (no round trip: set at connect).
+
+    `lock_timeout` bounds every wait on another session's row or advisory lock,
+    `idle_in_transaction_session_timeout` ends a session frozen inside its transaction
+    (its locks are released), `statement_timeout` bounds one statement. Every engine made
+    from this URL carries them, the run store's asynchronous one included.
+    """
+    limits = {
+        "lock_timeout": settings.db_lock_timeout,
+        "idle_in_transaction_session_timeout": settings.db_idle_in_transaction_timeout,
+        "statement_timeout": settings.db_statement_timeout,
+    }
+    given = url.query.get("options", "")
+    given = given if isinstance(given, str) else " ".join(given)
+    extra = [f"-c {k}={int(v * 1000)}" for k, v in limits.items() if k not in given]
+    options = " ".join([given, *extra]).strip()
+    return url.update_query_dict({"options": options}) if options else url
 
 
 def migrations_dir() -> Path:

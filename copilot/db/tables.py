@@ -226,3 +226,13 @@ web_sessions = Table(
     Column("expires_at", Float, nullable=False),
     Index("ix_web_sessions_key", "key_id"),
 )
+
+# Liveness bookkeeping per run, off the hot path (copilot.engine.faults): timed-out attempts
+# (the quarantine counts them) and when the sweeper last sent the run a wake-up.
+run_liveness = Table(
+    "run_liveness",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("timeouts", Integer, nullable=False, server_default="0"),
+    Column("woken_at", Float, nullable=True),
+)

@@ -20,15 +20,15 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import psycopg
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import OperationalError
 
 from approvals import Gate
 from audit import Actor
+from audit.dberrors import transient
 from copilot.delivery import DeliveryStore
 from copilot.engine.checkpoint import Checkpointer
 from copilot.engine.executor import ExecutionError, Executor
+from copilot.engine.faults import Faults, StepTimeout, step_deadline
 from copilot.engine.gating import ActionGate, action_id
 from copilot.engine.lease import Lease, Taken
 from copilot.engine.rounds import load as load_rounds
@@ -45,8 +45,12 @@ from copilot.workflow.degradation import Degradation
 from copilot.workflow.registry import Registry
 
 Enqueue = Callable[[str, float], None]
-# Faults of the database or of an executor's endpoint: the run is handed back and retried.
-_TRANSIENT = (OperationalError, psycopg.OperationalError, ExecutionError)
+
+
+def _transient(exc: BaseException) -> bool:
+    """A fault of the database (audit.dberrors decides) or of an executor's endpoint: the
+    run is handed back and retried."""
+    return isinstance(exc, ExecutionError) or transient(exc)
 
 
 class Runner:
@@ -75,6 +79,8 @@ class Runner:
         holdouts: Mapping[str, float] | None = None,
         holdout_salt: str = "copilot",
         deliveries: DeliveryStore | None = None,
+        step_timeout: float = 0.0,
+        max_timeouts: int = 2,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -98,6 +104,8 @@ class Runner:
             else None
         )
         self.checkpoints = Checkpointer(self.lease, self.actions)
+        self.step_timeout = step_timeout  # seconds; a workflow's own step_timeout wins
+        self.faults = Faults(self.lease, max_timeouts=max_timeouts)
 
     # -- triggering -------------------------------------------------------------------------
 
@@ -170,7 +178,9 @@ class Runner:
             if taken.ended:
                 return self.store.get(taken.run.id)
             return self._steps(taken)
-        except _TRANSIENT as exc:
+        except Exception as exc:
+            if not _transient(exc):
+                raise
             # The database or an executor's endpoint is away: hand the run back and retry.
             # (An executor failure leaves no receipt, so the retry acts with the same key.)
             raise TransientError(str(exc)) from exc
@@ -196,11 +206,19 @@ class Runner:
     def _steps(self, taken: Taken) -> Run:
         run, wf, degradation = taken.run, taken.workflow, taken.degradation
         assert wf is not None and degradation is not None  # `taken.ended` was handled
-        current: BaseModel = wf.input.model_validate(run.inputs)
+        if run.unreadable is not None:  # stored input that is not JSON: poison
+            return self.faults.bad_input(run, "inputs", run.unreadable)
+        try:
+            current: BaseModel = wf.input.model_validate(run.inputs)
+        except ValidationError as exc:  # stored before the input model changed: poison
+            return self.faults.bad_input(run, "inputs", _problem(exc))
         decision: dict[str, Any] | None = None
         if taken.previous:
             done = taken.previous[-1]
-            current = wf.steps[done.idx].output_type.model_validate(done.output)
+            try:
+                current = wf.steps[done.idx].output_type.model_validate(done.output)
+            except ValidationError as exc:
+                return self.faults.bad_input(run, f"output of step {done.name!r}", _problem(exc))
             decision = done.decision
         # Only a step that proposed actions has outcomes to carry out and report.
         proposed = bool(taken.previous) and taken.previous[-1].status == "proposed"
@@ -248,11 +266,18 @@ class Runner:
             ctx = EngineContext(services, run, wf, step, idx, degradation, taken.values,
                                 decision, rounds)  # fmt: skip
             started = self.store.clock()
+            limit = wf.step_timeout or self.step_timeout
             try:
-                produced = step.fn(ctx, current)
-            except _TRANSIENT:
-                raise
+                with step_deadline(limit):
+                    produced = step.fn(ctx, current)
+            except StepTimeout:
+                ended, backoff = self.faults.timed_out(run, step.name, limit)
+                if backoff is not None and self.enqueue is not None:
+                    self.enqueue(run.id, backoff)
+                return ended
             except Exception as exc:
+                if _transient(exc):
+                    raise
                 code = exc.code if isinstance(exc, CopilotError) else "run.step_failed"
                 return self.lease.fail(run, code, f"step {step.name!r} raised "
                                        f"{type(exc).__name__}: {exc}", step=step.name)  # fmt: skip
@@ -304,6 +329,14 @@ class Runner:
         if ctx.proposals and self.store.get(run.id).state == RunState.WAITING:
             return self.store.get(run.id)  # a person decides; the decision re-queues the run
         return None
+
+
+def _problem(exc: ValidationError) -> str:
+    """A validation error in one line, without pydantic's documentation links."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+        for e in exc.errors(include_url=False)
+    )
 
 
 def _bad_output(

@@ -15,7 +15,7 @@ import json
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from audit import Actor
 
@@ -61,6 +61,14 @@ class Run(BaseModel):
     lease_owner: str | None = None
     lease_expires_at: float | None = None
     holdout: bool = False
+    # Why the stored input cannot be read (not a JSON object), else None: listings still
+    # show such a run, and the runner fails it `run.bad_input` at its first advance.
+    _unreadable: str | None = PrivateAttr(default=None)
+
+    @property
+    def unreadable(self) -> str | None:
+        """Why the stored input is not a JSON object, or None."""
+        return self._unreadable
 
     @property
     def terminal(self) -> bool:
@@ -93,8 +101,9 @@ def loads_column(value: str | None) -> Any:
 
 
 def run_from(m: Any) -> Run:
-    """A Run from a mapping of the `runs` columns."""
-    return Run(
+    """A Run from a mapping of the `runs` columns (input that is not JSON: see `unreadable`)."""
+    inputs, problem = _inputs(m["inputs"])
+    run = Run(
         **{
             k: m[k]
             for k in (
@@ -117,11 +126,22 @@ def run_from(m: Any) -> Run:
                 "holdout",
             )
         },
-        inputs=json.loads(m["inputs"]),
+        inputs=inputs,
         reasons=loads_column(m["reasons"]) or [],
         result=loads_column(m["result"]),
         error=loads_column(m["error"]),
     )
+    run._unreadable = problem
+    return run
+
+
+def _inputs(text: str) -> tuple[dict[str, Any], str | None]:
+    """The stored input, or ({}, why) when it is not a JSON object."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        return {}, f"not JSON ({exc})"
+    return (value, None) if isinstance(value, dict) else ({}, "not a JSON object")
 
 
 def acquired_event(before: Run, owner: str) -> tuple[str, Actor, dict[str, Any]]:

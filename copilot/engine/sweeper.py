@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from approvals import Gate
 from audit import AuditError, SqlAuditStore, Trail
+from copilot.engine.faults import unwoken
 from copilot.engine.gating import ActionGate
 from copilot.engine.store import RunStore
 
@@ -47,6 +48,7 @@ class Sweeper:
         checkpoint_every: int = 0,
         gate: Gate | None = None,
         actions: ActionGate | None = None,
+        rewake_seconds: float | None = None,
     ) -> None:
         self.gate = gate
         self.actions = actions
@@ -54,6 +56,9 @@ class Sweeper:
         self.audit = audit
         self.enqueue = enqueue
         self.grace_seconds = grace_seconds
+        # A run the sweeper woke is woken again only after this long (it may sit in a long
+        # broker queue; one more message per sweep would only lengthen that queue).
+        self.rewake_seconds = max(grace_seconds, 1.0) if rewake_seconds is None else rewake_seconds
         self.trail = trail
         self.checkpoint_every = checkpoint_every
 
@@ -66,7 +71,9 @@ class Sweeper:
                 report.expired += 1
                 if req.run_id is not None and req.status != "pending":
                     self.enqueue(req.run_id, 0.0)  # its expiry queued the run; wake a worker now
-        for run_id in self.runs.due(queued_before=now - self.grace_seconds, now=now):
+        due = self.runs.due(queued_before=now - self.grace_seconds, now=now)
+        # At most one wake-up per run per window, however often the sweeper runs.
+        for run_id in unwoken(self.runs, due, now=now, window=self.rewake_seconds):
             self.enqueue(run_id, 0.0)
             report.requeued += 1
         if self.actions is not None:  # push deliveries whose backoff ended, or a person retried

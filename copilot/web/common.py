@@ -12,6 +12,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from copilot.engine.faults import quarantined
+from copilot.engine.runs import Run
 from copilot.errors import CopilotError, ForbiddenError
 from copilot.governance.keys import Principal, Role
 from copilot.runtime import Runtime
@@ -34,8 +36,17 @@ def _when(ts: float | None) -> str:
     return "" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _run_state(run: Any) -> str:
+    """A run's state as a person reads it: a quarantined run (copilot.engine.faults) names its code."""
+    if isinstance(run, Run) and quarantined(run):
+        return f"quarantined ({(run.error or {}).get('code')})"
+    state = getattr(run, "state", "")
+    return str(getattr(state, "value", state))
+
+
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.filters["when"] = _when
+templates.env.filters["run_state"] = _run_state
 
 
 class SignInRequired(Exception):

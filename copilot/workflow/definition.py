@@ -115,6 +115,7 @@ class Workflow:
         actions: Sequence[str] = (),
         description: str = "",
         holdout: float = 0.0,
+        step_timeout: float | None = None,
     ) -> None:
         if not _NAME.match(name):
             raise WorkflowDefinitionError(
@@ -133,12 +134,19 @@ class Workflow:
             raise WorkflowDefinitionError(
                 f"workflow {name!r}: holdout={holdout!r} must be a fraction in [0, 1), e.g. 0.1"
             )
+        if step_timeout is not None and not step_timeout > 0:
+            raise WorkflowDefinitionError(
+                f"workflow {name!r}: step_timeout={step_timeout!r} must be seconds > 0 "
+                "(or None for COPILOT_STEP_TIMEOUT)"
+            )
         names = [s.name for s in signals]
         if len(set(names)) != len(names):
             raise WorkflowDefinitionError(f"workflow {name!r} declares a signal twice: {names}")
         self.name = name
         self.version = version
         self.input = input
+        # Seconds one step may run before the engine interrupts it (None: the runtime's default).
+        self.step_timeout = step_timeout
         self.signals: tuple[SignalNeed, ...] = tuple(signals)
         self.actions: tuple[str, ...] = tuple(actions)
         self.description = description

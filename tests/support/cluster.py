@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 class Cluster:
     """Worker processes plus a runtime in the test process that triggers and sweeps."""
 
-    def __init__(self, db_url: str, broker: str, home: Path) -> None:
+    def __init__(
+        self, db_url: str, broker: str, home: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")},
             "COPILOT_DATABASE_URL": db_url,
@@ -35,6 +37,7 @@ class Cluster:
             "COPILOT_SWEEP_GRACE": "3",
             "COPILOT_BROKER_VISIBILITY_TIMEOUT": "6",
             "COPILOT_CHECKPOINT_EVERY": "0",
+            **(env or {}),  # a test's own settings (the fault tests' bounds)
         }
         self.home = home
         settings = {

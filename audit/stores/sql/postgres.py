@@ -21,10 +21,12 @@ from collections.abc import Generator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, select
+from sqlalchemy.exc import OperationalError
 
 from audit.calls import EVENT_CASTS, EVENT_COLUMNS, event_params, named_call
 from audit.chain import Sealed, genesis
-from audit.db import _driver, autocommit_driver, readonly
+from audit.db import _driver, autocommit_driver, discard_if_spoiled, readonly
+from audit.dberrors import sqlstate
 from audit.model import AppendResult
 from audit.stores.sql.tables import COLUMNS, entries, link_rows, payloads
 from audit.verify import INDEX_COLUMNS, Row
@@ -48,6 +50,9 @@ HEAD_SQL = "SELECT seq, hash FROM audit_entries WHERE stream = %s ORDER BY seq D
 # is not enough: a transaction that wrote no WAL commits without flushing.
 FLUSH_SQL = "SELECT pg_logical_emit_message(true, 'copilot.flush', '')"
 LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+# How long a settle waits for the chain lock before readers go on with what is chained.
+SETTLE_WAIT = 2.0
+LOCK_NOT_AVAILABLE = "55P03"
 # A standalone append of this many events chains in place under the lock (one commit for
 # the batch); smaller ones queue and settle, so no one holds the lock across a WAL flush.
 INLINE_BATCH = 32
@@ -117,18 +122,35 @@ def _append_batch(engine: Engine, stream: str, sealed: Sequence[Sealed]) -> list
                 ) as copy:
                     for blob in blobs:
                         copy.write_row(blob)
+    except Exception as exc:
+        discard_if_spoiled(raw, exc)
+        raise
     finally:
         raw.close()
     return results
 
 
-def settle(engine: Engine, stream: str, *, durable: bool) -> int:
-    """Chain the stream's queue, waiting for its lock (see `SqlAuditStore.settle`)."""
-    with engine.begin() as conn:
-        n = conn.exec_driver_sql(SETTLE_SQL, _settle_params(stream, durable=durable)).scalar()
-        if durable:  # write WAL so this commit flushes every earlier async commit
-            conn.exec_driver_sql(FLUSH_SQL)
-    return int(n or 0)
+def settle(engine: Engine, stream: str, *, durable: bool, wait: float = SETTLE_WAIT) -> int:
+    """Chain the stream's queue, waiting at most `wait` s for its lock (see `SqlAuditStore.settle`).
+
+    -1 when the lock stayed busy that long (its holder is slow, or frozen inside its
+    transaction until `idle_in_transaction_session_timeout` ends it): nothing was chained,
+    and a durable settle still flushes the WAL, so readers go on with what is chained.
+    """
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{max(1, int(wait * 1000))}ms'")
+            n = conn.exec_driver_sql(SETTLE_SQL, _settle_params(stream, durable=durable)).scalar()
+            if durable:  # write WAL so this commit flushes every earlier async commit
+                conn.exec_driver_sql(FLUSH_SQL)
+        return int(n or 0)
+    except OperationalError as exc:
+        if sqlstate(exc) != LOCK_NOT_AVAILABLE:
+            raise
+    if durable:
+        with autocommit_driver(engine) as db:
+            db.execute(FLUSH_SQL)
+    return -1
 
 
 def settle_in(conn: Connection, stream: str) -> None:

@@ -66,11 +66,14 @@ class SqlAuditStore:
             return postgres.append_in(conn, stream, sealed, wait=wait)
         return sqlite.append(_driver(conn.connection), stream, sealed)
 
-    def settle(self, stream: str, *, durable: bool = True) -> int:
+    def settle(self, stream: str, *, durable: bool = True, wait: float | None = None) -> int:
         """Chain events queued for `stream` (PostgreSQL); returns how many were chained.
 
         Waits for the chain lock, so everything committed before the call is chained when
-        it returns. Safe to call from anyone at any time; SQLite never queues.
+        it returns; but never longer than `wait` seconds (default 2): a holder frozen in its
+        transaction must not hang readers, the signer or the sweeper. Then it returns -1
+        having chained nothing, and the caller goes on with what is chained (verification
+        reports the queue). Safe to call from anyone at any time; SQLite never queues.
 
         `durable=False` commits without waiting for the WAL flush. That loses nothing: the
         queued rows are already durable, and a crash before the flush undoes the drain and
@@ -80,7 +83,8 @@ class SqlAuditStore:
         """
         if not self._pg:
             return 0
-        return postgres.settle(self.engine, stream, durable=durable)
+        limit = postgres.SETTLE_WAIT if wait is None else wait
+        return postgres.settle(self.engine, stream, durable=durable, wait=limit)
 
     def settle_all(self) -> int:
         """Settle every stream that has queued events (the sweeper's job)."""
@@ -88,7 +92,7 @@ class SqlAuditStore:
             return 0
         with self.engine.connect() as conn:
             streams = [s for (s,) in readonly(conn).execute(select(pending.c.stream).distinct())]
-        return sum(self.settle(s) for s in streams)
+        return sum(max(0, self.settle(s)) for s in streams)  # a busy stream: the next sweep
 
     def pending_count(self, stream: str | None = None) -> int:
         """Events committed but not yet chained."""
