@@ -21,6 +21,7 @@ from audit import Actor, AuditEvent, Versions, genesis, seal
 from audit.canonical import canonical
 from audit.db import autocommit_driver
 from copilot.db.tables import run_steps
+from copilot.engine.dbclock import PG_EPOCH
 from copilot.engine.gating import ActionGate, Proposal
 from copilot.engine.lease import Lease
 from copilot.engine.rounds import save as save_round
@@ -33,7 +34,7 @@ _SAVE_STEP = insert(run_steps)
 # Named arguments: a parameter reordered in the migration fails loudly instead of shifting.
 _PG_CHECKPOINT = (
     "SELECT copilot_checkpoint(p_rid => %(rid)s, p_owner => %(owner)s, p_idx => %(idx)s, "
-    "p_now => %(now)s, p_expires => %(expires)s, p_level => %(level)s, "
+    f"p_now => %(now)s, p_expires => {PG_EPOCH} + %(seconds)s, p_level => %(level)s, "
     "p_reasons => %(reasons)s, p_name => %(name)s, p_output => %(output)s, "
     "p_attempt => %(attempt)s, p_model => %(model)s, p_prompt => %(prompt)s, "
     "p_usage => %(usage)s, p_started => %(started)s, p_stream => %(stream)s, "
@@ -184,7 +185,7 @@ class Checkpointer:
         sealed = seal(step_event(run, ctx, doc))
         params = {
             "rid": run.id, "owner": self.lease.owner, "idx": ctx.idx, "now": now,
-            "expires": now + self.lease.seconds, "level": ctx.degradation.level.value,
+            "seconds": self.lease.seconds, "level": ctx.degradation.level.value,
             "reasons": json.dumps(list(ctx.degradation.reasons)), "name": ctx.step.name,
             "output": json.dumps(doc, sort_keys=True), "attempt": run.attempts,
             "model": ctx.model_name, "prompt": ctx.prompt_version,

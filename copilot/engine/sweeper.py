@@ -66,7 +66,7 @@ class Sweeper:
                 report.expired += 1
                 if req.run_id is not None and req.status != "pending":
                     self.enqueue(req.run_id, 0.0)  # its expiry queued the run; wake a worker now
-        for run_id in self.runs.due(queued_before=now - self.grace_seconds, now=now):
+        for run_id in self.runs.due(queued_before=now - self.grace_seconds):
             self.enqueue(run_id, 0.0)
             report.requeued += 1
         if self.actions is not None:  # push deliveries whose backoff ended, or a person retried
