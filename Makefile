@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench system-deps services clean
+.PHONY: demo test test-hosts lint bench system-deps services clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,12 @@ lint: $(STAMP)
 
 test: system-deps services $(STAMP) lint
 	$(BIN)/python -m pytest
+
+# A deployment across network namespaces (tests/deploy/, marked `hosts`): root, iproute2,
+# redis-server, rabbitmq-server, PostgreSQL's initdb; about 10 minutes. CI runs it after
+# `make test`.
+test-hosts: system-deps services $(STAMP)
+	$(BIN)/python -m pytest -m hosts tests/deploy
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
