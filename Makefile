@@ -47,11 +47,12 @@ lint: $(STAMP)
 test: system-deps services $(STAMP) lint
 	$(BIN)/python -m pytest
 
-# A deployment across network namespaces (tests/deploy/, marked `hosts`): root, iproute2,
+# The `hosts` tests: a deployment across network namespaces (tests/deploy/) and the Celery
+# tests' RabbitMQ copies. Root, iproute2,
 # redis-server, rabbitmq-server, PostgreSQL's initdb; about 10 minutes. CI runs it after
 # `make test`.
 test-hosts: system-deps services $(STAMP)
-	$(BIN)/python -m pytest -m hosts tests/deploy
+	$(BIN)/python -m pytest -m hosts
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"

@@ -3,10 +3,15 @@ parse into the same commands and environment, the ones tests/deploy/test_hosts.p
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+
 import pytest
 
 from tests.support.deployment import (
     ROLES,
+    ROOT,
     compose_roles,
     compose_services,
     launch,
@@ -52,3 +57,16 @@ def test_a_process_starts_with_the_parsed_command_and_environment_plus_tuning_on
         launch(worker, "copilot", {"COPILOT_BROKER_URL": "redis://elsewhere"}, {})
     with pytest.raises(ValueError, match="base environment"):
         launch(worker, "copilot", {}, {"COPILOT_DATABASE_URL": "sqlite://"})
+
+
+def test_the_readiness_probe_fails_with_a_reason_when_no_api_answers() -> None:
+    """docs/examples/deploying/ready.py (test_hosts.py runs it against a live API)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    done = subprocess.run(
+        [sys.executable, "docs/examples/deploying/ready.py", f"http://127.0.0.1:{port}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stdout.startswith("not ready: ")

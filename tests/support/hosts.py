@@ -53,7 +53,8 @@ class Tally:
     doubled: int  # a step's effect or an action committed more than once
     retaken: int  # leases taken again after a first (each re-runs the step it was on)
     verified: str  # `copilot audit verify` on the beat host
-    seconds: float  # from the fault's end (or the start) to the last run completed
+    seconds: float  # from `since` (the fault's start) to the last run completed
+    done_at: float  # time.monotonic() when the last run completed
 
 
 class Deployment:
@@ -167,22 +168,26 @@ class Deployment:
         # The workflows are "installed" by the path: the test flows live in this checkout.
         return launch(role, COPILOT, tuning, {**base, "PYTHONPATH": str(ROOT)})
 
-    def role(self, host: str, role: str, *, wait: bool = False, skew: int = 0,
-             name: str | None = None) -> None:  # fmt: skip
-        """Start the role's command on `host` (`wait`: until it exits, which must be 0);
-        `skew`: under libfaketime, the host's clock that many seconds off."""
+    def role(self, host: str, role: str, *, wait: bool = False, name: str | None = None) -> None:
+        """Start the role's command on `host` (`wait`: until it exits, which must be 0)."""
         r = self.roles[role]
-        prefix = ["faketime", "-f", f"{skew:+d}"] if skew else []
         command, env = self.launch(host, r)
-        argv = [*self.net.prefix_argv(host), *prefix, *command]
+        argv = [*self.net.prefix_argv(host), *command]
         if wait:
             done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True,
                                   timeout=180)  # fmt: skip
             assert done.returncode == 0, done.stderr.decode()[-3000:]
             return
-        if skew:  # the program's monotonic clock stays true: only the wall clock is off
-            env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
         self._spawn(name or f"{role}@{host}", argv, env)
+
+    def skewed_worker(self, host: str, skew: int, seconds: float) -> subprocess.Popen[bytes]:
+        """tests.support.skewed's `advance` loop on `host` under libfaketime, `skew` seconds
+        off, in the worker role's environment; the process (its JSON line on stdout)."""
+        _, env = self.launch(host, self.roles["worker"])
+        argv = [*self.net.prefix_argv(host), "faketime", "-f", f"{skew:+d}", sys.executable,
+                "-m", "tests.support.skewed", "advance", str(seconds)]  # fmt: skip
+        return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
 
     def copilot(self, host: str, *args: str, check: bool = True) -> str:
         """A `copilot` CLI command on `host`, in the worker's environment; its stdout."""
@@ -204,6 +209,7 @@ class Deployment:
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
+        self.logs.pop(name).close()
 
     def close(self) -> None:
         """Stop every process, delete the namespaces and the temporary files."""
@@ -212,8 +218,6 @@ class Deployment:
                 self.stop(name)
         if self.engine is not None:
             self.engine.dispose()
-        for log in self.logs.values():
-            log.close()
         self.net.close()
         if os.environ.get("COPILOT_KEEP_HOSTS_LOGS"):
             print(f"logs kept in {self.tmp}")
@@ -221,11 +225,11 @@ class Deployment:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _wait_healthy(self) -> None:
-        probe = ("import sys, urllib.request\n"
-                 "try: urllib.request.urlopen('http://api:8000/healthz', timeout=3)\n"
-                 "except Exception as e: sys.exit(str(e))")  # fmt: skip
-        _until(lambda: self.net.run("app", sys.executable, "-c", probe, check=False).returncode
-               == 0, 90, "the API's /healthz from the app host")  # fmt: skip
+        """docs/examples/deploying/ready.py from the app host, until the API is ready."""
+        probe = [sys.executable, str(ROOT / "docs/examples/deploying/ready.py"), "http://api:8000"]
+        _until(lambda: self.net.run("app", *probe, check=False).returncode == 0, 90,
+               "the API's readiness (/healthz) from the app host")  # fmt: skip
+        self.ready = self.net.run("app", *probe).stdout.strip()
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -301,7 +305,7 @@ class Deployment:
             ).scalar_one()  # fmt: skip
         verified = self.copilot("beat", "audit", "verify", "--stream", "acme", check=False).strip()
         return Tally(len(ids), len(ids) - states["completed"], int(effects) + int(actions),
-                     int(retaken), verified, round(done_at - since, 2))  # fmt: skip
+                     int(retaken), verified, round(done_at - since, 2), done_at)  # fmt: skip
 
 
 def _answers(engine: Engine) -> bool:
