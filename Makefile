@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench system-deps services clean
+.PHONY: demo test test-hosts lint bench system-deps services clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -18,14 +18,15 @@ demo: $(STAMP)
 	$(BIN)/copilot demo
 
 # Debian packages the suite needs: Chromium for the web pages' browser tests (Playwright
-# drives /usr/bin/chromium; it never downloads a browser). sudo only when not root.
+# drives /usr/bin/chromium; it never downloads a browser) and libfaketime for the clock-skew
+# tests (a worker process whose clock is minutes off). sudo only when not root.
 system-deps:
-	@test -x /usr/bin/chromium || { \
+	@{ test -x /usr/bin/chromium && test -x /usr/bin/faketime; } || { \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium || { \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium faketime || { \
 			$$SUDO apt-get update && \
-			$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }; } \
-		|| [ "$$CI" != true ] || { echo "chromium is required under CI=true" >&2; exit 1; }
+			$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium faketime; }; } \
+		|| [ "$$CI" != true ] || { echo "chromium and faketime are required under CI=true" >&2; exit 1; }
 
 # The tests use real PostgreSQL (and, later, Redis) on loopback. Machines of this kind start
 # them at boot; restart one that stopped. Under CI=true a service still missing fails the run.
@@ -45,6 +46,13 @@ lint: $(STAMP)
 
 test: system-deps services $(STAMP) lint
 	$(BIN)/python -m pytest
+
+# The `hosts` tests: a deployment across network namespaces (tests/deploy/) and the Celery
+# tests' RabbitMQ copies. Root, iproute2,
+# redis-server, rabbitmq-server, PostgreSQL's initdb; about 10 minutes. CI runs it after
+# `make test`.
+test-hosts: system-deps services $(STAMP)
+	$(BIN)/python -m pytest -m hosts
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"

@@ -64,8 +64,8 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             os.killpg(p.pid, signal.SIGKILL)
 
 
-def raw_chains(n: int) -> float:
-    """Chains per second of 5 trivial tasks through 2 worker processes."""
+def raw_chains(n: int, *, workers: int = 2) -> float:
+    """Chains per second of 5 trivial tasks through `workers` worker processes."""
     queue = f"raw-{uuid.uuid4().hex[:6]}"
     url = f"redis://127.0.0.1:6379/{REDIS_DB}"
     env = {**os.environ, "RAW_BROKER": url, "RAW_QUEUE": queue, "RAW_COUNTER": url}
@@ -86,7 +86,7 @@ def raw_chains(n: int) -> float:
             "--loglevel=WARNING",
         ],
         env,
-        2,
+        workers,
     )
     os.environ.update(RAW_BROKER=url, RAW_QUEUE=queue, RAW_COUNTER=url)
     from celery import chain
@@ -152,9 +152,9 @@ def worker_cluster(
             rt.close()
 
 
-def ours_distributed(n: int, home: Path) -> float:
-    """Runs per second of the 5-step workflow through 2 copilot worker processes."""
-    with worker_cluster(home) as rt:
+def ours_distributed(n: int, home: Path, *, workers: int = 2) -> float:
+    """Runs per second of the 5-step workflow through `workers` copilot worker processes."""
+    with worker_cluster(home, workers) as rt:
         t0 = time.perf_counter()
         for i in range(n):
             rt.runner.trigger("bench_five", f"acct-{i}", tenant="bench")

@@ -21,6 +21,7 @@ from typing import Any
 
 import kombu.transport
 from celery import Celery
+from kombu.entity import Queue
 from kombu.transport.sqlalchemy import Transport
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,15 @@ def celery_app(url: str, *, queue: str, home: Path, visibility_timeout: float) -
         home.mkdir(parents=True, exist_ok=True)
         # kombu hands these to SQLAlchemy's create_engine: wait for SQLite's lock, don't fail
         app.conf.broker_transport_options = {"connect_args": {"timeout": 30}}
+    elif url.startswith(("amqp", "pyamqp")):
+        # RabbitMQ: a quorum queue (replicated by Raft across the cluster's nodes, so a
+        # node's loss keeps the messages) and publisher confirms (a send returns once the
+        # broker has the message). A killed worker's unacked tasks come back when its
+        # connection drops; no visibility timeout is involved.
+        app.conf.task_queues = [
+            Queue(queue, queue_arguments={"x-queue-type": "quorum"}, durable=True)  # type: ignore[no-untyped-call]
+        ]
+        app.conf.broker_transport_options = {"confirm_publish": True}
     else:  # Redis: redeliver what a killed worker had taken (acks_late) after this long
         app.conf.broker_transport_options = {"visibility_timeout": visibility_timeout}
     return app

@@ -199,7 +199,7 @@ class Checkpointer:
         stamp = timestamp()
         params = {
             "rid": run.id, "owner": self.lease.owner, "idx": ctx.idx, "now": now,
-            "expires": now + self.lease.seconds, "level": ctx.degradation.level.value,
+            "seconds": self.lease.seconds, "level": ctx.degradation.level.value,
             "reasons": json.dumps(list(ctx.degradation.reasons)), "name": ctx.step.name,
             "status": "awaiting" if request is not None else "completed",
             "output": json.dumps(doc, sort_keys=True),

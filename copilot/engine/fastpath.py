@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from audit.calls import EVENT_ARGS, EVENT_CASTS, event_params, named_call
 from audit.chain import Sealed
 from audit.db import autocommit_driver
+from copilot.engine.dbclock import PG_EPOCH
 from copilot.engine.runs import Run, run_from
 
 _CREATE_SQL = "SELECT * FROM " + named_call(
@@ -32,7 +33,9 @@ _STEP_SQL = "SELECT * FROM " + named_call(
     ("rid", "owner", "idx", "now", "expires", "level", "reasons", "name", "status", "output",
      "request", "attempt", "model", "prompt", "usage", "started", "to", "result", *EVENT_ARGS),
     casts=EVENT_CASTS,
-)  # fmt: skip
+).replace("p_expires => %(expires)s", f"p_expires => {PG_EPOCH} + %(seconds)s")  # fmt: skip
+# The lease's deadline by the database's clock, like every lease (copilot.engine.dbclock):
+# the caller passes the lease's length as `seconds`, never a deadline of its own clock.
 
 
 def create(

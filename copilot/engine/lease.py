@@ -20,6 +20,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from audit import Actor, genesis, seal
 from audit.db import autocommit_driver, readonly
 from copilot.db.tables import runs
+from copilot.engine.dbclock import PG_EPOCH, db_epoch
 from copilot.engine.runs import Run, RunState, StepRecord, acquired_event, run_from
 from copilot.engine.store import RunStore
 from copilot.errors import UnknownWorkflowError
@@ -39,7 +40,7 @@ _RENEW = (
     .values(
         step_index=bindparam("next"),
         updated_at=bindparam("now"),
-        lease_expires_at=bindparam("expires"),
+        lease_expires_at=db_epoch() + bindparam("seconds"),
         level=bindparam("level"),
         reasons=bindparam("reasons"),
     )
@@ -52,8 +53,9 @@ _ASSESSED = (
 )
 # Named arguments: a parameter reordered in the migration fails loudly instead of shifting.
 _PG_ACQUIRE = (
-    "SELECT * FROM copilot_acquire(p_rid => %(rid)s, p_owner => %(owner)s, p_now => %(now)s, "
-    "p_expires => %(expires)s, p_state => %(state)s, p_attempts => %(attempts)s, "
+    "SELECT * FROM copilot_acquire(p_rid => %(rid)s, p_owner => %(owner)s, "
+    f"p_now => {PG_EPOCH}, p_expires => {PG_EPOCH} + %(seconds)s, "
+    "p_state => %(state)s, p_attempts => %(attempts)s, "
     "p_level => %(level)s, p_reasons => %(reasons)s, p_stream => %(stream)s, "
     "p_genesis => %(genesis)s, p_bodies => %(bodies)s, p_recorded_at => %(recorded_at)s, "
     "p_actor_kind => %(actor_kind)s, p_actor_id => %(actor_id)s, "
@@ -175,9 +177,8 @@ class Lease:
             level, reasons = assessed.level.value, json.dumps(list(assessed.reasons))
             events.append(self._assessed_event(assessed))
         sealed = [seal(e) for e in self.store.run_events(before, events)]
-        now = self.store.clock()
-        params = {
-            "rid": run_id, "owner": self.owner, "now": now, "expires": now + self.seconds,
+        params = {  # the lease's times are the database's (copilot.engine.dbclock)
+            "rid": run_id, "owner": self.owner, "seconds": self.seconds,
             "state": before.state.value, "attempts": before.attempts, "level": level,
             "reasons": reasons, "stream": before.tenant, "genesis": genesis(before.tenant),
             "bodies": [s.body for s in sealed], "recorded_at": [s.recorded_at for s in sealed],
@@ -221,7 +222,7 @@ class Lease:
                 "idx": idx,
                 "next": next_idx,
                 "now": now,
-                "expires": now + self.seconds,
+                "seconds": self.seconds,
                 "level": degradation.level.value,
                 "reasons": json.dumps(list(degradation.reasons)),
             },

@@ -18,6 +18,7 @@ from audit.canonical import canonical
 from audit.db import create_engine, readonly
 from copilot.db.tables import run_steps, runs
 from copilot.engine import fastpath
+from copilot.engine.dbclock import db_epoch
 from copilot.engine.runs import Run, RunState, StepRecord, acquired_event, loads_column, run_from
 from copilot.errors import RunNotFoundError, RunStateError
 
@@ -34,7 +35,7 @@ _ACQUIRE = (
             and_(
                 runs.c.state == RunState.RUNNING.value,
                 or_(
-                    runs.c.lease_expires_at < bindparam("now"),
+                    runs.c.lease_expires_at < db_epoch(),
                     runs.c.lease_owner == bindparam("owner"),
                 ),
             ),
@@ -43,7 +44,7 @@ _ACQUIRE = (
     .values(
         state=RunState.RUNNING.value,
         lease_owner=bindparam("owner"),
-        lease_expires_at=bindparam("expires"),
+        lease_expires_at=db_epoch() + bindparam("seconds"),
         attempts=runs.c.attempts + 1,
         updated_at=bindparam("now"),
     )
@@ -332,7 +333,7 @@ class RunStore:
         if row is None or row.state not in (RunState.QUEUED.value, RunState.RUNNING.value):
             return None
         before = _run(row)
-        params = {"rid": run_id, "now": now, "owner": owner, "expires": now + lease_seconds}
+        params = {"rid": run_id, "now": now, "owner": owner, "seconds": lease_seconds}
         row = conn.execute(_ACQUIRE, params).first()
         if row is None:
             return None
@@ -422,15 +423,16 @@ class RunStore:
                 )
         return self.get(run_id)
 
-    def due(self, *, queued_before: float, now: float, limit: int = 1000) -> list[str]:
-        """Runs a lost message may have stranded: queued too long, or leased and expired."""
+    def due(self, *, queued_before: float, limit: int = 1000) -> list[str]:
+        """Runs a lost message may have stranded: queued too long, or leased and expired
+        (by the database's clock, like every lease)."""
         c = runs.c
         stmt = (
             select(c.id)
             .where(
                 or_(
                     and_(c.state == RunState.QUEUED.value, c.queued_at < queued_before),
-                    and_(c.state == RunState.RUNNING.value, c.lease_expires_at < now),
+                    and_(c.state == RunState.RUNNING.value, c.lease_expires_at < db_epoch()),
                 )
             )
             .limit(limit)

@@ -71,7 +71,7 @@ class Sweeper:
                 report.expired += 1
                 if req.run_id is not None and req.status != "pending":
                     self.enqueue(req.run_id, 0.0)  # its expiry queued the run; wake a worker now
-        due = self.runs.due(queued_before=now - self.grace_seconds, now=now)
+        due = self.runs.due(queued_before=now - self.grace_seconds)  # leases: the db's clock
         # At most one wake-up per run per window, however often the sweeper runs.
         for run_id in unwoken(self.runs, due, now=now, window=self.rewake_seconds):
             self.enqueue(run_id, 0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from tests.support import flows
 from tests.support.cluster import Cluster
 from tests.support.kinds import POLICY
 from tests.support.runtime import build_runtime
-from tests.support.services import redis_url
+from tests.support.services import rabbitmq_url, redis_url
 
 
 @pytest.fixture
@@ -33,10 +34,17 @@ def runner(engine: Engine, registry: Registry, tmp_path: Path) -> Iterator[Runne
 
 @pytest.fixture
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    """Worker processes on (database fixture, broker) = `request.param`: "redis" or "sqla"."""
+    """Worker processes on (database fixture, broker) = `request.param`: "redis", "sqla" or
+    "rabbitmq" (a vhost of its own)."""
     db_url, broker = request.param
-    url = f"sqla+sqlite:///{tmp_path}/broker.db" if broker.startswith("sqla") else redis_url()
-    c = Cluster(request.getfixturevalue(db_url), url, tmp_path)
-    yield c
-    c.stop()
-    c.rt.close()
+    with ExitStack() as stack:
+        if broker == "rabbitmq":
+            url = stack.enter_context(rabbitmq_url())
+        elif broker.startswith("sqla"):
+            url = f"sqla+sqlite:///{tmp_path}/broker.db"
+        else:
+            url = redis_url()
+        c = Cluster(request.getfixturevalue(db_url), url, tmp_path)
+        yield c
+        c.stop()
+        c.rt.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import shutil
+import subprocess
 import time
 from collections import Counter
 
@@ -15,7 +17,7 @@ from copilot.engine.runs import RunState
 from copilot.runtime import Runtime
 from tests.support import flows
 from tests.support.cluster import Cluster
-from tests.support.services import REDIS_DB
+from tests.support.services import RABBITMQ, REDIS_DB
 
 
 def check_exactly_once(engine: Engine, rt: Runtime, ids: list[str]) -> None:
@@ -37,7 +39,7 @@ def check_exactly_once(engine: Engine, rt: Runtime, ids: list[str]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cluster", [("pg_url", "redis")], indirect=True)
+@pytest.mark.parametrize("cluster", [("pg_url", "redis"), RABBITMQ], indirect=True)
 def test_200_runs_survive_workers_killed_repeatedly_on_redis_and_postgresql(
     cluster: Cluster,
 ) -> None:
@@ -108,3 +110,21 @@ def test_flushing_redis_mid_run_loses_nothing_the_sweeper_recovers_it(cluster: C
     states = cluster.wait_until_settled(ids, timeout=200)
     assert states == Counter({"completed": 40}), states
     check_exactly_once(cluster.rt.engine, cluster.rt, ids)
+
+
+@pytest.mark.hosts
+@pytest.mark.parametrize("cluster", [("pg_url", "rabbitmq")], indirect=True)
+def test_on_rabbitmq_the_queue_is_a_quorum_queue(cluster: Cluster) -> None:
+    """Replicated by the cluster, with publisher confirms: the queue the workers consume."""
+    cluster.start(0)
+    ids = [cluster.rt.runner.trigger("five_steps", f"acct-{i}", tenant="default")[0].id
+           for i in range(5)]  # fmt: skip
+    assert cluster.wait_until_settled(ids, timeout=120) == Counter({"completed": 5})
+    vhost = cluster.env["COPILOT_BROKER_URL"].rsplit("/", 1)[1]
+    listed = subprocess.run(
+        [shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl", "-q", "list_queues", "-p",
+         vhost, "name", "type", "durable", "--no-table-headers"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.split()  # fmt: skip
+    queue = cluster.env["COPILOT_QUEUE"]
+    assert listed[listed.index(queue) : listed.index(queue) + 3] == [queue, "quorum", "true"]

@@ -14,6 +14,7 @@ from copilot.db.tables import outbox
 from copilot.engine.runs import RunState
 from tests.support.cluster import Cluster, wait_for
 from tests.support.gate import REVIEWERS
+from tests.support.services import RABBITMQ
 
 POLICY = """
 version: e2e@1
@@ -25,7 +26,7 @@ rules:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cluster", [("pg_url", "redis")], indirect=True)
+@pytest.mark.parametrize("cluster", [("pg_url", "redis"), RABBITMQ], indirect=True)
 def test_trigger_wait_decide_execute_once_and_verify(cluster: Cluster, tmp_path: Path) -> None:
     (tmp_path / "policy.yaml").write_text(POLICY)
     cluster.env["COPILOT_POLICY_PATH"] = str(tmp_path / "policy.yaml")

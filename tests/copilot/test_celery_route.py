@@ -22,7 +22,7 @@ from copilot.db.tables import receipts
 from copilot.engine.executors.celery import task_id
 from tests.support import crm_app
 from tests.support.cluster import ROOT, Cluster, wait_for
-from tests.support.services import APP_REDIS_DB, PG_DSN, redis_url
+from tests.support.services import APP_REDIS_DB, PG_DSN, RABBITMQ, redis_url
 
 RUNS = 200
 
@@ -40,7 +40,9 @@ def recorded(dsn: str) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cluster", [("pg_url", "redis")], indirect=True, ids=["pg-redis"])
+@pytest.mark.parametrize(
+    "cluster", [pytest.param(("pg_url", "redis"), id="pg-redis"), RABBITMQ], indirect=True
+)
 def test_the_celery_route_hands_each_action_to_the_app_once_despite_a_worker_kill(
     cluster: Cluster, tmp_path: Path, pg_schema: str
 ) -> None:

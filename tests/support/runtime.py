@@ -12,10 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from approvals import Policy
 from copilot.db.engines import upgrade
+from copilot.db.tables import runs
 from copilot.engine.store import RunStore
 from copilot.llm import ModelAccess
 from copilot.runtime import Runtime
@@ -69,3 +70,14 @@ def build_runtime(
     if with_flows:
         flows.create_tables(rt.engine)
     return rt
+
+
+def age_lease(engine: Engine, run_id: str, seconds: float) -> None:
+    """Let `seconds` pass on the database's clock for the run's lease (leases are stamped and
+    compared by the database's clock, copilot.engine.dbclock, so no worker clock can)."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id)
+            .values(lease_expires_at=runs.c.lease_expires_at - seconds)
+        )

@@ -6,6 +6,11 @@ Locally a missing service skips its tests; under CI=true it fails them (dramatiq
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -45,3 +50,32 @@ def redis_url(db: int = REDIS_DB) -> str:
     except redis.RedisError as exc:
         unavailable("Redis at 127.0.0.1:6379", exc)
     return f"redis://127.0.0.1:6379/{db}"
+
+
+# The RabbitMQ copy of a Celery test: in `make test-hosts` (the `hosts` marker), since
+# running every Celery test twice does not fit `make test`'s time.
+RABBITMQ = pytest.param(("pg_url", "rabbitmq"), marks=pytest.mark.hosts, id="pg-rabbitmq")
+
+
+@contextmanager
+def rabbitmq_url() -> Iterator[str]:
+    """A vhost of its own on the RabbitMQ at 127.0.0.1:5672 (guest), deleted afterwards."""
+    import kombu
+
+    vhost = f"copilot-test-{uuid.uuid4().hex[:10]}"
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    try:
+        subprocess.run([ctl, "-q", "add_vhost", vhost], check=True,
+                       capture_output=True, timeout=60)  # fmt: skip
+        subprocess.run([ctl, "-q", "set_permissions", "-p", vhost, "guest",
+                        ".*", ".*", ".*"], check=True, capture_output=True, timeout=60)  # fmt: skip
+        url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+        with kombu.Connection(url, connect_timeout=5) as conn:
+            conn.connect()
+    except (OSError, subprocess.SubprocessError) as exc:
+        unavailable("RabbitMQ at 127.0.0.1:5672 (and rabbitmqctl)", exc)
+    try:
+        yield url
+    finally:
+        subprocess.run([ctl, "-q", "delete_vhost", vhost], capture_output=True,
+                       timeout=60)  # fmt: skip

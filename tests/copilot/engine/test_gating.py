@@ -16,6 +16,7 @@ from copilot.engine.gating import action_id
 from copilot.engine.runner import Runner
 from copilot.engine.runs import RunState
 from tests.support import flows
+from tests.support.runtime import age_lease
 
 REVIEWERS = frozenset({"reviewer"})
 
@@ -141,20 +142,16 @@ def test_a_worker_killed_between_decision_and_execution_executes_exactly_once(
     with pytest.raises(Crash):
         runner.advance(run.id)
     assert runner.gate.get(email.id).execution_status is None  # acted, not yet closed
-    clock = runner.store.clock
-    runner.store.clock = lambda: clock() + 120  # the dead worker's lease expires
-    try:
-        done = Runner(
-            runner.store,
-            runner.registry,
-            context=runner.context,
-            model=runner.model,
-            executors=runner.executors,
-            gate=runner.gate,
-            owner="worker-b",
-        ).run_inline(run.id)
-    finally:
-        runner.store.clock = clock
+    age_lease(engine, run.id, 120)  # the dead worker's lease expires
+    done = Runner(
+        runner.store,
+        runner.registry,
+        context=runner.context,
+        model=runner.model,
+        executors=runner.executors,
+        gate=runner.gate,
+        owner="worker-b",
+    ).run_inline(run.id)
     assert done.state == RunState.COMPLETED
     assert [k for k, _ in outbox_rows(engine)] == ["post_note", "email_customer"]  # once each
     assert runner.gate.get(email.id).execution_status == "done"

@@ -22,6 +22,7 @@ from copilot.governance.sources import put_signals
 from copilot.workflow.definition import Await, Workflow
 from copilot.workflow.registry import Registry
 from tests.support import flows
+from tests.support.runtime import age_lease
 
 
 def effects(engine: Engine, run_id: str) -> Counter[str]:
@@ -125,12 +126,8 @@ def test_a_crashed_worker_is_taken_over_after_its_lease_expires(
             lease_seconds=60,
         )
         assert takeover.advance(run.id) is None  # A's lease has not expired yet
-        clock = runner.store.clock
-        runner.store.clock = lambda: clock() + 120
-        try:
-            done = takeover.run_inline(run.id)
-        finally:
-            runner.store.clock = clock
+        age_lease(engine, run.id, 120)
+        done = takeover.run_inline(run.id)
     finally:
         object.__setattr__(step, "fn", original)
     assert done.state == RunState.COMPLETED

@@ -15,7 +15,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0018_runtime"
-down_revision = "0013_deliveries"
+down_revision = "0017_liveness"
 branch_labels = None
 depends_on = None
 
