@@ -200,7 +200,7 @@ class Settings(BaseSettings):
         if self.queue:
             return self.queue
         try:
-            url = make_url(self.database_url_resolved).render_as_string(hide_password=True)
+            url = make_url(self.database_url_resolved)._replace(password=None).render_as_string()
         except Exception:  # a malformed URL is refused by make_engine, with its own message
             url = self.database_url_resolved
         return "copilot." + hashlib.sha256(url.encode()).hexdigest()[:12]

@@ -107,9 +107,14 @@ class Registry:
         """Every start-up validation: signals, declared actions, triggers (what a worker runs)."""
         self.check_signals()  # nothing undeclared may reach a workflow
         self.check_actions()  # nor may a workflow propose a kind nobody declared
-        for wf in self:  # nor name, as a literal in a step, a kind or signal it does not declare
-            check_literals(wf)
+        self.check_literals()  # nor name, in a step's code, a kind or signal it does not declare
         self.check_triggers()
+
+    def check_literals(self) -> None:
+        """Start-up validation: the string literals steps pass to `ctx.propose` and `ctx.value`
+        are kinds and signals their workflow declares (see `copilot.workflow.literals`)."""
+        for wf in self:
+            check_literals(wf)
 
     def check_signals(self) -> None:
         """Start-up validation: every signal a workflow reads is declared for it."""
