@@ -17,8 +17,9 @@ from tests.support.services import redis_url
 
 
 def test_celery_inspect_ping_reaches_a_live_copilot_worker_on_redis(tmp_path: Path) -> None:
-    """Given a `copilot worker` on Redis, `celery -A copilot.celery_app inspect ping`, run
-    with the same COPILOT_* settings, gets its answer; it consumes its deployment's queue."""
+    """Given a `copilot worker` on Redis, `celery -A copilot.celery_app inspect ping` (and
+    `inspect active_queues`), run with the same COPILOT_* settings, get its answer: it
+    consumes its deployment's queue and nothing else."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")}
     env.update(
         COPILOT_HOME=str(tmp_path),
@@ -39,9 +40,15 @@ def test_celery_inspect_ping_reaches_a_live_copilot_worker_on_redis(tmp_path: Pa
         deadline = time.monotonic() + 60
         while not app.control.ping(timeout=0.5) and time.monotonic() < deadline:
             assert worker.poll() is None, (tmp_path / "worker.log").read_text()
-        ping = _celery(env, "inspect", "ping", "--timeout", "5")
-        assert ping.returncode == 0 and "pong" in ping.stdout, ping.stdout + ping.stderr
-        assert "copilot-" in ping.stdout  # the worker's node name, as `copilot worker` sets it
+        # docs/celery.md's example, as written: inspect ping, then the queues consumed.
+        shown = subprocess.run(
+            ["/bin/bash", "-e", "docs/examples/celery/inspect.sh"], cwd=ROOT, capture_output=True,
+            text=True, timeout=120, check=False,
+            env={**env, "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}"},
+        )  # fmt: skip
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert "pong" in shown.stdout and "copilot-" in shown.stdout  # the node `copilot worker` names
+        assert env["COPILOT_QUEUE"] in shown.stdout
         queues = app.control.inspect(timeout=2).active_queues() or {}
         assert [q["name"] for qs in queues.values() for q in qs] == [env["COPILOT_QUEUE"]]
     finally:
@@ -49,9 +56,3 @@ def test_celery_inspect_ping_reaches_a_live_copilot_worker_on_redis(tmp_path: Pa
         worker.wait(timeout=30)
         log.close()
 
-
-def _celery(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "copilot.celery_app", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
