@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -10,11 +11,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from copilot import startup
+from copilot import broker, startup
 from copilot.errors import ConfigError, DatabaseConfigError
 from copilot.runtime import Runtime
 from copilot.server import create_app
 from copilot.settings import Settings
+from copilot.worker import make_celery
 from tests.support.cli import ROOT
 from tests.support.runtime import build_runtime
 
@@ -80,3 +82,16 @@ def test_point5_each_deployment_has_its_own_queue_and_healthz_names_broker_and_q
         health = client.get("/healthz").json()
     rt.close()
     assert health["broker_url"].startswith("sqla+sqlite:///") and health["queue"] == rt.settings.queue_resolved
+
+
+def test_point5_a_beat_sweep_with_the_database_away_logs_one_line_not_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(home=tmp_path, database_url="postgresql://app@127.0.0.1:1/x",
+                        broker_url="redis://127.0.0.1:6379/8")  # fmt: skip
+    sweep = make_celery(settings).tasks[broker.SWEEP]
+    with caplog.at_level(logging.WARNING, logger="copilot.worker"):
+        assert sweep() is None  # the task returns; beat tries again at the next tick
+    (record,) = [r for r in caplog.records if r.name == "copilot.worker"]
+    assert record.getMessage().startswith("sweep skipped: the database is not reachable (")
+    assert record.exc_info is None
