@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from copilot import broker, startup
+from copilot import broker
 from copilot.errors import ConfigError, DatabaseConfigError
 from copilot.runtime import Runtime
 from copilot.server import create_app
@@ -40,6 +40,7 @@ def test_point5_parts_that_cannot_meet_are_refused_unless_asked(pg_url: str, tmp
     """PostgreSQL with the embedded broker, or a shared broker with no database URL (which
     quietly created SQLite in the working folder), are refused; COPILOT_ALLOW_EMBEDDED=true
     says the mix is meant. Both embedded (one host, the demo) passes and says so."""
+    from copilot import startup  # imported here: the other tests here need no new module
     with pytest.raises(ConfigError, match="COPILOT_BROKER_URL") as info:
         startup.check_parts(Settings(home=tmp_path, database_url=pg_url))
     assert "embedded SQLite" in info.value.message
