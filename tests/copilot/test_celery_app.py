@@ -10,8 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
-from copilot.settings import Settings
-from copilot.worker import make_celery
+from copilot import broker
 from tests.support.cli import ROOT
 from tests.support.services import redis_url
 
@@ -35,8 +34,8 @@ def test_celery_inspect_ping_reaches_a_live_copilot_worker_on_redis(tmp_path: Pa
     )  # fmt: skip
     try:
         # Wait in-process until the worker answers (a CLI call per try costs an interpreter).
-        app = make_celery(Settings(database_url=env["COPILOT_DATABASE_URL"],
-                                   broker_url=env["COPILOT_BROKER_URL"], queue=env["COPILOT_QUEUE"]))  # fmt: skip
+        app = broker.celery_app(env["COPILOT_BROKER_URL"], queue=env["COPILOT_QUEUE"],
+                                home=tmp_path, visibility_timeout=60)  # sends, runs no task  # fmt: skip
         deadline = time.monotonic() + 60
         while not app.control.ping(timeout=0.5) and time.monotonic() < deadline:
             assert worker.poll() is None, (tmp_path / "worker.log").read_text()
