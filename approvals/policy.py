@@ -172,6 +172,24 @@ class Policy(BaseModel):
         """Load the YAML form (see the module docstring)."""
         return cls.model_validate(yaml.safe_load(text) or {})
 
+    def customer_auto_approvals(self, catalog: Catalog) -> list[str]:
+        """Each rule that would auto-approve a customer-facing kind of `catalog` without
+        `allow_customer: true` (and so would quietly require one reviewer instead), with the fix."""
+        customer = [n for n in catalog.names() if catalog.get(n).reaches_customer]
+        problems = []
+        for rule in self.rules:
+            when, then = rule.when, rule.then
+            if then.action != "auto_approve" or then.allow_customer or when.reaches_customer is False:
+                continue
+            hit = [k for k in customer if when.kind is None or when.kind == k]
+            if hit:
+                problems.append(
+                    f"rule {rule.id!r} auto-approves {', '.join(hit)}, which reach a customer, "
+                    "but does not say `allow_customer: true`; add that to its `then`, or "
+                    "`reaches_customer: false` to its `when` (a person then decides them)"
+                )
+        return problems
+
     def evaluate(self, facts: Facts) -> Evaluation:
         """Decide; unknown kinds are denied before any rule runs."""
         if not facts.known_kind:
@@ -189,11 +207,16 @@ class Policy(BaseModel):
                 and facts.reaches_customer
                 and not outcome.allow_customer
             ):
-                outcome = REQUIRE_ONE  # a person decides what reaches a customer
+                # A person decides what reaches a customer; the request names why the rule's
+                # auto-approval did not apply (`Policy.customer_auto_approvals` finds such
+                # rules at load).
+                outcome, rule_id = REQUIRE_ONE, f"{rule.id}+reaches_customer"
+            else:
+                rule_id = rule.id
             if rule.shadow:
-                shadow.append({"rule": rule.id, **outcome.model_dump()})
+                shadow.append({"rule": rule_id, **outcome.model_dump()})
             elif applied is None:
-                applied = (outcome, rule.id)
+                applied = (outcome, rule_id)
         outcome, rule_id = applied or (REQUIRE_ONE, "default")
         return Evaluation(outcome=outcome, rule=rule_id, policy_version=self.version, shadow=shadow)
 

@@ -34,7 +34,7 @@ from approvals.errors import ApprovalError
 from approvals.request import PENDING, ApprovalRequest, document, from_columns
 from approvals.rows import load
 from approvals.tables import REQUEST_COLUMNS, requests, votes
-from audit.db import readonly
+from audit.db import ids_starting, readonly
 
 FILTERS = ("status", "workflow", "kind", "risk", "subject_id")
 _ID = re.compile(r"[0-9a-f]{32}")  # a request id, as the gate makes them
@@ -199,6 +199,10 @@ class Queue:
         """The request (with its approvers), or ApprovalNotFoundError (also for other tenants)."""
         with readonly(self.engine.connect(), autocommit=False) as conn:
             return load(conn, request_id, tenant)
+
+    def ids_starting(self, prefix: str, *, tenant: str, limit: int = 6) -> list[str]:
+        """Up to `limit` ids of the tenant's requests that start with `prefix` (for short ids)."""
+        return ids_starting(self.engine, requests, prefix, tenant=tenant, limit=limit)
 
     def of_run(self, run_id: str, action_prefix: str = "") -> list[ApprovalRequest]:
         """A run's live (not superseded) requests whose action id starts with the prefix, in order.

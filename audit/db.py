@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine, event, select
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import make_url
 
@@ -134,4 +134,32 @@ def _driver(pooled: Any) -> Any:
     return dbapi
 
 
-__all__ = ["autocommit_driver", "create_engine", "discard_if_spoiled", "heal", "readonly"]
+
+
+def ids_starting(engine: Engine, table: Any, prefix: str, *, tenant: str, limit: int) -> list[str]:
+    """Up to `limit` ids of `table`'s rows in `tenant` that start with `prefix` (short ids)."""
+    stmt = (
+        select(table.c.id)
+        .where(starting_with(table.c.id, prefix), table.c.tenant == tenant)
+        .order_by(table.c.id)
+        .limit(limit)
+    )
+    with readonly(engine.connect()) as conn:
+        return list(conn.execute(stmt).scalars())
+
+
+def starting_with(column: Any, prefix: str) -> Any:
+    """`column LIKE 'prefix%'` with the prefix's own `%`, `_` and `\\` taken literally."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.like(escaped + "%", escape="\\")
+
+
+__all__ = [
+    "autocommit_driver",
+    "create_engine",
+    "discard_if_spoiled",
+    "heal",
+    "ids_starting",
+    "readonly",
+    "starting_with",
+]

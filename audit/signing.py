@@ -51,6 +51,22 @@ def load_public_key(pem: bytes) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def read_public_key(path: Path) -> bytes:
+    """The raw public key in the PEM file at `path`; SigningKeyError naming the file otherwise."""
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        raise SigningKeyError(
+            f"cannot read the public key {path}: {exc.strerror or exc}; name the `.pub` file "
+            "beside the signing key (e.g. .copilot/keys/checkpoint.pem.pub)",
+            path=str(path),
+        ) from exc
+    try:
+        return load_public_key(pem)
+    except SigningKeyError as exc:
+        raise SigningKeyError(f"{path}: {exc.message}", path=str(path)) from exc
+
+
 def public_pem(public_raw: bytes) -> bytes:
     """A raw public key as PEM (SubjectPublicKeyInfo), the form bundles and `.pub` files use."""
     return Ed25519PublicKey.from_public_bytes(public_raw).public_bytes(

@@ -10,6 +10,7 @@
     │   ├── RunNotFoundError       run.not_found
     │   ├── RunStateError          run.conflict        the run is not in a state that allows it
     │   └── StepFailedError        run.step_failed     a step raised; the run failed
+    ├── AmbiguousIdError           id.ambiguous        a short id starts more than one id
     └── AuthError                  auth.*              who is asking, and what they may do
         ├── UnauthenticatedError   auth.unauthenticated  no key, or an unknown or revoked one
         ├── ForbiddenError         auth.forbidden      the key's roles do not allow it
@@ -75,6 +76,12 @@ class StepFailedError(RunError):
     code = "run.step_failed"
 
 
+class AmbiguousIdError(CopilotError):
+    """A short id (a prefix) given at the command line starts more than one id."""
+
+    code = "id.ambiguous"
+
+
 class AuthError(CopilotError):
     """Authentication or authorization refused the request."""
 
@@ -114,6 +121,7 @@ class TransientError(Exception):
 
 
 __all__ = [
+    "AmbiguousIdError",
     "AuthError",
     "ConfigError",
     "CopilotError",

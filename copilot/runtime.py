@@ -13,8 +13,8 @@ from sqlalchemy import Engine
 from approvals import ApprovalRequest, Gate, Policy, WebhookNotifier
 from audit import CheckpointLog, Signer, SqlAuditStore, Trail
 from audit.signing import key_id, load_public_key
-from copilot import broker
-from copilot.db.engines import make_engine
+from copilot import broker, startup
+from copilot.db.engines import make_engine, ping
 from copilot.delivery import DeliveryStore
 from copilot.delivery import Policy as DeliveryPolicy
 from copilot.engine.executor import Executor, ExecutorRegistry, Route
@@ -112,7 +112,7 @@ class Runtime:
         if self._registry is not None:
             return self._registry
         registry = Registry()
-        registry.load_entry_points()
+        registry.load_entry_points(builtins=self.settings.builtin_workflows)
         for module in self.settings.workflow_module_list:
             registry.register_module(module)
         signals = _read(self.settings.signals_path, "COPILOT_SIGNALS_PATH")
@@ -163,7 +163,7 @@ class Runtime:
         """A sending-only Celery app on this settings' broker (the tasks live in the worker)."""
         return broker.celery_app(
             self.settings.broker_url_resolved,
-            queue=self.settings.queue,
+            queue=self.settings.queue_resolved,
             home=self.settings.home,
             visibility_timeout=self.settings.broker_visibility_timeout,
         )
@@ -198,6 +198,19 @@ class Runtime:
             self.celery  # noqa: B018 - built for its side effect (cached)
         return self
 
+    def check_startup(self) -> list[str]:
+        """What a worker or API process checks before it says it is ready; the lines to log.
+
+        Refuses (ConfigError, `config.database`) an unreachable database, and a deployment
+        that mixes an embedded part with a shared one (see `copilot.startup`); then builds
+        the registry, policy and routes, whose own checks name any declaration at fault.
+        """
+        lines = startup.check_parts(self.settings)
+        ping(self.engine)
+        for part in ("registry", "policy", "executors"):
+            getattr(self, part)
+        return lines
+
     @cached_property
     def policy(self) -> Policy:
         """The approval policy: `COPILOT_POLICY_PATH` (YAML), else `Policy.default()`."""
@@ -205,9 +218,13 @@ class Runtime:
         if path is None:
             return Policy.default()
         try:
-            return Policy.from_yaml(path.read_text())
+            policy = Policy.from_yaml(path.read_text())
         except (OSError, ValueError) as exc:
             raise ConfigError(f"COPILOT_POLICY_PATH={path}: {exc}") from exc
+        problems = policy.customer_auto_approvals(self.registry.catalog)
+        if problems:
+            raise ConfigError(f"COPILOT_POLICY_PATH={path}: " + "; ".join(problems))
+        return policy
 
     @cached_property
     def gate(self) -> Gate:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
-_LLM = re.compile(r"^(none|openai:[A-Za-z0-9._\-]+)$")
+# `none`, `provider:model` (LangChain's init_chat_model resolves it), or `module:factory`
+# / `module.factory` naming a callable that returns a chat model (see copilot.llm).
+_LLM = re.compile(r"^(none|[A-Za-z_][A-Za-z0-9_.\-]*:[^\s]+|[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+)$")
+# Spellings of a PostgreSQL URL that name no driver (Heroku's and libpq's `postgres://`,
+# SQLAlchemy's bare `postgresql://`): the only driver we ship is psycopg 3.
+_PG_SCHEMES = ("postgres://", "postgresql://")
 
 
 class Settings(BaseSettings):
@@ -29,7 +36,21 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         default=None, description="Celery broker URL; default SQLite under home."
     )
-    llm: str = Field(default="none", description="`none` (rules only) or `openai:<model>`.")
+    llm: str = Field(
+        default="none",
+        description="`none` (rules only), `provider:model` (e.g. `openai:gpt-4o-mini`, "
+        "`ollama:llama3.2`), or a dotted path to a factory returning a chat model.",
+    )
+    builtin_workflows: bool = Field(
+        default=True,
+        description="Register the built-in demo workflows (their signals, kinds, schedule "
+        "and event trigger); `false` in a deployment of your own workflows.",
+    )
+    allow_embedded: bool = Field(
+        default=False,
+        description="Allow an embedded part (SQLite database or broker) beside a shared one "
+        "(PostgreSQL, Redis, ...); refused at start-up otherwise.",
+    )
     signing_key_path: Path | None = Field(
         default=None, description="ed25519 PEM key for checkpoints."
     )
@@ -117,7 +138,11 @@ class Settings(BaseSettings):
     retention_interval: float = Field(
         default=3600.0, gt=0, description="Seconds between retention purges (beat)."
     )
-    queue: str = Field(default="copilot", description="Celery queue name (one per deployment).")
+    queue: str = Field(
+        default="",
+        description="Celery queue name (one per deployment); default `copilot.<digest of the "
+        "database URL>`.",
+    )
     broker_visibility_timeout: float = Field(
         default=300.0, gt=0, description="Seconds before Redis redelivers an unacknowledged task."
     )
@@ -154,14 +179,51 @@ class Settings(BaseSettings):
     def _llm(cls, v: str) -> str:
         if not _LLM.match(v):
             raise ValueError(
-                "COPILOT_LLM must be `none` or `openai:<model>`, e.g. openai:gpt-4o-mini"
+                "COPILOT_LLM must be `none`, `provider:model` (e.g. openai:gpt-4o-mini, "
+                "anthropic:claude-3-5-haiku-latest, ollama:llama3.2) or a dotted path to a "
+                "factory returning a chat model (e.g. myapp.llm.make_chat)"
             )
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, v: str | None) -> str | None:
+        if v is not None:
+            for scheme in _PG_SCHEMES:
+                if v.startswith(scheme):
+                    return "postgresql+psycopg://" + v.removeprefix(scheme)
         return v
 
     @property
     def workflow_module_list(self) -> list[str]:
         """`workflow_modules` split on commas."""
         return [m.strip() for m in self.workflow_modules.split(",") if m.strip()]
+
+    @property
+    def embedded_database(self) -> bool:
+        """Whether the database is the embedded default (no COPILOT_DATABASE_URL)."""
+        return self.database_url is None
+
+    @property
+    def embedded_broker(self) -> bool:
+        """Whether the broker is the embedded SQLite transport (unset, or an `sqla+sqlite` URL)."""
+        return self.broker_url is None or self.broker_url.startswith("sqla+sqlite")
+
+    @property
+    def queue_resolved(self) -> str:
+        """The Celery queue: COPILOT_QUEUE, else one named after this deployment's database.
+
+        Two deployments on one broker must never take each other's tasks (a sweep or an
+        advance for another database): the default queue is `copilot.` plus a digest of
+        the database URL (without its password), so only processes on one database share it.
+        """
+        if self.queue:
+            return self.queue
+        try:
+            url = make_url(self.database_url_resolved)._replace(password=None).render_as_string()
+        except Exception:  # a malformed URL is refused by make_engine, with its own message
+            url = self.database_url_resolved
+        return "copilot." + hashlib.sha256(url.encode()).hexdigest()[:12]
 
     @property
     def database_url_resolved(self) -> str:

@@ -39,7 +39,7 @@ def make_celery(settings: Settings) -> Celery:
     """The worker's Celery app: the sending app plus the tasks and the beat schedule."""
     app = broker.celery_app(
         settings.broker_url_resolved,
-        queue=settings.queue,
+        queue=settings.queue_resolved,
         home=settings.home,
         visibility_timeout=settings.broker_visibility_timeout,
     )
@@ -90,8 +90,14 @@ def make_celery(settings: Settings) -> Celery:
             raise self.retry(exc=exc, countdown=countdown, max_retries=12) from exc
 
     @app.task(name=broker.SWEEP)
-    def sweep() -> dict[str, int]:
-        report: dict[str, int] = runtime().sweeper.sweep().model_dump()
+    def sweep() -> dict[str, int] | None:
+        try:
+            report: dict[str, int] = runtime().sweeper.sweep().model_dump()
+        except Exception as exc:  # a transient fault: the next beat tick tries again
+            if not (isinstance(exc, TransientError) or transient(exc)):
+                raise
+            log.warning("sweep skipped: the database is not reachable (%s)", _first_line(exc))
+            return None
         return report
 
     @app.task(name=broker.RETENTION)
@@ -122,3 +128,8 @@ def make_celery(settings: Settings) -> Celery:
         return sum(f.created for f in fired)
 
     return app
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(exc).__name__

@@ -106,8 +106,14 @@ async def _copilot_error(request: Request, exc: Exception) -> Response:
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     fields = _fields(exc)
-    named = ", ".join(f["field"] for f in fields[:5]) or "the request"
-    return error_response("request.invalid", f"invalid request: fix {named}", {"fields": fields})
+    return error_response("request.invalid", invalid_message(fields), {"fields": fields})
+
+
+def invalid_message(fields: list[dict[str, str]]) -> str:
+    """`invalid request: body.x: <what is wrong>; ...`: each field with its problem, not only its name."""
+    named = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5]) or "the request"
+    more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
+    return f"invalid request: {named}{more}"
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

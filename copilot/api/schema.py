@@ -513,8 +513,12 @@ class CancelIn(RequestModel):
 
 
 class Health(BaseModel):
-    """Database and broker reachable."""
+    """Database and broker reachable, and which broker and queue this process sends to."""
 
     status: Literal["ok"]
     database: str
     broker: str
+    broker_url: str = Field(
+        default="", description="The broker this process sends runs to (no password)."
+    )
+    queue: str = Field(default="", description="The Celery queue its workers must consume.")

@@ -22,6 +22,7 @@ def _env(ctx: typer.Context) -> Env:
 
 
 def api(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
@@ -30,6 +31,10 @@ def api(
     """Serve the HTTP API (`/v1`, `/ui`, `/healthz`, `/metrics`, `/openapi.json`) with uvicorn."""
     import uvicorn
 
+    # Refuse an unreachable database or parts that cannot meet before serving anything.
+    for line in _env(ctx).check_startup():
+        typer.echo(line, err=True)
+    _env(ctx).close()  # the server processes build their own
     uvicorn.run(
         "copilot.server:app_from_env",
         factory=True,

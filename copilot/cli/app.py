@@ -21,9 +21,10 @@ from copilot.cli import (
     schedules_cmd,
     signals_cmd,
     subjects_cmd,
+    workflows_cmd,
 )
 from copilot.cli.context import Env
-from copilot.db.engines import upgrade
+from copilot.db.engines import explain, upgrade
 from copilot.errors import ConfigError
 from copilot.settings import Settings
 
@@ -40,6 +41,9 @@ USAGE_CODES = frozenset(
         "experiment.invalid",
         "outcome.undeclared",
         "trigger.invalid",
+        "id.ambiguous",
+        "signal.undeclared",
+        "signal.invalid",
     }
 )
 
@@ -56,6 +60,7 @@ app.add_typer(approvals_cmd.app, name="approvals")
 app.add_typer(actions_cmd.app, name="actions")
 app.add_typer(subjects_cmd.app, name="subjects")
 app.add_typer(signals_cmd.app, name="signals")
+app.add_typer(workflows_cmd.app, name="workflows")
 app.add_typer(schedules_cmd.app, name="schedules")
 app.add_typer(retention_cmd.app, name="retention")
 app.add_typer(measure_cmd.experiment_app, name="experiment")
@@ -101,9 +106,13 @@ def main() -> None:
         usage = isinstance(exc, ConfigError) or exc.code in USAGE_CODES
         sys.exit(2 if usage else 1)
     except DBAPIError as exc:  # unreachable, or a schema older than this code
-        typer.echo(
-            f"error [config.database]: the database refused the command ({exc.orig}); "
-            "check COPILOT_DATABASE_URL and run `copilot db upgrade`",
-            err=True,
-        )
+        url = _database_url()
+        typer.echo(f"error [config.database]: {explain(exc, url)}", err=True)
         sys.exit(2)
+
+
+def _database_url() -> str:
+    try:
+        return Settings().database_url_resolved
+    except ValidationError:
+        return "COPILOT_DATABASE_URL"

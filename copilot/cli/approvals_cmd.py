@@ -11,9 +11,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from approvals import ApprovalRequest
+from copilot.cli import ids
 from copilot.cli.context import Env
 from copilot.cli.params import key_values
 
@@ -74,7 +75,9 @@ def list_(
     if as_json:
         typer.echo(json.dumps([i.model_dump(mode="json") for i in items], indent=2))
         return
-    table = Table("id", "kind", "risk", "needs", "subject", "run", "status")
+    table = Table(
+        ids.column(), "kind", "risk", "needs", "subject", Column("run", overflow="fold"), "status"
+    )
     for i in items:
         table.add_row(
             i.id,
@@ -92,7 +95,7 @@ def list_(
 def show(ctx: typer.Context, approval_id: str, as_json: JsonOpt = False) -> None:
     """One request: payload, hash, risk, why."""
     env = _env(ctx)
-    _print(env.gate.get(approval_id, tenant=env.settings.tenant), as_json)
+    _print(env.gate.get(ids.approval_id(env, approval_id), tenant=env.settings.tenant), as_json)
 
 
 @app.command()
@@ -100,7 +103,7 @@ def claim(ctx: typer.Context, approval_id: str, reviewer: AsOpt, minutes: float 
     """Hold a request for a few minutes."""
     env = _env(ctx)
     req = env.gate.claim(
-        approval_id, reviewer=reviewer, seconds=minutes * 60, tenant=env.settings.tenant
+        ids.approval_id(env, approval_id), reviewer=reviewer, seconds=minutes * 60, tenant=env.settings.tenant
     )
     typer.echo(f"{req.id} claimed by {req.claimed_by}")
 
@@ -115,9 +118,9 @@ def _decide(
     as_json: bool,
 ) -> None:
     env = _env(ctx)
-    current = env.gate.get(approval_id, tenant=env.settings.tenant)
+    current = env.gate.get(ids.approval_id(env, approval_id), tenant=env.settings.tenant)
     req = env.gate.decide(
-        approval_id,
+        current.id,
         reviewer=reviewer,
         roles={role},
         decision=decision,  # type: ignore[arg-type]
@@ -167,9 +170,9 @@ def edit(
     """Edit the payload, then approve the new version (policy re-run on it)."""
     env = _env(ctx)
     edits = key_values(sets, "--set")
-    current = env.gate.get(approval_id, tenant=env.settings.tenant)
+    current = env.gate.get(ids.approval_id(env, approval_id), tenant=env.settings.tenant)
     req = env.gate.edit(
-        approval_id,
+        current.id,
         reviewer=reviewer,
         roles={role},
         edits=edits,

@@ -11,8 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from audit import Actor, AuditEvent, BundleError, Query, Verdict, export_bundle, verify_bundle
+from audit.errors import SigningKeyError
 from audit.export import payloads_withheld, read_manifest
-from audit.signing import key_id, load_public_key
+from audit.signing import key_id, read_public_key
 from copilot.cli import audit_sample
 from copilot.cli.context import Env
 
@@ -78,7 +79,7 @@ def verify(
         if key:
             trusted = {}
             for k in key:
-                raw = load_public_key(k.read_bytes())
+                raw = read_public_key(k)
                 trusted[key_id(raw)] = raw
         verdicts = verify_bundle(bundle, trusted_keys=trusted)
         if stream:
@@ -123,9 +124,39 @@ def export(
         ),
     ] = False,
     actor: Annotated[str, typer.Option("--as", help="Who asked for the payloads.")] = "cli",
+    signed: Annotated[
+        bool,
+        typer.Option(
+            "--signed",
+            help="Sign each stream's head first, creating the signing key "
+            "(COPILOT_SIGNING_KEY_PATH) if this host has none.",
+        ),
+    ] = False,
+    unsigned: Annotated[
+        bool,
+        typer.Option(
+            "--unsigned",
+            help="Export without signing on a host with no signing key; `verify --bundle` "
+            "then reports `unsigned`.",
+        ),
+    ] = False,
 ) -> None:
-    """Write an offline-verifiable bundle to DIRECTORY (erasable payloads withheld)."""
+    """Write an offline-verifiable bundle to DIRECTORY (erasable payloads withheld).
+
+    The head of every stream is signed first when this host holds the signing key (or
+    with --signed, which creates it); a host without one refuses unless told --unsigned,
+    since an unsigned bundle fails `copilot audit verify --bundle`.
+    """
     env = _env(ctx)
+    trail = env.signing_trail if signed else env.trail
+    if trail.signer is None and not unsigned:
+        raise SigningKeyError(
+            f"this host has no signing key at {env.settings.signing_key_path_resolved}, so the "
+            "bundle would be unsigned and `copilot audit verify --bundle` would fail with "
+            "`unsigned`; pass --signed to create the key and sign first (or --unsigned to "
+            "export anyway)",
+            path=str(env.settings.signing_key_path_resolved),
+        )
     names = _streams(env, stream)
     if include_payloads:  # recorded before the export, so the bundle carries its own record
         for s in names:
@@ -133,17 +164,18 @@ def export(
                 event_type="audit.exported", actor=Actor.human(actor),
                 data={"payloads": "included", "directory": directory.name},
             )])  # fmt: skip
-    if env.trail.signer is not None:  # sign the head first, so nothing in the bundle is unsigned
+    if trail.signer is not None:  # sign the head first, so nothing in the bundle is unsigned
         for s in names:
-            env.trail.checkpoint(s)
-    counts = export_bundle(
-        env.trail, directory, [stream] if stream else None, payloads=include_payloads
-    )
+            trail.checkpoint(s)
+    counts = export_bundle(trail, directory, [stream] if stream else None, payloads=include_payloads)
     for s, n in counts.items():
         typer.echo(f"exported {s}: {n} entries")
     held = "included" if include_payloads else "withheld (use --include-payloads to add them)"
     typer.echo(f"erasable payloads: {held}")
-    typer.echo(f"verify offline with: copilot audit verify --bundle {directory}")
+    if trail.signer is None:
+        typer.echo("unsigned: `copilot audit verify --bundle` will report `unsigned`")
+    else:
+        typer.echo(f"verify offline with: copilot audit verify --bundle {directory}")
 
 
 @app.command()

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from audit import Actor
+from copilot.cli import ids
 from copilot.cli.context import Env
 from copilot.cli.params import key_values
 from copilot.engine.faults import quarantined
@@ -83,6 +84,12 @@ def run(
             f"{run_.id} {run_.workflow}@{run_.version} {run_.state.value}"
             + ("" if created else " (existing run for this idempotency key)")
         )
+    if run_.state == RunState.FAILED:  # the answer is no: say why, exit 1 (also without --wait)
+        error = run_.error or {}
+        typer.echo(
+            f"run {run_.id} failed: [{error.get('code')}] {error.get('message')}", err=True
+        )
+        raise typer.Exit(1)
     if wait and not (run_.terminal or run_.state == RunState.WAITING):
         raise typer.Exit(1)
 
@@ -101,7 +108,8 @@ def list_runs(
     if as_json:
         typer.echo(json.dumps([_run_doc(r) for r in found], indent=2))
         return
-    table = Table("id", "workflow", "subject", "state", "level", "reasons", "created")
+    table = Table("workflow", "subject", "state", "level", "reasons", "created")
+    table.columns.insert(0, ids.column())
     for r in found:
         table.add_row(
             r.id,
@@ -134,8 +142,9 @@ def retry(
 
 @runs_app.command("show")
 def show(ctx: typer.Context, run_id: str, as_json: JsonOpt = False) -> None:
-    """One run with its steps."""
+    """One run with its steps (RUN_ID: the id, or any unique start of it)."""
     env = _env(ctx)
+    run_id = ids.run_id(env, run_id)
     r = env.runs.get(run_id, tenant=env.settings.tenant)
     steps = env.runs.steps(run_id)
     if as_json:
@@ -155,6 +164,54 @@ def show(ctx: typer.Context, run_id: str, as_json: JsonOpt = False) -> None:
         out.print(f"  error: {r.error}")
 
 
+@runs_app.command("resume")
+def resume(
+    ctx: typer.Context,
+    run_id: str,
+    who: Annotated[str, typer.Option("--as", help="Who decides (recorded in the trail).")],
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="KEY=VALUE (JSON values) of the decision; repeatable."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Resume a run waiting at an `Await`: the next step reads the decision in `ctx.decision`.
+
+    A run waiting on approval requests resumes when they are decided (`copilot approvals`).
+    """
+    env = _env(ctx)
+    run_ = env.runs.resume(
+        ids.run_id(env, run_id), key_values(sets, "--set"), actor=Actor.human(who),
+        tenant=env.settings.tenant,
+    )  # fmt: skip
+    env.enqueue(run_.id)
+    _print_change(run_, as_json)
+
+
+@runs_app.command("cancel")
+def cancel(
+    ctx: typer.Context,
+    run_id: str,
+    who: Annotated[str, typer.Option("--as", help="Who cancels (recorded in the trail).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the trail).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a run that has not finished (queued, running or waiting)."""
+    env = _env(ctx)
+    run_ = env.runs.cancel(
+        ids.run_id(env, run_id), actor=Actor.human(who), reason=reason,
+        tenant=env.settings.tenant,
+    )  # fmt: skip
+    _print_change(run_, as_json)
+
+
+def _print_change(run_: Run, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(_run_doc(run_), indent=2))
+    else:
+        typer.echo(f"{run_.id} {run_.workflow}@{run_.version} {run_.state.value}")
+
+
 def worker(
     ctx: typer.Context,
     concurrency: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
@@ -165,13 +222,15 @@ def worker(
 ) -> None:
     """Run a Celery worker that advances runs (and, with --beat, sweeps)."""
     env = _env(ctx)
-    # Refuse a wrong COPILOT_ACTION_EXECUTORS now, not at the first approved action.
-    env.executors  # noqa: B018 - built for its validation (each child builds its own)
+    # Refuse an unreachable database, parts that cannot meet, a wrong policy or
+    # COPILOT_ACTION_EXECUTORS now, not at the first run (each child builds its own).
+    for line in env.check_startup():
+        typer.echo(line, err=True)
     argv = [
         "worker",
         f"--loglevel={loglevel}",
         "-Q",
-        env.settings.queue,
+        env.settings.queue_resolved,
         f"--concurrency={concurrency or env.settings.worker_concurrency}",
         "--pool=prefork",
         "--without-gossip",

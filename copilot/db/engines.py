@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from audit.db import create_engine as audit_engine
 from copilot.errors import DatabaseConfigError
@@ -94,4 +94,37 @@ def ping(engine: Engine) -> None:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except OperationalError as exc:
-        raise DatabaseConfigError(f"database unreachable: {exc.orig}") from exc
+        raise DatabaseConfigError(explain(exc, engine.url.render_as_string())) from exc
+
+
+# What a missing table or column says on each dialect (SQLite, PostgreSQL's UndefinedTable
+# and UndefinedColumn): the schema is older than the code, and `db upgrade` is the fix.
+_SCHEMA_MISSING = ("no such table", "no such column", "does not exist", "has no column")
+
+
+def explain(exc: DBAPIError, url: str) -> str:
+    """What a database error means for the person at the command line, and the fix.
+
+    A schema older than the code gets "run `copilot db upgrade`"; a server that does not
+    answer (refused, unknown host, bad credentials) gets that, with the URL (no password).
+    """
+    shown = _shown(url)
+    detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    if any(marker in detail.lower() for marker in _SCHEMA_MISSING):
+        return (
+            f"the database at {shown} has no schema for this version ({detail}); "
+            "run `copilot db upgrade`"
+        )
+    if isinstance(exc, OperationalError) or exc.connection_invalidated:
+        return (
+            f"cannot reach the database at {shown} ({detail}); check COPILOT_DATABASE_URL "
+            "and that the server is running and accepts this user"
+        )
+    return f"the database at {shown} refused the command ({detail})"
+
+
+def _shown(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "COPILOT_DATABASE_URL"

@@ -1,10 +1,11 @@
 """The approval gate inside runs: proposals, resuming on decisions, executing what was approved.
 
 A step calls `ctx.propose(kind, payload, ...)`; the proposals are submitted to the gate in
-the step's checkpoint transaction. If any needs a person the run waits; each settled
-request re-checks, in its own transaction, whether the run can be queued again. Before
-the next step runs, approved actions are executed once each (the idempotency key is the
-approval id, so a retried or redelivered execution replays the receipt) and the request
+the step's checkpoint transaction. If any needs a person the run waits (what the policy
+approved acts at once, not after the review); each settled request re-checks, in its own
+transaction, whether the run can be queued again. Before the next step runs, approved
+actions are executed once each (the idempotency key is the approval id, so a retried or
+redelivered execution, or one that acted while the run waited, replays the receipt) and the request
 is closed as executed only when the receipt is written. The next step sees every
 outcome in `ctx.decision["approvals"]`.
 """

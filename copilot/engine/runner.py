@@ -14,6 +14,7 @@ The parts: `lease` (taking and holding a run), `step` (the context a step sees),
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -43,6 +44,8 @@ from copilot.measure.holdouts import fraction_for, held_out
 from copilot.workflow.definition import Again, Await, Step, Workflow
 from copilot.workflow.degradation import Degradation
 from copilot.workflow.registry import Registry
+
+log = logging.getLogger(__name__)
 
 Enqueue = Callable[[str, float], None]
 
@@ -295,6 +298,8 @@ class Runner:
                                        f"not be checkpointed: {exc}", step=step.name)  # fmt: skip
             degradation, decision = ctx.degradation, None
             if not saved or self.store.get(run.id).state != RunState.RUNNING:
+                if saved and ctx.proposals:  # waiting: what the policy approved acts now
+                    self._act_early(run, action_id(run.id, idx, round=ctx.id_round))
                 return self.store.get(run.id)  # waiting on this round's approvals, or lost
             rounds = load_rounds(self.store.engine, run.id, idx)
 
@@ -327,8 +332,24 @@ class Runner:
         if request is not None or finishing:
             return self.store.get(run.id)
         if ctx.proposals and self.store.get(run.id).state == RunState.WAITING:
-            return self.store.get(run.id)  # a person decides; the decision re-queues the run
+            # A person decides the rest; the decision re-queues the run. What the policy
+            # approved already acts now, not after the slowest reviewer.
+            self._act_early(run, action_id(run.id, ctx.idx, round=ctx.id_round))
+            return self.store.get(run.id)
         return None
+
+    def _act_early(self, run: Run, prefix: str) -> None:
+        """Carry out the approved actions under `prefix` while the run waits on the others.
+
+        Each acts once (its key is the approval id): the resumed run's own pass reports
+        them as executed. A failed attempt is left to that pass, which retries it.
+        """
+        if self.actions is None:
+            return
+        try:
+            self.actions.execute_approved(run.id, prefix)
+        except ExecutionError as exc:
+            log.info("run %s: an approved action will be retried on resume: %s", run.id, exc)
 
 
 def _problem(exc: ValidationError) -> str:

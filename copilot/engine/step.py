@@ -77,6 +77,7 @@ class EngineContext:
         self._round = len(rounds)
         self._decision = decision
         self._signals = dict(values)
+        self._reads = frozenset(n.name for n in workflow.signals)
         self.degradation = degradation
         self.model_name: str | None = None
         self.prompt_version: str | None = None
@@ -153,7 +154,20 @@ class EngineContext:
         return self._round if self._step.rounds else None
 
     def value(self, name: str, default: Any = None) -> Any:
-        """A signal's value, or `default` when the context does not hold it."""
+        """A signal's value, or `default` when the context does not hold it.
+
+        `name` must be a signal the workflow reads (`signals=[SignalNeed(...)]`): a typo
+        would otherwise read the default forever (`run.undeclared_signal`).
+        """
+        if name not in self._reads:
+            declared = ", ".join(sorted(self._reads)) or "none"
+            raise CopilotError(
+                f"{self._workflow.name} read signal {name!r}, which it does not declare "
+                f"(declared: {declared}); add SignalNeed({name!r}) to Workflow(signals=[...]) "
+                "or fix the name",
+                code="run.undeclared_signal",
+                signal=name,
+            )
         found = self._signals.get(name)
         return found.value if found is not None else default
 
@@ -243,8 +257,9 @@ class EngineContext:
 
         The kind must be one the workflow declares (`actions=`) and in the catalog, and the
         payload must fit its schema (else the error is raised here, in the step). At `thin`
-        level only internal actions may be proposed. Returns the action id, or None for a
-        held-out subject (logged for measurement, never submitted). The next step sees
+        (or `none`) level a customer-facing kind is not proposed: None is returned and the
+        run's reasons gain `restricted:<kind>`. Returns the action id, or None for that or
+        for a held-out subject (logged for measurement, never submitted). The next step sees
         every outcome in `ctx.decision["approvals"]`.
         """
         actions = self._services.actions
@@ -261,13 +276,10 @@ class EngineContext:
         action = actions.gate.catalog.get(kind)
         model = action.validate(payload)
         if action.reaches_customer and self.level in (Level.THIN, Level.NONE):
-            raise CopilotError(
-                f"{kind} reaches a customer; at level {self.level.value} only internal actions may be "
-                "proposed (add the missing signals, or propose an internal action)",
-                code="run.action_restricted",
-                kind=kind,
-                level=self.level.value,
-            )
+            # The ladder's rule, not the author's fault: the run goes on without it, and the
+            # reason code tells reviewers and the app why nothing reached the customer.
+            self.degrade(self.level, f"restricted:{kind}")
+            return None
         proposal = Proposal(
             kind=kind,
             payload=model.model_dump(mode="json"),

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from audit import Actor, AuditEvent, TransactionalAuditLog, Versions, seal
 from audit.canonical import canonical
-from audit.db import create_engine, readonly
+from audit.db import create_engine, ids_starting, readonly
 from copilot.db.tables import run_steps, runs
 from copilot.engine import fastpath
 from copilot.engine.dbclock import db_epoch
@@ -99,6 +99,10 @@ class RunStore:
         if row is None or (tenant is not None and row.tenant != tenant):
             raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
         return _run(row)
+
+    def ids_starting(self, prefix: str, *, tenant: str, limit: int = 6) -> list[str]:
+        """Up to `limit` ids of the tenant's runs that start with `prefix` (for short ids)."""
+        return ids_starting(self.engine, runs, prefix, tenant=tenant, limit=limit)
 
     def list_runs(
         self,
@@ -393,7 +397,7 @@ class RunStore:
                     f"run {run_id} is {self.get(run_id).state.value}, not waiting; nothing to resume",
                     run_id=run_id,
                 )
-            conn.execute(
+            resolved = conn.execute(
                 update(run_steps)
                 .where(
                     run_steps.c.run_id == run_id,
@@ -402,6 +406,12 @@ class RunStore:
                 )
                 .values(status="resolved", decision=json.dumps(decision, sort_keys=True))
             )
+            if resolved.rowcount != 1:  # rolled back with the transition: nothing changed
+                raise RunStateError(
+                    f"run {run_id} waits on approval requests, not on an Await; decide them "
+                    "(`copilot approvals list`) and it resumes by itself",
+                    run_id=run_id,
+                )
         return self.get(run_id)
 
     def cancel(self, run_id: str, *, actor: Actor, reason: str, tenant: str | None = None) -> Run:

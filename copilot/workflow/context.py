@@ -165,7 +165,11 @@ class StepContext(Protocol):
         ...
 
     def value(self, name: str, default: Any = None) -> Any:
-        """A signal's value, or `default` when the context does not hold it."""
+        """A signal's value, or `default` when the context does not hold it.
+
+        `name` must be a signal the workflow declares in `signals=` (else
+        `run.undeclared_signal`); `Registry.check` finds literal typos at start-up.
+        """
         ...
 
     def values(self) -> dict[str, Any]:
@@ -205,7 +209,10 @@ class StepContext(Protocol):
     def propose(
         self, kind: str, payload: dict[str, Any], *, confidence: float, why: str | None = None
     ) -> str | None:
-        """Propose an action for the gate; its action id (None: a held-out subject, withheld).
+        """Propose an action for the gate; its action id, or None when it was not proposed:
+        a held-out subject (withheld, logged), or a customer-facing kind at `thin`/`none`
+        level (the run's reasons gain `restricted:<kind>`; check `ctx.level` to pick an
+        internal action instead).
 
         The kind must be one the workflow declares in `actions=` (else `run.action_undeclared`).
         """

@@ -12,9 +12,13 @@ from copilot.errors import UnknownWorkflowError, WorkflowDefinitionError
 from copilot.governance.signals import SignalRegistry, SignalSpec
 from copilot.measure.outcomes import OutcomeRegistry, OutcomeSpec
 from copilot.workflow.definition import Workflow
+from copilot.workflow.literals import check_literals
 from copilot.workflow.triggers import EventTrigger, Schedule, TriggerRegistry
 
 ENTRY_POINT_GROUP = "copilot.workflows"
+# The built-in demo workflows are the entry points copilot's own distribution declares
+# (pyproject.toml) into the `workflows` package; COPILOT_BUILTIN_WORKFLOWS=false skips them.
+BUILTIN_PACKAGE = "workflows"
 
 
 class Registry:
@@ -73,13 +77,19 @@ class Registry:
         found = [v for v in vars(mod).values() if isinstance(v, Workflow)]
         return [self.register(wf) for wf in found]
 
-    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> list[Workflow]:
+    def load_entry_points(
+        self, group: str = ENTRY_POINT_GROUP, *, builtins: bool = True
+    ) -> list[Workflow]:
         """Register what the installed distributions declare under `group`.
 
         An entry point may name a Workflow, a module of them, or a callable returning them.
+        `builtins=False` skips the built-in demo workflows (and so their action kinds,
+        signals, schedule and event trigger, which are declared beside them).
         """
         loaded: list[Workflow] = []
         for ep in entry_points(group=group):
+            if not builtins and is_builtin(ep.value):
+                continue
             obj = ep.load()
             if isinstance(obj, Workflow):
                 loaded.append(self.register(obj))
@@ -97,7 +107,14 @@ class Registry:
         """Every start-up validation: signals, declared actions, triggers (what a worker runs)."""
         self.check_signals()  # nothing undeclared may reach a workflow
         self.check_actions()  # nor may a workflow propose a kind nobody declared
+        self.check_literals()  # nor name, in a step's code, a kind or signal it does not declare
         self.check_triggers()
+
+    def check_literals(self) -> None:
+        """Start-up validation: the string literals steps pass to `ctx.propose` and `ctx.value`
+        are kinds and signals their workflow declares (see `copilot.workflow.literals`)."""
+        for wf in self:
+            check_literals(wf)
 
     def check_signals(self) -> None:
         """Start-up validation: every signal a workflow reads is declared for it."""
@@ -141,3 +158,9 @@ class Registry:
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(sorted(self._by_key.values(), key=lambda w: w.key))
+
+
+def is_builtin(target: str) -> bool:
+    """Whether an entry point's target (`module[:attr]`) is one of the built-in workflows."""
+    module = target.partition(":")[0].strip()
+    return module == BUILTIN_PACKAGE or module.startswith(BUILTIN_PACKAGE + ".")

@@ -34,7 +34,7 @@ def test_policy_auto_approves_low_risk_internal_and_a_person_decides_what_reache
     )  # low risk, reaches a customer
     assert (credit.status, credit.required_n) == ("pending", 1)
     assert (
-        credit.policy_rule == "low-anything"
+        credit.policy_rule == "low-anything+reaches_customer"
     )  # matched, but auto-approval of customer actions needs allow_customer
     assert credit.shadow == [
         {

@@ -34,8 +34,8 @@ def test_environment_variables_use_the_copilot_prefix(tmp_path: Path) -> None:
     assert s.signing_key_path_resolved == tmp_path / "k.pem"
 
 
-@pytest.mark.parametrize("value", ["gpt-4", "openai:", "anthropic:claude", ""])
-def test_llm_must_be_none_or_openai_model(value: str) -> None:
+@pytest.mark.parametrize("value", ["gpt-4", "openai:", "anthropic:", "open ai:x", ""])
+def test_llm_must_be_none_a_provider_model_or_a_factory_path(value: str) -> None:
     with pytest.raises(ValidationError, match="COPILOT_LLM must be"):
         Settings(llm=value)
 

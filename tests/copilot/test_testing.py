@@ -38,13 +38,13 @@ def test_a_test_workflow_proposes_waits_and_its_approved_actions_are_recorded() 
     with WorkflowHarness(flows.proposing, flows) as h:
         run = h.run("proposing", "acct-1")
         # Under the default policy the internal note is approved and the email waits; the
-        # run acts on its step's proposals together, once none is pending.
+        # note acts when the run parks, not after the email's review.
         assert run.state == RunState.WAITING
         assert [(r.kind, r.status) for r in h.gate.of_run(run.id)] == [
             ("post_note", "approved"),
             ("email_customer", "pending"),
         ]
-        assert h.executor.kinds() == []
+        assert h.executor.kinds() == ["post_note"]
         (email,) = h.pending(run)
         done = h.approve(email)
         assert done.state == RunState.COMPLETED

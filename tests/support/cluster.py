@@ -37,6 +37,8 @@ class Cluster:
             "COPILOT_SWEEP_GRACE": "3",
             "COPILOT_BROKER_VISIBILITY_TIMEOUT": "6",
             "COPILOT_CHECKPOINT_EVERY": "0",
+            # One host on purpose (the sqla broker beside PostgreSQL is a parameter).
+            "COPILOT_ALLOW_EMBEDDED": "true",
             **(env or {}),  # a test's own settings (the fault tests' bounds)
         }
         self.home = home

@@ -30,6 +30,8 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")},
+            # One host on purpose: PostgreSQL beside the embedded broker is refused otherwise.
+            "COPILOT_ALLOW_EMBEDDED": "true",
             **env,
         }
         self.log = log

@@ -16,6 +16,7 @@ from copilot.api.schema import Health
 from copilot.db.engines import ping
 from copilot.errors import CopilotError, UnauthenticatedError
 from copilot.runtime import Runtime
+from copilot.startup import shown_url
 
 router = APIRouter(tags=["operations"])
 Rt = Annotated[Runtime, Depends(runtime)]
@@ -47,13 +48,16 @@ def healthz(rt: Rt) -> Health:
     except CopilotError as exc:
         status["database"] = f"unreachable: {exc.message}"
     status["broker"] = _broker(rt)
+    where = {"broker_url": shown_url(rt.settings.broker_url_resolved),
+             "queue": rt.settings.queue_resolved}  # fmt: skip
     if status["database"] != "ok" or status["broker"] != "ok":
         raise CopilotError(
             "not ready: " + ", ".join(f"{k} {v}" for k, v in status.items() if v != "ok"),
             code="service.unavailable",
             **status,
+            **where,
         )
-    return Health(status="ok", database="ok", broker="ok")
+    return Health(status="ok", database="ok", broker="ok", **where)
 
 
 @router.get(

@@ -136,7 +136,7 @@ def test_erase_tail_and_checkpoint(tmp_path: Path) -> None:
         ({"COPILOT_LLM": "gpt-4"}, "COPILOT_LLM"),
         ({"COPILOT_DATABASE_URL": "mysql://localhost/x"}, "unsupported database"),
         ({"COPILOT_DATABASE_URL": "not a url"}, "COPILOT_DATABASE_URL"),
-        ({"COPILOT_DATABASE_URL": "postgresql://x@127.0.0.1:1/x"}, "psycopg 3 driver"),
+        ({"COPILOT_DATABASE_URL": "postgresql+psycopg2://x@127.0.0.1:1/x"}, "psycopg 3 driver"),
     ],
 )
 def test_bad_configuration_exits_2_with_the_setting_named(

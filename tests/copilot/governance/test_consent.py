@@ -67,12 +67,14 @@ def test_a_subject_who_opts_out_while_an_action_waits_gets_no_execution(
     done = runner.run_inline(run.id)
     assert done.state == RunState.COMPLETED
     assert done.result is not None
+    # The note was auto-approved and acted when the run parked, while consent held; the
+    # email, approved after the opt-out, never acts.
     assert [(o["kind"], o["status"], o["executed"]) for o in done.result["outcomes"]] == [
-        ("post_note", "cancelled", False),
+        ("post_note", "approved", True),
         ("email_customer", "cancelled", False),
     ]
     with engine.connect() as conn:
-        assert conn.execute(select(outbox)).all() == []
+        assert [r.kind for r in conn.execute(select(outbox))] == ["post_note"]
     runner.store.audit.settle("acme")
     cancelled = runner.store.audit.query("acme", Query(event_type="approval.cancelled"))
     assert {e.data["reason"] for e in cancelled} == {"consent withdrawn (opted_out:all)"}
