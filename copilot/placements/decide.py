@@ -202,5 +202,12 @@ class Decider:
                        level=ev.degradation.level.value, reasons=ev.degradation.reasons,
                        holdout=held, would_show=choice.candidate_id, candidates=statuses)  # fmt: skip
 
+    def recent(
+        self, tenant: str, subject_id: str, limit: int = 20
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The subject's latest decisions and events, newest first (the subject page)."""
+        with readonly(self.engine.connect()) as conn:
+            return store.recent(conn, tenant, subject_id, limit)
+
 
 __all__ = ["Decider"]

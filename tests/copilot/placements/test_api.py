@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -154,3 +156,23 @@ def test_copilot_js_is_served_without_a_key(http: Any) -> None:
     r = client.get("/copilot.js")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
     assert "Copilot.prototype.decide" in r.text and "import " not in r.text
+
+
+def test_the_subject_page_shows_decisions_events_and_why_not_shown(
+    http: Any, rt: Runtime, sid: str
+) -> None:
+    client, keys = http
+    app = _auth(keys["acme", "app"])
+    d = client.post("/v1/decide", headers=app,
+                    json={"placement": "t.steps", "subject_id": sid, "context": {"t.level": 0}}).json()  # fmt: skip
+    client.post(f"/v1/decisions/{d['decision_id']}/events", headers=app,
+                json={"event_id": f"{sid}-d", "kind": "dismiss"})  # fmt: skip
+    form = client.get("/ui/signin").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert csrf is not None
+    client.post("/ui/signin", data={"key": keys["acme", "app"], "csrf": csrf.group(1)})
+    page = client.get(f"/ui/subjects/{sid}").text
+    assert "Placement decisions" in page and "step_one" in page
+    assert "dismiss" in page and "dismissed_until:" in page  # the event, and what it excludes now
+    assert "You see \u201cStep one\u201d" in html.unescape(page)
+    assert 'value="t.steps"' in page  # a placement can be opted out of like a workflow
