@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,11 +14,11 @@ import pytest
 from audit import Actor
 from copilot.measure.holdouts import held_out
 from copilot.settings import Settings
+from tests.support.browser import chromium as launch_chromium
 from tests.support.live import LiveServer
 from tests.support.runtime import build_runtime
-from tests.support.services import pg_sqlalchemy_url, unavailable
+from tests.support.services import pg_sqlalchemy_url
 
-CHROMIUM = Path("/usr/bin/chromium")
 CONTEXT = {"onboarding.steps_done": 0, "onboarding.has_data": False, "onboarding.teammates": 0,
            "onboarding.plan": "trial"}  # fmt: skip
 PAGE = """<!doctype html><html><body>
@@ -66,19 +65,8 @@ def server(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     """Debian's headless Chromium through Playwright (never a downloaded browser)."""
-    if not CHROMIUM.exists():
-        unavailable("chromium", FileNotFoundError(f"{CHROMIUM}; `make system-deps` installs it"))
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        unavailable("playwright", exc)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with launch_chromium() as browser:
         yield browser
-        browser.close()
 
 
 def test_the_page_renders_the_next_step_dismisses_it_and_sees_the_next(
