@@ -116,6 +116,8 @@ class Runtime:
         registry.load_entry_points()
         for module in self.settings.workflow_module_list:
             registry.register_module(module)
+        for module in self._placement_modules():  # the signals and outcomes declared beside them
+            registry.register_module(module)
         signals = _read(self.settings.signals_path, "COPILOT_SIGNALS_PATH")
         for spec in SignalRegistry.from_yaml(signals).specs() if signals else ():
             registry.signals.register(spec)
@@ -262,18 +264,20 @@ class Runtime:
     def placements(self) -> PlacementRegistry:
         """Placements from `COPILOT_PLACEMENT_MODULES` and `COPILOT_PLACEMENTS_PATH`, checked.
 
-        A module's signal declarations join the signal registry first, so a placement that
-        reads a signal not declared for it is refused here, at start-up.
+        A module's signal and outcome declarations join `registry` when it is built, so a
+        placement that reads a signal not declared for it is refused here, at start-up.
         """
         found = PlacementRegistry()
-        for module in filter(None, (m.strip() for m in self.settings.placement_modules.split(","))):
-            self.registry.register_module(module)  # the signals it declares
+        for module in self._placement_modules():  # their signals joined `registry` when it was built
             found.register_module(module)
         text = _read(self.settings.placements_path, "COPILOT_PLACEMENTS_PATH")
         if text:
             found.merge(PlacementRegistry.from_yaml(text))
         found.check(self.registry.signals)
         return found
+
+    def _placement_modules(self) -> list[str]:
+        return [m.strip() for m in self.settings.placement_modules.split(",") if m.strip()]
 
     @cached_property
     def decider(self) -> Decider:

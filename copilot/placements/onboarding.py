@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from copilot.governance.signals import Sensitivity, SignalRegistry, SignalSpec
+from copilot.measure.outcomes import OutcomeSpec
 from copilot.placements.model import Caps, placement
 from copilot.placements.registry import PlacementRegistry
 
@@ -94,6 +95,14 @@ security = placement(
                  "content": {"title": "Turn on two-factor sign-in", "action_url": "/security"}}],
 )  # fmt: skip
 
+# What the journey is for, measured against each placement's holdout (`copilot report
+# --outcome onboarding.activated`): the account reached its first value.
+activated = OutcomeSpec(
+    name="onboarding.activated",
+    description="The account reached first value (a dashboard viewed by two people)",
+    polarity="good",
+)
+
 journey = PlacementRegistry([next_step, billing_tip, tour, security], caps=Caps(per_day=5))
 
-__all__ = ["journey", "signals"]
+__all__ = ["activated", "journey", "signals"]

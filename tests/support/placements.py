@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from audit import Actor
 from copilot.governance.signals import Sensitivity, SignalRegistry, SignalSpec
 from copilot.placements import Caps, PlacementRegistry, placement
 
 MODULE = "tests.support.placements"
+ACTOR = Actor.system("tests")
 ALL = ["t.daily", "t.cool", "t.secure", "t.held", "t.steps"]
 
 
