@@ -12,35 +12,64 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, bindparam, select, text, update
 
 from copilot.db.tables import placement_decisions as dec
 from copilot.db.tables import placement_events as evt
-from copilot.governance.consent import preferences_in
-from copilot.governance.sources import latest_in
+from copilot.governance.consent import Preferences
+from copilot.governance.sources import SignalValue
 from copilot.placements.rules import DAY, PastEvent, SubjectState
 from copilot.ranking import LoggedDecision
 
 ERASED = json.dumps({"erased": True})
-_CAPPING = ("dismiss", "snooze", "complete")
+
+
+# The hot path's statements, built once: a Core select rebuilt per decide costs more CPU
+# (construction and cache keys) than the database round trip it describes.
+_PREFS = text(
+    "SELECT opt_out_all, opt_out_workflows, snooze_until, consent_basis FROM "
+    "subject_preferences WHERE tenant = :t AND subject_id = :s"
+)
+_SIGNALS = text(
+    "SELECT name, value, observed_at, source FROM signals WHERE tenant = :t AND "
+    "subject_id = :s AND name IN :names ORDER BY name, observed_at"
+).bindparams(bindparam("names", expanding=True))
+_SHOWN = text(
+    "SELECT placement, decided_at FROM placement_decisions WHERE tenant = :t AND "
+    "subject_id = :s AND decided_at > :since AND counted = :yes"
+)
+_EVENTS = text(
+    "SELECT placement, candidate, kind, at, until FROM placement_events WHERE "
+    "tenant = :t AND subject_id = :s AND kind IN ('dismiss', 'snooze', 'complete')"
+)
+_INSERT = text("INSERT INTO placement_decisions (id, tenant, subject_id, placement, decided_at, "
+               "chosen, candidates, features, propensity, policy, version, holdout, level, reasons, "
+               "counted, segment, explanation) VALUES (:id, :tenant, :subject_id, :placement, "
+               ":decided_at, :chosen, :candidates, :features, :propensity, :policy, :version, "
+               ":holdout, :level, :reasons, :counted, :segment, :explanation)")  # fmt: skip
 
 
 def read_state(
     conn: Connection, tenant: str, subject_id: str, names: Sequence[str], *, now: float
 ) -> SubjectState:
     """Everything the rules read about the subject, on `conn` (inside the lock when deciding)."""
+    key = {"t": tenant, "s": subject_id}
+    row = conn.execute(_PREFS, key).first()
+    prefs = Preferences(tenant=tenant, subject_id=subject_id)
+    if row is not None:
+        prefs = Preferences(tenant=tenant, subject_id=subject_id, opt_out_all=bool(row[0]),
+                            opt_out_workflows=tuple(json.loads(row[1])), snooze_until=row[2],
+                            consent_basis=row[3])  # fmt: skip
+    values = {}
+    if names:
+        for n, v, at, src in conn.execute(_SIGNALS, {**key, "names": list(names)}):
+            values[n] = SignalValue(name=n, value=json.loads(v), observed_at=at, source=src)
     return SubjectState(
-        prefs=preferences_in(conn, tenant, subject_id),
-        values=latest_in(conn, tenant, subject_id, names),
-        shown=[(r.placement, r.decided_at) for r in conn.execute(
-            select(dec.c.placement, dec.c.decided_at).where(
-                dec.c.tenant == tenant, dec.c.subject_id == subject_id,
-                dec.c.decided_at > now - DAY, dec.c.counted.is_(True)))],
-        events=[PastEvent(r.placement, r.candidate, r.kind, r.at, r.until) for r in conn.execute(
-            select(evt.c.placement, evt.c.candidate, evt.c.kind, evt.c.at, evt.c.until).where(
-                evt.c.tenant == tenant, evt.c.subject_id == subject_id,
-                evt.c.kind.in_(_CAPPING)))],
-    )  # fmt: skip
+        prefs=prefs,
+        values=values,
+        shown=[(p, at) for p, at in conn.execute(_SHOWN, {**key, "since": now - DAY, "yes": True})],
+        events=[PastEvent(*r) for r in conn.execute(_EVENTS, key)],
+    )
 
 
 def insert_decision(conn: Connection, row: dict[str, Any]) -> None:
@@ -48,7 +77,7 @@ def insert_decision(conn: Connection, row: dict[str, Any]) -> None:
     doc = dict(row)
     for key in ("candidates", "features", "reasons"):
         doc[key] = json.dumps(doc[key], sort_keys=True)
-    conn.execute(dec.insert().values(**doc))
+    conn.execute(_INSERT, doc)
 
 
 def decision_row(conn: Connection, tenant: str, decision_id: str) -> Row[Any] | None:
