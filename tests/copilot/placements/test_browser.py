@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,23 +20,10 @@ from tests.support.live import LiveServer
 from tests.support.runtime import build_runtime
 from tests.support.services import pg_sqlalchemy_url
 
+ROOT = Path(__file__).resolve().parents[3]
 CONTEXT = {"onboarding.steps_done": 0, "onboarding.has_data": False, "onboarding.teammates": 0,
            "onboarding.plan": "trial"}  # fmt: skip
-PAGE = """<!doctype html><html><body>
-<h1 id="step">loading</h1><p id="why"></p><button id="dismiss">Not now</button>
-<script src="/copilot.js"></script>
-<script>
-const copilot = new Copilot({baseUrl: "", token: async () => TOKEN});
-let current = null;
-async function show() {
-  current = await copilot.decide("onboarding.next_step", SUBJECT, CONTEXT);
-  document.querySelector("#why").textContent = current.explanation;
-  document.querySelector("#step").textContent = current.item ? current.item.content.title : "none";
-  if (current.item) await copilot.impression(current);
-}
-document.querySelector("#dismiss").onclick = async () => { await copilot.dismiss(current); await show(); };
-show().catch(e => { document.querySelector("#step").textContent = "error " + e.code; });
-</script></body></html>"""
+PAGE = (ROOT / "docs" / "examples" / "placements" / "next_step.html").read_text()
 
 
 @pytest.fixture(scope="module")
