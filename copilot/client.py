@@ -28,6 +28,12 @@ from typing import Any, Literal, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from copilot.api.placement_schema import (
+    DecisionOut,
+    ExplainOut,
+    PlacementEventOut,
+    SubjectTokenOut,
+)
 from copilot.api.schema import (
     MAX_WAIT,
     AckManyOut,
@@ -328,6 +334,38 @@ class Client:
     def reject(self, approval_id: str, payload_hash: str, reason: str) -> ApprovalRequest:
         """Reject, with the reason the proposer learns from."""
         return self.decide(approval_id, "reject", payload_hash, reason=reason)
+
+    # -- placements (role app, or a subject token for decide and events) ----------------------
+    # (`decide` is the approval decision's; a placement's decide is `decide_placement`.)
+
+    def decide_placement(
+        self, placement: str, subject_id: str, context: dict[str, Any] | None = None
+    ) -> DecisionOut:
+        """What the subject sees in the placement now (or none, with why), logged before it returns."""
+        body = {"placement": placement, "subject_id": subject_id, "context": context or {}}
+        return self._model(DecisionOut, "POST", "/v1/decide", json=body)
+
+    def placement_event(
+        self, decision_id: str, kind: str, *, event_id: str, until: float | None = None
+    ) -> PlacementEventOut:
+        """Record impression, accept, dismiss, snooze or complete (idempotent by `event_id`)."""
+        body: dict[str, Any] = {"event_id": event_id, "kind": kind}
+        if until is not None:
+            body["until"] = until
+        return self._model(
+            PlacementEventOut, "POST", f"/v1/decisions/{decision_id}/events", json=body
+        )
+
+    def explain_placement(self, subject_id: str, placement: str) -> ExplainOut:
+        """Every candidate of the placement for the subject, and what excludes each now."""
+        return self._model(
+            ExplainOut, "GET", f"/v1/subjects/{subject_id}/placements/{placement}/explain"
+        )
+
+    def subject_token(self, subject_id: str, *, ttl_seconds: float = 900.0) -> SubjectTokenOut:
+        """A short-lived token for one subject's decides and events (for a browser)."""
+        body = {"subject_id": subject_id, "ttl_seconds": ttl_seconds}
+        return self._model(SubjectTokenOut, "POST", "/v1/subject-tokens", json=body)
 
     # -- the trail (role auditor) -----------------------------------------------------------
 

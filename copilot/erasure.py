@@ -7,7 +7,8 @@ runs, then their pending and approved-but-unexecuted approvals are cancelled), t
 one transaction: deletes the subject's signal values; redacts what its runs stored
 (step outputs such as drafts and tone profiles, agent rounds, results, inputs beyond the
 subject id), its approval payloads and explanations, its outbox payloads, its actions'
-deliveries (the undelivered ones cancelled), its outcomes; and deletes its erasable audit payloads,
+deliveries (the undelivered ones cancelled), its outcomes, its placement decisions'
+features and explanations; and deletes its erasable audit payloads,
 appending the tombstone. The audit chain committed to digests of those payloads, so it
 still verifies; the tombstone says which entries were erased and by whom.
 """
@@ -34,6 +35,7 @@ from copilot.db.tables import (
 from copilot.engine.runs import RunState
 from copilot.errors import RunStateError
 from copilot.governance.consent import Preferences
+from copilot.placements.store import erase_in as erase_decisions
 
 if TYPE_CHECKING:
     from copilot.runtime import Runtime
@@ -72,6 +74,7 @@ def erase_subject(
     # 3. Forget, with the tombstone, in one transaction.
     with runtime.engine.begin() as conn:
         counts.update(_forget(conn, tenant, subject_id))
+        counts["placement_decisions"] = erase_decisions(conn, tenant, subject_id)
         counts["audit_payloads"] = runtime.audit.erase_subject_in(conn, tenant, subject_id, actor)
     return counts
 

@@ -32,6 +32,7 @@ from copilot.governance.sources import SqlSignalSource
 from copilot.llm import ModelAccess, make_model
 from copilot.measure.holdouts import parse_holdouts
 from copilot.measure.outcomes import OutcomeRegistry
+from copilot.placements import Decider, Events, PlacementRegistry, TokenSigner
 from copilot.settings import Settings
 from copilot.workflow.registry import Registry
 from copilot.workflow.triggers import TriggerRegistry
@@ -115,6 +116,8 @@ class Runtime:
         registry.load_entry_points(builtins=self.settings.builtin_workflows)
         for module in self.settings.workflow_module_list:
             registry.register_module(module)
+        for module in self._placement_modules():  # the signals and outcomes declared beside them
+            registry.register_module(module)
         signals = _read(self.settings.signals_path, "COPILOT_SIGNALS_PATH")
         for spec in SignalRegistry.from_yaml(signals).specs() if signals else ():
             registry.signals.register(spec)
@@ -192,7 +195,8 @@ class Runtime:
 
     def prepare(self) -> Runtime:
         """Build every part now, for servers whose threads would otherwise race to build them."""
-        for part in ("engine", "audit", "runs", "registry", "gate", "consent", "runner", "keys"):
+        for part in ("engine", "audit", "runs", "registry", "gate", "consent", "runner", "keys",
+                     "placements", "decider", "placement_events", "subject_tokens"):  # fmt: skip
             getattr(self, part)
         if self._enqueue is None:
             self.celery  # noqa: B018 - built for its side effect (cached)
@@ -284,6 +288,47 @@ class Runtime:
     def proactive(self, dispatch: Dispatch | None = None) -> Proactive:
         """Schedules and event triggers over this runtime's runner (batches run inline by default)."""
         return Proactive(self.runner, dispatch=dispatch)
+
+    @cached_property
+    def placements(self) -> PlacementRegistry:
+        """Placements from `COPILOT_PLACEMENT_MODULES` and `COPILOT_PLACEMENTS_PATH`, checked.
+
+        A module's signal and outcome declarations join `registry` when it is built, so a
+        placement that reads a signal not declared for it is refused here, at start-up.
+        """
+        found = PlacementRegistry()
+        for module in self._placement_modules():  # their signals joined `registry` when it was built
+            found.register_module(module)
+        text = _read(self.settings.placements_path, "COPILOT_PLACEMENTS_PATH")
+        if text:
+            found.merge(PlacementRegistry.from_yaml(text))
+        found.check(self.registry.signals)
+        return found
+
+    def _placement_modules(self) -> list[str]:
+        return [m.strip() for m in self.settings.placement_modules.split(",") if m.strip()]
+
+    @cached_property
+    def decider(self) -> Decider:
+        """Decide and "why not shown" over the placements."""
+        return Decider(self.engine, self.audit, self.placements, self.registry.signals,
+                       holdout_salt=self.settings.holdout_salt)  # fmt: skip
+
+    @cached_property
+    def placement_events(self) -> Events:
+        """Exposure events on decisions."""
+        return Events(self.engine, self.audit, self.placements)
+
+    @cached_property
+    def subject_tokens(self) -> TokenSigner:
+        """Signs and checks subject tokens (the secret setting, else a key in COPILOT_HOME)."""
+        secret = self.settings.subject_token_secret
+        if secret:
+            try:
+                return TokenSigner(secret.encode())
+            except ValueError as exc:
+                raise ConfigError(f"COPILOT_SUBJECT_TOKEN_SECRET: {exc}") from exc
+        return TokenSigner.load_or_create(self.settings.home / "keys" / "subject-token.key")
 
     @cached_property
     def keys(self) -> KeyStore:

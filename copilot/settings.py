@@ -116,6 +116,16 @@ class Settings(BaseSettings):
         description="Seconds a feed claim holds an action before it returns to the feed.",
     )  # fmt: skip
     policy_path: Path | None = Field(default=None, description="YAML approval policy.")
+    placement_modules: str = Field(
+        default="",
+        description="Modules declaring placements (and their signals), comma-separated; "
+        "`copilot.placements.onboarding` is the built-in onboarding journey.",
+    )
+    placements_path: Path | None = Field(default=None, description="YAML placement declarations.")
+    subject_token_secret: str | None = Field(
+        default=None,
+        description="HMAC secret for subject tokens (16+ bytes); unset: a key in COPILOT_HOME.",
+    )
     signals_path: Path | None = Field(default=None, description="YAML signal declarations.")
     outcomes_path: Path | None = Field(default=None, description="YAML outcome declarations.")
     triggers_path: Path | None = Field(

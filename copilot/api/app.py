@@ -14,7 +14,17 @@ from copilot.api import errors
 from copilot.api.auth import KeyCache
 from copilot.api.limits import BodyLimit, JsonDepthLimit
 from copilot.api.reads import QueueReader
-from copilot.api.routes import actions, admin, approvals, audit, ops, outcomes, runs, subjects
+from copilot.api.routes import (
+    actions,
+    admin,
+    approvals,
+    audit,
+    ops,
+    outcomes,
+    placements,
+    runs,
+    subjects,
+)
 from copilot.api.strict import strict_query
 from copilot.api.transport import Hsts, ProxyHeadersMiddleware, trusted
 from copilot.runtime import Runtime
@@ -66,7 +76,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.max_body = settings.api_max_body_bytes
     app.state.metrics_token = settings.metrics_token
     errors.install(app)
-    for module in (runs, approvals, actions, audit, subjects, outcomes, admin, ops):
+    for module in (runs, approvals, actions, audit, subjects, outcomes, placements, admin, ops):
         app.include_router(module.router)
     app.add_middleware(JsonDepthLimit)  # inside the size limit: it reads bounded bodies only
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)

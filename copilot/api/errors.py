@@ -27,6 +27,16 @@ log = logging.getLogger(__name__)
 
 STATUS: dict[str, int] = {
     "auth.unauthenticated": 401,
+    "token.invalid": 401,
+    "token.expired": 401,
+    "token.wrong_subject": 403,
+    "placement.unknown": 404,
+    "placement.decision_not_found": 404,
+    "placement.event_conflict": 409,
+    "placement.context_undeclared": 422,
+    "placement.context_invalid": 422,
+    "placement.event_invalid": 422,
+    "token.invalid_ttl": 422,
     "auth.forbidden": 403,
     "web.csrf": 403,
     "approval.forbidden": 403,

@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from approvals import ApprovalRequest
-from copilot.cli import demo_data
+from copilot.cli import demo_data, demo_journey
 from copilot.cli.context import Env
 from copilot.db.engines import upgrade
 from copilot.engine.runs import Run, RunState
@@ -71,11 +71,13 @@ def demo(
             if not no_review:
                 reviewed = _review(env, runs, progress)
                 _wait(env, runs, progress, "executing approved", timeout, _settled)
+            journey = demo_journey.run(env, tenant, [a.subject_id for a in book], batch, progress)
         checkpoint = env.signing_trail.checkpoint(tenant)
         verdict = env.trail.verify(tenant)
     finally:
         _stop(worker)
     _summary(env, runs, reviewed, verdict.line(), checkpoint.size, time.perf_counter() - started)
+    _journey_summary(journey)
     if no_review:
         pending = sum(1 for r in _requests(env, runs) if r.status == "pending")
         console.print(
@@ -85,7 +87,9 @@ def demo(
         )
     console.print(
         "Next: `copilot runs list`, `copilot runs show ID`, `copilot approvals list`, "
-        "`copilot audit tail`, `copilot audit verify`, `copilot signals list`; "
+        "`copilot audit tail`, `copilot audit verify`, `copilot signals list`, "
+        f"`COPILOT_PLACEMENT_MODULES={demo_journey.MODULE} copilot report --outcome "
+        "onboarding.activated` (the placement rows); "
         f"database {env.settings.database_url_resolved}"
     )
     if not verdict.ok:
@@ -247,3 +251,12 @@ def _summary(
     decided.add_row("audit trail", f"{verdict} (checkpoint signed at {signed})")
     decided.add_row("time", f"{seconds:.1f} s")
     console.print(decided)
+
+
+def _journey_summary(done: Counter[str]) -> None:
+    table = Table(title="onboarding journey (placements)")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for what in ("decisions", "holdout", "impression", "accept", "dismiss", "complete", "activated"):
+        table.add_row(what if what != "holdout" else "held out (control)", str(done[what]))
+    console.print(table)

@@ -12,7 +12,7 @@ from rich.table import Table
 from copilot.cli.context import Env
 from copilot.measure.experiments import Method, plan
 from copilot.measure.report.build import build_report
-from copilot.measure.report.model import Report
+from copilot.measure.report.model import PLACEMENT_COLUMNS, Report
 
 experiment_app = typer.Typer(help="Plan experiments against a holdout.", no_args_is_help=True)
 out = Console()
@@ -130,4 +130,9 @@ def _print(r: Report) -> None:
         for d in r.deliveries:
             counts = (d.actions, d.delivered, d.retrying, d.dead, d.cancelled, d.failed_attempts)
             table.add_row(d.kind, d.route, *(str(v) for v in counts))
+        out.print(table)
+    if r.placements:
+        table = Table(*PLACEMENT_COLUMNS, title=f"placements (lift on {r.outcome or 'no --outcome'})")
+        for row in r.placements:
+            table.add_row(*row.cells())
         out.print(table)

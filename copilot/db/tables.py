@@ -236,3 +236,51 @@ run_liveness = Table(
     Column("timeouts", Integer, nullable=False, server_default="0"),
     Column("woken_at", Float, nullable=True),
 )
+
+# The placements wing's decision log (copilot.placements): one row per decide, written in
+# the transaction that also appends its `placement.decided` audit entry. `features` and
+# `explanation` are the personal parts (erasure redacts them); the rest is what caps,
+# "why not shown", the report and learning (copilot.ranking.LoggedDecision) read.
+placement_decisions = Table(
+    "placement_decisions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant", String(100), nullable=False),
+    Column("subject_id", String(200), nullable=False),
+    Column("placement", String(200), nullable=False),
+    Column("decided_at", Float, nullable=False),
+    Column("chosen", String(64), nullable=True),
+    Column("candidates", Text, nullable=False),
+    Column("features", Text, nullable=False),
+    Column("propensity", Float, nullable=False),
+    Column("policy", String(100), nullable=False),
+    Column("version", String(50), nullable=False),
+    Column("holdout", Boolean, nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("reasons", Text, nullable=False),
+    # Whether it spent the subject's daily budget (an item shown outside a bypassing class).
+    Column("counted", Boolean, nullable=False),
+    Column("segment", String(100), nullable=True),
+    Column("explanation", Text, nullable=False),
+    Index("ix_pdec_subject", "tenant", "subject_id", "decided_at"),
+    Index("ix_pdec_placement", "tenant", "placement", "decided_at"),
+)
+
+# Exposure events on decisions; `event_id` (the app's) makes a redelivered post a no-op.
+placement_events = Table(
+    "placement_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("tenant", String(100), nullable=False),
+    Column("event_id", String(100), nullable=False),
+    Column("decision_id", String(32), nullable=False),
+    Column("subject_id", String(200), nullable=False),
+    Column("placement", String(200), nullable=False),
+    Column("candidate", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("until", Float, nullable=True),
+    UniqueConstraint("tenant", "event_id", name="uq_pevents_event"),
+    Index("ix_pevents_subject", "tenant", "subject_id", "at"),
+    Index("ix_pevents_decision", "decision_id"),
+)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, insert, select
 
 from audit import Actor, AuditEvent, TransactionalAuditLog
 from audit.db import readonly
@@ -44,6 +44,24 @@ class Preferences(BaseModel):
         return None
 
 
+def preferences_in(conn: Connection, tenant: str, subject_id: str) -> Preferences:
+    """The subject's preferences read on `conn` (inside a caller's transaction; defaults if unset)."""
+    stmt = select(prefs_table).where(
+        prefs_table.c.tenant == tenant, prefs_table.c.subject_id == subject_id
+    )
+    row = conn.execute(stmt).first()
+    if row is None:
+        return Preferences(tenant=tenant, subject_id=subject_id)
+    return Preferences(
+        tenant=tenant,
+        subject_id=subject_id,
+        opt_out_all=row.opt_out_all,
+        opt_out_workflows=tuple(json.loads(row.opt_out_workflows)),
+        snooze_until=row.snooze_until,
+        consent_basis=row.consent_basis,
+    )
+
+
 class Consent:
     """Reads and changes subject preferences."""
 
@@ -60,21 +78,8 @@ class Consent:
 
     def get(self, tenant: str, subject_id: str) -> Preferences:
         """The subject's preferences (defaults when none were set)."""
-        stmt = select(prefs_table).where(
-            prefs_table.c.tenant == tenant, prefs_table.c.subject_id == subject_id
-        )
         with readonly(self.engine.connect()) as conn:
-            row = conn.execute(stmt).first()
-        if row is None:
-            return Preferences(tenant=tenant, subject_id=subject_id)
-        return Preferences(
-            tenant=tenant,
-            subject_id=subject_id,
-            opt_out_all=row.opt_out_all,
-            opt_out_workflows=tuple(json.loads(row.opt_out_workflows)),
-            snooze_until=row.snooze_until,
-            consent_basis=row.consent_basis,
-        )
+            return preferences_in(conn, tenant, subject_id)
 
     def refusal(self, tenant: str, subject_id: str, workflow: str) -> str | None:
         """Why the workflow may not act for the subject now, or None."""

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 
 from audit.db import readonly
 from copilot.db.tables import signals
@@ -43,19 +43,28 @@ class SqlSignalSource:
         """Latest value per name."""
         if not names:
             return {}
-        c = signals.c
-        stmt = (
-            select(c.name, c.value, c.observed_at, c.source)
-            .where(c.tenant == tenant, c.subject_id == subject_id, c.name.in_(list(names)))
-            .order_by(c.name, c.observed_at)
-        )
-        out: dict[str, SignalValue] = {}
         with readonly(self.engine.connect()) as conn:
-            for name, value, observed_at, source in conn.execute(stmt):
-                out[name] = SignalValue(
-                    name=name, value=json.loads(value), observed_at=observed_at, source=source
-                )
-        return out
+            return latest_in(conn, tenant, subject_id, names)
+
+
+def latest_in(
+    conn: Connection, tenant: str, subject_id: str, names: Sequence[str]
+) -> dict[str, SignalValue]:
+    """Latest value per name, read on `conn` (inside a caller's transaction)."""
+    if not names:
+        return {}
+    c = signals.c
+    stmt = (
+        select(c.name, c.value, c.observed_at, c.source)
+        .where(c.tenant == tenant, c.subject_id == subject_id, c.name.in_(list(names)))
+        .order_by(c.name, c.observed_at)
+    )
+    out: dict[str, SignalValue] = {}
+    for name, value, observed_at, source in conn.execute(stmt):
+        out[name] = SignalValue(
+            name=name, value=json.loads(value), observed_at=observed_at, source=source
+        )
+    return out
 
 
 def put_signals(

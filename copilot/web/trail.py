@@ -90,17 +90,21 @@ def _subject(request: Request, session: Session, subject_id: str, *, error: str 
         "runs": rt.runs.list_runs(tenant, subject_id=subject_id, limit=100),
         "workflows": _workflows(rt),
         "error": error,
+        # The placements: recent decisions and events, and "why not shown" for each now.
+        "placement_log": rt.decider.recent(tenant, subject_id),
+        "explained": [rt.decider.explain(tenant, p.name, subject_id) for p in rt.placements],
     }
     return render(request, "subject.html", ctx, status=status)
 
 
 def _workflows(rt: Runtime) -> list[str]:
-    return sorted({w.name for w in rt.registry})
+    # A placement's name is opted out of the way a workflow's is (Preferences.refusal).
+    return sorted({w.name for w in rt.registry} | {p.name for p in rt.placements})
 
 
 @router.get("/subjects/{subject_id}")
 def subject(request: Request, session: AppOrAdmin, subject_id: SubjectId) -> Response:
-    """A subject's preferences (opt-out, snooze) and its runs."""
+    """A subject's preferences (opt-out, snooze), its runs, and its placements' decisions."""
     return _subject(request, session, subject_id)
 
 

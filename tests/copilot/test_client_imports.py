@@ -12,7 +12,7 @@ HEAVY = ("fastapi", "starlette", "jinja2", "sqlalchemy", "alembic", "celery", "k
 OURS = ("copilot", "approvals", "audit", "workflows")
 # The schema's records (approval requests, audit entries, run states), the errors, and
 # their packages. A new import that drags the server in shows up here first.
-MAX_PROJECT_MODULES = 25  # + copilot.api.depth: the one JSON depth limit the schema applies
+MAX_PROJECT_MODULES = 26  # + copilot.api.depth (the JSON depth limit), copilot.api.placement_schema
 
 PROBE = """
 import json, sys

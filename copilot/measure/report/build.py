@@ -20,14 +20,13 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, case, func, select
 
 from audit.db import readonly
 from copilot.db.tables import deliveries, outcomes, runs, signals
-from copilot.measure.experiments import Arm, ExperimentError, Lift, Method, check_alpha, lift
+from copilot.measure.experiments import Arm, ExperimentError, Lift, Method, check_alpha
 from copilot.measure.feedback import NO_SEGMENT, Feedback, group_feedback, read_feedback
 from copilot.measure.guardrails import (
     Finding,
@@ -38,18 +37,10 @@ from copilot.measure.guardrails import (
     segment_findings,
 )
 from copilot.measure.outcomes import OutcomeRegistry, OutcomeSpec
+from copilot.measure.report.exposure import Exposure, arms, converted_subjects, subject_lift
 from copilot.measure.report.figures import figures_of
 from copilot.measure.report.model import DeliveryCount, OutcomeLift, Report
-
-
-@dataclass(frozen=True, slots=True)
-class Exposure:
-    """A subject's first run in the experiment: when, which arm, which segment."""
-
-    subject_id: str
-    exposed_at: float
-    holdout: bool
-    segment: str
+from copilot.measure.report.placements import placement_rows
 
 
 def build_report(
@@ -81,7 +72,9 @@ def build_report(
         seen = _outcome_times(conn, tenant, names)
         feedback = read_feedback(conn, tenant, workflow=workflow)
         delivery = delivery_counts(conn, tenant, workflow)
-    window = window_days * 86400 if window_days is not None else None
+        window = window_days * 86400 if window_days is not None else None
+        slots = placement_rows(conn, tenant, seen=seen.get(primary.name, {}) if primary else None,
+                               window=window, alpha=alpha, power=power, method=method)  # fmt: skip
     converted = {name: converted_subjects(exposures, seen.get(name, {}), window) for name in names}
     rejection = Guardrail(metric="rejection_rate", max_rate=max_rejection_rate)
     groups = group_feedback(run_rows, seg_of_run, feedback)
@@ -122,6 +115,7 @@ def build_report(
         warnings=warnings,
         figures=[],
         deliveries=delivery,
+        placements=slots,
     )
     return report.model_copy(update={"figures": figures_of(report)})
 
@@ -242,28 +236,7 @@ def _outcome_times(
     return found
 
 
-def converted_subjects(
-    exposures: list[Exposure], seen: dict[str, list[float]], window: float | None
-) -> set[str]:
-    """Subjects with an outcome at or after their exposure (within `window` seconds, if given)."""
-    hit = set()
-    for e in exposures:
-        end = e.exposed_at + window if window is not None else float("inf")
-        if any(e.exposed_at <= at <= end for at in seen.get(e.subject_id, ())):
-            hit.add(e.subject_id)
-    return hit
-
-
 # -- measuring -----------------------------------------------------------------------------
-
-
-def _arms(members: list[Exposure], hit: set[str]) -> tuple[Arm, Arm]:
-    t = [e for e in members if not e.holdout]
-    h = [e for e in members if e.holdout]
-    return (
-        Arm(n=len(t), successes=sum(e.subject_id in hit for e in t)),
-        Arm(n=len(h), successes=sum(e.subject_id in hit for e in h)),
-    )
 
 
 def _maybe_lift(
@@ -277,21 +250,6 @@ def _maybe_lift(
     if primary is None:
         return None
     return subject_lift(members, converted[primary.name], alpha=alpha, power=power, method=method)
-
-
-def subject_lift(
-    exposures: list[Exposure],
-    converted: set[str],
-    *,
-    alpha: float = 0.05,
-    power: float = 0.8,
-    method: Method = "newcombe",
-) -> Lift | None:
-    """Treated vs holdout over subjects (None when an arm is empty): the report's lift."""
-    treated, held = _arms(exposures, converted)
-    if not treated.n or not held.n:
-        return None
-    return lift(treated, held, alpha=alpha, power=power, method=method)
 
 
 def _lift(
@@ -324,7 +282,7 @@ def _guardrails(
     for spec in guarded:
         g = spec.as_guardrail()
         assert g is not None  # guarded specs declare one
-        treated, held = _arms(members, converted[spec.name])
+        treated, held = arms(members, converted[spec.name])
         checks += check_guardrail(g, treated, held, scope=scope, alpha=alpha)
     decided = [
         f for f in feedback

@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 
 from copilot.measure.feedback import Group
-from copilot.measure.report.model import Figure, Report
+from copilot.measure.report.model import PLACEMENT_COLUMNS, Figure, Report
 
 COLOURS = {"treated": "#2b6cb0", "holdout": "#a0aec0", "acceptance": "#38a169", "edit": "#d69e2e",
            "rejection": "#e53e3e", "median": "#2b6cb0", "p90": "#90cdf4",
@@ -125,6 +125,9 @@ def render_body(report: Report) -> str:
              "failed attempts"],
             [[c.kind, c.route, c.actions, c.delivered, c.retrying, c.dead, c.cancelled,
               c.failed_attempts] for c in report.deliveries]))  # fmt: skip
+    if report.placements:
+        parts.append("<h2>Placements</h2>" + _table(
+            PLACEMENT_COLUMNS, [row.cells() for row in report.placements]))  # fmt: skip
     for fig in report.figures:
         data = base64.b64encode(plot_png(fig)).decode()
         parts.append(f'<figure data-figure="{escape(fig.name)}"><img alt="{escape(fig.title)}" '

@@ -78,6 +78,51 @@ class DeliveryCount(BaseModel):
     failed_attempts: int
 
 
+class PlacementRow(BaseModel):
+    """One placement (overall, or one segment of it): exposure funnel and lift over its holdout.
+
+    Rates are over decisions that showed an item: `impression_rate` = shown with an
+    impression, `accept_rate` = impressions accepted, `complete_rate` = accepts completed.
+    `lift` is the report's outcome, treated vs holdout subjects by their first decision.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    placement: str
+    segment: str | None
+    subjects: int
+    treated: int
+    holdout: int
+    decisions: int
+    shown: int
+    impressions: int
+    accepts: int
+    dismisses: int
+    completes: int
+    impression_rate: float | None
+    accept_rate: float | None
+    complete_rate: float | None
+    lift: Lift | None = None
+
+    def cells(self) -> list[str]:
+        """The row as the CLI table and the page show it (PLACEMENT_COLUMNS)."""
+
+        def pct(v: float | None) -> str:
+            return "-" if v is None else f"{v:.0%}"
+
+        x = self.lift
+        lift = "-" if x is None else (f"{x.difference * 100:+.1f} pts "
+                                      f"[{x.low * 100:+.1f}, {x.high * 100:+.1f}]")  # fmt: skip
+        return [self.placement, self.segment or "all", f"{self.treated}/{self.holdout}",
+                str(self.shown), pct(self.impression_rate), pct(self.accept_rate),
+                pct(self.complete_rate), lift]  # fmt: skip
+
+
+PLACEMENT_COLUMNS = ["placement", "segment", "subjects (treated/holdout)", "shown",
+                     "impression", "impression → accept", "accept → complete",
+                     "lift over holdout"]  # fmt: skip
+
+
 class Report(BaseModel):
     """Everything `copilot report` shows, as data."""
 
@@ -101,3 +146,4 @@ class Report(BaseModel):
     warnings: list[Finding]
     figures: list[Figure]
     deliveries: list[DeliveryCount] = []
+    placements: list[PlacementRow] = []

@@ -123,6 +123,14 @@ def _no_acme_actions(fx: Fixture, res: dict[str, str], r: httpx.Response) -> Non
     assert fx.api.rt.deliveries.get(int(res["ready"])).state == "ready"
 
 
+def _decided_in_callers_tenant(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
+    from copilot.placements.store import decision_row
+
+    with fx.api.rt.engine.connect() as conn:
+        assert decision_row(conn, "acme", r.json()["decision_id"]) is None
+        assert decision_row(conn, "globex", r.json()["decision_id"]) is not None
+
+
 def _decision(res: dict[str, str]) -> dict[str, str]:
     return {"decision": "approve", "payload_hash": res["payload_hash"]}
 
@@ -173,6 +181,13 @@ ENDPOINTS = [
     Endpoint("GET", "/v1/keys", frozenset({"admin"}), 200, None, _keys_of_own_tenant),
     Endpoint("DELETE", "/v1/keys/{key}", frozenset({"admin"}), 200),
     Endpoint("GET", "/v1/policy", frozenset({"admin"}), 200),
+    Endpoint("POST", "/v1/decide", frozenset({"app"}), 200,
+             lambda res: {"placement": "t.daily", "subject_id": res["subject"]}, _decided_in_callers_tenant),
+    Endpoint("POST", "/v1/decisions/{decision}/events", frozenset({"app"}), 201,
+             lambda res: {"event_id": f"ev-{res['decision']}", "kind": "impression"}),
+    Endpoint("GET", "/v1/subjects/{subject}/placements/{placement}/explain", frozenset({"app"}), 200),
+    Endpoint("POST", "/v1/subject-tokens", frozenset({"app"}), 201,
+             lambda res: {"subject_id": res["subject"]}),
     Endpoint("GET", "/healthz", PUBLIC, 200),
     Endpoint("GET", "/metrics", NO_KEY, 200),
 ]  # fmt: skip
@@ -194,7 +209,10 @@ class Fixture:
         subject = f"subj-{self.n}"
         prefs = self.api.rt.consent.get("acme", subject).model_copy(update={"opt_out_all": True})
         self.api.rt.consent.set(prefs, actor=Actor.system("t"))
+        decided = self.api.rt.decider.decide("acme", "t.daily", f"shown-{self.n}")
         return {
+            "decision": decided.decision_id,
+            "placement": "t.daily",
             "run": run.id,
             "approval": approval.id,
             "payload_hash": approval.payload_hash,
@@ -223,7 +241,8 @@ class Fixture:
 def fx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixture]:
     home = tmp_path_factory.mktemp("matrix")
     rt = build_runtime(f"sqlite:///{home / 'copilot.db'}", home, woken=[],
-                       workflow_modules="tests.support.flows,tests.support.guarded")  # fmt: skip
+                       workflow_modules="tests.support.flows,tests.support.guarded",
+                       placement_modules="tests.support.placements")  # fmt: skip
     tokens = make_keys(rt)
     revoked = {}
     for tenant in ("acme", "globex"):
@@ -270,7 +289,8 @@ def test_authorization_matrix(fx: Fixture, ep: Endpoint, caller: str, tenant: st
             in {
                 401: {"auth.unauthenticated"},
                 403: {"auth.forbidden"},
-                404: {"run.not_found", "approval.not_found", "key.not_found", "delivery.not_found"},
+                404: {"run.not_found", "approval.not_found", "key.not_found", "delivery.not_found",
+                      "placement.decision_not_found"},
             }[want]
         )
         assert set(r.json()) == {"error"} and set(error) == {"code", "message", "details"}
@@ -284,6 +304,7 @@ def test_authorization_matrix(fx: Fixture, ep: Endpoint, caller: str, tenant: st
         assert fx.api.rt.consent.get("acme", res["subject"]).consent_basis != "erased"
         assert fx.api.rt.deliveries.get(int(res["action"])).state == "claimed"
         assert fx.api.rt.deliveries.get(int(res["dead"])).state == "dead"
+        assert fx.api.rt.decider.recent("acme", f"shown-{fx.n}")["events"] == []
 
 
 def test_the_matrix_covers_every_route_of_the_app(fx: Fixture) -> None:
@@ -296,7 +317,8 @@ def test_the_matrix_covers_every_route_of_the_app(fx: Fixture) -> None:
     table = {
         (ep.method, ep.path.replace("{run}", "{run_id}").replace("{approval}", "{approval_id}")
          .replace("{key}", "{key_id}").replace("{subject}", "{subject_id}")
-         .replace("{action}", "{action_id}").replace("{dead}", "{action_id}"))
+         .replace("{action}", "{action_id}").replace("{dead}", "{action_id}")
+         .replace("{decision}", "{decision_id}").replace("{placement}", "{name}"))
         for ep in ENDPOINTS
     }  # fmt: skip
     assert documented == table

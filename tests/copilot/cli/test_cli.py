@@ -202,6 +202,14 @@ def test_the_demo_runs_every_workflow_on_a_worker_and_rerunning_is_safe(tmp_path
     assert "OK " in first.stdout and "FAIL" not in first.stdout
     pending = json.loads(cli(tmp_path, "approvals", "list", "--json").stdout)
     assert pending == []  # the demo reviewer decided everything
+    assert "onboarding journey" in first.stdout  # and the placements were exercised:
+    report = cli(tmp_path, "report", "--outcome", "onboarding.activated", "--json",
+                 COPILOT_PLACEMENT_MODULES="copilot.placements.onboarding")  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    rows = {(r["placement"], r["segment"]): r for r in json.loads(report.stdout)["placements"]}
+    step = rows["onboarding.next_step", None]
+    assert step["holdout"] > 0 and step["impressions"] > 0 and step["lift"] is not None
+    assert ("onboarding.next_step", "trial") in rows  # per segment (the plan)
     second = cli(tmp_path, "demo", "--no-review")
     assert second.returncode == 0, second.stdout + second.stderr
     assert "approvals are waiting for a person" in second.stdout

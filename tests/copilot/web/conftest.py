@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from audit import Actor
+from tests.support.browser import chromium as launch_chromium
 from tests.support.live import LiveServer
 from tests.support.runtime import build_runtime
-from tests.support.services import pg_sqlalchemy_url, unavailable
+from tests.support.services import pg_sqlalchemy_url
 from tests.support.site import Site, seed
 
-CHROMIUM = Path("/usr/bin/chromium")
 PEOPLE = {  # principal name -> (tenant, roles)
     "ana-reviewer": ("acme", ["reviewer"]),
     "ben-reviewer": ("acme", ["reviewer"]),
@@ -60,16 +59,5 @@ def site(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     """Debian's headless Chromium through Playwright (never a downloaded browser)."""
-    if not CHROMIUM.exists():
-        unavailable("chromium", FileNotFoundError(f"{CHROMIUM}; `make system-deps` installs it"))
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        unavailable("playwright", exc)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with launch_chromium() as browser:
         yield browser
-        browser.close()

@@ -145,7 +145,7 @@ def test_a_reviewer_of_another_tenant_sees_none_of_it(chromium: Any, site: Site)
 def test_subject_page_sets_preferences_and_lists_runs(chromium: Any, site: Site) -> None:
     app = sign_in(chromium, site, "acme-app")
     app.goto(site.url + "/ui/subjects/acct-001")
-    assert app.locator("tbody tr").count() == len(
+    assert app.locator("section[aria-labelledby=r-h] tbody tr").count() == len(
         site.rt.runs.list_runs("acme", subject_id="acct-001")
     )
     app.get_by_label("tone_draft").check()

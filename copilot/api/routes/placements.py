@@ -1,0 +1,124 @@
+"""`/v1/decide`, `/v1/decisions/{id}/events`, "why not shown", subject tokens and `copilot.js`.
+
+Decide and events take an app key or a subject token (`cps_...`, one subject, minted by
+an app key through `POST /v1/subject-tokens`); a token used for another subject is
+`token.wrong_subject` (403) and writes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.security.utils import get_authorization_scheme_param
+
+from audit import Actor
+from copilot.api.auth import authenticate, require, runtime
+from copilot.api.errors import responses
+from copilot.api.placement_schema import (
+    PLACEMENT,
+    DecideIn,
+    DecisionOut,
+    ExplainOut,
+    PlacementEventIn,
+    PlacementEventOut,
+    SubjectTokenIn,
+    SubjectTokenOut,
+)
+from copilot.api.schema import SUBJECT
+from copilot.governance.keys import Principal
+from copilot.placements import EventIn, TokenError
+from copilot.placements.tokens import PREFIX
+from copilot.runtime import Runtime
+
+router = APIRouter(tags=["placements"])
+App = Annotated[Principal, Depends(require("app"))]
+Rt = Annotated[Runtime, Depends(runtime)]
+SubjectId = Annotated[str, Path(pattern=SUBJECT, description="The subject (account) id.")]
+PlacementPath = Annotated[str, Path(pattern=PLACEMENT, description="The placement's name.")]
+DecisionId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The decision id.")]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who decides or posts an event: the tenant, the one subject a token allows, the actor."""
+
+    tenant: str
+    subject: str | None
+    actor: Actor
+
+    def check(self, subject_id: str) -> None:
+        """Refuse a subject token used for another subject."""
+        if self.subject is not None and self.subject != subject_id:
+            raise TokenError(
+                "this subject token is for another subject", code="token.wrong_subject"
+            )
+
+
+async def caller(request: Request, rt: Rt) -> Caller:
+    """An app key, or a subject token (checked without a database read)."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    if scheme.lower() == "bearer" and token.startswith(PREFIX):
+        claims = rt.subject_tokens.verify(token, now=time.time())
+        return Caller(
+            claims.tenant, claims.subject_id, Actor.system(f"subject-token:{claims.key_id}")
+        )
+    who = await authenticate(request, "app")
+    return Caller(who.tenant, None, Actor.system(f"key:{who.name}"))
+
+
+Who = Annotated[Caller, Depends(caller)]
+
+
+@router.post("/v1/decide", response_model=DecisionOut, responses=responses(401, 403, 404, 413, 422),
+             summary="Decide what a subject sees in a placement")  # fmt: skip
+def decide(body: DecideIn, who: Who, rt: Rt) -> DecisionOut:
+    """The item to show now, or none with `why`; the decision is logged (and audited) before
+    the answer. `context` may hold only signals the placement reads (`placement.context_undeclared`)."""
+    who.check(body.subject_id)
+    d = rt.decider.decide(
+        who.tenant, body.placement, body.subject_id, body.context, actor=who.actor
+    )
+    return DecisionOut.model_validate(d.model_dump())
+
+
+@router.post("/v1/decisions/{decision_id}/events", response_model=PlacementEventOut, status_code=201,
+             responses=responses(401, 403, 404, 409, 413, 422), summary="Record an exposure event")  # fmt: skip
+def post_event(decision_id: DecisionId, body: PlacementEventIn, who: Who, rt: Rt) -> Response:
+    """Impression, accept, dismiss, snooze or complete; idempotent by `event_id` (a redelivery
+    answers 200 with `duplicate: true`)."""
+    done = rt.placement_events.record(who.tenant, decision_id, EventIn(**body.model_dump()),
+                                      actor=who.actor, subject_scope=who.subject)  # fmt: skip
+    out = PlacementEventOut.model_validate(done.model_dump())
+    return JSONResponse(out.model_dump(mode="json"), status_code=200 if done.duplicate else 201)
+
+
+@router.get("/v1/subjects/{subject_id}/placements/{name}/explain", response_model=ExplainOut,
+            responses=responses(401, 403, 404, 422), summary="Why not shown")  # fmt: skip
+def explain(subject_id: SubjectId, name: PlacementPath, who: App, rt: Rt) -> ExplainOut:
+    """Every candidate of the placement for the subject now, and what excludes each
+    (eligibility, cap, cooldown, dismissed, consent, holdout, thin context)."""
+    return ExplainOut.model_validate(rt.decider.explain(who.tenant, name, subject_id).model_dump())
+
+
+@router.post("/v1/subject-tokens", response_model=SubjectTokenOut, status_code=201,
+             responses=responses(401, 403, 413, 422), summary="Mint a subject token")  # fmt: skip
+def mint(body: SubjectTokenIn, who: App, rt: Rt) -> SubjectTokenOut:
+    """A short-lived token for one subject (decide and events only), for a browser to hold."""
+    now = time.time()
+    token = rt.subject_tokens.mint(who.tenant, body.subject_id, key_id=who.key_id, now=now,
+                                   ttl=body.ttl_seconds)  # fmt: skip
+    return SubjectTokenOut(
+        token=token, subject_id=body.subject_id, expires_at=round(now + body.ttl_seconds, 3)
+    )
+
+
+@router.get("/copilot.js", include_in_schema=False)
+def copilot_js() -> Response:
+    """The dependency-free browser client."""
+    text = files("copilot.api").joinpath("static/copilot.js").read_text()
+    return Response(text, media_type="text/javascript", headers={"Cache-Control": "max-age=300"})

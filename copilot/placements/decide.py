@@ -1,0 +1,213 @@
+"""Decide: what a subject sees in a placement now, logged durably before the answer returns.
+
+The decision log is the audit trail itself. Each decide appends one `placement.decided`
+entry in the same transaction as its row in `placement_decisions`: `data` holds what is
+not personal (placement, candidate set, choice, probability, policy and version, holdout,
+level, reasons), `personal` the features as seen, the segment and the explanation (erasable:
+the chain commits to their digest, so erasure keeps `copilot audit verify` passing). Why
+the trail and not a chain of its own: one verifier, one export bundle, one erasure path,
+and on PostgreSQL the trail's append is already one round trip that never waits on another
+writer's lock (a busy stream queues the entry, durable with the commit). The cost is one
+hashed entry per decide in the tenant's stream; a batched log would be cheaper per decide
+but a crash would lose the unflushed tail's evidence, which "durable before the response"
+forbids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import Engine
+
+from audit import Actor, AuditEvent, TransactionalAuditLog, Versions
+from audit.db import readonly
+from copilot.governance.signals import SignalRegistry
+from copilot.governance.sources import SignalValue
+from copilot.measure.holdouts import held_out
+from copilot.placements import store
+from copilot.placements._sql import lock_subject
+from copilot.placements.errors import ContextError
+from copilot.placements.model import Placement, PlacementCandidate
+from copilot.placements.records import CandidateStatus, Decision, Explain, Item
+from copilot.placements.registry import PlacementRegistry
+from copilot.placements.rules import Evaluation, SubjectState, evaluate, sentence
+from copilot.ranking import Candidate, Choice, PolicyInput
+
+
+class Decider:
+    """Decides, explains and records events for the declared placements."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        audit: TransactionalAuditLog,
+        placements: PlacementRegistry,
+        signals: SignalRegistry,
+        *,
+        holdout_salt: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.audit = audit
+        self.placements = placements
+        self.signals = signals
+        self.salt = holdout_salt
+        self.clock = clock
+
+    def context_values(
+        self, placement: Placement, context: Mapping[str, Any], now: float
+    ) -> dict[str, SignalValue]:
+        """The request's context as signal values: only fields the placement reads, declared types."""
+        undeclared = sorted(set(context) - set(placement.signal_names))
+        if undeclared:
+            raise ContextError(
+                f"context fields {undeclared} are not signals {placement.name} reads "
+                f"(it reads: {list(placement.signal_names)}); declare them for it or leave them out",
+                placement=placement.name, fields=undeclared,
+            )  # fmt: skip
+        out: dict[str, SignalValue] = {}
+        bad = []
+        for name, value in context.items():
+            spec = self.signals.get(name)
+            if spec is None or not spec.accepts(value):
+                bad.append(name)
+            else:
+                out[name] = SignalValue(
+                    name=name, value=spec.check(value), observed_at=now, source="context"
+                )
+        if bad:
+            raise ContextError(f"context fields {bad} do not fit their declared types",
+                               code="placement.context_invalid", placement=placement.name, fields=bad)  # fmt: skip
+        return out
+
+    def held(self, placement: Placement, subject_id: str) -> bool:
+        """Whether the subject is in the placement's holdout (deterministic)."""
+        return held_out(
+            subject_id, f"placement:{placement.name}", placement.holdout, salt=self.salt
+        )
+
+    def _evaluate(
+        self, placement: Placement, state: SubjectState, now: float, held: bool
+    ) -> Evaluation:
+        return evaluate(placement, state, now=now, held=held, caps=self.placements.caps,
+                        classes=self.placements.classes)  # fmt: skip
+
+    def _choose(
+        self, placement: Placement, ev: Evaluation, subject_id: str, decision_id: str
+    ) -> Choice:
+        eligible = ev.eligible(placement)
+        policy = self.placements.policies.get(placement.policy)
+        ranked = [Candidate(id=c.id, priority=self.placements.priority(c.priority).rank, order=i)
+                  for i, c in enumerate(placement.candidates) if c in eligible]  # fmt: skip
+        draw = int.from_bytes(hashlib.sha256(decision_id.encode()).digest()[:8], "big") / 2**64
+        request = PolicyInput(surface=placement.name, subject_id=subject_id, features=ev.features,
+                              eligible=ranked, level=ev.degradation.level.value)  # fmt: skip
+        return policy.choose(request, draw)
+
+    def decide(
+        self,
+        tenant: str,
+        placement_name: str,
+        subject_id: str,
+        context: Mapping[str, Any] | None = None,
+        *,
+        actor: Actor | None = None,
+    ) -> Decision:
+        """The item to show (or none, with why), committed with its audit entry before returning."""
+        placement = self.placements.get(placement_name)
+        now = self.clock()
+        overlay = self.context_values(placement, context or {}, now)
+        decision_id = uuid.uuid4().hex
+        held = self.held(placement, subject_id)
+        with self.engine.begin() as conn:
+            lock_subject(conn, tenant, subject_id)
+            state = store.read_state(conn, tenant, subject_id, placement.signal_names, now=now)
+            state = SubjectState(
+                state.prefs, {**state.values, **overlay}, state.shown, state.events
+            )
+            ev = self._evaluate(placement, state, now, held)
+            choice = self._choose(placement, ev, subject_id, decision_id)
+            chosen = placement.candidate(choice.candidate_id) if choice.candidate_id else None
+            decision = self._record(conn, tenant, placement, subject_id, decision_id, now, held,
+                                    ev, choice, chosen, actor or Actor.system("placements"))  # fmt: skip
+        return decision
+
+    def _record(
+        self, conn: Any, tenant: str, placement: Placement, subject_id: str, decision_id: str,
+        now: float, held: bool, ev: Evaluation, choice: Choice,
+        chosen: PlacementCandidate | None, actor: Actor,
+    ) -> Decision:  # fmt: skip
+        why = ev.why() if chosen is None else None
+        explanation = sentence(
+            placement, chosen, ev, policy=f"{choice.policy}@{choice.version}", why=why
+        )
+        cls = self.placements.priority(chosen.priority) if chosen else None
+        counted = chosen is not None and cls is not None and not cls.bypass_caps
+        eligible = [c.id for c in ev.eligible(placement)]
+        segment = None if placement.segment_by is None else ev.features.get(placement.segment_by)
+        level, reasons = ev.degradation.level.value, list(ev.degradation.reasons)
+        store.insert_decision(conn, {
+            "id": decision_id, "tenant": tenant, "subject_id": subject_id,
+            "placement": placement.name, "decided_at": now, "chosen": chosen.id if chosen else None,
+            "candidates": eligible, "features": ev.features, "propensity": choice.probability,
+            "policy": choice.policy, "version": choice.version, "holdout": held, "level": level,
+            "reasons": reasons if why is None else [*reasons, why], "counted": counted,
+            "segment": None if segment is None else str(segment)[:100], "explanation": explanation,
+        })  # fmt: skip
+        self.audit.append_in(conn, tenant, [AuditEvent(
+            event_type="placement.decided", actor=actor, subject_id=subject_id,
+            versions=Versions(policy=f"{choice.policy}@{choice.version}"),
+            data={"decision_id": decision_id, "placement": placement.name,
+                  "chosen": chosen.id if chosen else None, "candidates": eligible,
+                  "propensity": choice.probability, "policy": choice.policy,
+                  "version": choice.version, "holdout": held, "level": level,
+                  "why": why, "counted": counted},
+            personal={"features": ev.features, "segment": segment, "explanation": explanation},
+        )])  # fmt: skip
+        item = (
+            None
+            if chosen is None
+            else Item(id=chosen.id, content=chosen.content, priority=chosen.priority)
+        )
+        return Decision(decision_id=decision_id, placement=placement.name, subject_id=subject_id,
+                        item=item, why=why, explanation=explanation, holdout=held,
+                        policy=choice.policy, version=choice.version, probability=choice.probability,
+                        level=level, reasons=tuple(reasons), decided_at=now)  # fmt: skip
+
+    def explain(
+        self,
+        tenant: str,
+        placement_name: str,
+        subject_id: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> Explain:
+        """ "Why not shown": every candidate and what excludes it now (reads only)."""
+        placement = self.placements.get(placement_name)
+        now = self.clock()
+        overlay = self.context_values(placement, context or {}, now)
+        held = self.held(placement, subject_id)
+        with readonly(self.engine.connect()) as conn:
+            state = store.read_state(conn, tenant, subject_id, placement.signal_names, now=now)
+        state = SubjectState(state.prefs, {**state.values, **overlay}, state.shown, state.events)
+        ev = self._evaluate(placement, state, now, held)
+        choice = self._choose(placement, ev, subject_id, "explain")
+        statuses = tuple(CandidateStatus(id=c.id, eligible=not ev.excluded[c.id],
+                                         excluded_by=tuple(ev.excluded[c.id]), rule=c.rule_name,
+                                         priority=c.priority) for c in placement.candidates)  # fmt: skip
+        return Explain(placement=placement.name, subject_id=subject_id,
+                       level=ev.degradation.level.value, reasons=ev.degradation.reasons,
+                       holdout=held, would_show=choice.candidate_id, candidates=statuses)  # fmt: skip
+
+    def recent(
+        self, tenant: str, subject_id: str, limit: int = 20
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The subject's latest decisions and events, newest first (the subject page)."""
+        with readonly(self.engine.connect()) as conn:
+            return store.recent(conn, tenant, subject_id, limit)
+
+
+__all__ = ["Decider"]
