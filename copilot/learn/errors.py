@@ -4,7 +4,8 @@
     └── LearnError                   learn.*              a learning request cannot be served
         ├── EvaluationError          learn.bad_evaluation  OPE asked something it cannot answer
         ├── ArtifactError            learn.bad_artifact    a stored model fails its hash or schema
-        ├── PolicyNotFoundError      learn.not_found       no such policy version
+        ├── PolicyNotFoundError      learn.not_found       no such policy version (or evidence)
+        ├── UnknownDecisionError     learn.unknown_decision  feedback names no logged decision
         ├── PolicyStateError         learn.conflict        the version is not in a state that allows it
         ├── NotEnoughDataError       learn.not_enough_data  too few rewarded decisions to train on
         ├── NotBetterError           learn.not_better      the candidate's lower bound misses the margin
@@ -39,6 +40,12 @@ class PolicyNotFoundError(LearnError):
     """No such policy version for this tenant and surface."""
 
     code = "learn.not_found"
+
+
+class UnknownDecisionError(LearnError):
+    """Feedback names a decision this tenant never logged."""
+
+    code = "learn.unknown_decision"
 
 
 class PolicyStateError(LearnError):
@@ -81,4 +88,5 @@ __all__ = [
     "PolicyNotFoundError",
     "PolicyStateError",
     "SegmentHarmedError",
+    "UnknownDecisionError",
 ]

@@ -58,7 +58,7 @@ class RewardSpec(BaseModel):
     placement: dict[str, float] = Field(
         default_factory=lambda: {"accept": 0.5, "complete": 1.0, "dismiss": -1.0}
     )
-    outcomes: dict[str, float] = Field(default_factory=dict)  # declared outcome name → reward
+    outcomes: dict[str, float] = Field(default_factory=dict)  # declared outcome name -> reward
 
     def value(self, fb: Feedback) -> float | None:
         """The reward one piece of feedback stands for (None: it carries no reward)."""

@@ -1,4 +1,4 @@
-"""Training: rewarded decisions of a lookback window → a reproducible artifact.
+"""Training: rewarded decisions of a lookback window -> a reproducible artifact.
 
 Deterministic by construction: decisions are sorted by id, the feature spec's keys and
 levels are sorted, weights are rounded, and nothing reads the clock (the window's bounds
