@@ -83,7 +83,17 @@ def empty_artifact(surface: str, floor: float, *, min_samples: int = 30) -> Arti
 
 
 def load_artifact(text: str, expected_hash: str) -> Artifact:
-    """Parse a stored artifact and check it against its recorded hash (never serve a mismatch)."""
+    """Parse a stored artifact and check it against its recorded hash (never serve a mismatch).
+
+    The stored text is canonical JSON, so its bytes hash to the artifact's hash: any
+    change to them, even one that parses to the same model, is a mismatch.
+    """
+    stored = hashlib.sha256(text.encode()).hexdigest()
+    if stored != expected_hash:
+        raise ArtifactError(
+            f"stored artifact hashes to {stored[:12]}, not the recorded {expected_hash[:12]}; "
+            "it is not served", expected=expected_hash, actual=stored,
+        )  # fmt: skip
     try:
         artifact = Artifact.model_validate(json.loads(text))
     except (ValueError, ValidationError) as exc:
