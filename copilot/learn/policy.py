@@ -22,6 +22,7 @@ decisions and no cold start): then the rules' pick leads, with the floor kept.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import mul
 
 from copilot.learn.model import Artifact
 from copilot.ranking import Choice, Contribution, PolicyInput
@@ -78,6 +79,7 @@ class LearnedPolicy:
         self._version = version or artifact.hash()[:16]
         self._names = artifact.spec.names
         self._spec = artifact.spec
+        self._width = artifact.spec.width
         self._gamma, self._floor = artifact.gamma, artifact.floor
         self._weights = {cid: m.weights for cid, m in artifact.models.items()
                          if m.source == "cold_start" or m.n >= artifact.min_samples}  # fmt: skip
@@ -103,9 +105,16 @@ class LearnedPolicy:
             unknown = ", ".join(i for i in ids if i not in self._weights)
             return ids, _with_floor(lead, self._floor), None, (
                 f"not enough evidence for {unknown}: the rules' pick leads")  # fmt: skip
-        x = self._spec.sparse(request.features)
-        scores = [sum(w[j] * v for j, v in x) for w in (self._weights[i] for i in ids)]
+        x = self._dense(request)
+        weights = self._weights
+        scores = [sum(map(mul, weights[i], x)) for i in ids]
         return ids, igw(scores, self._gamma, self._floor), scores, "learned"
+
+    def _dense(self, request: PolicyInput) -> list[float]:
+        row = [0.0] * self._width
+        for j, v in self._spec.sparse(request.features):
+            row[j] = v
+        return row
 
     def choose(self, request: PolicyInput, draw: float) -> Choice:
         """Pick by ``draw`` from the distribution; the pick's probability and top contributions."""
@@ -117,8 +126,8 @@ class LearnedPolicy:
         chosen = ids[i]
         contributions: list[Contribution] = []
         if scores is not None:
-            w = self._weights[chosen]
-            parts = sorted(((w[j] * v, j) for j, v in self._spec.sparse(request.features)),
+            parts = sorted(zip(map(mul, self._weights[chosen], self._dense(request)),
+                               range(self._width), strict=True),
                            key=lambda t: -abs(t[0]))[:TOP_CONTRIBUTIONS]  # fmt: skip
             contributions = [Contribution(feature=self._names[j], weight=part)
                              for part, j in parts if part != 0.0]  # fmt: skip
