@@ -9,6 +9,10 @@ only through the `promote_policy` approval of two admins.
 
 from __future__ import annotations
 
+# The loop: storage, evidence, the gate, declarations, embeddings
+from copilot.learn.config import LearnConfig
+from copilot.learn.embeddings import StaticEmbeddings, make_embeddings
+
 # Errors
 from copilot.learn.errors import (
     ArtifactError,
@@ -20,10 +24,13 @@ from copilot.learn.errors import (
     PolicyNotFoundError,
     PolicyStateError,
     SegmentHarmedError,
+    UnknownDecisionError,
 )
+from copilot.learn.evidence import EvidenceConfig, build_evidence
 
 # Features, the artifact, training, the policy
 from copilot.learn.features import FeatureSpec, fit_spec
+from copilot.learn.gate import Promotions
 from copilot.learn.model import Artifact, CandidateModel, empty_artifact, load_artifact
 
 # Off-policy evaluation
@@ -32,6 +39,8 @@ from copilot.learn.policy import LearnedPolicy, igw
 
 # Rewards
 from copilot.learn.rewards import DecisionLog, Feedback, Joined, RewardSpec, join, rewards_of
+from copilot.learn.service import Learning
+from copilot.learn.store import LearnStore, PolicyVersion
 from copilot.learn.train import TrainConfig, train
 
 __all__ = [
@@ -45,6 +54,7 @@ __all__ = [
     "PolicyNotFoundError",
     "PolicyStateError",
     "SegmentHarmedError",
+    "UnknownDecisionError",
     # Features, the artifact, training, the policy
     "Artifact",
     "CandidateModel",
@@ -70,4 +80,14 @@ __all__ = [
     "RewardSpec",
     "join",
     "rewards_of",
+    # The loop: storage, evidence, the gate, declarations, embeddings
+    "EvidenceConfig",
+    "LearnConfig",
+    "LearnStore",
+    "Learning",
+    "PolicyVersion",
+    "Promotions",
+    "StaticEmbeddings",
+    "build_evidence",
+    "make_embeddings",
 ]
