@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from copilot.learn.service import Learning
 from copilot.learn.store import LearnStore
 from copilot.learn.train import TrainConfig
 from copilot.measure.guardrails import Guardrail
-from copilot.ranking import PolicyInput
+from copilot.ranking import LoggedDecision, PolicyInput
 from tests.support.cli import cli
 from tests.support.simulator import CANDIDATES, STEP, WINDOW, Simulator, candidates, logged
 
@@ -184,3 +184,32 @@ def test_promotion_needs_evidence_and_two_distinct_admins_and_a_breach_demotes(
         assert expected in events, expected
     verified = cli(tmp_path, "audit", "verify", "--stream", TENANT, COPILOT_DATABASE_URL=db_url)
     assert verified.returncode == 0 and verified.stdout.startswith("OK"), verified.stdout
+
+
+class ListLog:
+    """A `DecisionLog` over lists: the adapter point another decision log implements."""
+
+    def __init__(self, decisions: list[LoggedDecision], feedback: list[Feedback]) -> None:
+        self._decisions, self._feedback = decisions, feedback
+
+    def decisions(self, tenant: str, surface: str, since: float, until: float) -> list[LoggedDecision]:
+        return [d for d in self._decisions if since <= d.decided_at < until]
+
+    def feedback(self, tenant: str, decision_ids: Sequence[str]) -> list[Feedback]:
+        wanted = set(decision_ids)
+        return [f for f in self._feedback if f.decision_id in wanted]
+
+
+def test_training_reads_any_decision_log_and_never_trains_on_the_holdout(engine: Engine) -> None:
+    sim = Simulator(4)
+    n = 800
+    ctx = sim.contexts(n)
+    chosen = sim.rng.choice(len(CANDIDATES), size=n)
+    base = logged(ctx, chosen, np.full(n, 0.25), None)
+    decisions = [d.model_copy(update={"holdout": i % 4 == 0}) for i, d in enumerate(base)]
+    feedback = [Feedback(decision_id=d.decision_id, source="reviewer", event="approve",
+                         at=d.decided_at + 60) for d in decisions]  # fmt: skip
+    learning = Learning(LearnStore(engine, SqlAuditStore(engine)),
+                        source=ListLog(decisions, feedback), lookback=1e9)  # fmt: skip
+    version = learning.train(TENANT, SURFACE, now=n * STEP + 100)  # every verdict arrived
+    assert version.n_train == n - n // 4  # the holdout's 200 decisions were left out
