@@ -53,6 +53,22 @@ def _version(row: Any) -> PolicyVersion:
                          reason=row.reason)  # fmt: skip
 
 
+def _row(
+    decision: LoggedDecision, distribution: Mapping[str, float] | None, shadow: Choice | None
+) -> dict[str, Any]:
+    return {
+        "decision_id": decision.decision_id, "tenant": decision.tenant,
+        "surface": decision.surface, "subject_id": decision.subject_id,
+        "decided_at": decision.decided_at, "features": json.dumps(dict(decision.features)),
+        "candidates": json.dumps(list(decision.candidates)), "chosen": decision.chosen,
+        "propensity": decision.propensity, "policy": decision.policy,
+        "version": decision.version, "holdout": decision.holdout, "segment": decision.segment,
+        "distribution": json.dumps(dict(distribution)) if distribution else None,
+        "shadow_version": shadow.version if shadow else None,
+        "shadow_pick": shadow.candidate_id if shadow else None,
+    }  # fmt: skip
+
+
 class LearnStore:
     """Reads and writes of the learning wing; implements `copilot.learn.rewards.DecisionLog`."""
 
@@ -69,22 +85,19 @@ class LearnStore:
         shadow: Choice | None = None, conn: Connection | None = None,
     ) -> None:  # fmt: skip
         """Record a ranked choice as seen (and the shadow policy's pick beside it)."""
-        row = {
-            "decision_id": decision.decision_id, "tenant": decision.tenant,
-            "surface": decision.surface, "subject_id": decision.subject_id,
-            "decided_at": decision.decided_at, "features": json.dumps(dict(decision.features)),
-            "candidates": json.dumps(list(decision.candidates)), "chosen": decision.chosen,
-            "propensity": decision.propensity, "policy": decision.policy,
-            "version": decision.version, "holdout": decision.holdout, "segment": decision.segment,
-            "distribution": json.dumps(dict(distribution)) if distribution else None,
-            "shadow_version": shadow.version if shadow else None,
-            "shadow_pick": shadow.candidate_id if shadow else None,
-        }  # fmt: skip
+        row = _row(decision, distribution, shadow)
         if conn is not None:
             conn.execute(insert(learn_decisions), [row])
             return
         with self.engine.begin() as own:
             own.execute(insert(learn_decisions), [row])
+
+    def log_decisions(self, decisions: Sequence[LoggedDecision]) -> int:
+        """Record many ranked choices in one transaction (an import, a replay, a backfill)."""
+        if decisions:
+            with self.engine.begin() as conn:
+                conn.execute(insert(learn_decisions), [_row(d, None, None) for d in decisions])
+        return len(decisions)
 
     def add_feedback(self, tenant: str, items: Sequence[Feedback]) -> int:
         """Record feedback about logged decisions of this tenant; unknown ids are refused."""

@@ -32,12 +32,12 @@ rng = np.random.default_rng(1)
 logger = LearnedPolicy(empty_artifact("onboarding", floor=0.2))
 now = 1_800_000_000.0
 decisions, feedback = [], []
-for i in range(1500):
+for i in range(600):
     usage = float(rng.normal())
     request = PolicyInput(surface="onboarding", subject_id=f"s{i}",
                           features={"usage": usage}, eligible=offers)
     choice = logger.choose(request, float(rng.random()))
-    at = now - 20 * 86400 + i * 600
+    at = now - 20 * 86400 + i * 1800
     decisions.append(LoggedDecision(
         decision_id=f"d{i}", tenant="acme", surface="onboarding", subject_id=f"s{i}",
         decided_at=at, features={"usage": usage}, candidates=["checklist", "tour"],
@@ -48,8 +48,9 @@ for i in range(1500):
     feedback.append(Feedback(decision_id=f"d{i}", source="reviewer", at=at + 3600,
                              event="approve" if approved else "reject",
                              reason=None if approved else "not relevant"))
-for d in decisions:
-    store.log_decision(d)
+with engine.begin() as conn:  # one transaction for the batch
+    for d in decisions:
+        store.log_decision(d, conn=conn)
 store.add_feedback("acme", feedback)
 
 # 2. Train (the version starts in shadow), then the evidence against the rules.

@@ -103,7 +103,7 @@ def test_train_evaluate_promote_by_two_admins_and_verify_from_the_cli(tmp_path: 
 
 def test_a_trainer_killed_at_any_instant_never_leaves_a_torn_version(tmp_path: Path) -> None:
     """SIGKILL a trainer that writes version after version; every stored one matches its hash."""
-    env = seed(tmp_path, 3000)
+    env = seed(tmp_path, 2000)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")}
     environ.update({"COPILOT_HOME": str(tmp_path), **env})
     rng = np.random.default_rng(3)
