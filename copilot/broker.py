@@ -32,6 +32,7 @@ ALIAS = "copilot-sqla"
 ADVANCE = "copilot.advance"
 SWEEP = "copilot.sweep"
 RETENTION = "copilot.retention"
+LEARN = "copilot.learn.train"
 SCHEDULES = "copilot.schedules"
 SCHEDULE_BATCH = "copilot.schedule_batch"
 

@@ -6,6 +6,7 @@ import logging
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
 from sqlalchemy import Engine
@@ -29,6 +30,11 @@ from copilot.governance.consent import Consent
 from copilot.governance.keys import KeyStore
 from copilot.governance.signals import SignalRegistry
 from copilot.governance.sources import SqlSignalSource
+from copilot.learn.config import LearnConfig
+from copilot.learn.embeddings import embed_descriptions, make_embeddings
+from copilot.learn.errors import NotEnoughDataError
+from copilot.learn.service import DAY, Learning
+from copilot.learn.store import LearnStore
 from copilot.llm import ModelAccess, make_model
 from copilot.measure.holdouts import parse_holdouts
 from copilot.measure.outcomes import OutcomeRegistry
@@ -350,6 +356,21 @@ class Runtime:
             self.engine.dispose()
 
     @cached_property
+    def learn_config(self) -> LearnConfig:
+        """The learning wing's declarations: `COPILOT_LEARN_PATH` (YAML), else none."""
+        text = _read(self.settings.learn_path, "COPILOT_LEARN_PATH")
+        return LearnConfig.from_yaml(text) if text else LearnConfig()
+
+    @cached_property
+    def learning(self) -> Learning:
+        """The learning loop on the wing's own tables, for the declared surfaces."""
+        return _learning(self)
+
+    def train_surfaces(self) -> dict[str, Any]:
+        """Train every declared surface of the CLI's tenant (beat's task)."""
+        return _train_all(self)
+
+    @cached_property
     def sweeper(self) -> Sweeper:
         """The sweeper."""
         return Sweeper(
@@ -365,6 +386,31 @@ class Runtime:
             trail=self.trail if self.settings.checkpoint_every and self.trail.signer else None,
             checkpoint_every=self.settings.checkpoint_every,
         )
+
+
+def _train_all(rt: Runtime) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for surface in rt.learn_config.surfaces:
+        try:
+            out[surface] = rt.learning.train(rt.settings.tenant, surface).version
+        except NotEnoughDataError as exc:
+            out[surface] = exc.code
+    return out
+
+
+def _learning(rt: Runtime) -> Learning:
+    config = rt.learn_config
+    embeddings = (make_embeddings(rt.settings.embeddings)
+                  if any(c.description for s in config.surfaces.values() for c in s.candidates)
+                  else None)  # fmt: skip
+    descriptions = {name: embed_descriptions(embeddings, {c.id: c.description for c in s.candidates})
+                    for name, s in config.surfaces.items()}  # fmt: skip
+    return Learning(
+        LearnStore(rt.engine, rt.audit), rewards=config.rewards, training=config.training,
+        evidence=config.evidence, catalogs={n: s.ranked() for n, s in config.surfaces.items()},
+        descriptions=descriptions, guardrails=config.guardrails,
+        holdout_share=config.holdout_share, lookback=config.lookback_days * DAY,
+    )  # fmt: skip
 
 
 def _read(path: Path | None, setting: str) -> str | None:

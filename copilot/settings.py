@@ -100,6 +100,16 @@ class Settings(BaseSettings):
     routes_path: Path | None = Field(
         default=None, description="YAML routes: executor and options per action kind."
     )
+    learn_path: Path | None = Field(
+        default=None,
+        description="YAML of the learning wing: surfaces (candidates, descriptions), rewards, "
+        "training, evidence, guardrails (copilot.learn.config).",
+    )
+    embeddings: str = Field(
+        default="offline",
+        description="Embeddings for cold start: `offline` (a static CPU model, no network), "
+        "`openai:<model>` (langchain-openai), or `none`.",
+    )
     webhook_url: str | None = Field(default=None, description="Where the webhook executor POSTs.")
     webhook_secret: str | None = Field(default=None, description="HMAC key for webhook signatures.")
     delivery_max_attempts: int = Field(
@@ -147,6 +157,10 @@ class Settings(BaseSettings):
     )
     retention_interval: float = Field(
         default=3600.0, gt=0, description="Seconds between retention purges (beat)."
+    )
+    learn_interval: float = Field(
+        default=86400.0, gt=0,
+        description="Seconds between beat's training of every declared learning surface.",
     )
     queue: str = Field(
         default="",

@@ -55,6 +55,7 @@ def make_celery(settings: Settings) -> Celery:
                 "task": broker.RETENTION,
                 "schedule": settings.retention_interval,
             },
+            "copilot-learn": {"task": broker.LEARN, "schedule": settings.learn_interval},
             # Proactive schedules: each tick dispatches the subjects due so far this period.
             "copilot-schedules": {"task": broker.SCHEDULES, "schedule": settings.schedule_tick},
         },
@@ -104,6 +105,13 @@ def make_celery(settings: Settings) -> Celery:
     def retention() -> dict[str, dict[str, int]]:
         rt = runtime()
         return purge(rt.engine, rt.audit, rt.registry.signals, now=rt.runs.clock())
+
+    @app.task(name=broker.LEARN)
+    def learn() -> dict[str, Any]:
+        # Every declared surface on the lookback window; each version lands whole or not at
+        # all (a killed worker leaves no half-written version), and training the same
+        # window again is a no-op, so a redelivered message is harmless.
+        return runtime().train_surfaces()
 
     def dispatch(name: str, tenant: str, period_start: float, subject_ids: list[str]) -> None:
         broker.send(app, broker.SCHEDULE_BATCH, name, tenant, period_start, subject_ids)

@@ -35,6 +35,16 @@ EXPECTED = {
     "copilot.api": {"app_from_env", "create_app"},
     "copilot.server": {"app_from_env", "create_app"},
     "copilot.testing": {"RecordingExecutor", "StaticContext", "WorkflowHarness"},
+    "copilot.learn": {
+        "ArtifactError", "EmbeddingError", "EvaluationError", "LearnError", "NotBetterError",
+        "NotEnoughDataError", "PolicyNotFoundError", "PolicyStateError", "SegmentHarmedError",
+        "Artifact", "CandidateModel", "FeatureSpec", "LearnedPolicy", "TrainConfig",
+        "empty_artifact", "fit_spec", "igw", "load_artifact", "train",
+        "Difference", "Estimate", "Logged", "compare", "estimate", "evaluate",
+        "DecisionLog", "Feedback", "Joined", "RewardSpec", "join", "rewards_of",
+        "UnknownDecisionError", "EvidenceConfig", "LearnConfig", "LearnStore", "Learning",
+        "PolicyVersion", "Promotions", "StaticEmbeddings", "build_evidence", "make_embeddings",
+    },
 }  # fmt: skip
 
 

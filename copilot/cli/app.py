@@ -15,6 +15,7 @@ from copilot.cli import (
     approvals_cmd,
     audit_cmd,
     demo,
+    learn_cmd,
     measure_cmd,
     retention_cmd,
     runs_cmd,
@@ -44,6 +45,8 @@ USAGE_CODES = frozenset(
         "id.ambiguous",
         "signal.undeclared",
         "signal.invalid",
+        "learn.bad_evaluation",
+        "learn.embedding",
     }
 )
 
@@ -63,6 +66,7 @@ app.add_typer(signals_cmd.app, name="signals")
 app.add_typer(workflows_cmd.app, name="workflows")
 app.add_typer(schedules_cmd.app, name="schedules")
 app.add_typer(retention_cmd.app, name="retention")
+app.add_typer(learn_cmd.app, name="learn")
 app.add_typer(measure_cmd.experiment_app, name="experiment")
 app.command(name="report")(measure_cmd.report)
 app.add_typer(api_cmd.keys_app, name="keys")

@@ -284,3 +284,74 @@ placement_events = Table(
     Index("ix_pevents_subject", "tenant", "subject_id", "at"),
     Index("ix_pevents_decision", "decision_id"),
 )
+
+# The learning wing (copilot.learn). Decisions ranked by a policy, with what the policy
+# saw and how likely its pick was (what off-policy evaluation divides by); the feedback
+# joined to them by id; trained policy versions, each stored whole in one row so no
+# half-written version can be read; and the evidence each promotion request carried.
+learn_decisions = Table(
+    "learn_decisions",
+    metadata,
+    Column("decision_id", String(64), primary_key=True),
+    Column("tenant", String(100), nullable=False),
+    Column("surface", String(200), nullable=False),
+    Column("subject_id", String(200), nullable=False),
+    Column("decided_at", Float, nullable=False),
+    Column("features", Text, nullable=False),
+    Column("candidates", Text, nullable=False),
+    Column("chosen", String(200), nullable=True),
+    Column("propensity", Float, nullable=False),
+    Column("policy", String(100), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("holdout", Boolean, nullable=False, server_default=false()),
+    Column("segment", String(200), nullable=True),
+    Column("distribution", Text, nullable=True),
+    # The shadow policy's pick for the same request (it acts on nothing; agreement counts it).
+    Column("shadow_version", String(64), nullable=True),
+    Column("shadow_pick", String(200), nullable=True),
+    Index("ix_learn_decisions_window", "tenant", "surface", "decided_at"),
+)
+
+learn_feedback = Table(
+    "learn_feedback",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("tenant", String(100), nullable=False),
+    Column("decision_id", String(64), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("event", String(100), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("edit_distance", Float, nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("value", Float, nullable=True),
+    Index("ix_learn_feedback_decision", "tenant", "decision_id"),
+)
+
+learn_policies = Table(
+    "learn_policies",
+    metadata,
+    Column("tenant", String(100), primary_key=True),
+    Column("surface", String(200), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("hash", String(64), nullable=False),
+    Column("artifact", Text, nullable=False),
+    Column("state", String(16), nullable=False),  # shadow | live | retired | demoted
+    Column("n_train", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("reason", Text, nullable=True),
+    Index("ix_learn_policies_state", "tenant", "surface", "state"),
+)
+
+learn_evidence = Table(
+    "learn_evidence",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("tenant", String(100), nullable=False),
+    Column("surface", String(200), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("verdict", String(32), nullable=False),
+    Column("document", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_learn_evidence_version", "tenant", "surface", "version"),
+)

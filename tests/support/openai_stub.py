@@ -7,7 +7,10 @@ reply; every request body is recorded so tests can check what left the process.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +37,10 @@ class StubServer:
                 body = json.loads(
                     self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}"
                 )
+                if self.path.rstrip("/").endswith("/embeddings"):
+                    with stub.lock:
+                        stub.requests.append(body)
+                    return self._send(200, stub.embeddings(body))
                 with stub.lock:
                     stub.requests.append(body)
                     responder = stub.responder
@@ -57,6 +64,9 @@ class StubServer:
                         }
                     }
                 )
+                self._send(status, doc)
+
+            def _send(self, status: int, doc: dict[str, Any]) -> None:
                 data = json.dumps(doc).encode()
                 try:
                     self.send_response(status)
@@ -100,6 +110,28 @@ class StubServer:
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                       "total_tokens": prompt + completion},
         }  # fmt: skip
+
+    @staticmethod
+    def embeddings(request: dict[str, Any]) -> dict[str, Any]:
+        """`/v1/embeddings`: a fixed vector per text (its SHA-256 as 16 floats), unit length.
+
+        Base64 (little-endian float32) when the client asks for it, as the openai client does
+        by default.
+        """
+        texts = request.get("input", [])
+        texts = [texts] if isinstance(texts, str) else texts
+        data = []
+        for i, text in enumerate(texts):
+            digest = hashlib.sha256(str(text).encode()).digest()
+            raw = [b / 255 - 0.5 for b in digest[:16]]
+            norm = sum(v * v for v in raw) ** 0.5 or 1.0
+            vector = [v / norm for v in raw]
+            value: Any = vector
+            if request.get("encoding_format") == "base64":
+                value = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": value})
+        return {"object": "list", "data": data, "model": request.get("model", "stub"),
+                "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)}}  # fmt: skip
 
     def __enter__(self) -> StubServer:
         self.thread.start()

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017_liveness"
-down_revision = "0014_placements"
+down_revision = "0015_learn"
 branch_labels = None
 depends_on = None
 

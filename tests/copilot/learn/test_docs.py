@@ -1,0 +1,23 @@
+"""docs/learn.md: every example it includes runs as shown."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.cli import ROOT
+
+EXAMPLES = ["ope.py", "loop.py"]
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_the_docs_example_runs_and_is_included(name: str) -> None:
+    page = (ROOT / "docs" / "learn.md").read_text()
+    assert f'--8<-- "docs/examples/learn/{name}"' in page
+    out = subprocess.run([sys.executable, f"docs/examples/learn/{name}"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    if name == "loop.py":
+        assert "-> ok" in out.stdout and "promotion approved -> learned@" in out.stdout
