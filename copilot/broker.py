@@ -28,6 +28,7 @@ SWEEP = "copilot.sweep"
 RETENTION = "copilot.retention"
 SCHEDULES = "copilot.schedules"
 SCHEDULE_BATCH = "copilot.schedule_batch"
+GUARD = "copilot.guard"
 
 
 class BriskSqlTransport(Transport):

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, select
 
 from approvals import ApprovalRequest, Gate, Policy, WebhookNotifier
 from audit import CheckpointLog, Signer, SqlAuditStore, Trail
+from audit.db import readonly
 from audit.signing import key_id, load_public_key
 from copilot import broker
 from copilot.db.engines import make_engine
+from copilot.db.tables import runs
 from copilot.delivery import DeliveryStore
 from copilot.delivery import Policy as DeliveryPolicy
 from copilot.engine.executor import Executor, ExecutorRegistry, Route
@@ -30,8 +34,10 @@ from copilot.governance.keys import KeyStore
 from copilot.governance.signals import SignalRegistry
 from copilot.governance.sources import SqlSignalSource
 from copilot.llm import ModelAccess, make_model
-from copilot.measure.holdouts import parse_holdouts
+from copilot.measure.evidence.holdouts import WorkflowHoldouts
+from copilot.measure.holdouts import fraction_for, parse_holdouts
 from copilot.measure.outcomes import OutcomeRegistry
+from copilot.measure.rollout import RESUME, Guard, resume_hook
 from copilot.settings import Settings
 from copilot.workflow.registry import Registry
 from copilot.workflow.triggers import TriggerRegistry
@@ -125,6 +131,7 @@ class Runtime:
         if triggers:
             for item in TriggerRegistry.from_yaml(triggers).items():
                 registry.triggers.register(item)
+        registry.catalog.register(RESUME)  # a paused rollout's resume request, for an admin
         registry.check()
         return registry
 
@@ -211,7 +218,7 @@ class Runtime:
             self.audit,
             self.registry.catalog,
             self.policy,
-            on_settled=resume_when_settled(self.runs),
+            on_settled=_both(resume_when_settled(self.runs), resume_hook(self.audit)),
             on_committed=self._wake,
             notifier=notifier,
         )
@@ -239,6 +246,27 @@ class Runtime:
             holdout_salt=self.settings.holdout_salt,
             deliveries=self.deliveries,
         )
+
+    @cached_property
+    def guard(self) -> Guard:
+        """Guarded rollouts: stop rules, pauses, and resumes on an admin's approval."""
+        return Guard(self.engine, self.audit, self.gate)
+
+    def check_stop_rules(self) -> list[dict[str, Any]]:
+        """One review cycle of every workflow's stop rules, for each tenant with runs."""
+        rules = {wf.name: list(wf.stop_rules) for wf in self.registry if wf.stop_rules}
+        if not rules:
+            return []
+        source = WorkflowHoldouts(self.allocations(), workflows=tuple(rules))
+        with readonly(self.engine.connect()) as conn:
+            tenants = sorted(t for (t,) in conn.execute(select(runs.c.tenant).distinct()))
+        return [p for t in tenants for p in self.guard.check(t, rules, source)]
+
+    def allocations(self) -> dict[str, float]:
+        """Each registered workflow's configured holdout share (what SRM checks arms against)."""
+        overrides = parse_holdouts(self.settings.holdouts)
+        return {wf.name: fraction_for(wf.name, self.registry.get(wf.name).holdout, overrides)
+                for wf in self.registry}  # fmt: skip
 
     @cached_property
     def deliveries(self) -> DeliveryStore:
@@ -288,6 +316,17 @@ class Runtime:
             trail=self.trail if self.settings.checkpoint_every and self.trail.signer else None,
             checkpoint_every=self.settings.checkpoint_every,
         )
+
+
+def _both(
+    first: Callable[[Connection, ApprovalRequest], None],
+    second: Callable[[Connection, ApprovalRequest], None],
+) -> Callable[[Connection, ApprovalRequest], None]:
+    def hook(conn: Connection, req: ApprovalRequest) -> None:
+        first(conn, req)
+        second(conn, req)
+
+    return hook
 
 
 def _read(path: Path | None, setting: str) -> str | None:

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     holdout_salt: str = Field(
         default="copilot", description="Salt of holdout assignment; change it to reshuffle."
     )
+    guard_interval: float = Field(
+        default=86400.0,
+        gt=0,
+        description="Seconds between guarded-rollout checks of the stop rules (beat; daily).",
+    )
     retention_interval: float = Field(
         default=3600.0, gt=0, description="Seconds between retention purges (beat)."
     )

@@ -40,6 +40,8 @@ def make_celery(settings: Settings) -> Celery:
             },
             # Proactive schedules: each tick dispatches the subjects due so far this period.
             "copilot-schedules": {"task": broker.SCHEDULES, "schedule": settings.schedule_tick},
+            # Guarded rollouts: the stop rules' sequential test, one review cycle a day.
+            "copilot-guard": {"task": broker.GUARD, "schedule": settings.guard_interval},
         },
     )
     state: dict[int, Runtime] = {}
@@ -79,6 +81,10 @@ def make_celery(settings: Settings) -> Celery:
     def retention() -> dict[str, dict[str, int]]:
         rt = runtime()
         return purge(rt.engine, rt.audit, rt.registry.signals, now=rt.runs.clock())
+
+    @app.task(name=broker.GUARD)
+    def guard() -> list[dict[str, Any]]:
+        return runtime().check_stop_rules()
 
     def dispatch(name: str, tenant: str, period_start: float, subject_ids: list[str]) -> None:
         broker.send(app, broker.SCHEDULE_BATCH, name, tenant, period_start, subject_ids)

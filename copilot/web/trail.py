@@ -14,6 +14,7 @@ from audit import Query as AuditQuery
 from copilot.api.routes.audit import export_archive
 from copilot.api.schema import HEX_ID, SUBJECT
 from copilot.measure.report.build import build_report
+from copilot.measure.rollout import paused_workflows
 from copilot.runtime import Runtime
 from copilot.web.common import HEADERS, PREFIX, check_csrf, render, rt_of, signed_in
 from copilot.web.sessions import Session
@@ -142,5 +143,7 @@ def report(request: Request, session: Readers) -> Response:
     from copilot.measure.report.html import render_body  # matplotlib loads only for this page
 
     rt = rt_of(request)
-    found = build_report(rt.engine, tenant=session.principal.tenant, outcomes=rt.registry.outcomes)
+    tenant = session.principal.tenant
+    found = build_report(rt.engine, tenant=tenant, outcomes=rt.registry.outcomes,
+                         allocations=rt.allocations(), paused=paused_workflows(rt.engine, tenant))  # fmt: skip
     return render(request, "report.html", {"body": render_body(found), "report": found})

@@ -92,7 +92,11 @@ def sequence(
     σ̂ = se·√units: the per-unit spread whose mean the estimate is.
     """
     units_a = np.asarray(units, dtype=np.float64)
-    half = np.asarray(se, dtype=np.float64) * np.sqrt(units_a) * boundary(units_a, alpha=alpha, horizon=horizon)
+    half = (
+        np.asarray(se, dtype=np.float64)
+        * np.sqrt(units_a)
+        * boundary(units_a, alpha=alpha, horizon=horizon)
+    )
     est = np.asarray(estimate, dtype=np.float64)
     return est - half, est + half
 

@@ -68,7 +68,9 @@ class SampleRatio(BaseModel):
 def _shares(shares: Sequence[float] | Array, k: int) -> Array:
     p = np.asarray(shares, dtype=np.float64)
     if p.shape[-1] != k or k < 2:
-        raise ExperimentError(f"an allocation needs one share per arm (≥ 2), got {p.shape[-1]} for {k}")
+        raise ExperimentError(
+            f"an allocation needs one share per arm (≥ 2), got {p.shape[-1]} for {k}"
+        )
     if np.any(p <= 0) or not np.allclose(p.sum(axis=-1), 1.0, atol=1e-9):
         raise ExperimentError(f"allocation shares must be positive and sum to 1, got {p.tolist()}")
     return p
@@ -123,7 +125,9 @@ def sequential_log_bf(
     log_mix = (
         math.lgamma(float(a.sum()))
         - np.asarray(_lgamma(a.sum() + n), dtype=np.float64)
-        + (np.asarray(_lgamma(a + c), dtype=np.float64) - np.array([math.lgamma(v) for v in a])).sum(axis=-1)
+        + (
+            np.asarray(_lgamma(a + c), dtype=np.float64) - np.array([math.lgamma(v) for v in a])
+        ).sum(axis=-1)
     )
     return np.asarray(log_mix - (c * np.log(p)).sum(axis=-1), dtype=np.float64)
 

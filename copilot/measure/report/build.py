@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, case, func, select
 
 from audit.db import readonly
 from copilot.db.tables import deliveries, outcomes, runs, signals
+from copilot.measure.evidence.sequential import DEFAULT_HORIZON
 from copilot.measure.experiments import Arm, ExperimentError, Lift, Method, check_alpha, lift
 from copilot.measure.feedback import NO_SEGMENT, Feedback, group_feedback, read_feedback
 from copilot.measure.guardrails import (
@@ -38,6 +39,7 @@ from copilot.measure.guardrails import (
     segment_findings,
 )
 from copilot.measure.outcomes import OutcomeRegistry, OutcomeSpec
+from copilot.measure.report.evidence import evidence_of, paused_warnings, srm_warnings
 from copilot.measure.report.figures import figures_of
 from copilot.measure.report.model import DeliveryCount, OutcomeLift, Report
 
@@ -65,9 +67,19 @@ def build_report(
     power: float = 0.8,
     method: Method = "newcombe",
     max_rejection_rate: float = 0.3,
+    allocations: Mapping[str, float] | None = None,
+    covariate: str | None = None,
+    horizon: int = DEFAULT_HORIZON,
+    paused: list[str] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Report:
-    """Read the tenant's runs, decisions and outcomes, and measure them."""
+    """Read the tenant's runs, decisions and outcomes, and measure them.
+
+    With `allocations` (workflow → configured holdout share) each workflow's holdout is
+    also checked for a sample-ratio mismatch and measured with an anytime-valid interval
+    (tuned for `horizon` subjects) and CUPED on `covariate` (a numeric signal; by default
+    the outcome's own pre-period). `paused` names the workflows a stop rule paused.
+    """
     check_alpha(alpha, power)
     if not 0 <= max_rejection_rate <= 1:
         raise ExperimentError(f"max_rejection_rate must be a rate, got {max_rejection_rate}")
@@ -81,6 +93,8 @@ def build_report(
         seen = _outcome_times(conn, tenant, names)
         feedback = read_feedback(conn, tenant, workflow=workflow)
         delivery = delivery_counts(conn, tenant, workflow)
+        evidence = evidence_of(conn, tenant, allocations, primary, workflow, covariate,
+                             window_days, alpha, horizon, clock())  # fmt: skip
     window = window_days * 86400 if window_days is not None else None
     converted = {name: converted_subjects(exposures, seen.get(name, {}), window) for name in names}
     rejection = Guardrail(metric="rejection_rate", max_rate=max_rejection_rate)
@@ -101,7 +115,8 @@ def build_report(
         )
         for value, members in _by_segment(exposures, segment)
     ]  # fmt: skip
-    warnings = _warnings(exposures, primary, overall_lift, checks, segments)
+    warnings = srm_warnings(evidence) + paused_warnings(paused or [])
+    warnings += _warnings(exposures, primary, overall_lift, checks, segments)
     treated = sum(not e.holdout for e in exposures)
     report = Report(
         tenant=tenant,
@@ -122,6 +137,8 @@ def build_report(
         warnings=warnings,
         figures=[],
         deliveries=delivery,
+        evidence=evidence,
+        paused=sorted(paused or []),
     )
     return report.model_copy(update={"figures": figures_of(report)})
 

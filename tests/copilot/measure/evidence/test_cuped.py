@@ -36,8 +36,10 @@ def run(seed: int, rho: float) -> tuple[np.ndarray, np.ndarray, float, float]:
 def test_a_covariate_correlated_0_6_cuts_the_variance_by_30_percent_and_keeps_coverage() -> None:
     adjusted, plain, coverage, reported = run(7, 0.6)
     achieved = 1 - adjusted.var() / plain.var()
-    print(f"CUPED, ρ = 0.6: variance of the lift estimate down {achieved:.1%} over {TRIALS} "
-          f"trials (reported {reported:.1%}); coverage {coverage:.1%}")
+    print(
+        f"CUPED, ρ = 0.6: variance of the lift estimate down {achieved:.1%} over {TRIALS} "
+        f"trials (reported {reported:.1%}); coverage {coverage:.1%}"
+    )
     # Expected 1 − (1 − 0.36) = 36%; the estimates' own variance over 200 trials has a
     # relative sd of about 10%, so ≥ 30% is a margin, not a coin toss
     assert achieved >= 0.30
@@ -49,8 +51,10 @@ def test_a_covariate_correlated_0_6_cuts_the_variance_by_30_percent_and_keeps_co
 def test_an_uncorrelated_covariate_makes_nothing_worse() -> None:
     adjusted, plain, coverage, reported = run(8, 0.0)
     ratio = adjusted.var() / plain.var()
-    print(f"CUPED, ρ = 0: variance ratio {ratio:.3f}, reported reduction {reported:.2%}, "
-          f"coverage {coverage:.1%}")
+    print(
+        f"CUPED, ρ = 0: variance ratio {ratio:.3f}, reported reduction {reported:.2%}, "
+        f"coverage {coverage:.1%}"
+    )
     # θ is estimated, so it costs about 1/N of the variance: nothing measurable
     assert ratio <= 1.01
     assert coverage >= 0.90
@@ -71,7 +75,9 @@ def test_without_a_usable_covariate_it_falls_back_to_the_plain_difference_and_sa
     xt_part = xt.copy()
     xt_part[::3] = np.nan
     partly = cuped(yt, yh, xt_part, xh)
-    assert partly.applied and 0 < partly.variance_reduction < cuped(yt, yh, xt, xh).variance_reduction
+    assert (
+        partly.applied and 0 < partly.variance_reduction < cuped(yt, yh, xt, xh).variance_reduction
+    )
 
 
 def test_an_arm_too_small_or_a_misshapen_covariate_is_refused() -> None:

@@ -45,7 +45,9 @@ def test_a_52_48_skew_at_20000_subjects_is_flagged_at_least_95_percent_of_the_ti
     assert rate >= 0.95
 
 
-@pytest.mark.parametrize("shares", [[0.5, 0.5], [0.9, 0.1], [0.2, 0.3, 0.5], [0.25] * 4, [0.1] * 10])
+@pytest.mark.parametrize(
+    "shares", [[0.5, 0.5], [0.9, 0.1], [0.2, 0.3, 0.5], [0.25] * 4, [0.1] * 10]
+)
 def test_the_p_value_equals_scipy_chisquare_on_the_same_counts(shares: list[float]) -> None:
     rng = np.random.default_rng(3)
     for n in (40, 1_000, 20_000, 1_000_000):
@@ -79,7 +81,9 @@ def test_daily_looks_inflate_repeated_chi_square_but_not_the_sequential_test() -
     # And it still catches a 52/48 skew by day 30 (21,000 subjects)
     skewed = rng.binomial(700, 0.52, (500, 30)).cumsum(axis=1)
     bad = np.stack([skewed, 700 * np.arange(1, 31) - skewed], axis=2)
-    caught = float((sequential_log_bf(bad, [0.5, 0.5]) > math.log(1 / THRESHOLD)).any(axis=1).mean())
+    caught = float(
+        (sequential_log_bf(bad, [0.5, 0.5]) > math.log(1 / THRESHOLD)).any(axis=1).mean()
+    )
     print(f"sequential SRM catches 52/48 by day 30: {caught:.2%}")
     assert caught >= 0.8
 
