@@ -29,6 +29,7 @@ RETENTION = "copilot.retention"
 SCHEDULES = "copilot.schedules"
 SCHEDULE_BATCH = "copilot.schedule_batch"
 GUARD = "copilot.guard"
+REVIEW = "copilot.review"
 
 
 class BriskSqlTransport(Transport):

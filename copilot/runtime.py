@@ -37,7 +37,12 @@ from copilot.llm import ModelAccess, make_model
 from copilot.measure.evidence.holdouts import WorkflowHoldouts
 from copilot.measure.holdouts import fraction_for, parse_holdouts
 from copilot.measure.outcomes import OutcomeRegistry
-from copilot.measure.rollout import RESUME, Guard, resume_hook
+from copilot.measure.review.build import build_review
+from copilot.measure.review.model import WeeklyReview
+from copilot.measure.review.notify import message as review_message
+from copilot.measure.review.notify import send as send_review
+from copilot.measure.review.store import save as save_review
+from copilot.measure.rollout import RESUME, Guard, paused_workflows, resume_hook
 from copilot.settings import Settings
 from copilot.workflow.registry import Registry
 from copilot.workflow.triggers import TriggerRegistry
@@ -258,9 +263,28 @@ class Runtime:
         if not rules:
             return []
         source = WorkflowHoldouts(self.allocations(), workflows=tuple(rules))
+        return [p for t in self.tenants() for p in self.guard.check(t, rules, source)]
+
+    def tenants(self) -> list[str]:
+        """Every tenant with runs (what beat's per-tenant jobs iterate)."""
         with readonly(self.engine.connect()) as conn:
-            tenants = sorted(t for (t,) in conn.execute(select(runs.c.tenant).distinct()))
-        return [p for t in tenants for p in self.guard.check(t, rules, source)]
+            return sorted(t for (t,) in conn.execute(select(runs.c.tenant).distinct()))
+
+    def build_review(self, tenant: str, *, now: float | None = None) -> WeeklyReview:
+        """Build and store `tenant`'s weekly review, then send its notifier message."""
+        review = build_review(
+            self.engine, tenant=tenant, outcomes=self.registry.outcomes,
+            sources=[WorkflowHoldouts(self.allocations())],
+            signals=[s.name for s in self.registry.signals.specs()],
+            paused=paused_workflows(self.engine, tenant), now=now,
+        )  # fmt: skip
+        save_review(self.engine, self.audit, review)
+        if self.settings.notify_url:
+            secret = (self.settings.notify_secret or "").encode()
+            send_review(
+                self.settings.notify_url, secret, review_message(review, self.settings.public_url)
+            )
+        return review
 
     def allocations(self) -> dict[str, float]:
         """Each registered workflow's configured holdout share (what SRM checks arms against)."""
