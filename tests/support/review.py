@@ -32,7 +32,7 @@ FIRST = week_start(NOW) - 6 * WEEK
 
 
 def seed_weeks(engine: Engine, tenant: str = "acme", per_week: int = 400, seed: int = 5) -> None:
-    """Six weeks of first runs; treated reply 18% vs 10%; everyone is active some weeks."""
+    """Six weeks of first runs; treated reply 24% vs 10%; everyone is active some weeks."""
     rng = random.Random(seed)
     rows, events, decided = [], [], []
     for i in range(6 * per_week):
@@ -45,7 +45,7 @@ def seed_weeks(engine: Engine, tenant: str = "acme", per_week: int = 400, seed: 
                      "holdout": held, "triggered_by": "app:crm", "created_at": at,
                      "updated_at": at, "queued_at": at, "attempts": 1, "step_index": 2,
                      "level": None if held else rng.choice(["full", "partial", "thin"])})  # fmt: skip
-        if rng.random() < (0.10 if held else 0.18):
+        if rng.random() < (0.10 if held else 0.24):
             events.append({"subject_id": subject, "name": "replied", "observed_at": at + 3600})
         if rng.random() < 0.01:
             events.append({"subject_id": subject, "name": "complained", "observed_at": at + 7200})

@@ -45,7 +45,7 @@ def test_the_review_trends_are_the_statistics_of_each_week_and_are_stored(engine
         assert (p.difference, p.low, p.high) == (fixed.difference, fixed.low, fixed.high)
         assert (p.anytime_low, p.anytime_high) == (seq.low, seq.high)
         assert not p.srm_mismatch
-    # The true lift (8 points) is confirmed by the end; the workflow is a keep
+    # The true lift (14 points) is confirmed by the end; the workflow is a keep
     assert (trend.points[-1].anytime_low or 0) > 0
     keep = next(i for i in review.prune if i.kind == "workflow")
     assert keep.verdict == "keep" and keep.cost["proposals_reviewed"] > 0
