@@ -31,13 +31,16 @@ NOW = 1_764_000_000.0  # Monday 2025-11-24 16:00 UTC: the reviewed week is the o
 FIRST = week_start(NOW) - 6 * WEEK
 
 
-def seed_weeks(engine: Engine, tenant: str = "acme", per_week: int = 400, seed: int = 5) -> None:
-    """Six weeks of first runs; treated reply 24% vs 10%; everyone is active some weeks."""
+def seed_weeks(
+    engine: Engine, tenant: str = "acme", per_week: int = 400, seed: int = 5, now: float = NOW
+) -> None:
+    """Six weeks of first runs before `now`'s week; treated reply 24% vs 10%; weekly activity."""
     rng = random.Random(seed)
+    first = week_start(now) - 6 * WEEK
     rows, events, decided = [], [], []
     for i in range(6 * per_week):
         subject = f"acct-{i:05d}"
-        at = FIRST + (i // per_week) * WEEK + rng.random() * (WEEK - 3600)
+        at = first + (i // per_week) * WEEK + rng.random() * (WEEK - 3600)
         held = rng.random() < 0.2
         run_id = uuid.uuid4().hex
         rows.append({"id": run_id, "tenant": tenant, "workflow": "next_actions", "version": "1",
@@ -52,7 +55,7 @@ def seed_weeks(engine: Engine, tenant: str = "acme", per_week: int = 400, seed: 
         stay = 0.5 if held else 0.6
         for k in range(6):
             when = at + k * WEEK + 86400
-            if when < NOW - 3600 and rng.random() < stay * (0.8**k):
+            if when < now - 3600 and rng.random() < stay * (0.8**k):
                 events.append({"subject_id": subject, "name": "active", "observed_at": when})
         if not held and i % 10 == 0:
             decided.append((run_id, subject, at))
@@ -61,7 +64,7 @@ def seed_weeks(engine: Engine, tenant: str = "acme", per_week: int = 400, seed: 
     audit = SqlAuditStore(engine)
     for start in range(0, len(events), 1000):
         record_outcomes(engine, audit, OUTCOMES, tenant=tenant,
-                        events=events[start : start + 1000], clock=lambda: NOW)  # fmt: skip
+                        events=events[start : start + 1000], clock=lambda: now)  # fmt: skip
     _decide(engine, tenant, decided, rng)
 
 

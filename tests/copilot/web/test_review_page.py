@@ -18,7 +18,11 @@ from tests.support.site import Site
 
 
 def same(cell: str | None, value: float | int | None) -> bool:
-    return value is not None and cell is not None and math.isclose(float(cell), value, rel_tol=0, abs_tol=0)
+    return (
+        value is not None
+        and cell is not None
+        and math.isclose(float(cell), value, rel_tol=0, abs_tol=0)
+    )
 
 
 def test_the_weekly_review_page_renders_its_plots_and_the_json_s_numbers(
