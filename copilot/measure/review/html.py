@@ -20,7 +20,8 @@ COLOURS = ["#2b6cb0", "#c05621", "#2f855a", "#6b46c1", "#b83280", "#4a5568"]
 def _canvas(title: str, ylabel: str) -> tuple[Any, Any]:
     from matplotlib.figure import Figure  # imported here: the JSON path needs none
 
-    fig = Figure(figsize=(9, 3.2), dpi=100, layout="constrained")
+    fig = Figure(figsize=(9, 3.2), dpi=80)
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.88, bottom=0.16)
     ax = fig.add_subplot()
     ax.set_title(title, fontsize=11)
     ax.set_ylabel(ylabel)

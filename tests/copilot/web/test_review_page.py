@@ -6,15 +6,54 @@ The screenshot is saved to docs/screenshots/review.png.
 from __future__ import annotations
 
 import math
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+import pytest
+
+from audit import Actor
 
 from copilot.measure.evidence.holdouts import WorkflowHoldouts
 from copilot.measure.review.build import build_review
 from copilot.measure.review.store import save
 from copilot.measure.review.weeks import WEEK
 from tests.copilot.web.test_pages import shot, sign_in
+from tests.support.live import LiveServer
 from tests.support.review import NOW, OUTCOMES, seed_weeks
+from tests.support.runtime import build_runtime
+from tests.support.services import pg_sqlalchemy_url
 from tests.support.site import Site
+
+
+@pytest.fixture(scope="module")
+def site(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A real `copilot api` on a fresh PostgreSQL schema with six seeded weeks and an auditor's key
+    (lighter than the page tests' site: no built-in runs, which the review does not need)."""
+    import psycopg
+
+    home: Path = tmp_path_factory.mktemp("review")
+    schema = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    url = pg_sqlalchemy_url(schema)
+    env = {"COPILOT_DATABASE_URL": url, "COPILOT_HOME": str(home),
+           "COPILOT_BROKER_URL": f"sqla+sqlite:///{home / 'broker.db'}"}  # fmt: skip
+    rt = build_runtime(url, home, woken=[], with_flows=False)
+    server: LiveServer | None = None
+    try:
+        seed_weeks(rt.engine, per_week=80)
+        _, token = rt.keys.create(tenant="acme", roles=["auditor"], name="ada-auditor",
+                                  actor=Actor.system("test"))  # fmt: skip
+        server = LiveServer(env, home / "api.log").start()
+        yield Site(server.url, rt, {"ada-auditor": token})
+    finally:
+        if server is not None:
+            server.stop()
+        rt.close()
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def same(cell: str | None, value: float | int | None) -> bool:
@@ -29,7 +68,6 @@ def test_the_weekly_review_page_renders_its_plots_and_the_json_s_numbers(
     chromium: Any, site: Site
 ) -> None:
     rt = site.rt
-    seed_weeks(rt.engine, per_week=150)
     src = [WorkflowHoldouts({"next_actions": 0.2})]
     old = build_review(rt.engine, tenant="acme", outcomes=OUTCOMES, outcome="replied",
                        sources=src, now=NOW - WEEK)  # fmt: skip

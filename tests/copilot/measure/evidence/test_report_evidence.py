@@ -10,9 +10,9 @@ from tests.support.measure import NOW, OUTCOMES, seed
 
 
 def test_a_holdout_of_the_configured_size_passes_and_gets_both_intervals(engine: Engine) -> None:
-    seed(engine)  # 20% held out, treated reply more; some replied before their run
+    seed(engine, subjects=600)  # 20% held out, treated reply more; some replied before their run
     report = build_report(engine, tenant="acme", outcomes=OUTCOMES, outcome="replied",
-                          window_days=14, allocations={"next_actions": 0.2}, horizon=2000,
+                          window_days=14, allocations={"next_actions": 0.2}, horizon=500,
                           clock=lambda: NOW)  # fmt: skip
     [e] = report.evidence
     assert (e.kind, e.name, e.treated + e.holdout) == ("workflow", "next_actions", report.subjects)
@@ -25,13 +25,13 @@ def test_a_holdout_of_the_configured_size_passes_and_gets_both_intervals(engine:
     # CUPED on the outcome's own pre-period (replies before the run) applied or said why not
     assert e.cuped is not None and e.cuped.covariate == "pre:replied"
     assert e.cuped.applied or e.cuped.reason in ("constant_covariate", "no_covariate")
-    assert "the fixed-horizon interval" in e.trust  # 2,000 planned, all in
+    assert "the fixed-horizon interval" in e.trust  # 500 planned, all in
 
 
 def test_a_wrong_allocation_is_a_blocking_sample_ratio_mismatch_on_the_report_and_page(
     engine: Engine,
 ) -> None:
-    seed(engine)
+    seed(engine, subjects=600)
     report = build_report(engine, tenant="acme", outcomes=OUTCOMES, outcome="replied",
                           allocations={"next_actions": 0.5}, clock=lambda: NOW)  # fmt: skip
     [e] = report.evidence

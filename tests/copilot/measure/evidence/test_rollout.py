@@ -58,6 +58,7 @@ def run_once(rt: object, subject: str) -> list[dict[str, object]]:
 
 
 def events(rt: object, kind: str) -> list[dict[str, object]]:
+    rt.audit.settle("acme")  # type: ignore[attr-defined]  # chain appends queued behind a lock
     return [e.data for e in rt.audit.query("acme", Query(event_type=kind, limit=1000))]  # type: ignore[attr-defined]
 
 
