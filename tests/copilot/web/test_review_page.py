@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from audit import Actor
-
 from copilot.measure.evidence.holdouts import WorkflowHoldouts
 from copilot.measure.review.build import build_review
 from copilot.measure.review.store import save
