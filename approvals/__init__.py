@@ -25,7 +25,7 @@ from approvals.kinds import ActionKind, Catalog, OnExpiry, Risk
 from approvals.notify import Notifier, WebhookNotifier
 
 # Policies
-from approvals.policy import Evaluation, Facts, Match, Outcome, Policy, Predicate, Rule
+from approvals.policy import Evaluation, Facts, Hold, Match, Outcome, Policy, Predicate, Rule
 
 # Requests and decisions (the gate, which needs SQL, is imported on first use: see below)
 from approvals.request import ApprovalRequest, payload_hash
@@ -39,6 +39,7 @@ __all__ = [
     # Policies
     "Evaluation",
     "Facts",
+    "Hold",
     "Match",
     "Outcome",
     "Policy",

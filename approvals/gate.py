@@ -31,7 +31,7 @@ from approvals.errors import (
 )
 from approvals.kinds import Catalog, bind_subject, keep_subject
 from approvals.notify import Notifier
-from approvals.policy import Facts, Policy, assess, facts_of
+from approvals.policy import Facts, Hold, Policy, assess, facts_of
 from approvals.queue import Queue
 from approvals.request import (
     PENDING,
@@ -111,9 +111,13 @@ class Gate(Queue):
         action_id: str | None = None,
         explanation: dict[str, Any] | None = None,
         principal: str | None = None,
+        hold: Hold | None = None,
         conn: Connection | None = None,
     ) -> ApprovalRequest:
         """Validate, score and put a proposal before the policy; inside `conn` when given.
+
+        `hold` makes it need a person (of `hold.role`, if given) even where the policy would
+        auto-approve it (a paused rollout's proposals, a resume request).
 
         The kind must be in the catalog (else the request is recorded as rejected by
         policy `unknown_kind`); its payload must fit the kind's schema (else
@@ -126,7 +130,7 @@ class Gate(Queue):
         if kind in self.catalog:
             bind_subject(self.catalog.get(kind), facts.payload, subject_id)
         row = self._new_row(
-            facts, tenant=tenant, workflow=workflow, run_id=run_id, subject_id=subject_id,
+            facts, hold=hold, tenant=tenant, workflow=workflow, run_id=run_id, subject_id=subject_id,
             action_id=action_id or uuid.uuid4().hex, version=1, triggered_by=triggered_by,
             explanation=explanation, principal=principal,
         )  # fmt: skip
@@ -145,8 +149,8 @@ class Gate(Queue):
             if req.status == PENDING:
                 self.notifier.notify(req)
 
-    def _new_row(self, facts: Facts, **fields: Any) -> dict[str, Any]:
-        evaluation = assess(self.policy, self.catalog, facts)
+    def _new_row(self, facts: Facts, *, hold: Hold | None = None, **fields: Any) -> dict[str, Any]:
+        evaluation = assess(self.policy, self.catalog, facts, hold)
         now = self.clock()
         due = expiry.deadline(self.catalog, facts.kind, now)
         return new_row(evaluation, facts, now=now, deadline=due, **fields)

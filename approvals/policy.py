@@ -251,9 +251,31 @@ def facts_of(
     )
 
 
-def assess(policy: Policy, catalog: Catalog, facts: Facts) -> Evaluation:
-    """The policy's evaluation, except that a kind that requires a person is never auto-approved."""
+class Hold(BaseModel):
+    """A reason every proposal it covers needs a person (`role`: which one), whatever the policy says.
+
+    A guarded rollout that paused a workflow holds its proposals with `rollout_paused`; a
+    resume request holds itself for an admin. The rule is recorded as `<rule>+<reason>`.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: str
+    role: str | None = None
+
+
+def assess(policy: Policy, catalog: Catalog, facts: Facts, hold: Hold | None = None) -> Evaluation:
+    """The policy's evaluation, except that a kind that requires a person, or a held proposal,
+    is never auto-approved (a deny stays a deny)."""
     evaluation = policy.evaluate(facts)
+    if hold is not None and evaluation.outcome.action != "deny":
+        was = evaluation.outcome
+        role = hold.role or was.role
+        if was.action == "auto_approve" or role != was.role:
+            n = was.n if was.action == "require" else 1
+            evaluation = evaluation.model_copy(update={
+                "outcome": Outcome(action="require", n=n, role=role),
+                "rule": f"{evaluation.rule}+{hold.reason}"})  # fmt: skip
     if (
         evaluation.outcome.action == "auto_approve"
         and facts.known_kind

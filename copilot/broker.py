@@ -35,6 +35,8 @@ RETENTION = "copilot.retention"
 LEARN = "copilot.learn.train"
 SCHEDULES = "copilot.schedules"
 SCHEDULE_BATCH = "copilot.schedule_batch"
+GUARD = "copilot.guard"
+REVIEW = "copilot.review"
 
 
 class BriskSqlTransport(Transport):

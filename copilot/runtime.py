@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, select
 
 from approvals import ApprovalRequest, Gate, Policy, WebhookNotifier
 from audit import CheckpointLog, Signer, SqlAuditStore, Trail
+from audit.db import readonly
 from audit.signing import key_id, load_public_key
 from copilot import broker, startup
 from copilot.db.engines import make_engine, ping
+from copilot.db.tables import runs
 from copilot.delivery import DeliveryStore
 from copilot.delivery import Policy as DeliveryPolicy
 from copilot.engine.executor import Executor, ExecutorRegistry, Route
@@ -36,8 +39,15 @@ from copilot.learn.errors import NotEnoughDataError
 from copilot.learn.service import DAY, Learning
 from copilot.learn.store import LearnStore
 from copilot.llm import ModelAccess, make_model
-from copilot.measure.holdouts import parse_holdouts
+from copilot.measure.evidence.holdouts import WorkflowHoldouts
+from copilot.measure.holdouts import fraction_for, parse_holdouts
 from copilot.measure.outcomes import OutcomeRegistry
+from copilot.measure.review.build import build_review
+from copilot.measure.review.model import WeeklyReview
+from copilot.measure.review.notify import message as review_message
+from copilot.measure.review.notify import send as send_review
+from copilot.measure.review.store import save as save_review
+from copilot.measure.rollout import RESUME, Guard, paused_workflows, resume_hook
 from copilot.placements import Decider, Events, PlacementRegistry, TokenSigner
 from copilot.settings import Settings
 from copilot.workflow.registry import Registry
@@ -134,6 +144,7 @@ class Runtime:
         if triggers:
             for item in TriggerRegistry.from_yaml(triggers).items():
                 registry.triggers.register(item)
+        registry.catalog.register(RESUME)  # a paused rollout's resume request, for an admin
         registry.check()
         return registry
 
@@ -248,7 +259,7 @@ class Runtime:
             self.audit,
             self.registry.catalog,
             self.policy,
-            on_settled=resume_when_settled(self.runs),
+            on_settled=_both(resume_when_settled(self.runs), resume_hook(self.audit)),
             on_committed=self._wake,
             notifier=notifier,
         )
@@ -278,6 +289,46 @@ class Runtime:
             step_timeout=self.settings.step_timeout,
             max_timeouts=self.settings.step_timeouts_max,
         )
+
+    @cached_property
+    def guard(self) -> Guard:
+        """Guarded rollouts: stop rules, pauses, and resumes on an admin's approval."""
+        return Guard(self.engine, self.audit, self.gate)
+
+    def check_stop_rules(self) -> list[dict[str, Any]]:
+        """One review cycle of every workflow's stop rules, for each tenant with runs."""
+        rules = {wf.name: list(wf.stop_rules) for wf in self.registry if wf.stop_rules}
+        if not rules:
+            return []
+        source = WorkflowHoldouts(self.allocations(), workflows=tuple(rules))
+        return [p for t in self.tenants() for p in self.guard.check(t, rules, source)]
+
+    def tenants(self) -> list[str]:
+        """Every tenant with runs (what beat's per-tenant jobs iterate)."""
+        with readonly(self.engine.connect()) as conn:
+            return sorted(t for (t,) in conn.execute(select(runs.c.tenant).distinct()))
+
+    def build_review(self, tenant: str, *, now: float | None = None) -> WeeklyReview:
+        """Build and store `tenant`'s weekly review, then send its notifier message."""
+        review = build_review(
+            self.engine, tenant=tenant, outcomes=self.registry.outcomes,
+            sources=[WorkflowHoldouts(self.allocations())],
+            signals=[s.name for s in self.registry.signals.specs()],
+            paused=paused_workflows(self.engine, tenant), now=now,
+        )  # fmt: skip
+        save_review(self.engine, self.audit, review)
+        if self.settings.notify_url:
+            secret = (self.settings.notify_secret or "").encode()
+            send_review(
+                self.settings.notify_url, secret, review_message(review, self.settings.public_url)
+            )
+        return review
+
+    def allocations(self) -> dict[str, float]:
+        """Each registered workflow's configured holdout share (what SRM checks arms against)."""
+        overrides = parse_holdouts(self.settings.holdouts)
+        return {wf.name: fraction_for(wf.name, self.registry.get(wf.name).holdout, overrides)
+                for wf in self.registry}  # fmt: skip
 
     @cached_property
     def deliveries(self) -> DeliveryStore:
@@ -411,6 +462,17 @@ def _learning(rt: Runtime) -> Learning:
         descriptions=descriptions, guardrails=config.guardrails,
         holdout_share=config.holdout_share, lookback=config.lookback_days * DAY,
     )  # fmt: skip
+
+
+def _both(
+    first: Callable[[Connection, ApprovalRequest], None],
+    second: Callable[[Connection, ApprovalRequest], None],
+) -> Callable[[Connection, ApprovalRequest], None]:
+    def hook(conn: Connection, req: ApprovalRequest) -> None:
+        first(conn, req)
+        second(conn, req)
+
+    return hook
 
 
 def _read(path: Path | None, setting: str) -> str | None:

@@ -148,12 +148,24 @@ class Settings(BaseSettings):
         default=None, description="Webhook told of new pending approvals."
     )
     notify_secret: str | None = Field(default=None, description="HMAC key for notifier webhooks.")
+    public_url: str = Field(
+        default="",
+        description="Where people reach the pages (the review's link), e.g. https://copilot.example",
+    )
+    review_interval: float = Field(
+        default=7 * 86400.0, gt=0, description="Seconds between weekly reviews (beat)."
+    )
     holdouts: str = Field(
         default="",
         description="Holdout overrides: `workflow=fraction,...` (e.g. `next_actions=0.1`).",
     )
     holdout_salt: str = Field(
         default="copilot", description="Salt of holdout assignment; change it to reshuffle."
+    )
+    guard_interval: float = Field(
+        default=86400.0,
+        gt=0,
+        description="Seconds between guarded-rollout checks of the stop rules (beat; daily).",
     )
     retention_interval: float = Field(
         default=3600.0, gt=0, description="Seconds between retention purges (beat)."

@@ -58,6 +58,10 @@ def make_celery(settings: Settings) -> Celery:
             "copilot-learn": {"task": broker.LEARN, "schedule": settings.learn_interval},
             # Proactive schedules: each tick dispatches the subjects due so far this period.
             "copilot-schedules": {"task": broker.SCHEDULES, "schedule": settings.schedule_tick},
+            # Guarded rollouts: the stop rules' sequential test, one review cycle a day.
+            "copilot-guard": {"task": broker.GUARD, "schedule": settings.guard_interval},
+            # The weekly review, built and stored per tenant, with its notifier message.
+            "copilot-review": {"task": broker.REVIEW, "schedule": settings.review_interval},
         },
     )
     state: dict[int, Runtime] = {}
@@ -112,6 +116,15 @@ def make_celery(settings: Settings) -> Celery:
         # all (a killed worker leaves no half-written version), and training the same
         # window again is a no-op, so a redelivered message is harmless.
         return runtime().train_surfaces()
+
+    @app.task(name=broker.GUARD)
+    def guard() -> list[dict[str, Any]]:
+        return runtime().check_stop_rules()
+
+    @app.task(name=broker.REVIEW)
+    def review() -> list[str]:
+        rt = runtime()
+        return [rt.build_review(tenant).headline for tenant in rt.tenants()]
 
     def dispatch(name: str, tenant: str, period_start: float, subject_ids: list[str]) -> None:
         broker.send(app, broker.SCHEDULE_BATCH, name, tenant, period_start, subject_ids)

@@ -25,7 +25,7 @@ EXPECTED = {
         "Condition", "EventTrigger", "Schedule", "Subjects", "TriggerRegistry",
     },
     "approvals": {
-        "ActionKind", "Catalog", "OnExpiry", "Risk", "Evaluation", "Facts", "Match", "Outcome",
+        "ActionKind", "Catalog", "OnExpiry", "Risk", "Evaluation", "Facts", "Hold", "Match", "Outcome",
         "Policy", "Predicate", "Rule", "ApprovalRequest", "Gate", "payload_hash", "Notifier", "WebhookNotifier",
         "ApprovalConflictError", "ApprovalError", "ApprovalForbiddenError",
         "ApprovalNotFoundError", "ClaimedError", "InvalidPayloadError", "UnknownActionKindError",

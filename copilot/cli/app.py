@@ -18,6 +18,7 @@ from copilot.cli import (
     learn_cmd,
     measure_cmd,
     retention_cmd,
+    review_cmd,
     runs_cmd,
     schedules_cmd,
     signals_cmd,
@@ -69,6 +70,7 @@ app.add_typer(retention_cmd.app, name="retention")
 app.add_typer(learn_cmd.app, name="learn")
 app.add_typer(measure_cmd.experiment_app, name="experiment")
 app.command(name="report")(measure_cmd.report)
+app.add_typer(review_cmd.app, name="review")
 app.add_typer(api_cmd.keys_app, name="keys")
 app.command(name="api")(api_cmd.api)
 app.command(name="demo")(demo.demo)

@@ -10,9 +10,11 @@ from rich.console import Console
 from rich.table import Table
 
 from copilot.cli.context import Env
+from copilot.measure.evidence.sequential import DEFAULT_HORIZON
 from copilot.measure.experiments import Method, plan
 from copilot.measure.report.build import build_report
 from copilot.measure.report.model import PLACEMENT_COLUMNS, Report
+from copilot.measure.rollout import paused_workflows
 
 experiment_app = typer.Typer(help="Plan experiments against a holdout.", no_args_is_help=True)
 out = Console()
@@ -58,9 +60,17 @@ def report(
         float, typer.Option(help="Rejection-rate guardrail ceiling.")
     ] = 0.3,
     html: Annotated[Path | None, typer.Option(help="Write the page (with plots) here.")] = None,
+    covariate: Annotated[
+        str | None,
+        typer.Option(help="CUPED covariate: a numeric signal (default: the outcome's pre-period)."),
+    ] = None,
+    horizon: Annotated[
+        int,
+        typer.Option(min=1, help="Planned subjects, where the anytime-valid interval is tightest."),
+    ] = DEFAULT_HORIZON,
     as_json: JsonOpt = False,
 ) -> None:
-    """Reviewer feedback, lift over the holdout, guardrails and segment warnings."""
+    """Reviewer feedback, lift over the holdout, guardrails, sample ratio and segment warnings."""
     env = ctx.obj
     assert isinstance(env, Env)
     if method not in ("newcombe", "wald", "bootstrap"):
@@ -76,6 +86,10 @@ def report(
         alpha=alpha,
         method=_method(method),
         max_rejection_rate=max_rejection_rate,
+        allocations=env.allocations(),
+        covariate=covariate,
+        horizon=horizon,
+        paused=paused_workflows(env.engine, env.settings.tenant),
     )
     if html is not None:
         from copilot.measure.report.html import render_html  # matplotlib loads only for the page
@@ -105,6 +119,22 @@ def _print(r: Report) -> None:
         )
     for w in r.warnings:
         out.print(f"[yellow]warning[/] {w.code}: {w.message}", highlight=False)
+    for e in r.evidence:
+        line = f"{e.kind} {e.name}: SRM p={e.srm.p_value:.3g}" + (
+            " MISMATCH" if e.srm.mismatch else ""
+        )
+        if e.anytime is not None:
+            a = e.anytime
+            line += f"; anytime-valid [{a.low * 100:+.2f}, {a.high * 100:+.2f}] pts"
+        if e.cuped is not None and e.cuped.applied:
+            cu = e.cuped
+            line += (
+                f"; CUPED ({cu.covariate}) {cu.difference * 100:+.2f} pts "
+                f"[{cu.low * 100:+.2f}, {cu.high * 100:+.2f}], variance -{cu.variance_reduction:.0%}"
+            )
+        elif e.cuped is not None:
+            line += f"; CUPED not applied ({e.cuped.reason})"
+        out.print(line + f". Trust {e.trust}", highlight=False)
     checks = r.guardrails + [c for s in r.segments for c in s.guardrails]
     if checks:
         table = Table("guardrail", "scope", "rule", "threshold", "value", "status")

@@ -355,3 +355,31 @@ learn_evidence = Table(
     Column("created_at", Float, nullable=False),
     Index("ix_learn_evidence_version", "tenant", "surface", "version"),
 )
+
+# Guarded rollouts (copilot.measure.rollout): one row per paused-or-resumed thing (a
+# workflow today; a placement or learned policy later, by `kind`). Pausing is a
+# compare-and-set on `state`, so two guards confirming one breach pause it once. The
+# history is in the audit trail (`rollout.paused`, `rollout.resumed`).
+rollout_pauses = Table(
+    "rollout_pauses",
+    metadata,
+    Column("tenant", String(100), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("target", String(200), primary_key=True),
+    Column("state", String(16), nullable=False),  # paused | resumed
+    Column("paused_at", Float, nullable=False),
+    Column("reason", Text, nullable=False),  # JSON: the stop rule and the evidence
+    Column("resume_approval_id", String(32), nullable=True),
+    Column("resumed_at", Float, nullable=True),
+    Column("resumed_by", String(200), nullable=True),
+)
+
+# The weekly review (copilot.measure.review): one stored JSON document per tenant and week.
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("tenant", String(100), primary_key=True),
+    Column("week", String(10), primary_key=True),  # ISO date of the week's Monday (UTC)
+    Column("created_at", Float, nullable=False),
+    Column("doc", Text, nullable=False),
+)

@@ -31,6 +31,7 @@ from copilot.engine.executor import DEFAULT_EXECUTOR, Action, ExecutionError, Ex
 from copilot.engine.runs import Run, RunState, run_from
 from copilot.engine.store import RunStore
 from copilot.governance.consent import Consent
+from copilot.measure.rollout import PAUSED_HOLD, is_paused
 from copilot.workflow.context import ActionOutcome
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,11 @@ class ActionGate:
         level: str,
         explain: Callable[[Proposal], dict[str, Any]],
     ) -> list[ApprovalRequest]:
-        """Submit step `idx`'s proposals (of `round`, for a multi-round step) inside `conn`."""
+        """Submit step `idx`'s proposals (of `round`, for a multi-round step) inside `conn`.
+
+        While a stop rule has the workflow paused, every proposal needs a person.
+        """
+        hold = PAUSED_HOLD if is_paused(conn, run.tenant, run.workflow) else None
         submitted = []
         for n, p in enumerate(proposals):
             submitted.append(
@@ -138,6 +143,7 @@ class ActionGate:
                     subject_id=run.subject_id,
                     action_id=action_id(run.id, idx, round=round, n=n),
                     explanation=explain(p),
+                    hold=hold,
                     conn=conn,
                 )
             )

@@ -14,6 +14,9 @@ from audit import Query as AuditQuery
 from copilot.api.routes.audit import export_archive
 from copilot.api.schema import HEX_ID, SUBJECT
 from copilot.measure.report.build import build_report
+from copilot.measure.review.store import load as load_review
+from copilot.measure.review.store import weeks as review_weeks
+from copilot.measure.rollout import paused_workflows
 from copilot.runtime import Runtime
 from copilot.web.common import HEADERS, PREFIX, check_csrf, render, rt_of, signed_in
 from copilot.web.sessions import Session
@@ -146,5 +149,27 @@ def report(request: Request, session: Readers) -> Response:
     from copilot.measure.report.html import render_body  # matplotlib loads only for this page
 
     rt = rt_of(request)
-    found = build_report(rt.engine, tenant=session.principal.tenant, outcomes=rt.registry.outcomes)
+    tenant = session.principal.tenant
+    found = build_report(rt.engine, tenant=tenant, outcomes=rt.registry.outcomes,
+                         allocations=rt.allocations(), paused=paused_workflows(rt.engine, tenant))  # fmt: skip
     return render(request, "report.html", {"body": render_body(found), "report": found})
+
+
+@router.get("/review")
+def review(
+    request: Request, session: Readers, week: Annotated[str, Query(max_length=10)] = ""
+) -> Response:
+    """The stored weekly review (latest, or `?week=`), with its trend plots; old ones stay readable."""
+    from copilot.measure.review.html import render_review  # matplotlib loads only for this page
+
+    rt, tenant = rt_of(request), session.principal.tenant
+    if week and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", week):
+        week = "-"  # not a week's name: nothing matches, the page says so
+    found = load_review(rt.engine, tenant, week or None)
+    body = render_review(found, review_weeks(rt.engine, tenant)) if found is not None else ""
+    return render(
+        request,
+        "review.html",
+        {"body": body, "week": week},
+        status=200 if found is not None or not week else 404,
+    )

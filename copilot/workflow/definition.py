@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from copilot.errors import WorkflowDefinitionError
+from copilot.measure.evidence.rules import StopRule
 
 T = TypeVar("T", bound=BaseModel)
 # A step function, typed `(ctx: StepContext, inp: Model) -> ...` by its author; `@step` keeps
@@ -116,6 +117,7 @@ class Workflow:
         description: str = "",
         holdout: float = 0.0,
         step_timeout: float | None = None,
+        stop_rules: Sequence[StopRule] = (),
     ) -> None:
         if not _NAME.match(name):
             raise WorkflowDefinitionError(
@@ -151,6 +153,13 @@ class Workflow:
         self.actions: tuple[str, ...] = tuple(actions)
         self.description = description
         self.holdout = holdout
+        # Guardrails that pause the workflow when the sequential test confirms a breach
+        # (copilot.measure.rollout); they need a holdout to compare against.
+        if stop_rules and holdout <= 0:
+            raise WorkflowDefinitionError(
+                f"workflow {name!r}: stop_rules compare against a holdout; set holdout=, e.g. 0.1"
+            )
+        self.stop_rules: tuple[StopRule, ...] = tuple(stop_rules)
         self.steps: list[Step] = []
 
     def __repr__(self) -> str:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Engine, case, func, select
 
 from audit.db import readonly
 from copilot.db.tables import deliveries, outcomes, runs, signals
+from copilot.measure.evidence.sequential import DEFAULT_HORIZON
 from copilot.measure.experiments import Arm, ExperimentError, Lift, Method, check_alpha
 from copilot.measure.feedback import NO_SEGMENT, Feedback, group_feedback, read_feedback
 from copilot.measure.guardrails import (
@@ -37,6 +38,7 @@ from copilot.measure.guardrails import (
     segment_findings,
 )
 from copilot.measure.outcomes import OutcomeRegistry, OutcomeSpec
+from copilot.measure.report.evidence import evidence_of, paused_warnings, srm_warnings
 from copilot.measure.report.exposure import Exposure, arms, converted_subjects, subject_lift
 from copilot.measure.report.figures import figures_of
 from copilot.measure.report.model import DeliveryCount, OutcomeLift, Report
@@ -56,9 +58,19 @@ def build_report(
     power: float = 0.8,
     method: Method = "newcombe",
     max_rejection_rate: float = 0.3,
+    allocations: Mapping[str, float] | None = None,
+    covariate: str | None = None,
+    horizon: int = DEFAULT_HORIZON,
+    paused: list[str] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Report:
-    """Read the tenant's runs, decisions and outcomes, and measure them."""
+    """Read the tenant's runs, decisions and outcomes, and measure them.
+
+    With `allocations` (workflow → configured holdout share) each workflow's holdout is
+    also checked for a sample-ratio mismatch and measured with an anytime-valid interval
+    (tuned for `horizon` subjects) and CUPED on `covariate` (a numeric signal; by default
+    the outcome's own pre-period). `paused` names the workflows a stop rule paused.
+    """
     check_alpha(alpha, power)
     if not 0 <= max_rejection_rate <= 1:
         raise ExperimentError(f"max_rejection_rate must be a rate, got {max_rejection_rate}")
@@ -75,6 +87,8 @@ def build_report(
         window = window_days * 86400 if window_days is not None else None
         slots = placement_rows(conn, tenant, seen=seen.get(primary.name, {}) if primary else None,
                                window=window, alpha=alpha, power=power, method=method)  # fmt: skip
+        evidence = evidence_of(conn, tenant, allocations, primary, workflow, covariate,
+                             window_days, alpha, horizon, clock())  # fmt: skip
     converted = {name: converted_subjects(exposures, seen.get(name, {}), window) for name in names}
     rejection = Guardrail(metric="rejection_rate", max_rate=max_rejection_rate)
     groups = group_feedback(run_rows, seg_of_run, feedback)
@@ -94,7 +108,8 @@ def build_report(
         )
         for value, members in _by_segment(exposures, segment)
     ]  # fmt: skip
-    warnings = _warnings(exposures, primary, overall_lift, checks, segments)
+    warnings = srm_warnings(evidence) + paused_warnings(paused or [])
+    warnings += _warnings(exposures, primary, overall_lift, checks, segments)
     treated = sum(not e.holdout for e in exposures)
     report = Report(
         tenant=tenant,
@@ -116,6 +131,8 @@ def build_report(
         figures=[],
         deliveries=delivery,
         placements=slots,
+        evidence=evidence,
+        paused=sorted(paused or []),
     )
     return report.model_copy(update={"figures": figures_of(report)})
 

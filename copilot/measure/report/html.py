@@ -102,6 +102,8 @@ def render_body(report: Report) -> str:
             [[report.lift.outcome, _arm(x.treated), _arm(x.holdout), _pts(x.difference),
               f"[{_pts(x.low)}, {_pts(x.high)}]", f"{x.p_value:.3g}",
               _pts(x.mde) if x.mde is not None else "-"]]))  # fmt: skip
+    if report.evidence:
+        parts.append("<h2>Evidence per holdout</h2>" + _evidence(report))
     if report.segments:
         parts.append("<h2>Segments</h2>" + _table(
             ["segment", "subjects", "share", "difference", "interval"],
@@ -134,6 +136,24 @@ def render_body(report: Report) -> str:
                      f'src="data:image/png;base64,{data}"><figcaption>{escape(fig.title)}'
                      "</figcaption></figure>")  # fmt: skip
     return "\n".join(parts)
+
+
+def _evidence(report: Report) -> str:
+    """Sample ratio, the fixed and the anytime-valid interval, CUPED, and which to trust."""
+    rows = []
+    for e in report.evidence:
+        fixed = f"[{_pts(e.lift.low)}, {_pts(e.lift.high)}]" if e.lift else "-"
+        anytime = f"[{_pts(e.anytime.low)}, {_pts(e.anytime.high)}]" if e.anytime else "-"
+        c = e.cuped
+        cuped = ("-" if c is None else f"{_pts(c.difference)} [{_pts(c.low)}, {_pts(c.high)}], "
+                 f"variance -{c.variance_reduction:.0%} ({c.covariate})" if c.applied
+                 else f"not applied ({c.reason})")  # fmt: skip
+        srm = f"p = {e.srm.p_value:.3g}" + (" MISMATCH" if e.srm.mismatch else "")
+        rows.append([f"{e.kind} {e.name}", f"{e.treated} / {e.holdout}", srm, fixed, anytime,
+                     cuped, e.trust])  # fmt: skip
+    head = ["comparison", "treated / holdout", "sample ratio", "fixed-horizon (Newcombe)",
+            "anytime-valid", "CUPED", "trust"]  # fmt: skip
+    return _table(head, rows)
 
 
 def _groups(groups: list[Group]) -> str:

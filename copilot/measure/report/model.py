@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from copilot.measure.evidence.comparison import Evidence
 from copilot.measure.experiments import Lift, Method
 from copilot.measure.feedback import Group
 from copilot.measure.guardrails import Finding, GuardrailCheck, SegmentEffect
@@ -147,3 +148,7 @@ class Report(BaseModel):
     figures: list[Figure]
     deliveries: list[DeliveryCount] = []
     placements: list[PlacementRow] = []
+    # Per comparison (each workflow with a holdout): sample ratio, the anytime-valid
+    # interval beside the fixed one, CUPED; and the comparisons paused by a stop rule.
+    evidence: list[Evidence] = []
+    paused: list[str] = []

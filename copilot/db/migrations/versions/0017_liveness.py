@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017_liveness"
-down_revision = "0015_learn"
+down_revision = "0016_evidence"
 branch_labels = None
 depends_on = None
 

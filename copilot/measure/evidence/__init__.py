@@ -1,0 +1,1 @@
+"""Continuous evidence: sample-ratio checks, peeking-safe intervals and CUPED over any comparison."""

@@ -1,0 +1,113 @@
+"""The weekly review page in Chromium: its plots decode, and every number on it is the stored JSON's.
+
+The screenshot is saved to docs/screenshots/review.png.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from audit import Actor
+from copilot.measure.evidence.holdouts import WorkflowHoldouts
+from copilot.measure.review.build import build_review
+from copilot.measure.review.store import save
+from copilot.measure.review.weeks import WEEK
+from tests.copilot.web.test_pages import shot, sign_in
+from tests.support.live import LiveServer
+from tests.support.review import NOW, OUTCOMES, seed_weeks
+from tests.support.runtime import build_runtime
+from tests.support.services import pg_sqlalchemy_url
+from tests.support.site import Site
+
+
+@pytest.fixture(scope="module")
+def site(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A real `copilot api` on a fresh PostgreSQL schema with six seeded weeks and an auditor's key
+    (lighter than the page tests' site: no built-in runs, which the review does not need)."""
+    import psycopg
+
+    home: Path = tmp_path_factory.mktemp("review")
+    schema = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    url = pg_sqlalchemy_url(schema)
+    env = {"COPILOT_DATABASE_URL": url, "COPILOT_HOME": str(home),
+           "COPILOT_BROKER_URL": f"sqla+sqlite:///{home / 'broker.db'}"}  # fmt: skip
+    rt = build_runtime(url, home, woken=[], with_flows=False)
+    server: LiveServer | None = None
+    try:
+        seed_weeks(rt.engine, per_week=80)
+        _, token = rt.keys.create(tenant="acme", roles=["auditor"], name="ada-auditor",
+                                  actor=Actor.system("test"))  # fmt: skip
+        server = LiveServer(env, home / "api.log").start()
+        yield Site(server.url, rt, {"ada-auditor": token})
+    finally:
+        if server is not None:
+            server.stop()
+        rt.close()
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def same(cell: str | None, value: float | int | None) -> bool:
+    return (
+        value is not None
+        and cell is not None
+        and math.isclose(float(cell), value, rel_tol=0, abs_tol=0)
+    )
+
+
+def test_the_weekly_review_page_renders_its_plots_and_the_json_s_numbers(
+    chromium: Any, site: Site
+) -> None:
+    rt = site.rt
+    src = [WorkflowHoldouts({"next_actions": 0.2})]
+    old = build_review(rt.engine, tenant="acme", outcomes=OUTCOMES, outcome="replied",
+                       sources=src, now=NOW - WEEK)  # fmt: skip
+    review = build_review(rt.engine, tenant="acme", outcomes=OUTCOMES, outcome="replied",
+                          sources=src, signals=["plan_tier"], paused=["next_actions"], now=NOW)  # fmt: skip
+    save(rt.engine, rt.audit, old)
+    save(rt.engine, rt.audit, review)
+
+    ada = sign_in(chromium, site, "ada-auditor")
+    ada.goto(site.url + "/ui/review")
+    assert ada.get_by_test_id("headline").inner_text() == review.headline
+    assert ada.locator('[data-banner="paused"]').count() == 1
+    figures = ada.locator("figure img")
+    assert figures.count() >= 4  # lift, guardrail, reviewers, levels, retention
+    assert all(figures.nth(i).evaluate("img => img.naturalWidth > 0")
+               for i in range(figures.count()))  # fmt: skip
+    # Every trend number on the page is the JSON's value, exactly
+    [trend] = review.trends
+    for p in trend.points:
+        cells = ada.locator(f'tr[data-trend="next_actions"][data-week="{p.week}"] td[data-value]')
+        values = [cells.nth(i).get_attribute("data-value") for i in range(cells.count())]
+        expected = [p.treated, p.holdout, p.difference, p.low, p.high, p.anytime_low,
+                    p.anytime_high, p.srm_p]  # fmt: skip
+        assert len(values) == len(expected)
+        assert all(same(v, e) for v, e in zip(values, expected, strict=True)), (values, expected)
+    for o in review.ops:
+        row = ada.locator(f'tr[data-ops="{o.week}"] td[data-value]')
+        got = [row.nth(i).get_attribute("data-value") for i in range(row.count())]
+        want = [v for v in (o.approved, o.edited, o.rejected, o.acceptance_rate, o.edit_rate,
+                            o.rejection_rate, o.deliveries_failed) if v is not None]  # fmt: skip
+        assert all(same(v, e) for v, e in zip(got, want, strict=True)) and len(got) == len(want)
+    for c in review.cohorts:
+        size = ada.locator(f'tr[data-cohort="{c.name}:{c.week}:{c.arm}"] td[data-value]')
+        assert same(size.first.get_attribute("data-value"), c.size)
+    verdicts = {i.name: i.verdict for i in review.prune}
+    for key, verdict in verdicts.items():
+        assert verdict in ada.locator(f'tr[data-prune$=":{key}"]').first.inner_text()
+    shot(ada, "review")
+    # Old reviews stay readable, by their week
+    ada.get_by_test_id("weeks").get_by_role("link", name=old.week).click()
+    assert ada.get_by_test_id("headline").inner_text() == old.headline
+    missing = ada.goto(site.url + "/ui/review?week=1999-01-04")
+    assert missing is not None and missing.status == 404
+    assert "No review is stored" in ada.get_by_test_id("no-review").inner_text()
