@@ -58,3 +58,28 @@ def test_there_are_examples_to_run() -> None:
 def test_the_docs_example_runs(path: Path, tmp_path: Path) -> None:
     done = run_example(path, tmp_path / "home")
     assert done.returncode == 0, f"{path.relative_to(ROOT)} failed:\n{done.stdout}\n{done.stderr}"
+
+
+def test_the_tutorial_package_installs_and_registers_its_workflow(tmp_path: Path) -> None:
+    """docs/examples/onboarding/pyproject.toml, built and installed by pip, as a reader does;
+    every copilot process then finds the workflow through its entry point alone."""
+    site = tmp_path / "site-packages"
+    package = EXAMPLES / "onboarding"
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
+         str(package)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    assert sorted(p.name for p in site.iterdir() if not p.name.startswith("__")) == [
+        "acme_onboarding-1.0.0.dist-info", "onboarding.py"]  # fmt: skip
+    env = {**example_env(tmp_path / "home"), "PYTHONPATH": str(site)}
+    listed = subprocess.run(
+        [sys.executable, "-c", "from copilot.workflow.registry import Registry\n"
+         "r = Registry(); r.load_entry_points(); r.check()\n"
+         "print(sorted(w.name for w in r), sorted(r.catalog.names()))"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    assert "'onboarding'" in listed.stdout and "'send_welcome_email'" in listed.stdout
+    assert not (package / "build").exists()  # the build left nothing in the reader's folder
