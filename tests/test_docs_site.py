@@ -175,3 +175,55 @@ def test_a_page_another_branch_adds_lands_in_its_section(tmp_path: Path) -> None
     links = nav.top_level_links(tmp_path, "placements*.md", "tutorials")
     assert links == "- [Placements](../placements.md)"
     assert "written yet" in nav.top_level_links(tmp_path, "learn*.md", "tutorials")
+
+
+def yaml_fences() -> list[tuple[str, str]]:
+    """(page, body) of every ```yaml fence of the site, dedented."""
+    found = []
+    for page in pages():
+        text = page.read_text(encoding="utf-8")
+        marker, body, lang = "", [], ""
+        for line in text.splitlines(keepends=True):
+            m = OPEN.match(line)
+            if not marker:
+                if m:
+                    marker, lang, body, indent = m.group(2), m.group(3), [], len(m.group(1))
+                continue
+            if m and line.strip() == marker:
+                if lang == "yaml":
+                    found.append((str(page.relative_to(ROOT)), "".join(ln[indent:] for ln in body)))
+                marker = ""
+            else:
+                body.append(line)
+    return found
+
+
+def test_every_yaml_example_loads_as_what_it_declares() -> None:
+    """Policies, signals, outcomes, triggers and routes shown on the pages load with the
+    loaders a deployment uses (COPILOT_POLICY_PATH, _SIGNALS_PATH, _OUTCOMES_PATH,
+    _TRIGGERS_PATH, _ROUTES_PATH)."""
+    from approvals import Policy
+    from copilot.engine.routes import parse_routes_file
+    from copilot.governance.signals import SignalRegistry
+    from copilot.measure.outcomes import OutcomeRegistry
+    from copilot.workflow.triggers import TriggerRegistry
+
+    loaded = []
+    for page, body in yaml_fences():
+        doc = yaml.safe_load(body)
+        if "rules" in doc:
+            assert Policy.from_yaml(body).rules, page
+        elif "signals" in doc:
+            assert SignalRegistry.from_yaml(body).specs(), page
+        elif "outcomes" in doc:
+            assert OutcomeRegistry.from_yaml(body).specs(), page
+        elif "schedules" in doc or "events" in doc:
+            assert TriggerRegistry.from_yaml(body).items(), page
+        elif "routes" in doc:  # each `<option>_env` names a variable set at start-up
+            env = {v: "set" for spec in doc["routes"].values() if isinstance(spec, dict)
+                   for k, v in spec.items() if k.endswith("_env")}  # fmt: skip
+            assert parse_routes_file(body, source=page, environ=env), page
+        else:
+            raise AssertionError(f"{page}: a yaml example of no known kind: {body[:80]!r}")
+        loaded.append(page)
+    assert len(loaded) >= 7, loaded
