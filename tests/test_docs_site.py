@@ -227,3 +227,11 @@ def test_every_yaml_example_loads_as_what_it_declares() -> None:
             raise AssertionError(f"{page}: a yaml example of no known kind: {body[:80]!r}")
         loaded.append(page)
     assert len(loaded) >= 7, loaded
+
+
+def test_the_readme_links_only_to_files_that_exist() -> None:
+    """MkDocs checks the site's links; the README (rendered by the forge) is checked here."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    assert targets, "the README links to the docs"
+    assert [t for t in targets if "://" not in t and not (ROOT / t).exists()] == []
