@@ -17,6 +17,7 @@ from copilot import (
     Risk,
     Sensitivity,
     SignalNeed,
+    SignalRegistry,
     SignalSpec,
     StepContext,
     Workflow,
@@ -56,6 +57,9 @@ ADMIN_EMAIL = SignalSpec(
     source="CRM",
     workflows=(NAME,),
 )
+# The same specs as one registry (collected too; declaring a spec twice, identically, is
+# fine): `SIGNALS.specs()` is what `copilot signals list` prints, `SIGNALS.ingest(...)` writes.
+SIGNALS = SignalRegistry([DAYS_SINCE_SIGNUP, SETUP_STEPS_DONE, ADMIN_EMAIL])
 
 
 # 2. The actions: a payload schema, a risk computed from the payload, whom it reaches.
