@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-hosts lint bench system-deps services clean
+.PHONY: demo test test-hosts lint docs bench system-deps services clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -40,7 +40,7 @@ services:
 			--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log; } || true
 
 lint: $(STAMP)
-	$(BIN)/ruff check audit approvals copilot workflows tests bench
+	$(BIN)/ruff check audit approvals copilot workflows tests bench docs
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -54,10 +54,15 @@ test: system-deps services $(STAMP) lint
 test-hosts: system-deps services $(STAMP)
 	$(BIN)/python -m pytest -m hosts
 
+# The documentation site (MkDocs + Material) into site/; --strict fails on any broken link,
+# anchor, include or nav entry. `make test` builds it too (tests/test_docs_site.py).
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	@for f in bench/[!_]*.py; do n=$$(basename $$f .py); echo "== bench.$$n"; \
 		$(BIN)/python -m bench.$$n $(BENCH_ARGS) || exit 1; done
 
 clean:
-	rm -rf $(VENV) .copilot .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .copilot .pytest_cache .mypy_cache .ruff_cache site

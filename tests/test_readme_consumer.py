@@ -1,9 +1,9 @@
-"""The README's consumer loop, copied from the README, drains a real feed over HTTP."""
+"""The docs' consumer loop, docs/examples/delivery/consumer.py as the page shows it, drains a
+real feed over HTTP."""
 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -16,12 +16,13 @@ from tests.support.feed import opened
 from tests.support.live import ROOT, LiveServer
 from tests.support.runtime import build_runtime
 
+CONSUMER = ROOT / "docs" / "examples" / "delivery" / "consumer.py"
+
 
 def readme_consumer() -> str:
-    text = (ROOT / "README.md").read_text()
-    found = re.search(r"```python\n(# consumer\.py.*?)```", text, re.S)
-    assert found is not None, "the README lost its consumer loop"
-    return found.group(1)
+    page = (ROOT / "docs" / "how-to" / "deliver-actions.md").read_text()
+    assert '--8<-- "docs/examples/delivery/consumer.py"' in page, "the page lost its consumer loop"
+    return CONSUMER.read_text()
 
 
 def test_the_readme_consumer_loop_delivers_every_action_once(pg_url: str, tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
-"""The README's route examples are the files the tests run, and the receiver works as shown.
+"""The docs' route examples are the files the tests run, and the receiver works as shown.
 
 `tests/support/app_receiver.py` (the webhook receiver an app would copy) and
 `tests/support/crm_app.py` (the app's Celery task, run by tests/copilot/test_celery_route.py)
-appear verbatim in "From approval to the customer".
+are included, as they are, in docs/how-to/deliver-actions.md.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ SECRET = "readme-secret"
 
 
 @pytest.mark.parametrize("name", ["app_receiver.py", "crm_app.py"])
-def test_the_readme_shows_the_example_the_tests_run(name: str) -> None:
-    readme = (ROOT / "README.md").read_text()
-    assert f"```python\n{(SUPPORT / name).read_text()}```" in readme, f"README lacks {name}"
+def test_the_docs_show_the_example_the_tests_run(name: str) -> None:
+    page = (ROOT / "docs" / "how-to" / "deliver-actions.md").read_text()
+    assert f'```python\n--8<-- "tests/support/{name}"\n```' in page, f"the page lacks {name}"
 
 
 @pytest.fixture

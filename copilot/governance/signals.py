@@ -139,11 +139,26 @@ class SignalRegistry:
         """The declaration, if any."""
         return self._specs.get(name)
 
-    def check_workflows(self, needs: Mapping[str, Iterable[str]]) -> None:
-        """Refuse workflows that read signals not declared for them (start-up validation)."""
+    def check_workflows(
+        self,
+        needs: Mapping[str, Iterable[str]],
+        watched: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
+        """Refuse a disagreement between the declarations and what the workflows read.
+
+        `needs` maps every registered workflow to the signals it reads (its SignalNeeds);
+        `watched`, to those its schedules and event triggers watch (which need a
+        declaration, not a grant, and justify one).
+        Both halves must agree (start-up validation): a workflow reads only signals
+        declared for it, and a declaration grants a registered workflow only a signal it
+        reads, so `copilot signals list` never tells a privacy reviewer that a workflow
+        reads what it does not. A declaration may name workflows that are not registered
+        here (another deployment's).
+        """
         problems = []
-        for workflow, names in needs.items():
-            for name in names:
+        reads = {workflow: set(names) for workflow, names in needs.items()}
+        for workflow, names in reads.items():
+            for name in sorted(names):
                 spec = self._specs.get(name)
                 if spec is None:
                     problems.append(f"{workflow} reads {name!r}, which is not declared")
@@ -151,11 +166,24 @@ class SignalRegistry:
                     problems.append(
                         f"{workflow} reads {name!r}, declared only for {list(spec.workflows)}"
                     )
+        for workflow, more in (watched or {}).items():
+            if workflow in reads:
+                reads[workflow] |= set(more)
+        for spec in self.specs():
+            for workflow in spec.workflows:
+                if workflow in reads and spec.name not in reads[workflow]:
+                    problems.append(
+                        f"{spec.name!r} is declared for {workflow}, which does not read it "
+                        f"(no SignalNeed(name={spec.name!r}), no trigger of it watches it): "
+                        f"drop {workflow!r} from its workflows or add the SignalNeed"
+                    )
         if problems:
             raise WorkflowDefinitionError(
-                "signals used without a declaration: "
+                "signal declarations and workflows disagree: "
                 + "; ".join(problems)
-                + ". Declare them (name, purpose, type, sensitivity, retention, source, workflows)."
+                + ". A signal a workflow reads is declared for it (name, purpose, type, "
+                "sensitivity, retention, source, workflows) and read by it (a SignalNeed).",
+                problems=problems,
             )
 
     def ingest(

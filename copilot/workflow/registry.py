@@ -13,7 +13,7 @@ from copilot.governance.signals import SignalRegistry, SignalSpec
 from copilot.measure.outcomes import OutcomeRegistry, OutcomeSpec
 from copilot.workflow.definition import Workflow
 from copilot.workflow.literals import check_literals
-from copilot.workflow.triggers import EventTrigger, Schedule, TriggerRegistry
+from copilot.workflow.triggers import EventTrigger, Schedule, TriggerRegistry, watched_signals
 
 ENTRY_POINT_GROUP = "copilot.workflows"
 # The built-in demo workflows are the entry points copilot's own distribution declares
@@ -117,8 +117,19 @@ class Registry:
             check_literals(wf)
 
     def check_signals(self) -> None:
-        """Start-up validation: every signal a workflow reads is declared for it."""
-        self.signals.check_workflows({wf.name: [n.name for n in wf.signals] for wf in self})
+        """Start-up validation: declarations and reads agree.
+
+        A workflow reads the signals of its SignalNeeds (every registered version's: pinned
+        runs resume on old ones) and those its schedules and event triggers watch.
+        """
+        reads: dict[str, set[str]] = {}
+        for wf in self:
+            reads.setdefault(wf.name, set()).update(n.name for n in wf.signals)
+        watched: dict[str, set[str]] = {}
+        for item in self.triggers.items():
+            if item.workflow in reads:
+                watched.setdefault(item.workflow, set()).update(watched_signals(item))
+        self.signals.check_workflows(reads, watched)
 
     def check_actions(self) -> None:
         """Start-up validation: every action kind a workflow declares (`actions=`) is in the catalog.

@@ -320,14 +320,23 @@ class TriggerRegistry:
                 wf.input.model_validate({"subject_id": "x", **item.inputs})
             except ValidationError as exc:
                 problems.append(f"{item.name}: inputs do not fit {wf.input.__name__}: {exc}")
-            if isinstance(item, Schedule):
-                names = list(item.subjects.having)
-                conditions = list(item.subjects.where)
-            else:
-                names, conditions = [], list(item.when)
+            names, conditions = _watched(item)
             problems += _signal_problems(item.name, names, conditions, signals)
         if problems:
             raise TriggerError("triggers are declared wrongly: " + "; ".join(problems))
+
+
+def _watched(item: Schedule | EventTrigger) -> tuple[list[str], list[Condition]]:
+    """The signals a schedule selects subjects by, or the conditions an event trigger checks."""
+    if isinstance(item, Schedule):
+        return list(item.subjects.having), list(item.subjects.where)
+    return [], list(item.when)
+
+
+def watched_signals(item: Schedule | EventTrigger) -> set[str]:
+    """Every signal a schedule or event trigger reads to decide whether its workflow runs."""
+    names, conditions = _watched(item)
+    return {*names, *(c.signal for c in conditions)}
 
 
 def _signal_problems(

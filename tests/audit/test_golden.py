@@ -1,4 +1,4 @@
-"""Golden vectors: the hash format, byte for byte, as the README documents it.
+"""Golden vectors: the hash format, byte for byte, as docs/concepts/audit-trail.md documents it.
 
 If one of these changes, every existing trail stops verifying: change the format version
 instead.
@@ -38,7 +38,7 @@ SIGNATURE = (
 
 
 def test_the_recipe_in_plain_hashlib_gives_the_pinned_hashes() -> None:
-    """An independent verifier needs only hashlib and the README."""
+    """An independent verifier needs only hashlib and the documented format."""
     g = hashlib.sha256(b"copilot.audit.v1\x00" + b"acme").digest()
     assert g.hex() == GENESIS
     commitment = hashlib.sha256(SALT_1 + PERSONAL_1).digest()

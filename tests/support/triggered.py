@@ -20,16 +20,18 @@ class Pulse(BaseModel):
     pulse_usage: float | None
 
 
-def _signal(name: str, type_: str) -> SignalSpec:
+def _signal(name: str, type_: str, workflows: tuple[str, ...] = ()) -> SignalSpec:
     return SignalSpec.model_validate(
         {"name": name, "description": name, "purpose": "tests", "type": type_,
          "sensitivity": Sensitivity.INTERNAL, "retention": timedelta(days=90),
-         "source": "tests", "workflows": ["pulse"]}
+         "source": "tests", "workflows": workflows}
     )  # fmt: skip
 
 
+# pulse reads pulse_usage; the others only feed triggers, which need them declared, not granted
+# (a trigger that watches one for pulse counts as pulse reading it, see Registry.check_signals).
 SIGNALS = SignalRegistry(
-    [_signal("pulse_usage", "number"), _signal("pulse_billing", "string"),
+    [_signal("pulse_usage", "number", ("pulse",)), _signal("pulse_billing", "string"),
      _signal("pulse_tier", "string")]
 )  # fmt: skip
 

@@ -1,3 +1,4 @@
+# docs: run by tests/deploy/test_reference.py and tests/deploy/test_hosts.py (a live API)
 """A readiness probe: exit 0 once the API at argv[1] reaches its database and its broker.
 
 `/healthz` answers 200 with {"status": "ok", "database": "ok", "broker": "ok"}, or 503

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,12 @@ from sqlalchemy import Engine, func, select
 
 from audit import Query, SqlAuditStore
 from audit.db import create_engine
+from copilot import StepContext
 from copilot.db.engines import upgrade
 from copilot.db.tables import signals
 from copilot.errors import WorkflowDefinitionError
 from copilot.governance.signals import SignalError, SignalRegistry
+from copilot.workflow.definition import SignalNeed, Workflow
 from copilot.workflow.registry import Registry
 from tests.support import flows
 from tests.support.cli import cli
@@ -115,6 +118,51 @@ def test_workflows_reading_undeclared_signals_are_refused_at_start_up() -> None:
         narrow.signals.register(spec.model_copy(update={"workflows": ("other",)}))
     with pytest.raises(WorkflowDefinitionError, match="declared only for"):
         narrow.check_signals()
+
+
+def test_a_declaration_granting_a_workflow_a_signal_it_does_not_read_is_refused() -> None:
+    """The two halves agree: a SignalSpec's workflows read it (a SignalNeed), and vice versa."""
+    r = Registry()
+    r.register_module(flows)
+    over = SignalRegistry.from_yaml(YAML).get("trial_renewal")  # summarize does not read it
+    assert over is not None and over.workflows == ("summarize",)
+    r.signals.register(over)
+    with pytest.raises(WorkflowDefinitionError) as caught:
+        r.check_signals()
+    assert "'trial_renewal' is declared for summarize, which does not read it" in str(caught.value)
+    assert caught.value.code == "workflow.invalid"
+    assert caught.value.details["problems"] == [
+        "'trial_renewal' is declared for summarize, which does not read it (no "
+        "SignalNeed(name='trial_renewal'), no trigger of it watches it): drop 'summarize' "
+        "from its workflows or add the SignalNeed"
+    ]
+    # A declaration may name a workflow this deployment does not register.
+    elsewhere = Registry()
+    elsewhere.register_module(flows)
+    elsewhere.signals.register(over.model_copy(update={"workflows": ("another_deployment",)}))
+    elsewhere.check_signals()
+
+
+def test_every_registered_version_of_a_workflow_counts_as_its_reads() -> None:
+    """v1 still runs (pinned runs resume on it), so what v1 reads must be declared too."""
+    v2 = Workflow("summarize", "2", input=flows.Start, signals=[
+        SignalNeed(name="trial_usage", freshness=timedelta(days=7))])  # fmt: skip
+    v2.step(_noop)
+    undeclared = Workflow("summarize", "3", input=flows.Start)
+    undeclared.step(_noop)
+    r = Registry([flows.summarize, v2])
+    for spec in flows.SIGNALS.specs():
+        r.signals.register(spec)
+    r.check_signals()  # trial_nps and trial_tickets are read by v1: no over-grant
+    v1 = Workflow("summarize", "1", input=flows.Start, signals=[SignalNeed(name="trial_secret")])
+    v1.step(_noop)
+    bare = Registry([v1, undeclared])
+    with pytest.raises(WorkflowDefinitionError, match="summarize reads 'trial_secret'"):
+        bare.check_signals()
+
+
+def _noop(ctx: StepContext, inp: flows.Start) -> flows.Start:
+    return inp
 
 
 def test_signals_list_is_the_document_a_privacy_reviewer_reads(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The pages in a real browser: reviewers decide, an auditor verifies, tenants stay apart.
 
-Each page's screenshot is saved to docs/screenshots/ (the README shows them).
+Each page's screenshot is saved to docs/screenshots/ (docs/concepts/web-pages.md shows them).
 """
 
 from __future__ import annotations
