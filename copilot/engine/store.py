@@ -80,11 +80,7 @@ class RunStore:
     """Reads and writes runs; every state change commits with its audit event."""
 
     def __init__(
-        self,
-        engine: Engine,
-        audit: TransactionalAuditLog,
-        *,
-        clock: Callable[[], float] = time.time,
+        self, engine: Engine, audit: TransactionalAuditLog, *, clock: Callable[[], float] = time.time
     ) -> None:
         self.engine = engine
         self.audit = audit

@@ -18,6 +18,7 @@ from copilot.measure.evidence.holdouts import WorkflowHoldouts
 from copilot.measure.review.build import build_review
 from copilot.measure.review.store import save
 from copilot.measure.review.weeks import WEEK
+from copilot.measure.rollout import Guard
 from tests.copilot.web.test_pages import shot, sign_in
 from tests.support.live import LiveServer
 from tests.support.review import NOW, OUTCOMES, seed_weeks
@@ -43,10 +44,11 @@ def site(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     server: LiveServer | None = None
     try:
         seed_weeks(rt.engine, per_week=80)
-        _, token = rt.keys.create(tenant="acme", roles=["auditor"], name="ada-auditor",
-                                  actor=Actor.system("test"))  # fmt: skip
+        tokens = {name: rt.keys.create(tenant="acme", roles=[role], name=name,
+                                       actor=Actor.system("test"))[1]
+                  for name, role in (("ada-auditor", "auditor"), ("ana-reviewer", "reviewer"))}  # fmt: skip
         server = LiveServer(env, home / "api.log").start()
-        yield Site(server.url, rt, {"ada-auditor": token})
+        yield Site(server.url, rt, tokens)
     finally:
         if server is not None:
             server.stop()
@@ -111,3 +113,16 @@ def test_the_weekly_review_page_renders_its_plots_and_the_json_s_numbers(
     missing = ada.goto(site.url + "/ui/review?week=1999-01-04")
     assert missing is not None and missing.status == 404
     assert "No review is stored" in ada.get_by_test_id("no-review").inner_text()
+
+
+def test_a_paused_workflow_is_a_banner_in_the_inbox_and_the_report(
+    chromium: Any, site: Site
+) -> None:
+    reason = {"rule": {"outcome": "complained", "max_increase": 0.005, "alpha": 0.05},
+              "increase": 0.02, "low": 0.01, "high": 0.03}  # fmt: skip
+    assert Guard(site.rt.engine, site.rt.audit, site.rt.gate).pause(
+        "acme", "workflow", "next_actions", reason) is not None  # fmt: skip
+    ana = sign_in(chromium, site, "ana-reviewer")
+    assert "next_actions" in ana.get_by_test_id("paused").inner_text()
+    ana.goto(site.url + "/ui/report")
+    assert ana.locator('[data-warning="rollout_paused"]').count() == 1
