@@ -91,8 +91,8 @@ def seed(url: str, subjects: int, decisions: int) -> float:
 
 
 def http(args_quick: bool) -> tuple[list[Result], str]:
-    subjects, decisions = (20_000, 200_000) if args_quick else (100_000, 1_000_000)
-    rounds, seconds = (1, 3.0) if args_quick else (3, 8.0)
+    subjects, decisions = (10_000, 100_000) if args_quick else (100_000, 1_000_000)
+    rounds, seconds = (1, 2.0) if args_quick else (3, 8.0)
     with database() as (url, dsn), tempfile.TemporaryDirectory() as d:
         home = Path(d)
         rt = build_runtime(url, home, woken=[], with_flows=False, placement_modules=JOURNEY)
@@ -159,7 +159,7 @@ def http(args_quick: bool) -> tuple[list[Result], str]:
 
 
 def in_process(quick: bool) -> list[Result]:
-    n = 500 if quick else 3000
+    n = 300 if quick else 3000
     with tempfile.TemporaryDirectory() as d:
         home = Path(d)
         rt = build_runtime(f"sqlite:///{home / 'copilot.db'}", home, woken=[], with_flows=False,

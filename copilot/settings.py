@@ -132,6 +132,11 @@ class Settings(BaseSettings):
         "`copilot.placements.onboarding` is the built-in onboarding journey.",
     )
     placements_path: Path | None = Field(default=None, description="YAML placement declarations.")
+    cors_origins: str = Field(
+        default="",
+        description="Origins (comma-separated, e.g. https://app.example.com) whose pages may call "
+        "decide and events with copilot.js; empty: none (same origin only).",
+    )
     subject_token_secret: str | None = Field(
         default=None,
         description="HMAC secret for subject tokens (16+ bytes); unset: a key in COPILOT_HOME.",

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from copilot.api import errors
 from copilot.api.auth import KeyCache
@@ -81,6 +82,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.add_middleware(JsonDepthLimit)  # inside the size limit: it reads bounded bodies only
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(Hsts)
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:  # the app's pages on their own origin, calling decide and events (copilot.js)
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["POST"],
+                           allow_headers=["Authorization", "Content-Type"], max_age=600)  # fmt: skip
     proxies = trusted(settings.trusted_proxies)
     if proxies:  # outermost: the scheme is the client's before anything reads it
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)

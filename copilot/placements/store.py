@@ -25,23 +25,22 @@ ERASED = json.dumps({"erased": True})
 
 
 # The hot path's statements, built once: a Core select rebuilt per decide costs more CPU
-# (construction and cache keys) than the database round trip it describes.
-_PREFS = text(
-    "SELECT opt_out_all, opt_out_workflows, snooze_until, consent_basis FROM "
-    "subject_preferences WHERE tenant = :t AND subject_id = :s"
-)
-_SIGNALS = text(
-    "SELECT name, value, observed_at, source FROM signals WHERE tenant = :t AND "
-    "subject_id = :s AND name IN :names ORDER BY name, observed_at"
+# (construction and cache keys) than the database round trip it describes. The four reads
+# are one UNION ALL (one round trip): rows tagged `pref`, `sig`, `shown` and `ev`, in
+# columns (tag, a, b, c, d) whose meaning the tag gives. The subject's lock is taken by
+# the statement before (a lock taken inside this one would come after its snapshot).
+_STATE = text(
+    "SELECT 'pref' AS k, opt_out_workflows AS a, consent_basis AS b, snooze_until AS c, "
+    "CASE WHEN opt_out_all THEN 1.0 ELSE 0.0 END AS d, NULL AS e FROM subject_preferences "
+    "WHERE tenant = :t AND subject_id = :s "
+    "UNION ALL SELECT 'sig', name, value, observed_at, NULL, source FROM signals "
+    "WHERE tenant = :t AND subject_id = :s AND name IN :names "
+    "UNION ALL SELECT 'shown', placement, NULL, decided_at, NULL, NULL FROM placement_decisions "
+    "WHERE tenant = :t AND subject_id = :s AND decided_at > :since AND counted = :yes "
+    "UNION ALL SELECT kind, placement, candidate, at, until, NULL FROM placement_events "
+    "WHERE tenant = :t AND subject_id = :s AND kind IN ('dismiss', 'snooze', 'complete') "
+    "ORDER BY 1, 2, 4"
 ).bindparams(bindparam("names", expanding=True))
-_SHOWN = text(
-    "SELECT placement, decided_at FROM placement_decisions WHERE tenant = :t AND "
-    "subject_id = :s AND decided_at > :since AND counted = :yes"
-)
-_EVENTS = text(
-    "SELECT placement, candidate, kind, at, until FROM placement_events WHERE "
-    "tenant = :t AND subject_id = :s AND kind IN ('dismiss', 'snooze', 'complete')"
-)
 _INSERT = text("INSERT INTO placement_decisions (id, tenant, subject_id, placement, decided_at, "
                "chosen, candidates, features, propensity, policy, version, holdout, level, reasons, "
                "counted, segment, explanation) VALUES (:id, :tenant, :subject_id, :placement, "
@@ -53,23 +52,24 @@ def read_state(
     conn: Connection, tenant: str, subject_id: str, names: Sequence[str], *, now: float
 ) -> SubjectState:
     """Everything the rules read about the subject, on `conn` (inside the lock when deciding)."""
-    key = {"t": tenant, "s": subject_id}
-    row = conn.execute(_PREFS, key).first()
     prefs = Preferences(tenant=tenant, subject_id=subject_id)
-    if row is not None:
-        prefs = Preferences(tenant=tenant, subject_id=subject_id, opt_out_all=bool(row[0]),
-                            opt_out_workflows=tuple(json.loads(row[1])), snooze_until=row[2],
-                            consent_basis=row[3])  # fmt: skip
-    values = {}
-    if names:
-        for n, v, at, src in conn.execute(_SIGNALS, {**key, "names": list(names)}):
-            values[n] = SignalValue(name=n, value=json.loads(v), observed_at=at, source=src)
-    return SubjectState(
-        prefs=prefs,
-        values=values,
-        shown=[(p, at) for p, at in conn.execute(_SHOWN, {**key, "since": now - DAY, "yes": True})],
-        events=[PastEvent(*r) for r in conn.execute(_EVENTS, key)],
-    )
+    values: dict[str, SignalValue] = {}
+    shown: list[tuple[str, float]] = []
+    events: list[PastEvent] = []
+    params = {"t": tenant, "s": subject_id, "names": list(names) or [""], "since": now - DAY,
+              "yes": True}  # fmt: skip
+    for k, a, b, c, d, e in conn.execute(_STATE, params):
+        if k == "pref":
+            prefs = Preferences(tenant=tenant, subject_id=subject_id, opt_out_all=bool(d),
+                                opt_out_workflows=tuple(json.loads(a)), snooze_until=c,
+                                consent_basis=b)  # fmt: skip
+        elif k == "sig":  # ascending by time: the latest value wins
+            values[a] = SignalValue(name=a, value=json.loads(b), observed_at=c, source=e)
+        elif k == "shown":
+            shown.append((a, c))
+        else:
+            events.append(PastEvent(a, b, k, c, d))
+    return SubjectState(prefs=prefs, values=values, shown=shown, events=events)
 
 
 def insert_decision(conn: Connection, row: dict[str, Any]) -> None:

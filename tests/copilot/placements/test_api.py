@@ -176,3 +176,14 @@ def test_the_subject_page_shows_decisions_events_and_why_not_shown(
     assert "dismiss" in page and "dismissed_until:" in page  # the event, and what it excludes now
     assert "You see \u201cStep one\u201d" in html.unescape(page)
     assert 'value="t.steps"' in page  # a placement can be opted out of like a workflow
+
+
+def test_cors_admits_only_the_configured_origins_for_decide(rt: Runtime) -> None:
+    settings = rt.settings.model_copy(update={"cors_origins": "https://app.example.com"})
+    with TestClient(create_app(settings, runtime=rt)) as client:
+        ask = {"Access-Control-Request-Method": "POST",
+               "Access-Control-Request-Headers": "authorization,content-type"}  # fmt: skip
+        ok = client.options("/v1/decide", headers={"Origin": "https://app.example.com", **ask})
+        other = client.options("/v1/decide", headers={"Origin": "https://evil.example", **ask})
+    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "access-control-allow-origin" not in other.headers
