@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from approvals import ApprovalRequest, Gate, Policy, WebhookNotifier
 from audit import CheckpointLog, Signer, SqlAuditStore, Trail
@@ -33,6 +33,7 @@ from copilot.governance.sources import SqlSignalSource
 from copilot.learn.config import LearnConfig
 from copilot.learn.embeddings import embed_descriptions, make_embeddings
 from copilot.learn.errors import NotEnoughDataError
+from copilot.learn.gate import PROMOTE
 from copilot.learn.service import DAY, Learning
 from copilot.learn.store import LearnStore
 from copilot.llm import ModelAccess, make_model
@@ -217,10 +218,16 @@ class Runtime:
             self.audit,
             self.registry.catalog,
             self.policy,
-            on_settled=resume_when_settled(self.runs),
+            on_settled=self._settled,
             on_committed=self._wake,
             notifier=notifier,
         )
+
+    def _settled(self, conn: Connection, req: ApprovalRequest) -> None:
+        """In the settling transaction: resume the run; an approved promotion goes live."""
+        resume_when_settled(self.runs)(conn, req)
+        if req.kind == PROMOTE:  # decided through /v1/approvals or `copilot approvals`
+            self.learning.promotions.on_settled(conn, req)
 
     def _wake(self, req: ApprovalRequest) -> None:
         """A settled request's run may be queued again: hint a worker (the sweeper backs it up)."""
