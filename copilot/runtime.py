@@ -6,7 +6,7 @@ import logging
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 from sqlalchemy import Connection, Engine
@@ -30,12 +30,6 @@ from copilot.governance.consent import Consent
 from copilot.governance.keys import KeyStore
 from copilot.governance.signals import SignalRegistry
 from copilot.governance.sources import SqlSignalSource
-from copilot.learn.config import LearnConfig
-from copilot.learn.embeddings import embed_descriptions, make_embeddings
-from copilot.learn.errors import NotEnoughDataError
-from copilot.learn.gate import PROMOTE
-from copilot.learn.service import DAY, Learning
-from copilot.learn.store import LearnStore
 from copilot.llm import ModelAccess, make_model
 from copilot.measure.holdouts import parse_holdouts
 from copilot.measure.outcomes import OutcomeRegistry
@@ -43,7 +37,12 @@ from copilot.settings import Settings
 from copilot.workflow.registry import Registry
 from copilot.workflow.triggers import TriggerRegistry
 
+if TYPE_CHECKING:  # the learning wing loads numpy and LangChain: only when it is used
+    from copilot.learn.config import LearnConfig
+    from copilot.learn.service import Learning
+
 log = logging.getLogger(__name__)
+PROMOTE = "promote_policy"  # copilot.learn.gate.PROMOTE, without importing the wing
 
 
 class Runtime:
@@ -289,6 +288,8 @@ class Runtime:
     @cached_property
     def learn_config(self) -> LearnConfig:
         """The learning wing's declarations: `COPILOT_LEARN_PATH` (YAML), else none."""
+        from copilot.learn.config import LearnConfig
+
         text = _read(self.settings.learn_path, "COPILOT_LEARN_PATH")
         return LearnConfig.from_yaml(text) if text else LearnConfig()
 
@@ -319,6 +320,8 @@ class Runtime:
 
 
 def _train_all(rt: Runtime) -> dict[str, Any]:
+    from copilot.learn.errors import NotEnoughDataError
+
     out: dict[str, Any] = {}
     for surface in rt.learn_config.surfaces:
         try:
@@ -329,6 +332,10 @@ def _train_all(rt: Runtime) -> dict[str, Any]:
 
 
 def _learning(rt: Runtime) -> Learning:
+    from copilot.learn.embeddings import embed_descriptions, make_embeddings
+    from copilot.learn.service import DAY, Learning
+    from copilot.learn.store import LearnStore
+
     config = rt.learn_config
     embeddings = (make_embeddings(rt.settings.embeddings)
                   if any(c.description for s in config.surfaces.values() for c in s.candidates)
