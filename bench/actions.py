@@ -9,6 +9,10 @@ of 10 and acking every action on its own (as an app does, one ack per action):
 (b') a stricter floor, our shape as bare SQL: one `SELECT ... FOR UPDATE SKIP LOCKED` +
     `UPDATE` per batch of 10, then one `UPDATE` and commit per ack, no audit. Target:
     (a) >= 0.5 of (b') too (each ack and claim of (a) also appends its audit event);
+(a') the same through `DeliveryStore.ack_many`: one ack call per claimed batch (as a
+    consumer that handles a page at once does, `POST /v1/actions/ack`), against (b);
+(b'') for the record, a bare batch floor for (a'): one SKIP LOCKED claim and one
+    `UPDATE ... WHERE id = ANY(...)` per batch, no audit;
 (c) for the record, through the HTTP API: a real `copilot api` process and C consumer
     processes-worth of threads using `copilot.client` (`actions()` then `ack()`); no target.
 
@@ -30,6 +34,7 @@ from audit import Actor
 from bench._common import PG_DSN, Result, parser, pg_schema, pg_url, report
 from copilot.client import Client
 from copilot.db.tables import deliveries
+from copilot.delivery.store import Ack
 from copilot.runtime import Runtime
 from tests.support.live import LiveServer
 from tests.support.runtime import build_runtime
@@ -87,20 +92,36 @@ def through_store(rt: Runtime, n: int) -> float:
     return drain(consume, n)
 
 
+def through_store_batched(rt: Runtime, n: int) -> float:
+    """(a') claim + one `ack_many` per batch through the DeliveryStore."""
+    store = rt.deliveries
+
+    def consume(name: str) -> int:
+        batch = store.claim("bench", name, limit=BATCH)
+        if batch:
+            acks = [Ack(d.id, d.claim or "", "delivered", {"by": name}) for d in batch]
+            assert all(not isinstance(r, Exception) for r in store.ack_many("bench", acks))
+        return len(batch)
+
+    return drain(consume, n)
+
+
 BARE_TABLE = """
 CREATE TABLE bare (id bigserial PRIMARY KEY, tenant text NOT NULL, state text NOT NULL,
                    claim_token text, due_at double precision, payload text NOT NULL)
 """
 
 
-def through_bare_sql(schema: str, n: int) -> float:
-    """(b) the floor: SELECT ... FOR UPDATE SKIP LOCKED + UPDATE per batch, UPDATE per ack."""
+def through_bare_sql(schema: str, n: int, *, batch_acks: bool = False) -> float:
+    """(b) the floor: SELECT ... FOR UPDATE SKIP LOCKED + UPDATE per batch, UPDATE per ack;
+    (b'') with `batch_acks`, one `UPDATE ... WHERE id = ANY(...)` per batch instead."""
     dsn = f"{PG_DSN} options=-csearch_path={schema}"
+    table = "batches" if batch_acks else "bare"
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(BARE_TABLE)
-        conn.execute("CREATE INDEX ON bare (tenant, state, id)")
-        conn.execute("INSERT INTO bare (tenant, state, due_at, payload) SELECT 'bench', 'ready', "
-                     "0, '{\"i\": 1}' FROM generate_series(1, %s)", (n,))  # fmt: skip
+        conn.execute(BARE_TABLE.replace("bare", table))
+        conn.execute(f"CREATE INDEX ON {table} (tenant, state, id)")
+        conn.execute(f"INSERT INTO {table} (tenant, state, due_at, payload) SELECT 'bench', "
+                     "'ready', 0, '{\"i\": 1}' FROM generate_series(1, %s)", (n,))  # fmt: skip
     local = threading.local()
 
     def consume(name: str) -> int:
@@ -109,15 +130,16 @@ def through_bare_sql(schema: str, n: int) -> float:
         conn = local.conn
         with conn.transaction():
             ids = [r[0] for r in conn.execute(
-                "SELECT id FROM bare WHERE tenant = 'bench' AND state = 'ready' AND due_at <= %s "
-                "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED", (time.time(), BATCH))]  # fmt: skip
+                f"SELECT id FROM {table} WHERE tenant = 'bench' AND state = 'ready' AND "
+                "due_at <= %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                (time.time(), BATCH))]  # fmt: skip
             if ids:
-                conn.execute("UPDATE bare SET state = 'claimed', claim_token = %s, due_at = %s "
-                             "WHERE id = ANY(%s)", (name, time.time() + 30, ids))  # fmt: skip
-        for i in ids:
+                conn.execute(f"UPDATE {table} SET state = 'claimed', claim_token = %s, "
+                             "due_at = %s WHERE id = ANY(%s)", (name, time.time() + 30, ids))  # fmt: skip
+        for acked in [ids] if batch_acks and ids else [[i] for i in ids]:
             with conn.transaction():
-                conn.execute("UPDATE bare SET state = 'delivered', due_at = NULL "
-                             "WHERE id = %s AND claim_token = %s", (i, name))  # fmt: skip
+                conn.execute(f"UPDATE {table} SET state = 'delivered', due_at = NULL "
+                             "WHERE id = ANY(%s) AND claim_token = %s", (acked, name))  # fmt: skip
         return len(ids)
 
     try:
@@ -180,7 +202,10 @@ def main() -> None:
             seed(rt, n, "store")
             floor = through_bare_sql(schema, n)
             classic = through_classic_loop(schema, n)
+            batches = through_bare_sql(schema, n, batch_acks=True)
             ours = through_store(rt, n)
+            seed(rt, n, "batched")
+            batched = through_store_batched(rt, n)
             key = rt.keys.create(tenant="bench", roles=["app"], name="crm",
                                  actor=Actor.system("bench"))[1]  # fmt: skip
             seed(rt, n_http, "http")
@@ -199,6 +224,11 @@ def main() -> None:
                    "baseline)", ours, "actions/s", classic, ours / classic, ">= 0.5"),
             Result(f"feed claim + ack, {CONSUMERS} consumers, store (bare batch claim + ack: "
                    "baseline)", ours, "actions/s", floor, ours / floor, ">= 0.5"),
+            Result(f"feed claim + batch ack, {CONSUMERS} consumers, store (bare SKIP LOCKED loop:"
+                   " baseline)", batched, "actions/s", classic, batched / classic, ">= 0.5"),
+            Result(f"feed claim + batch ack, {CONSUMERS} consumers, store (bare batch claim + "
+                   "batch UPDATE: baseline)", batched, "actions/s", batches, batched / batches,
+                   "value >= 0"),
             Result(f"feed claim + ack, {CONSUMERS} consumers, HTTP API + client", http,
                    "actions/s", None, None, "value >= 0"),
         ],

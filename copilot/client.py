@@ -30,6 +30,7 @@ from pydantic import BaseModel
 
 from copilot.api.schema import (
     MAX_WAIT,
+    AckManyOut,
     ActionOut,
     ActionPage,
     ApprovalPage,
@@ -234,6 +235,18 @@ class Client:
         token = claim if claim is not None or isinstance(action, int) else action.claim
         body = {"claim": token, "status": status, "detail": detail or {}}
         return self._model(ActionOut, "POST", f"/v1/actions/{action_id}/ack", json=body)
+
+    def ack_many(
+        self,
+        actions: list[ActionOut],
+        status: Literal["delivered", "failed"] = "delivered",
+        detail: dict[str, Any] | None = None,
+    ) -> AckManyOut:
+        """Settle a batch of claims in one call (at most 100; each at most once): every
+        result is the action, or the error its own `ack` would have raised (`.error`)."""
+        acks = [{"id": a.id, "claim": a.claim, "status": status, "detail": detail or {}}
+                for a in actions]  # fmt: skip
+        return self._model(AckManyOut, "POST", "/v1/actions/ack", json={"acks": acks})
 
     def action(self, action_id: int) -> ActionOut:
         """One action and its delivery state."""

@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     field_validator,
+    model_validator,
 )
 
 from approvals.kinds import Risk
@@ -464,6 +465,42 @@ class AckIn(RequestModel):
     claim: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="The claim's token.")]
     status: Literal["delivered", "failed"]
     detail: JsonObject = Field(default_factory=dict, description="Receipt, or what went wrong.")
+
+
+MAX_ACKS = 100
+
+
+class AckItem(AckIn):
+    """One ack of a batch: the action's id beside what `POST /v1/actions/{id}/ack` takes."""
+
+    id: Annotated[int, Field(ge=1, le=2**53 - 1, description="The action's id.")]
+
+
+class AckManyIn(RequestModel):
+    """Settle the claims of a batch in one call (each action at most once per batch)."""
+
+    acks: Annotated[list[AckItem], Field(min_length=1, max_length=MAX_ACKS)]
+
+    @model_validator(mode="after")
+    def _distinct(self) -> AckManyIn:
+        ids = [a.id for a in self.acks]
+        if len(set(ids)) != len(ids):
+            raise ValueError("each action at most once per batch")
+        return self
+
+
+class AckResult(BaseModel):
+    """One ack's result: the action as `ack` returns it, or the error `ack` would answer."""
+
+    id: int
+    action: ActionOut | None
+    error: ErrorDetail | None
+
+
+class AckManyOut(BaseModel):
+    """The batch's results, in the order of the acks."""
+
+    results: list[AckResult]
 
 
 class CancelIn(RequestModel):

@@ -63,4 +63,29 @@ WITH acked AS (
 SELECT {COLUMNS} FROM acked
 """
 
-__all__ = ["PG_ACK_DELIVERED", "ack_delivered", "claim_batch"]
+# A batch of deliveries acked in one statement. Every row the batch names (in the caller's
+# tenant) is locked first, in id order, so two batches never wait on each other in a
+# circle and the acks the statement does not settle (replays, failures) are handled
+# afterwards without another wait; a row is settled only if its own claim still holds.
+PG_ACK_MANY = f"""
+WITH given AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(claims)s::text[], %(receipts)s::text[])
+        AS g(id, claim, receipt)
+), locked AS (
+    SELECT d.id FROM deliveries d WHERE d.id = ANY(%(ids)s::bigint[]) AND d.tenant = %(tenant)s
+    ORDER BY d.id FOR UPDATE
+), acked AS (
+    UPDATE deliveries SET state = 'delivered', due_at = NULL, receipt = given.receipt,
+                          updated_at = %(now)s
+    FROM locked JOIN given ON given.id = locked.id
+    WHERE deliveries.id = locked.id AND deliveries.claim_token = given.claim
+      AND deliveries.state = 'claimed' AND deliveries.route = %(outbox)s
+    RETURNING {", ".join("deliveries." + c.name for c in deliveries.c)}
+), marked AS (
+    UPDATE outbox SET delivered_at = %(now)s FROM acked
+    WHERE outbox.idempotency_key = acked.idempotency_key
+)
+SELECT {COLUMNS} FROM acked
+"""
+
+__all__ = ["PG_ACK_DELIVERED", "PG_ACK_MANY", "ack_delivered", "claim_batch"]

@@ -11,168 +11,27 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from audit import Actor, AuditEvent, TransactionalAuditLog
+from audit import Actor
 from audit.db import readonly
 from copilot.db.tables import deliveries, outbox
-from copilot.delivery._sql import PG_ACK_DELIVERED, ack_delivered, claim_batch
-from copilot.delivery.errors import ClaimLostError, DeliveryConflictError, DeliveryNotFoundError
+from copilot.delivery._sql import PG_ACK_DELIVERED, PG_ACK_MANY, ack_delivered, claim_batch
+from copilot.delivery.errors import (
+    ClaimLostError,
+    DeliveryConflictError,
+    DeliveryError,
+)
 from copilot.delivery.model import CLAIMABLE, OUTBOX, Delivery, State, backoff
-
-MAX_ERROR = 2000  # characters of an error kept on the row (the audit event keeps it erasable)
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Retry policy: attempts before `dead`, the backoff's base and cap, the claim's lease."""
-
-    max_attempts: int = 8
-    backoff_base: float = 1.0
-    backoff_cap: float = 300.0
-    visibility: float = 30.0
-    push_lease: float = 300.0  # an engine attempt (a webhook's own retries included) holds it
+from copilot.delivery.rows import MAX_ERROR, Ack, DeliveryRows, NewDelivery, Policy, record
 
 
-@dataclass(frozen=True)
-class NewDelivery:
-    """What opening a delivery needs: the action, its route and where it came from."""
-
-    idempotency_key: str
-    tenant: str
-    kind: str
-    route: str
-    payload: dict[str, Any]
-    run_id: str | None = None
-    approval_id: str | None = None
-    subject_id: str | None = None
-
-
-def _record(row: Any, now: float, *, with_claim: bool = False) -> Delivery:
-    state = State(row.state)
-    return Delivery(
-        id=row.id,
-        idempotency_key=row.idempotency_key,
-        tenant=row.tenant,
-        run_id=row.run_id,
-        approval_id=row.approval_id,
-        subject_id=row.subject_id,
-        kind=row.kind,
-        route=row.route,
-        payload=json.loads(row.payload),
-        state=state,
-        attempts=row.attempts,
-        max_attempts=row.max_attempts,
-        last_error=row.last_error,
-        receipt=json.loads(row.receipt) if row.receipt else None,
-        claim=row.claim_token if with_claim else None,
-        claimed_by=row.claimed_by,
-        claim_expires_at=row.due_at if state == State.CLAIMED else None,
-        next_attempt_at=row.due_at if state in (State.READY, State.FAILED) else None,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-class DeliveryStore:
+class DeliveryStore(DeliveryRows):
     """Opens, claims, acknowledges, retries and cancels deliveries; each change is audited."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        audit: TransactionalAuditLog,
-        policy: Policy | None = None,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.engine = engine
-        self.audit = audit
-        self.policy = policy or Policy()
-        self.clock = clock
-        self._skip_locked = engine.dialect.name == "postgresql"
-
-    # -- reading ----------------------------------------------------------------------------
-
-    def get(self, delivery_id: int, *, tenant: str | None = None) -> Delivery:
-        """One delivery (404 `delivery.not_found` for another tenant's id)."""
-        with readonly(self.engine.connect()) as conn:
-            return _record(self._row(conn, delivery_id, tenant), self.clock())
-
-    def of_approval(self, approval_id: str) -> Delivery | None:
-        """The delivery of an approved action, if it was opened."""
-        q = select(deliveries).where(deliveries.c.approval_id == approval_id)
-        with readonly(self.engine.connect()) as conn:
-            row = conn.execute(q.order_by(deliveries.c.id.desc()).limit(1)).first()
-        return _record(row, self.clock()) if row is not None else None
-
-    def of_run(self, run_id: str) -> list[Delivery]:
-        """A run's deliveries, oldest first (the run timeline shows them)."""
-        q = select(deliveries).where(deliveries.c.run_id == run_id).order_by(deliveries.c.id)
-        with readonly(self.engine.connect()) as conn:
-            now = self.clock()
-            return [_record(r, now) for r in conn.execute(q)]
-
-    def page(
-        self,
-        tenant: str,
-        *,
-        states: Iterable[str] = (),
-        kind: str | None = None,
-        subject_id: str | None = None,
-        after: int | None = None,
-        limit: int = 50,
-    ) -> list[Delivery]:
-        """A page by id, oldest first, without claiming anything."""
-        q = self._filtered(select(deliveries), tenant, kind, subject_id, after)
-        wanted = list(states)
-        if wanted:
-            q = q.where(deliveries.c.state.in_(wanted))
-        with readonly(self.engine.connect()) as conn:
-            now = self.clock()
-            return [_record(r, now) for r in conn.execute(q.order_by(deliveries.c.id).limit(limit))]
-
-    def failures(self, tenant: str | None = None) -> list[dict[str, Any]]:
-        """Failed attempts per (kind, route): deliveries now failed or dead, and their attempts."""
-        q = (
-            select(
-                deliveries.c.kind,
-                deliveries.c.route,
-                deliveries.c.state,
-                func.count().label("n"),
-            )
-            .where(deliveries.c.state.in_([State.FAILED.value, State.DEAD.value]))
-            .group_by(deliveries.c.kind, deliveries.c.route, deliveries.c.state)
-        )
-        if tenant is not None:
-            q = q.where(deliveries.c.tenant == tenant)
-        counts: dict[tuple[str, str], dict[str, Any]] = {}
-        with readonly(self.engine.connect()) as conn:
-            for row in conn.execute(q):
-                entry = counts.setdefault(
-                    (row.kind, row.route),
-                    {"kind": row.kind, "route": row.route, "failed": 0, "dead": 0},
-                )
-                entry[row.state] = int(row.n)
-        return [counts[k] for k in sorted(counts)]
-
-    def due_push(self, limit: int = 100) -> list[int]:
-        """Ids of push deliveries (not the outbox) that are claimable now: the sweeper's work."""
-        q = (
-            select(deliveries.c.id)
-            .where(deliveries.c.route != OUTBOX)
-            .where(deliveries.c.state.in_(CLAIMABLE))
-            .where(deliveries.c.due_at <= self.clock())
-            .order_by(deliveries.c.due_at)
-            .limit(limit)
-        )
-        with readonly(self.engine.connect()) as conn:
-            return [int(r.id) for r in conn.execute(q)]
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -184,7 +43,7 @@ class DeliveryStore:
                 q = select(deliveries).where(deliveries.c.idempotency_key == new.idempotency_key)
                 row = conn.execute(q).first()
                 if row is not None:
-                    return _record(row, now)
+                    return record(row, now)
                 values = {
                     "idempotency_key": new.idempotency_key,
                     "tenant": new.tenant,
@@ -205,14 +64,14 @@ class DeliveryStore:
                 assert pk is not None
                 row = self._row(conn, int(pk[0]), None)
                 self._event(conn, row, "delivery.ready", Actor.system("delivery"), {})
-                return _record(row, now)
+                return record(row, now)
         except IntegrityError:  # a concurrent open of the same key won the insert
             with readonly(self.engine.connect()) as conn:
                 q = select(deliveries).where(deliveries.c.idempotency_key == new.idempotency_key)
                 found = conn.execute(q).first()
             if found is None:
                 raise
-            return _record(found, now)
+            return record(found, now)
 
     # -- the feed: claim and ack -------------------------------------------------------------
 
@@ -246,9 +105,9 @@ class DeliveryStore:
                 rows = list(conn.execute(claim_batch(picked, consumer[:200], now, lease)))
                 rows.sort(key=lambda r: r.id)
                 self._claimed_events(conn, rows, consumer)
-                return [_record(r, now, with_claim=True) for r in rows]
+                return [record(r, now, with_claim=True) for r in rows]
             taken = (self._take(conn, row, consumer, now, lease) for row in conn.execute(q).all())
-            return [_record(t, now, with_claim=True) for t in taken if t is not None]
+            return [record(t, now, with_claim=True) for t in taken if t is not None]
 
     def ack(
         self, tenant: str, delivery_id: int, claim: str, status: str, detail: dict[str, Any]
@@ -268,19 +127,37 @@ class DeliveryStore:
                 receipt = json.dumps({"detail": detail, "at": now}, sort_keys=True)
                 done = self._ack_delivered(conn, tenant, delivery_id, claim, receipt, now)
                 if done is not None:
-                    return _record(done, now, with_claim=True)
-            row = self._row(conn, delivery_id, tenant, lock=True)
-            if row.claim_token != claim or row.route != OUTBOX:
-                raise ClaimLostError(
-                    f"action {delivery_id}: this claim is not its current one (it expired and "
-                    "another consumer claimed the action, or it was never claimed with it); "
-                    "drop your copy, the current holder delivers it",
-                    action_id=delivery_id,
+                    return record(done, now, with_claim=True)
+            return self._ack_slow(conn, tenant, delivery_id, claim, status, detail, now)
+
+    def ack_many(self, tenant: str, acks: Sequence[Ack]) -> list[Delivery | DeliveryError]:
+        """Settle many claims in one transaction, each as `ack` would, each on its own.
+
+        The delivered ones whose claims hold are settled by one statement and their events
+        appended in one call; every other ack (failed, a replay, a lost claim, an unknown
+        id) takes `ack`'s path. The result per ack, in order: the action, or the error `ack`
+        would have raised for it (nothing is written for that one).
+        """
+        now = self.clock()
+        for a in acks:
+            if a.status not in (State.DELIVERED.value, State.FAILED.value):
+                raise DeliveryConflictError(
+                    f"ack status {a.status!r}: use delivered or failed", status=a.status
                 )
-            if row.state != State.CLAIMED.value:
-                return self._replay(row, status, now)
-            actor = Actor.system(row.claimed_by or "consumer")
-            return _record(self._settle(conn, row, status, detail, now, actor), now)
+        with self.engine.begin() as conn:
+            done = self._ack_delivered_many(conn, tenant, acks, now)
+            out: list[Delivery | DeliveryError] = []
+            for a in acks:
+                row = done.pop((a.id, a.claim), None) if a.status == "delivered" else None
+                if row is not None:
+                    out.append(record(row, now, with_claim=True))
+                    continue
+                try:
+                    out.append(self._ack_slow(conn, tenant, a.id, a.claim, a.status,
+                                              a.detail, now))  # fmt: skip
+                except DeliveryError as e:  # raised before anything was written for it
+                    out.append(e)
+            return out
 
     # -- push routes: the engine's attempts ---------------------------------------------------
 
@@ -298,10 +175,10 @@ class DeliveryStore:
             due = row.due_at is not None and row.due_at <= now
             held = take_over and row.state == State.CLAIMED.value
             if row.state not in CLAIMABLE or not (due or held):
-                return _record(row, now)
+                return record(row, now)
             got = self._take(conn, row, owner, now, self.policy.push_lease)
             assert got is not None  # the row is locked: nobody moved it since it was read
-            return _record(got, now, with_claim=True)
+            return record(got, now, with_claim=True)
 
     def finish(
         self,
@@ -317,14 +194,14 @@ class DeliveryStore:
         with self.engine.begin() as conn:
             row = self._row(conn, delivery_id, None, lock=True)
             if row.claim_token != claim or row.state != State.CLAIMED.value:
-                return _record(row, now)  # another attempt took over; its result stands
+                return record(row, now)  # another attempt took over; its result stands
             actor = Actor.system(row.claimed_by or "engine")
             if receipt is not None:
                 row = self._settle(conn, row, "delivered", receipt, now, actor)
             else:
                 detail = {"error": error or "failed"}
                 row = self._settle(conn, row, "failed", detail, now, actor, final=final)
-            return _record(row, now)
+            return record(row, now)
 
     # -- people: retry and cancel ------------------------------------------------------------
 
@@ -339,31 +216,6 @@ class DeliveryStore:
         )
 
     # -- helpers ----------------------------------------------------------------------------
-
-    def _filtered(
-        self, q: Any, tenant: str, kind: str | None, subject_id: str | None, after: int | None
-    ) -> Any:
-        q = q.where(deliveries.c.tenant == tenant)
-        if kind is not None:
-            q = q.where(deliveries.c.kind == kind)
-        if subject_id is not None:
-            q = q.where(deliveries.c.subject_id == subject_id)
-        if after is not None:
-            q = q.where(deliveries.c.id > after)
-        return q
-
-    def _row(
-        self, conn: Connection, delivery_id: int, tenant: str | None, *, lock: bool = False
-    ) -> Any:
-        q = select(deliveries).where(deliveries.c.id == delivery_id)
-        if lock and self._skip_locked:
-            q = q.with_for_update()
-        row = conn.execute(q).first()
-        if row is None or (tenant is not None and row.tenant != tenant):
-            raise DeliveryNotFoundError(
-                f"no action {delivery_id} in this tenant", action_id=delivery_id
-            )
-        return row
 
     def _take(self, conn: Connection, row: Any, owner: str, now: float, lease: float) -> Any:
         """Compare-and-set one claimable row to `claimed` by `owner`; None if it moved."""
@@ -407,6 +259,54 @@ class DeliveryStore:
             self._event(conn, settled, f"delivery.{settled.state}", actor,
                         {"attempt": settled.attempts}, personal={"detail": detail})  # fmt: skip
         return settled
+
+    def _ack_slow(
+        self, conn: Connection, tenant: str, delivery_id: int, claim: str, status: str,
+        detail: dict[str, Any], now: float,
+    ) -> Delivery:  # fmt: skip
+        """An ack that is not a delivered compare-and-set: failed, a replay, or refused."""
+        row = self._row(conn, delivery_id, tenant, lock=True)
+        if row.claim_token != claim or row.route != OUTBOX:
+            raise ClaimLostError(
+                f"action {delivery_id}: this claim is not its current one (it expired and "
+                "another consumer claimed the action, or it was never claimed with it); "
+                "drop your copy, the current holder delivers it",
+                action_id=delivery_id,
+            )
+        if row.state != State.CLAIMED.value:
+            return self._replay(row, status, now)
+        actor = Actor.system(row.claimed_by or "consumer")
+        return record(self._settle(conn, row, status, detail, now, actor), now)
+
+    def _ack_delivered_many(
+        self, conn: Connection, tenant: str, acks: Sequence[Ack], now: float
+    ) -> dict[tuple[int, str], Any]:
+        """The delivered acks whose claims hold, settled with their events, by (id, claim)."""
+        wanted = {(a.id, a.claim): a for a in acks if a.status == State.DELIVERED.value}
+        if not wanted:
+            return {}
+        if not self._skip_locked:  # SQLite: writers are serialized; one by one is as cheap
+            done: dict[tuple[int, str], Any] = {}
+            for (i, claim), a in wanted.items():
+                receipt = json.dumps({"detail": a.detail, "at": now}, sort_keys=True)
+                row = conn.execute(ack_delivered(tenant, i, claim, receipt, now, OUTBOX)).first()
+                if row is not None:
+                    self._delivered(conn, row, a.detail, now)
+                    done[(i, claim)] = row
+            return done
+        items = list(wanted.values())
+        params = {"ids": [a.id for a in items], "claims": [a.claim for a in items],
+                  "receipts": [json.dumps({"detail": a.detail, "at": now}, sort_keys=True)
+                               for a in items],
+                  "tenant": tenant, "now": now, "outbox": OUTBOX}  # fmt: skip
+        rows = sorted(conn.exec_driver_sql(PG_ACK_MANY, params).all(), key=lambda r: r.id)
+        events = [self._event_of(r, "delivery.delivered", Actor.system(r.claimed_by or "consumer"),
+                                 {"attempt": r.attempts},
+                                 personal={"detail": wanted[(r.id, r.claim_token)].detail})
+                  for r in rows]  # fmt: skip
+        if events:
+            self.audit.append_in(conn, tenant, events)
+        return {(r.id, r.claim_token): r for r in rows}
 
     def _ack_delivered(
         self, conn: Connection, tenant: str, delivery_id: int, claim: str, receipt: str,
@@ -459,7 +359,7 @@ class DeliveryStore:
                 action_id=row.id,
                 state=row.state,
             )
-        return _record(row, now, with_claim=True)
+        return record(row, now, with_claim=True)
 
     def _person(
         self, tenant: str, delivery_id: int, actor: Actor, to: State, allowed: tuple[str, ...],
@@ -485,26 +385,8 @@ class DeliveryStore:
             data = {"from": row.state, "attempts_before": row.attempts}
             self._event(conn, moved, event, actor, data,
                         personal={"reason": reason} if reason else None)  # fmt: skip
-            return _record(moved, now)
-
-    def _event_of(
-        self, row: Any, event_type: str, actor: Actor, data: dict[str, Any],
-        personal: dict[str, Any] | None = None,
-    ) -> AuditEvent:  # fmt: skip
-        # Ids, states and counts only in `data` (it is never removable); what an app or a
-        # person wrote (an ack's detail, a reason) is erasable `personal`.
-        base = {"action_id": row.id, "approval_id": row.approval_id, "kind": row.kind,
-                "route": row.route, "state": row.state}  # fmt: skip
-        return AuditEvent(event_type=event_type, actor=actor, run_id=row.run_id,
-                          subject_id=row.subject_id, data={**base, **data},
-                          personal=personal or None)  # fmt: skip
-
-    def _event(
-        self, conn: Connection, row: Any, event_type: str, actor: Actor, data: dict[str, Any],
-        *, personal: dict[str, Any] | None = None,
-    ) -> None:  # fmt: skip
-        event = self._event_of(row, event_type, actor, data, personal)
-        self.audit.append_in(conn, row.tenant, [event])
+            return record(moved, now)
 
 
-__all__ = ["DeliveryStore", "NewDelivery", "Policy"]
+
+__all__ = ["Ack", "DeliveryStore", "NewDelivery", "Policy"]  # the store's names, one import

@@ -1,7 +1,7 @@
 """A feed consumer process: `python -m tests.support.consumer URL KEY LOG [--hang-after N]`.
 
-Claims through `copilot.client`, acks each action `delivered`, and appends `acked <id>` to
-LOG (flushed and fsynced before the next one). With `--hang-after N` it stops acking
+Claims through `copilot.client`, acks each action `delivered` (with `--batch`, each page
+in one `ack_many` call), and appends `acked <ids>` to LOG (flushed and fsynced before the next one). With `--hang-after N` it stops acking
 after N acks, writes `hung <ids>` for the batch it holds and sleeps (to be SIGKILLed with
 the claims in hand). Exits after three empty long-polls in a row.
 """
@@ -24,6 +24,7 @@ def main() -> None:
     p.add_argument("log")
     p.add_argument("--hang-after", type=int, default=-1)
     p.add_argument("--pace", type=float, default=0.01)
+    p.add_argument("--batch", action="store_true", help="ack each page in one call")
     args = p.parse_args()
     acked, empty = 0, 0
     with Client(args.url, args.key) as api, Path(args.log).open("a") as log:
@@ -38,6 +39,15 @@ def main() -> None:
                 log.flush()
                 os.fsync(log.fileno())
                 time.sleep(3600)
+            if args.batch:
+                time.sleep(args.pace * len(page.items))  # the app's own work
+                results = api.ack_many(page.items, "delivered", {"by": os.getpid()}).results
+                assert all(r.error is None for r in results), results
+                log.write(f"acked {' '.join(str(r.id) for r in results)}\n")
+                log.flush()
+                os.fsync(log.fileno())
+                acked += len(results)
+                continue
             for action in page.items:
                 time.sleep(args.pace)  # the app's own work
                 api.ack(action, "delivered", {"by": os.getpid()})

@@ -24,12 +24,17 @@ from copilot.api.errors import responses
 from copilot.api.schema import (
     MAX_WAIT,
     AckIn,
+    AckManyIn,
+    AckManyOut,
+    AckResult,
     ActionOut,
     ActionPage,
     ActionParams,
     CancelIn,
+    ErrorDetail,
 )
-from copilot.delivery import Delivery
+from copilot.delivery import Delivery, DeliveryError
+from copilot.delivery.store import Ack
 from copilot.governance.keys import Principal
 from copilot.runtime import Runtime
 
@@ -104,6 +109,28 @@ def ack(action_id: ActionId, body: AckIn, who: App, rt: Rt) -> ActionOut:
     after a backoff, until `dead` at the attempts cap."""
     d = rt.deliveries.ack(who.tenant, action_id, body.claim, body.status, body.detail)
     return _out(d)
+
+
+@router.post(
+    "/ack",
+    response_model=AckManyOut,
+    responses=responses(401, 403, 413, 422),
+    summary="Acknowledge a batch of claimed actions in one call",
+)
+def ack_many(body: AckManyIn, who: App, rt: Rt) -> AckManyOut:
+    """Each ack settles as `POST /v1/actions/{id}/ack` would, on its own: the results come
+    in order, each the action or the error that call would have answered (`claim_lost`,
+    `not_found`, `conflict`), and nothing is written for an ack that fails. One transaction
+    and one audit append for the batch: a consumer that claims ten acks ten in one call."""
+    acks = [Ack(a.id, a.claim, a.status, a.detail) for a in body.acks]
+    results = []
+    for a, got in zip(acks, rt.deliveries.ack_many(who.tenant, acks), strict=True):
+        if isinstance(got, DeliveryError):
+            error = ErrorDetail.model_validate(got.to_dict())
+            results.append(AckResult(id=a.id, action=None, error=error))
+        else:
+            results.append(AckResult(id=a.id, action=_out(got), error=None))
+    return AckManyOut(results=results)
 
 
 @router.post(

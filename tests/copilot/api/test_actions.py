@@ -92,3 +92,27 @@ def test_a_dead_action_is_retried_or_cancelled_by_a_reviewer(api: Api) -> None:
     assert ids == [a.id]
     dead = api.client.get("/v1/actions", params={"status": "cancelled"}, headers=app).json()
     assert [d["id"] for d in dead["items"]] == [b.id]
+
+
+def test_a_batch_of_acks_settles_each_on_its_own_in_one_call(api: Api) -> None:
+    app = api.auth("acme", "app")
+    opened(api.rt, 3)
+    page = api.client.get("/v1/actions", params={"status": "ready", "limit": 2}, headers=app)
+    first, second = page.json()["items"]
+    acks = [{"id": first["id"], "claim": first["claim"], "status": "delivered", "detail": {"m": 1}},
+            {"id": second["id"], "claim": "0" * 32, "status": "delivered"},
+            {"id": 999999, "claim": "0" * 32, "status": "failed"}]  # fmt: skip
+    r = api.client.post("/v1/actions/ack", json={"acks": acks}, headers=app)
+    assert r.status_code == 200, r.text
+    one, two, three = r.json()["results"]
+    assert one["id"] == first["id"] and one["error"] is None
+    assert one["action"]["state"] == "delivered" and one["action"]["receipt"]["detail"] == {"m": 1}
+    assert (two["action"], two["error"]["code"]) == (None, "delivery.claim_lost")
+    assert (three["action"], three["error"]["code"]) == (None, "delivery.not_found")
+    assert api.rt.deliveries.get(second["id"]).state == "claimed"  # a refused ack wrote nothing
+    # the batch's shape is checked before anything is settled
+    for bad in ({"acks": []}, {"acks": [acks[0], acks[0]]}, {"acks": [acks[0]] * 101},
+                {"acks": [{**acks[0], "status": "done"}]}):  # fmt: skip
+        r = api.client.post("/v1/actions/ack", json=bad, headers=app)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "request.invalid", bad
+    assert api.rt.deliveries.get(first["id"]).state == "delivered"

@@ -127,6 +127,13 @@ def _decision(res: dict[str, str]) -> dict[str, str]:
     return {"decision": "approve", "payload_hash": res["payload_hash"]}
 
 
+def _batch_ack_isolated(fx: Fixture, res: dict[str, str], r: Any) -> None:
+    """Another tenant's batch naming acme's action gets `not_found` for it, nothing more."""
+    (result,) = r.json()["results"]
+    assert result["action"] is None and result["error"]["code"] == "delivery.not_found"
+    assert fx.api.rt.deliveries.get(int(res["action"])).state == "claimed"
+
+
 ENDPOINTS = [
     Endpoint("POST", "/v1/runs", frozenset({"app"}), 202,
              lambda res: {"workflow": "five_steps", "subject_id": "acct-new"},
@@ -140,6 +147,9 @@ ENDPOINTS = [
     Endpoint("GET", "/v1/actions/{action}", frozenset({"app", "reviewer", "auditor"}), 200),
     Endpoint("POST", "/v1/actions/{action}/ack", frozenset({"app"}), 200,
              lambda res: {"claim": res["claim"], "status": "delivered"}),
+    Endpoint("POST", "/v1/actions/ack", frozenset({"app"}), 200,
+             lambda res: {"acks": [{"id": int(res["action"]), "claim": res["claim"],
+                                    "status": "delivered"}]}, _batch_ack_isolated),
     Endpoint("POST", "/v1/actions/{dead}/retry", frozenset({"reviewer"}), 200),
     Endpoint("POST", "/v1/actions/{dead}/cancel", frozenset({"reviewer"}), 200,
              lambda res: {"reason": "sent by hand"}),

@@ -65,7 +65,7 @@ def test_two_consumers_drain_the_feed_exactly_once_while_one_is_killed_holding_c
     key = rt.keys.create(tenant="acme", roles=["app"], name="crm", actor=Actor.system("t"))[1]
     steady, victim = tmp_path / "steady.log", tmp_path / "victim.log"
     # Given two consumers draining at once; the victim stops acking after 5 and holds a batch
-    a = consumer(server.url, key, steady, "--pace", "0.03")
+    a = consumer(server.url, key, steady, "--pace", "0.03", "--batch")  # acks pages in one call
     b = consumer(server.url, key, victim, "--hang-after", "5", "--pace", "0.01")
     try:
         deadline = time.monotonic() + 60
