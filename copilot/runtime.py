@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 from sqlalchemy import Connection, Engine, select
@@ -33,11 +33,6 @@ from copilot.governance.consent import Consent
 from copilot.governance.keys import KeyStore
 from copilot.governance.signals import SignalRegistry
 from copilot.governance.sources import SqlSignalSource
-from copilot.learn.config import LearnConfig
-from copilot.learn.embeddings import embed_descriptions, make_embeddings
-from copilot.learn.errors import NotEnoughDataError
-from copilot.learn.service import DAY, Learning
-from copilot.learn.store import LearnStore
 from copilot.llm import ModelAccess, make_model
 from copilot.measure.evidence.holdouts import WorkflowHoldouts
 from copilot.measure.holdouts import fraction_for, parse_holdouts
@@ -53,7 +48,12 @@ from copilot.settings import Settings
 from copilot.workflow.registry import Registry
 from copilot.workflow.triggers import TriggerRegistry
 
+if TYPE_CHECKING:  # the learning wing loads numpy and LangChain: only when it is used
+    from copilot.learn.config import LearnConfig
+    from copilot.learn.service import Learning
+
 log = logging.getLogger(__name__)
+PROMOTE = "promote_policy"  # copilot.learn.gate.PROMOTE, without importing the wing
 
 
 class Runtime:
@@ -259,10 +259,16 @@ class Runtime:
             self.audit,
             self.registry.catalog,
             self.policy,
-            on_settled=_both(resume_when_settled(self.runs), resume_hook(self.audit)),
+            on_settled=_both(self._settled, resume_hook(self.audit)),
             on_committed=self._wake,
             notifier=notifier,
         )
+
+    def _settled(self, conn: Connection, req: ApprovalRequest) -> None:
+        """In the settling transaction: resume the run; an approved promotion goes live."""
+        resume_when_settled(self.runs)(conn, req)
+        if req.kind == PROMOTE:  # decided through /v1/approvals or `copilot approvals`
+            self.learning.promotions.on_settled(conn, req)
 
     def _wake(self, req: ApprovalRequest) -> None:
         """A settled request's run may be queued again: hint a worker (the sweeper backs it up)."""
@@ -409,6 +415,8 @@ class Runtime:
     @cached_property
     def learn_config(self) -> LearnConfig:
         """The learning wing's declarations: `COPILOT_LEARN_PATH` (YAML), else none."""
+        from copilot.learn.config import LearnConfig
+
         text = _read(self.settings.learn_path, "COPILOT_LEARN_PATH")
         return LearnConfig.from_yaml(text) if text else LearnConfig()
 
@@ -440,6 +448,8 @@ class Runtime:
 
 
 def _train_all(rt: Runtime) -> dict[str, Any]:
+    from copilot.learn.errors import NotEnoughDataError
+
     out: dict[str, Any] = {}
     for surface in rt.learn_config.surfaces:
         try:
@@ -450,6 +460,10 @@ def _train_all(rt: Runtime) -> dict[str, Any]:
 
 
 def _learning(rt: Runtime) -> Learning:
+    from copilot.learn.embeddings import embed_descriptions, make_embeddings
+    from copilot.learn.service import DAY, Learning
+    from copilot.learn.store import LearnStore
+
     config = rt.learn_config
     embeddings = (make_embeddings(rt.settings.embeddings)
                   if any(c.description for s in config.surfaces.values() for c in s.candidates)

@@ -88,6 +88,9 @@ def test_train_evaluate_promote_by_two_admins_and_verify_from_the_cli(tmp_path: 
     trained = cli(tmp_path, "learn", "train", SURFACE, "--json", **env)
     assert trained.returncode == 0, trained.stderr
     version = json.loads(trained.stdout)["version"]
+    evaluated = cli(tmp_path, "learn", "evaluate", SURFACE, version, **env)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "verdict\tok" in evaluated.stdout and "candidate\tdr" in evaluated.stdout
     promoted = cli(tmp_path, "learn", "promote", SURFACE, version, "--as", "alice", "--json", **env)
     assert promoted.returncode == 0, promoted.stderr
     approval = json.loads(promoted.stdout)["id"]

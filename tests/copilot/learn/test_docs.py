@@ -21,3 +21,14 @@ def test_the_docs_example_runs_and_is_included(name: str) -> None:
     assert out.returncode == 0, out.stderr
     if name == "loop.py":
         assert "-> ok" in out.stdout and "promotion approved -> learned@" in out.stdout
+
+
+def test_the_docs_declarations_example_is_valid() -> None:
+    """The YAML block of docs/learn.md parses into the declarations the runtime loads."""
+    from copilot.learn import LearnConfig
+
+    page = (ROOT / "docs" / "learn.md").read_text()
+    block = page.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = LearnConfig.from_yaml(block)
+    assert [c.id for c in config.surfaces["onboarding.next_step"].candidates] == ["checklist", "tour"]
+    assert config.evidence.margin == 0.01 and config.guardrails[0].metric == "complaint"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from sqlalchemy import Engine
 
 from approvals import ApprovalForbiddenError
 from audit import Actor, Query, SqlAuditStore, Trail
+from copilot.db.engines import upgrade
 from copilot.learn import NotBetterError, SegmentHarmedError
 from copilot.learn.evidence import EvidenceConfig
 from copilot.learn.model import CandidateModel, empty_artifact
@@ -209,3 +211,34 @@ def test_training_reads_any_decision_log_and_never_trains_on_the_holdout(engine:
                         source=ListLog(decisions, feedback), lookback=1e9)  # fmt: skip
     version = learning.train(TENANT, SURFACE, now=n * STEP + 100)  # every verdict arrived
     assert version.n_train == n - n // 4  # the holdout's 200 decisions were left out
+
+
+def test_a_promotion_decided_on_the_runtime_gate_goes_live_too(tmp_path: Path) -> None:
+    """Admins deciding through `copilot approvals` or `/v1/approvals` put the version live."""
+    from copilot.runtime import Runtime
+    from copilot.settings import Settings
+
+    rt = Runtime(Settings(home=tmp_path))
+    upgrade(rt.engine)
+    learning = rt.learning
+    sim = Simulator(6)
+    n = 1200
+    ctx = sim.contexts(n)
+    chosen = sim.rng.choice(len(CANDIDATES), size=n)
+    _, _, verdict = sim.outcomes(ctx, chosen)
+    decisions = logged(ctx, chosen, np.full(n, 0.25), None, start=1000.0)
+    decisions = [d.model_copy(update={"tenant": "default"}) for d in decisions]
+    learning.store.log_decisions(decisions)
+    learning.store.add_feedback("default", [
+        Feedback(decision_id=d.decision_id, source="reviewer", event=str(verdict[i]),
+                 at=d.decided_at + 60, edit_distance=0.3 if verdict[i] == "edit" else None,
+                 reason="wrong account" if verdict[i] == "reject" else None)
+        for i, d in enumerate(decisions)])  # fmt: skip
+    now = 1000.0 + n * STEP + 3600
+    version = learning.train("default", SURFACE, now=now, lookback=now)
+    request = learning.request_promotion("default", SURFACE, version.version, requested_by="al",
+                                         now=now, lookback=now)  # fmt: skip
+    for admin in ("carol", "dave"):
+        rt.gate.decide(request.id, reviewer=admin, roles={"admin"}, decision="approve",
+                       payload_hash=request.payload_hash)  # fmt: skip
+    assert learning.store.get("default", SURFACE, version.version).state == "live"
