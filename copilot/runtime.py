@@ -83,7 +83,7 @@ class Runtime:
     @cached_property
     def audit(self) -> SqlAuditStore:
         """The audit store."""
-        return SqlAuditStore(self.engine)
+        return SqlAuditStore(self.engine, settle_wait=self.settings.audit_settle_wait)
 
     def _public_keys(self) -> dict[str, bytes]:
         pub = self.settings.signing_key_path_resolved

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
         default=300.0, ge=0,
         description="PostgreSQL `statement_timeout`, seconds: the longest one statement runs (0: none).",
     )  # fmt: skip
+    audit_settle_wait: float = Field(
+        default=10.0, gt=0,
+        description="Seconds readers, the signer and the sweeper wait for a stream's chain lock before going on with what is chained.",
+    )  # fmt: skip
     step_timeout: float = Field(
         default=120.0, ge=0,
         description="Seconds a step may run before it is interrupted, unless its workflow sets `step_timeout` (0: none).",

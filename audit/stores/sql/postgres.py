@@ -50,8 +50,9 @@ HEAD_SQL = "SELECT seq, hash FROM audit_entries WHERE stream = %s ORDER BY seq D
 # is not enough: a transaction that wrote no WAL commits without flushing.
 FLUSH_SQL = "SELECT pg_logical_emit_message(true, 'copilot.flush', '')"
 LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
-# How long a settle waits for the chain lock before readers go on with what is chained.
-SETTLE_WAIT = 2.0
+# How long a settle waits for the chain lock before readers go on with what is chained
+# (COPILOT_AUDIT_SETTLE_WAIT): long enough for a busy holder, short of a frozen one's hang.
+SETTLE_WAIT = 10.0
 LOCK_NOT_AVAILABLE = "55P03"
 # A standalone append of this many events chains in place under the lock (one commit for
 # the batch); smaller ones queue and settle, so no one holds the lock across a WAL flush.

@@ -30,9 +30,11 @@ class SqlAuditStore:
     >>> store.append("acme", [AuditEvent(event_type="run.created", actor=Actor.system())])
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, settle_wait: float = postgres.SETTLE_WAIT) -> None:
         self.engine = engine
         self._pg = engine.dialect.name == "postgresql"
+        # The longest a settle waits for a stream's chain lock (see `settle`).
+        self.settle_wait = settle_wait
 
     # -- appending ---------------------------------------------------------------------------
 
@@ -70,7 +72,8 @@ class SqlAuditStore:
         """Chain events queued for `stream` (PostgreSQL); returns how many were chained.
 
         Waits for the chain lock, so everything committed before the call is chained when
-        it returns; but never longer than `wait` seconds (default 2): a holder frozen in its
+        it returns; but never longer than `wait` seconds (default: the store's `settle_wait`,
+        10 s unless configured): a holder frozen in its
         transaction must not hang readers, the signer or the sweeper. Then it returns -1
         having chained nothing, and the caller goes on with what is chained (verification
         reports the queue). Safe to call from anyone at any time; SQLite never queues.
@@ -83,7 +86,7 @@ class SqlAuditStore:
         """
         if not self._pg:
             return 0
-        limit = postgres.SETTLE_WAIT if wait is None else wait
+        limit = self.settle_wait if wait is None else wait
         return postgres.settle(self.engine, stream, durable=durable, wait=limit)
 
     def settle_all(self) -> int:

@@ -185,3 +185,20 @@ def test_the_session_cookie_is_httponly_and_forms_need_the_csrf_token(site: Site
         token = form.text.split('name="csrf" value="')[1].split('"')[0]
         wrong = c.post("/ui/signin", data={"key": "cpk_0000000000000000_nope", "csrf": token})
         assert wrong.status_code == 401 and "unknown or revoked" in wrong.text
+
+
+def test_a_quarantined_run_shows_as_such_on_the_subject_page(chromium: Any, site: Site) -> None:
+    """A run failed as poison (here: its stored input is not JSON) reads `quarantined (code)`."""
+    from sqlalchemy import update
+
+    from copilot.db.tables import runs
+
+    run, _ = site.rt.runner.trigger("account_health", "acct-002", tenant="acme")
+    with site.rt.engine.begin() as conn:
+        conn.execute(update(runs).where(runs.c.id == run.id).values(inputs="{"))
+    ended = site.rt.runner.advance(run.id)
+    assert ended is not None and ended.error is not None, ended
+    assert ended.error["code"] == "run.bad_input"
+    app = sign_in(chromium, site, "acme-app")
+    app.goto(site.url + "/ui/subjects/acct-002")
+    assert app.get_by_text("quarantined (run.bad_input)").count() == 1
