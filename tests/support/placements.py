@@ -22,10 +22,11 @@ def _spec(name: str, type_: str, readers: list[str]) -> SignalSpec:
     })  # fmt: skip
 
 
+# Each declared for the placements that read it, no more (start-up checks both halves agree).
 signals = SignalRegistry([
-    _spec("t.level", "integer", ALL),
-    _spec("t.plan", "string", ALL),
-    _spec("t.flag", "boolean", ALL),
+    _spec("t.level", "integer", ["t.steps"]),
+    _spec("t.plan", "string", ["t.held"]),
+    _spec("t.flag", "boolean", ["t.steps"]),
 ])  # fmt: skip
 
 _NUDGE = {"title": "A nudge"}
