@@ -64,7 +64,7 @@ SELECT {COLUMNS} FROM acked
 """
 
 # A batch of deliveries acked in one statement. Every row the batch names (in the caller's
-# tenant) is locked first, in id order, so two batches never wait on each other in a
+# tenant; `lock`: the delivered and the failed acks alike) is locked first, in id order, so two batches never wait on each other in a
 # circle and the acks the statement does not settle (replays, failures) are handled
 # afterwards without another wait; a row is settled only if its own claim still holds.
 PG_ACK_MANY = f"""
@@ -72,7 +72,7 @@ WITH given AS (
     SELECT * FROM unnest(%(ids)s::bigint[], %(claims)s::text[], %(receipts)s::text[])
         AS g(id, claim, receipt)
 ), locked AS (
-    SELECT d.id FROM deliveries d WHERE d.id = ANY(%(ids)s::bigint[]) AND d.tenant = %(tenant)s
+    SELECT d.id FROM deliveries d WHERE d.id = ANY(%(lock)s::bigint[]) AND d.tenant = %(tenant)s
     ORDER BY d.id FOR UPDATE
 ), acked AS (
     UPDATE deliveries SET state = 'delivered', due_at = NULL, receipt = given.receipt,
@@ -88,4 +88,11 @@ WITH given AS (
 SELECT {COLUMNS} FROM acked
 """
 
-__all__ = ["PG_ACK_DELIVERED", "PG_ACK_MANY", "ack_delivered", "claim_batch"]
+# Taken first, in its own statement, so the locks hold whatever the next statement's plan
+# reads (a join with nothing delivered in it need not read `locked` at all).
+PG_LOCK_BATCH = """
+SELECT id FROM deliveries WHERE id = ANY(%(lock)s::bigint[]) AND tenant = %(tenant)s
+ORDER BY id FOR UPDATE
+"""
+
+__all__ = ["PG_ACK_DELIVERED", "PG_ACK_MANY", "PG_LOCK_BATCH", "ack_delivered", "claim_batch"]

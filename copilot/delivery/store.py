@@ -20,7 +20,13 @@ from sqlalchemy.exc import IntegrityError
 from audit import Actor
 from audit.db import readonly
 from copilot.db.tables import deliveries, outbox
-from copilot.delivery._sql import PG_ACK_DELIVERED, PG_ACK_MANY, ack_delivered, claim_batch
+from copilot.delivery._sql import (
+    PG_ACK_DELIVERED,
+    PG_ACK_MANY,
+    PG_LOCK_BATCH,
+    ack_delivered,
+    claim_batch,
+)
 from copilot.delivery.errors import (
     ClaimLostError,
     DeliveryConflictError,
@@ -283,8 +289,6 @@ class DeliveryStore(DeliveryRows):
     ) -> dict[tuple[int, str], Any]:
         """The delivered acks whose claims hold, settled with their events, by (id, claim)."""
         wanted = {(a.id, a.claim): a for a in acks if a.status == State.DELIVERED.value}
-        if not wanted:
-            return {}
         if not self._skip_locked:  # SQLite: writers are serialized; one by one is as cheap
             done: dict[tuple[int, str], Any] = {}
             for (i, claim), a in wanted.items():
@@ -294,8 +298,15 @@ class DeliveryStore(DeliveryRows):
                     self._delivered(conn, row, a.detail, now)
                     done[(i, claim)] = row
             return done
+        # Every row the batch names is locked first, in id order, failed acks' rows included:
+        # two batches naming the same actions in other orders or roles never wait in a circle.
+        lock = sorted({a.id for a in acks})
+        conn.exec_driver_sql(PG_LOCK_BATCH, {"lock": lock, "tenant": tenant}).all()
+        if not wanted:
+            return {}
         items = list(wanted.values())
-        params = {"ids": [a.id for a in items], "claims": [a.claim for a in items],
+        params = {"lock": lock,
+                  "ids": [a.id for a in items], "claims": [a.claim for a in items],
                   "receipts": [json.dumps({"detail": a.detail, "at": now}, sort_keys=True)
                                for a in items],
                   "tenant": tenant, "now": now, "outbox": OUTBOX}  # fmt: skip

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,3 +120,36 @@ def test_racing_batches_settle_each_action_once(rt: Runtime) -> None:
     assert seen == [["delivered"] * 20] * 6
     delivered = [int(e["action_id"]) for e in events_of(rt, "acme", "delivery.delivered")]
     assert sorted(delivered) == sorted(d.id for d in batch)
+
+
+def test_batches_naming_the_same_actions_in_crossed_roles_do_not_deadlock(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[x delivered, y failed] against [y delivered, x failed]: every row a batch names is
+    locked in id order before anything else, so one waits for the other and neither dies."""
+    opened(rt, 2)
+    x, y = rt.deliveries.claim("acme", "crm", limit=2)
+    slow = DeliveryStore._ack_slow
+
+    def widened(self: DeliveryStore, *args: Any, **kw: Any) -> Delivery:
+        time.sleep(0.3)  # between the batch's statement and a failed ack's own row
+        return slow(self, *args, **kw)
+
+    monkeypatch.setattr(DeliveryStore, "_ack_slow", widened)
+    crossed = ([Ack(x.id, x.claim or "", "delivered", {}), Ack(y.id, y.claim or "", "failed", {})],
+               [Ack(y.id, y.claim or "", "delivered", {}), Ack(x.id, x.claim or "", "failed", {})])  # fmt: skip
+    errors: list[BaseException] = []
+
+    def run(batch: list[Ack]) -> None:
+        try:
+            rt.deliveries.ack_many("acme", batch)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(b,)) for b in crossed]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert {rt.deliveries.get(d.id).state for d in (x, y)} <= {"delivered", "failed"}
