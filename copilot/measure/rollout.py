@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from approvals import ActionKind, ApprovalRequest, Gate, Hold, Risk
-from audit import Actor, AuditEvent, TransactionalAuditLog
+from audit import Actor, AuditEvent, CopilotError, TransactionalAuditLog
 from audit.db import readonly
 from copilot.db.tables import rollout_pauses
 from copilot.measure.evidence.comparison import ComparisonSource, arms_of
@@ -129,7 +129,8 @@ class Guard:
     def pause(
         self, tenant: str, kind: str, target: str, reason: dict[str, Any]
     ) -> ApprovalRequest | None:
-        """Pause `target` with its audit event and an admin's resume request (None: already paused)."""
+        """Pause `target` with its audit event and an admin's resume request; None when it is
+        paused already with a resume request open (a rejected or expired one is filed anew)."""
         now = self.clock()
         p = rollout_pauses.c
         with self.engine.begin() as conn:
@@ -144,24 +145,58 @@ class Guard:
                 done = conn.execute(update(rollout_pauses).where(
                     p.tenant == tenant, p.kind == kind, p.target == target,
                     p.state == "resumed").values(**values))  # fmt: skip
-                if done.rowcount != 1:
-                    return None  # paused already: one breach, one pause
-            self._audit(conn, tenant, "rollout.paused", Actor.system("guard"),
-                        {"kind": kind, "target": target, **reason})  # fmt: skip
-            req = self.gate.submit(
-                tenant=tenant, workflow=target if kind == "workflow" else f"{kind}:{target}",
-                kind=RESUME_KIND, payload={"kind": kind, "target": target}, confidence=1.0,
-                level="full", triggered_by="guard", hold=ADMIN_HOLD,
-                explanation={"sentence": f"{kind} {target} was paused: {reason['rule']['outcome']} "
-                             f"rose {reason['increase'] * 100:+.2f} pts (anytime-valid "
-                             f"[{reason['low'] * 100:+.2f}, {reason['high'] * 100:+.2f}]), past "
-                             f"the stop rule's {reason['rule']['max_increase'] * 100:.2f}"},
-                conn=conn,
-            )  # fmt: skip
-            conn.execute(update(rollout_pauses).where(
-                p.tenant == tenant, p.kind == kind, p.target == target).values(
-                resume_approval_id=req.id))  # fmt: skip
-        self.gate.notify([req])
+                if done.rowcount != 1:  # paused already: one breach, one pause, but a pause
+                    # whose resume request was rejected or expired could never be lifted:
+                    # the next cycle files a new one
+                    if self._resume_open(row.resume_approval_id):
+                        return None
+                    req = self._request_resume(conn, tenant, kind, target, reason,
+                                               previous=row.resume_approval_id)  # fmt: skip
+                else:
+                    req = self._paused(conn, tenant, kind, target, reason)
+            if row is None:
+                req = self._paused(conn, tenant, kind, target, reason)
+        self.gate.notify([req])  # after the commit: the request exists
+        return req
+
+    def _paused(
+        self, conn: Connection, tenant: str, kind: str, target: str, reason: dict[str, Any]
+    ) -> ApprovalRequest:
+        self._audit(conn, tenant, "rollout.paused", Actor.system("guard"),
+                    {"kind": kind, "target": target, **reason})  # fmt: skip
+        return self._request_resume(conn, tenant, kind, target, reason)
+
+    def _resume_open(self, approval_id: str | None) -> bool:
+        """Whether the pause's resume request is still waiting for an admin."""
+        if approval_id is None:
+            return False
+        try:
+            return self.gate.get(approval_id).status == "pending"
+        except CopilotError:  # gone (erased or never stored): file a new one
+            return False
+
+    def _request_resume(
+        self, conn: Connection, tenant: str, kind: str, target: str, reason: dict[str, Any],
+        *, previous: str | None = None,
+    ) -> ApprovalRequest:  # fmt: skip
+        """File the admin's resume request for a pause, in the pausing transaction."""
+        p = rollout_pauses.c
+        if previous is not None:
+            self._audit(conn, tenant, "rollout.resume_refiled", Actor.system("guard"),
+                        {"kind": kind, "target": target, "previous_approval_id": previous})  # fmt: skip
+        req = self.gate.submit(
+            tenant=tenant, workflow=target if kind == "workflow" else f"{kind}:{target}",
+            kind=RESUME_KIND, payload={"kind": kind, "target": target}, confidence=1.0,
+            level="full", triggered_by="guard", hold=ADMIN_HOLD,
+            explanation={"sentence": f"{kind} {target} was paused: {reason['rule']['outcome']} "
+                         f"rose {reason['increase'] * 100:+.2f} pts (anytime-valid "
+                         f"[{reason['low'] * 100:+.2f}, {reason['high'] * 100:+.2f}]), past "
+                         f"the stop rule's {reason['rule']['max_increase'] * 100:.2f}"},
+            conn=conn,
+        )  # fmt: skip
+        conn.execute(update(rollout_pauses).where(
+            p.tenant == tenant, p.kind == kind, p.target == target).values(
+            resume_approval_id=req.id))  # fmt: skip
         return req
 
     def on_settled(self, conn: Connection, req: ApprovalRequest) -> None:

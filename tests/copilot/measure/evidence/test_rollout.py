@@ -95,3 +95,22 @@ def test_a_seeded_breach_pauses_the_workflow_and_only_an_admin_resumes_it(engine
     assert resumed["approved_by"] == ["root"] and resumed["approval_id"] == resume.id
     # And after the resume the policy decides again
     assert run_once(rt, subject) == [{"status": "approved", "rule": "low-risk-internal"}]
+
+
+def test_after_a_rejected_resume_the_next_cycle_files_a_new_request(engine: Engine) -> None:
+    """A pause whose resume request was rejected would otherwise never be lifted."""
+    rt = build_runtime(engine, workflow_modules=MODULES, woken=[])
+    seed_breach(rt, engine)
+    assert [p["target"] for p in rt.check_stop_rules()] == ["stopping"]
+    [resume] = rt.gate.queue("acme", kind=RESUME_KIND)[0]
+    rt.gate.decide(resume.id, reviewer="root", roles={"admin"}, decision="reject",
+                   reason="not yet", payload_hash=resume.payload_hash, tenant="acme")  # fmt: skip
+    assert paused_workflows(engine, "acme") == ["stopping"]
+    rt.check_stop_rules()  # the next review cycle
+    pending = [r for r in rt.gate.queue("acme", kind=RESUME_KIND)[0] if r.status == "pending"]
+    assert len(pending) == 1 and pending[0].id != resume.id
+    [refiled] = events(rt, "rollout.resume_refiled")
+    assert refiled["previous_approval_id"] == resume.id
+    assert events(rt, "rollout.paused") and len(events(rt, "rollout.paused")) == 1
+    rt.check_stop_rules()  # and while that one is open, nothing more is filed
+    assert len([r for r in rt.gate.queue("acme", kind=RESUME_KIND)[0] if r.status == "pending"]) == 1
