@@ -49,6 +49,19 @@ HEAD_SQL = "SELECT seq, hash FROM audit_entries WHERE stream = %s ORDER BY seq D
 # flushes the WAL up to and past every earlier (asynchronous) commit. Merely taking an xid
 # is not enough: a transaction that wrote no WAL commits without flushing.
 FLUSH_SQL = "SELECT pg_logical_emit_message(true, 'copilot.flush', '')"
+# A standalone append remembers (a session setting, which outlives its commit) whether it
+# chained with an asynchronous commit; the statement after it flushes only then: a queued
+# or duplicate result committed synchronously or wrote nothing, and a second flushing
+# commit would only cost the disk another flush.
+_FLAG = "copilot.audit_unflushed"
+_NOTE_SQL = (
+    "WITH r AS ({append}) SELECT r.o_seq, r.o_hash, r.o_status, "
+    f"set_config('{_FLAG}', bool_or(r.o_status = 'chained') OVER ()::text, false) FROM r"
+)
+FLUSH_IF_SQL = (
+    f"SELECT CASE WHEN current_setting('{_FLAG}', true) = 'true' "
+    "THEN pg_logical_emit_message(true, 'copilot.flush', '') END"
+)
 LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 # A standalone append of this many events chains in place under the lock (one commit for
 # the batch); smaller ones queue and settle, so no one holds the lock across a WAL flush.
@@ -83,16 +96,16 @@ def append_standalone(engine: Engine, stream: str, sealed: Sequence[Sealed]) -> 
         # its (synchronous) commit flushes the WAL up to and including our append: only
         # then is the append acknowledged, and flushes group-commit in parallel. Both go
         # in one pipeline, each its own transaction (a Sync between them): one round trip.
-        # (A `pending` or duplicate result needs no flush; it costs one more small commit.)
+        # (A `pending` or duplicate result needs no flush, and gets none: see _NOTE_SQL.)
         # A `pending` result was queued behind a lock holder, durable with our commit:
         # the next append that takes the lock chains the queue first thing, and the
         # sweeper settles what an idle stream leaves behind. A bounded merge delay, as
         # in Certificate Transparency logs, instead of every writer waiting in line.
         with dbapi.pipeline() as pipeline:
-            cur = dbapi.execute(sql, params, prepare=True)
+            cur = dbapi.execute(_NOTE_SQL.format(append=sql), params, prepare=True)
             _sync(pipeline)
-            dbapi.execute(FLUSH_SQL, prepare=True)
-        return [_result(stream, *r) for r in cur.fetchall()]
+            dbapi.execute(FLUSH_IF_SQL, prepare=True)
+        return [_result(stream, *r[:3]) for r in cur.fetchall()]
 
 
 def _sync(pipeline: Any) -> None:
