@@ -48,11 +48,7 @@ class Consent:
     """Reads and changes subject preferences."""
 
     def __init__(
-        self,
-        engine: Engine,
-        audit: TransactionalAuditLog,
-        *,
-        clock: Callable[[], float] = time.time,
+        self, engine: Engine, audit: TransactionalAuditLog, *, clock: Callable[[], float] = time.time
     ) -> None:
         self.engine = engine
         self.audit = audit

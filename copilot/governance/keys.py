@@ -112,11 +112,7 @@ class KeyStore:
     """Create, authenticate, list and revoke API keys; creation and revocation are audited."""
 
     def __init__(
-        self,
-        engine: Engine,
-        audit: TransactionalAuditLog,
-        *,
-        clock: Callable[[], float] = time.time,
+        self, engine: Engine, audit: TransactionalAuditLog, *, clock: Callable[[], float] = time.time
     ) -> None:
         self.engine = engine
         self.audit = audit

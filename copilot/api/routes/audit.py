@@ -90,12 +90,10 @@ def export(
     rt: Rt,
     payloads: Annotated[
         Literal["withheld", "included"],
-        Query(
-            description="Erasable payloads (personal data) are withheld: the bundle "
-            "verifies without them. `included` is refused for every role "
-            "(`audit.payloads_forbidden`) until per-key grants exist; on the host, "
-            "`copilot audit export --include-payloads` includes them, audited."
-        ),
+        Query(description="Erasable payloads (personal data) are withheld: the bundle "
+              "verifies without them. `included` is refused for every role "
+              "(`audit.payloads_forbidden`) until per-key grants exist; on the host, "
+              "`copilot audit export --include-payloads` includes them, audited."),
     ] = "withheld",
 ) -> FileResponse:
     """The tenant's stream as an offline-verifiable bundle (signed first where this host holds
