@@ -2,11 +2,13 @@
 
 (a) distributed: runs/s of a 5-step workflow (rules, full checkpointing and audit) through
     Celery on Redis with 2 worker processes and PostgreSQL, beside raw Celery chains of 5
-    trivial tasks on the same broker with the same concurrency. Target ours / raw >= 1.0:
-    one task advances all five steps, so the broker hops saved pay for the database writes.
+    trivial tasks on the same broker with the same concurrency. Target ours / raw >= 1.5:
+    one task advances all five steps in 8 round trips (trigger 1, lease 2, one per step), so
+    the broker hops saved pay for the database writes. Runs on a fresh database it creates
+    and drops (`bench._common.pg_schema`): a catalog bloated by a test suite's schemas slows it.
 (b) in-process: the same workflow with a pause at step 3 and a resume, on the embedded
     SQLite database, beside LangGraph with its SqliteSaver doing 5 nodes with interrupt()
-    and Command(resume=...). Target ours / LangGraph <= 1.0 (time per workflow), with our
+    and Command(resume=...). Target ours / LangGraph <= 0.35 (time per workflow), with our
     audit trail on and theirs having none.
 
     python -m bench.runtime [--quick]
@@ -245,7 +247,7 @@ def main() -> None:
                 "runs/s",
                 floor,
                 mine / floor,
-                ">= 1.0",
+                ">= 1.5",
             )
         )
         lg = langgraph_inline(n_inline, home)
@@ -257,7 +259,7 @@ def main() -> None:
                 "ms/workflow",
                 lg,
                 ours / lg,
-                "<= 1.0",
+                "<= 0.35",
             )
         )
     report("runtime", results)

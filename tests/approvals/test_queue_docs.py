@@ -220,9 +220,7 @@ def test_the_stored_documents_format_is_pinned() -> None:
     ones are stale. Then write a migration that sets every approval_requests.doc to NULL
     (they are rendered from the columns until rewritten), and update the digest here."""
     schema = json.dumps(ApprovalRequest.model_json_schema(), sort_keys=True).encode()
-    assert (
-        hashlib.sha256(schema).hexdigest()[:16] == "f2697cbc4a01046a"
-    )  # 0012 rebuilt the documents (principal)
+    assert hashlib.sha256(schema).hexdigest()[:16] == "f2697cbc4a01046a"  # 0012 rebuilt the documents (principal)
 
 
 def test_requests_from_before_the_documents_get_theirs_on_upgrade(db_url: str) -> None:

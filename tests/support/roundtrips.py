@@ -4,9 +4,10 @@
 is open, raw-driver fast paths included (`engine.raw_connection()` is a checkout too):
 
 - PostgreSQL: libpq's own protocol trace (`PQtrace`) of each connection. A round trip is
-  one request the client waits on: a simple `Query` message (psycopg's `BEGIN`, `COMMIT`)
-  or an extended-protocol batch ending in `Sync` (a statement, a prepare). So implicit
-  BEGINs, COMMITs, prepares and driver-level calls count exactly as they cost.
+  a run of client messages that the client then waits on the server's answer to: a
+  simple `Query` (psycopg's `BEGIN`, `COMMIT`), an extended-protocol statement ending in
+  `Sync`, a prepare, or a pipeline of several statements. So implicit BEGINs, COMMITs,
+  prepares and driver-level calls count exactly as they cost.
 - SQLite: the driver's trace callback, one per statement the library runs (`BEGIN
   IMMEDIATE` and `COMMIT` included); statements a trigger runs are part of their caller.
 
@@ -95,25 +96,31 @@ def counting() -> Iterator[Trips]:
 
 
 def _pg_trips(trace: str, conn: int) -> list[str]:
-    """One entry per client request that waits for the server, named by its statement."""
+    """One entry per round trip: a run of client messages the client then waits on the
+    server's answer to (a pipeline of several statements is one), named by its statements."""
     out: list[str] = []
-    pending = ""
+    sent: list[str] = []  # the statements of the client messages since the last answer
     for line in trace.splitlines():
+        if line.startswith("B\t"):
+            if sent:
+                out.append(" + ".join(sent))
+                sent = []
+            continue
         m = _LINE.match(line)
         if m is None:
             continue
         kind, rest = m.groups()
         quoted = _QUOTED.findall(rest)
         if kind == "Query":
-            out.append(quoted[0] if quoted else rest)
+            sent.append(quoted[0] if quoted else rest)
         elif kind == "Parse" and len(quoted) >= 2:
-            name, sql = quoted[0], quoted[1]
-            if name:
-                _PREPARED[conn, name] = sql
-            pending = f"(prepare) {sql}" if name else sql
-        elif kind == "Bind" and len(quoted) >= 2 and not pending:
-            pending = _PREPARED.get((conn, quoted[1]), f"(prepared {quoted[1]})")
-        elif kind == "Sync":
-            out.append(pending or "(sync)")
-            pending = ""
+            if quoted[0]:
+                _PREPARED[conn, quoted[0]] = quoted[1]
+            sent.append(f"(prepare) {quoted[1]}" if quoted[0] else quoted[1])
+        elif kind == "Bind" and len(quoted) >= 2 and quoted[1]:
+            sent.append(_PREPARED.get((conn, quoted[1]), f"(prepared {quoted[1]})"))
+        elif kind == "Sync" and not sent:
+            sent.append("(sync)")
+    if sent:
+        out.append(" + ".join(sent))
     return out

@@ -1,15 +1,17 @@
 """PostgreSQL's side of the SQL store: appends and settles through the server functions.
 
-PostgreSQL commits many transactions at once (group commit); writers waiting in line for
-a chain lock held across each commit's WAL flush would forfeit that. So the chain is
-extended by a server-side function (one round trip, see migration 0001) that *tries* the
-stream's advisory lock. When it is free, the function chains any queued events and then
-the new ones, and the commit (synchronous: acknowledged means flushed) releases the lock.
-When the lock is taken, the writer does not wait: the event goes to `audit_pending`,
-durable with the caller's commit, which flushes in parallel with the others', and the
-next lock holder chains it. `settle` chains the queue on demand and the sweeper settles
-idle streams: a bounded merge delay, as in Certificate Transparency logs (Trillian's
-sequencer), with the sequencing done by the writers themselves.
+PostgreSQL commits many transactions at once (group commit); a chain lock held across
+each commit's WAL flush would forfeit that. So the chain is extended by a server-side
+function (see migration 0001) that *tries* the stream's advisory lock. When it is free,
+the function chains any queued events and then the new ones; a standalone append commits
+that without waiting for the flush, releasing the lock at once, and then waits for
+durability with a flushing commit of its own outside the lock before it reports success
+(the WAL is sequential: nothing chained after an entry can survive a crash that entry did
+not); the two are pipelined, one round trip. When the lock is taken, the event goes to
+`audit_pending`, durable with the caller's commit, and the next lock holder chains it.
+`settle` chains the queue on demand and the sweeper settles idle streams: a bounded
+merge delay, as in Certificate Transparency logs (Trillian's sequencer), with the
+sequencing done by the writers themselves.
 
 The functions are called with named arguments (`p_stream => ...`), so a migration that
 reorders or renames a parameter fails the call loudly instead of shifting every value.
@@ -49,6 +51,19 @@ HEAD_SQL = "SELECT seq, hash FROM audit_entries WHERE stream = %s ORDER BY seq D
 # flushes the WAL up to and past every earlier (asynchronous) commit. Merely taking an xid
 # is not enough: a transaction that wrote no WAL commits without flushing.
 FLUSH_SQL = "SELECT pg_logical_emit_message(true, 'copilot.flush', '')"
+# A standalone append remembers (a session setting, which outlives its commit) whether it
+# chained with an asynchronous commit; the statement after it flushes only then: a queued
+# or duplicate result committed synchronously or wrote nothing, and a second flushing
+# commit would only cost the disk another flush.
+_FLAG = "copilot.audit_unflushed"
+_NOTE_SQL = (
+    "WITH r AS ({append}) SELECT r.o_seq, r.o_hash, r.o_status, "
+    f"set_config('{_FLAG}', bool_or(r.o_status = 'chained') OVER ()::text, false) FROM r"
+)
+FLUSH_IF_SQL = (
+    f"SELECT CASE WHEN current_setting('{_FLAG}', true) = 'true' "
+    "THEN pg_logical_emit_message(true, 'copilot.flush', '') END"
+)
 LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 # How long a settle waits for the chain lock before readers go on with what is chained
 # (COPILOT_AUDIT_SETTLE_WAIT): long enough for a busy holder, short of a frozen one's hang.
@@ -81,16 +96,31 @@ def append_standalone(engine: Engine, stream: str, sealed: Sequence[Sealed]) -> 
         if len(sealed) == 1:
             sql, params = APPEND_ONE_SQL, _one_params(stream, sealed[0])
         else:
-            sql, params = APPEND_SQL, event_params(stream, sealed, "try")
-        # One round trip: the call is the transaction, committed synchronously, so the
-        # append is durable when it returns. A free chain lock is held across that flush;
-        # a writer that finds it taken does not wait for it but queues its event
-        # (`pending`, durable with its own commit, flushing in parallel with the others'),
-        # and the next lock holder chains the queue first thing; the sweeper settles what
-        # an idle stream leaves behind. A bounded merge delay, as in Certificate
-        # Transparency logs, instead of every writer waiting in line.
-        rows = dbapi.execute(sql, params, prepare=True).fetchall()
-    return [_result(stream, *r) for r in rows]
+            sql, params = APPEND_SQL, event_params(stream, sealed, "try_async")
+        # Chained inline, the append commits asynchronously, releasing the chain lock
+        # without waiting for the WAL flush; the flush statement after it writes WAL, so
+        # its (synchronous) commit flushes the WAL up to and including our append: only
+        # then is the append acknowledged, and flushes group-commit in parallel. Both go
+        # in one pipeline, each its own transaction (a Sync between them): one round trip.
+        # (A `pending` or duplicate result needs no flush, and gets none: see _NOTE_SQL.)
+        # A `pending` result was queued behind a lock holder, durable with our commit:
+        # the next append that takes the lock chains the queue first thing, and the
+        # sweeper settles what an idle stream leaves behind. A bounded merge delay, as
+        # in Certificate Transparency logs, instead of every writer waiting in line.
+        with dbapi.pipeline() as pipeline:
+            cur = dbapi.execute(_NOTE_SQL.format(append=sql), params, prepare=True)
+            _sync(pipeline)
+            dbapi.execute(FLUSH_IF_SQL, prepare=True)
+        return [_result(stream, *r[:3]) for r in cur.fetchall()]
+
+
+def _sync(pipeline: Any) -> None:
+    """End the pipeline's implicit transaction here, without waiting for its results."""
+    enqueue = getattr(pipeline, "_enqueue_sync", None)  # psycopg 3.1+: queues a Sync
+    if enqueue is not None:
+        enqueue()
+    else:  # pragma: no cover - a psycopg without it: the same, one round trip more
+        pipeline.sync()
 
 
 def _append_batch(engine: Engine, stream: str, sealed: Sequence[Sealed]) -> list[AppendResult]:
@@ -208,7 +238,7 @@ def _settle_params(stream: str, *, durable: bool) -> dict[str, object]:
 def _one_params(stream: str, s: Sealed) -> dict[str, object]:
     e = s.event
     return {
-        "stream": stream, "genesis": genesis(stream), "mode": "try",
+        "stream": stream, "genesis": genesis(stream), "mode": "try_async",
         "commitment": s.commitment, "body": s.body, "salt": s.salt, "payload": s.personal,
         "recorded_at": s.recorded_at, "actor_kind": e.actor.kind.value, "actor_id": e.actor.id,
         "event_type": e.event_type, "run_id": e.run_id, "subject_id": e.subject_id,

@@ -7,6 +7,7 @@ the README's Benchmarks section lists them. Counts are of a warmed-up process.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from audit import Actor
+from audit import Actor, Query
 from copilot.engine.runner import Runner
 from copilot.engine.runs import RunState
+from copilot.governance.consent import Preferences
 from copilot.runtime import Runtime
 from tests.support.kinds import POLICY
 from tests.support.roundtrips import Trips, counting
@@ -100,3 +102,41 @@ def test_round_trips_per_operation_are_pinned(rt: Runtime, db_url: str) -> None:
     assert counts == {k: v[col] for k, v in PINS.items()}, "\n".join(
         f"{k}: {t}" for k, t in got.items() if t.count != PINS[k][col]
     )
+
+
+def test_racing_triggers_with_one_key_make_one_run_with_one_created_event(rt: Runtime) -> None:
+    """Given 8 threads triggering with the same idempotency key at once (the one-call create
+    on PostgreSQL, the general path on SQLite), one run exists and one `run.created` event."""
+    barrier = threading.Barrier(8)
+    got: list[tuple[str, bool]] = []
+
+    def trigger() -> None:
+        barrier.wait()
+        run, created = rt.runner.trigger("plain", "acct-1", tenant="acme", idempotency_key="k")
+        got.append((run.id, created))
+
+    threads = [threading.Thread(target=trigger) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({rid for rid, _ in got}) == 1 and sum(c for _, c in got) == 1
+    rt.audit.settle("acme")
+    created = rt.audit.query("acme", Query(event_type="run.created", limit=100))
+    assert [e.run_id for e in created] == [got[0][0]]
+
+
+def test_a_subject_with_stored_preferences_is_read_and_its_refused_run_skipped(
+    rt: Runtime,
+) -> None:
+    """Given a snoozed subject, the one-call create writes nothing and the trigger reads the
+    preferences: the run is skipped with its reason; a subject without them is queued."""
+    rt.consent.set(
+        Preferences(tenant="acme", subject_id="acct-9", opt_out_workflows=("plain",)),
+        actor=Actor.human("acct-9"),
+    )
+    skipped, _ = rt.runner.trigger("plain", "acct-9", tenant="acme")
+    assert skipped.state == RunState.SKIPPED and skipped.reasons == ["opted_out:plain"]
+    queued, _ = rt.runner.trigger("plain", "acct-8", tenant="acme")
+    assert queued.state == RunState.QUEUED
+    assert rt.runner.advance(queued.id).state == RunState.COMPLETED

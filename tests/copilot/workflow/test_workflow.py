@@ -155,8 +155,7 @@ def test_every_declared_action_kind_must_be_in_the_catalog() -> None:
 
 
 def test_a_runtime_refuses_to_start_with_a_workflow_declaring_an_uncatalogued_kind(
-    tmp_path,
-    monkeypatch,  # type: ignore[no-untyped-def]
+    tmp_path, monkeypatch  # type: ignore[no-untyped-def]
 ) -> None:
     """Start-up (the Runtime's registry, built-in workflows included) fails naming the kind."""
     from copilot.runtime import Runtime
