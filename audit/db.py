@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, select
+from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import make_url
 
@@ -149,9 +149,9 @@ def ids_starting(engine: Engine, table: Any, prefix: str, *, tenant: str, limit:
 
 
 def starting_with(column: Any, prefix: str) -> Any:
-    """`column LIKE 'prefix%'` with the prefix's own `%`, `_` and `\\` taken literally."""
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return column.like(escaped + "%", escape="\\")
+    """`column` starts with `prefix`, exactly: the same on every dialect (SQLite's LIKE
+    ignores case), and no character of the prefix is a wildcard."""
+    return func.substr(column, 1, len(prefix)) == prefix
 
 
 __all__ = [

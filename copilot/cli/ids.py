@@ -1,4 +1,5 @@
-"""Short ids at the command line: any unique prefix of a run's or an approval's id works.
+"""Short ids at the command line: any unique prefix of a run's or an approval's id works
+(never the empty string; ids are lower-case hex).
 
 Tables print ids in full (a 32-character hex id never folds), `--json` carries them too;
 a person types the first few characters, as with git's commits.
@@ -14,6 +15,7 @@ from copilot.cli.context import Env
 from copilot.errors import AmbiguousIdError
 
 FULL = 32  # uuid4().hex: a given id this long is taken as it is (one lookup, no LIKE)
+SHORTEST = 1  # the empty string (an unset shell variable) must never mean "the only run"
 
 
 def run_id(env: Env, given: str) -> str:
@@ -29,7 +31,9 @@ def approval_id(env: Env, given: str) -> str:
 
 
 def _unique(what: str, given: str, starting: Callable[[str], list[str]]) -> str:
-    if len(given) >= FULL:
+    # Ids are lower-case hex: a prefix that is not is no prefix of any (and SQLite's LIKE,
+    # which ignores case, would otherwise match where PostgreSQL's does not).
+    if len(given) >= FULL or len(given) < SHORTEST or given != given.lower():
         return given
     found = starting(given)
     if len(found) > 1:
