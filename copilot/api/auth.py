@@ -5,6 +5,8 @@ default; 0 checks the database on every request), by the SHA-256 of the token, s
 hot paths do not pay a database round trip per request. The process that revokes a key
 (`DELETE /v1/keys/{id}`) forgets it at once; on other processes (other API workers, a
 revocation by `copilot keys revoke`) a revoked key may go on working for up to that long.
+The subject tokens a key minted are checked against the same cache (`live`), so they stop
+working when their key does.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 
-from copilot.errors import ForbiddenError, UnauthenticatedError
+from copilot.errors import ForbiddenError, KeyNotFoundError, UnauthenticatedError
 from copilot.governance.keys import KeyStore, Principal, Role
 from copilot.runtime import Runtime
 
@@ -39,6 +41,7 @@ class KeyCache:
         self.ttl = ttl
         self.clock = clock
         self._seen: dict[bytes, tuple[float, Principal]] = {}
+        self._live: dict[str, float] = {}
 
     async def principal(self, token: str) -> Principal | None:
         """The token's principal, from memory while fresh, else from the key store."""
@@ -56,8 +59,27 @@ class KeyCache:
             self._seen[digest] = (now + self.ttl, found)
         return found
 
+    async def live(self, key_id: str, tenant: str) -> bool:
+        """Whether the key `key_id` of `tenant` exists unrevoked (a subject token's minter)."""
+        now = self.clock()
+        if self._live.get(key_id, 0.0) > now:
+            return True
+        found = await run_in_threadpool(self._lookup, key_id, tenant)
+        if found and self.ttl > 0:
+            if len(self._live) >= MAX_REMEMBERED:
+                self._live.clear()
+            self._live[key_id] = now + self.ttl
+        return found
+
+    def _lookup(self, key_id: str, tenant: str) -> bool:
+        try:
+            return self.keys.get(key_id, tenant=tenant).revoked_at is None
+        except KeyNotFoundError:
+            return False
+
     def forget(self, key_id: str) -> None:
         """Drop every remembered token of this key (it was just revoked by this process)."""
+        self._live.pop(key_id, None)
         for digest, (_, who) in list(self._seen.items()):
             if who.key_id == key_id:
                 self._seen.pop(digest, None)

@@ -280,7 +280,7 @@ placement_events = Table(
     Column("kind", String(16), nullable=False),
     Column("at", Float, nullable=False),
     Column("until", Float, nullable=True),
-    UniqueConstraint("tenant", "event_id", name="uq_pevents_event"),
+    UniqueConstraint("tenant", "decision_id", "event_id", name="uq_pevents_event"),
     Index("ix_pevents_subject", "tenant", "subject_id", "at"),
     Index("ix_pevents_decision", "decision_id"),
 )

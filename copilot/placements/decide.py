@@ -30,7 +30,7 @@ from copilot.governance.sources import SignalValue
 from copilot.measure.holdouts import held_out
 from copilot.placements import store
 from copilot.placements._sql import lock_subject
-from copilot.placements.errors import ContextError
+from copilot.placements.errors import ContextError, TokenError
 from copilot.placements.model import Placement, PlacementCandidate
 from copilot.placements.records import CandidateStatus, Decision, Explain, Item
 from copilot.placements.registry import PlacementRegistry
@@ -59,9 +59,19 @@ class Decider:
         self.clock = clock
 
     def context_values(
-        self, placement: Placement, context: Mapping[str, Any], now: float
+        self, placement: Placement, context: Mapping[str, Any], now: float, *,
+        from_client: bool = False,
     ) -> dict[str, SignalValue]:
-        """The request's context as signal values: only fields the placement reads, declared types."""
+        """The request's context as signal values: only fields the placement reads, declared
+        types; from a browser (`from_client`) only its `client_signals`."""
+        refused = sorted(set(context) - set(placement.client_signals)) if from_client else []
+        if refused:
+            raise TokenError(
+                f"a subject token may not send context fields {refused} to {placement.name} "
+                f"(it may send: {list(placement.client_signals)}); send them from the app's "
+                "server with the app key, or declare them in the placement's client_signals",
+                code="token.context_refused", placement=placement.name, fields=refused,
+            )  # fmt: skip
         undeclared = sorted(set(context) - set(placement.signal_names))
         if undeclared:
             raise ContextError(
@@ -116,19 +126,24 @@ class Decider:
         context: Mapping[str, Any] | None = None,
         *,
         actor: Actor | None = None,
+        from_client: bool = False,
     ) -> Decision:
-        """The item to show (or none, with why), committed with its audit entry before returning."""
+        """The item to show (or none, with why), committed with its audit entry before returning.
+
+        Context from the app's server (an app key) overrides stored values: it is the
+        server's fresher truth. Context from a browser (`from_client`: a subject token) is
+        refused unless the placement declares the signal in `client_signals`, and then only
+        fills a gap: a stored value wins, so a page cannot forge what the server knows."""
         placement = self.placements.get(placement_name)
         now = self.clock()
-        overlay = self.context_values(placement, context or {}, now)
+        overlay = self.context_values(placement, context or {}, now, from_client=from_client)
         decision_id = uuid.uuid4().hex
         held = self.held(placement, subject_id)
         with self.engine.begin() as conn:
             lock_subject(conn, tenant, subject_id)
             state = store.read_state(conn, tenant, subject_id, placement.signal_names, now=now)
-            state = SubjectState(
-                state.prefs, {**state.values, **overlay}, state.shown, state.events
-            )
+            values = {**overlay, **state.values} if from_client else {**state.values, **overlay}
+            state = SubjectState(state.prefs, values, state.shown, state.events)
             ev = self._evaluate(placement, state, now, held)
             choice = self._choose(placement, ev, subject_id, decision_id)
             chosen = placement.candidate(choice.candidate_id) if choice.candidate_id else None

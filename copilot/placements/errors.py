@@ -7,8 +7,10 @@ CopilotError                     (audit.errors) root
     ├── UnknownPlacementError    placement.unknown
     ├── ContextError             placement.context_undeclared | placement.context_invalid
     ├── DecisionNotFoundError    placement.decision_not_found
-    ├── EventError               placement.event_invalid | placement.event_conflict
-    └── TokenError               token.invalid | token.expired | token.wrong_subject | token.scope
+    ├── EventError               placement.event_invalid | placement.event_conflict |
+    │                            placement.event_time
+    └── TokenError               token.invalid | token.expired | token.revoked |
+                                 token.wrong_subject | token.context_refused
 """
 
 from __future__ import annotations

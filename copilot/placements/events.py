@@ -1,9 +1,13 @@
 """Exposure events on decisions: impression, accept, dismiss, snooze, complete.
 
-Idempotent by the app's `event_id`: a redelivered post answers `duplicate: true` and
-writes nothing; the same id reused for another decision or kind is `placement.event_conflict`.
-A new event and its `placement.event` audit entry commit together. Dismiss, snooze and
-complete feed the caps the next decide reads.
+Idempotent by the app's `event_id` within its decision: a redelivered post answers
+`duplicate: true` and writes nothing; the same id reused on that decision for another kind
+is `placement.event_conflict`. Event ids are scoped to the decision, not the tenant, so a
+subject token holder can neither learn another subject's decision from a conflict nor
+squat the id another subject's page will send. An event is dated between its decision and
+now (plus `MAX_SKEW` for clocks): else `placement.event_time`. A new event and its
+`placement.event` audit entry commit together. Dismiss, snooze and complete feed the caps
+the next decide reads.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from copilot.placements.records import EventIn, EventRecorded
 from copilot.placements.registry import PlacementRegistry
 
 MAX_SNOOZE = 365 * 86_400.0
+MAX_SKEW = 300.0  # how far ahead of the server's clock a client may date an event
 
 
 class Events:
@@ -63,11 +68,16 @@ class Events:
             if row.chosen is None:
                 raise EventError(f"decision {decision_id} showed nothing; there is nothing to "
                                  f"record {event.kind} on", decision_id=decision_id)  # fmt: skip
+            if not row.decided_at <= at <= now + MAX_SKEW:
+                raise EventError(
+                    f"an event's `at` must be between its decision ({row.decided_at}) and now "
+                    f"(+{int(MAX_SKEW)} s); got {at}", code="placement.event_time", field="at",
+                )  # fmt: skip
             until = self._until(row.placement, event, at)
             doc = {"tenant": tenant, "event_id": event.event_id, "decision_id": decision_id,
                    "subject_id": row.subject_id, "placement": row.placement,
                    "candidate": row.chosen, "kind": event.kind, "at": at, "until": until}  # fmt: skip
-            if not insert_new(conn, placement_events, doc, ["tenant", "event_id"]):
+            if not insert_new(conn, placement_events, doc, ["tenant", "decision_id", "event_id"]):
                 return self._duplicate(conn, tenant, decision_id, event)
             self.audit.append_in(conn, tenant, [AuditEvent(
                 event_type="placement.event", actor=actor, subject_id=row.subject_id,
@@ -94,12 +104,12 @@ class Events:
     def _duplicate(
         self, conn: object, tenant: str, decision_id: str, event: EventIn
     ) -> EventRecorded:
-        prior = store.event_row(conn, tenant, event.event_id)  # type: ignore[arg-type]
+        prior = store.event_row(conn, tenant, decision_id, event.event_id)  # type: ignore[arg-type]
         assert prior is not None  # the insert conflicted with it
-        if prior.decision_id != decision_id or prior.kind != event.kind:
+        if prior.kind != event.kind:
             raise EventError(
-                f"event id {event.event_id!r} was already used for a {prior.kind} on decision "
-                f"{prior.decision_id}; send a new event id", code="placement.event_conflict",
+                f"event id {event.event_id!r} was already used for a {prior.kind} on this "
+                "decision; send a new event id", code="placement.event_conflict",
                 event_id=event.event_id,
             )  # fmt: skip
         return EventRecorded(event_id=prior.event_id, decision_id=decision_id, kind=prior.kind,

@@ -122,6 +122,11 @@ class Placement(BaseModel):
     segment_by: str | None = Field(
         default=None, description="a signal it reads; the report's segments"
     )
+    client_signals: tuple[str, ...] = Field(
+        default=(),
+        description="signals it reads that a browser (a subject token) may send as context; "
+        "a stored value still wins over the browser's",
+    )
 
     @field_validator("signals", mode="before")
     @classmethod
@@ -143,6 +148,9 @@ class Placement(BaseModel):
         read = {n.name for n in self.signals}
         if self.segment_by is not None and self.segment_by not in read:
             raise ValueError(f"segment_by {self.segment_by!r} is not a signal the placement reads")
+        if set(self.client_signals) - read:
+            raise ValueError(f"client_signals {sorted(set(self.client_signals) - read)} are not "
+                             "signals the placement reads")  # fmt: skip
         for c in self.candidates:
             unread = sorted({cond.signal for cond in c.when} - read)
             if unread:

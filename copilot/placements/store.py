@@ -85,11 +85,14 @@ def decision_row(conn: Connection, tenant: str, decision_id: str) -> Row[Any] | 
     return conn.execute(select(dec).where(dec.c.tenant == tenant, dec.c.id == decision_id)).first()
 
 
-def event_row(conn: Connection, tenant: str, event_id: str) -> Row[Any] | None:
-    """One event of the tenant, by the app's event id."""
+def event_row(
+    conn: Connection, tenant: str, decision_id: str, event_id: str
+) -> Row[Any] | None:
+    """One event of the decision, by the app's event id (ids are scoped to their decision)."""
     return conn.execute(
-        select(evt).where(evt.c.tenant == tenant, evt.c.event_id == event_id)
-    ).first()
+        select(evt).where(evt.c.tenant == tenant, evt.c.decision_id == decision_id,
+                          evt.c.event_id == event_id)
+    ).first()  # fmt: skip
 
 
 def logged(row: Row[Any]) -> LoggedDecision:

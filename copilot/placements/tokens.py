@@ -4,13 +4,15 @@ An app's server mints one with its app key (`POST /v1/subject-tokens`); the page
 as `Authorization: Bearer cps_...`. It names one tenant and one subject, allows only
 decide and events, and expires (at most an hour; 15 minutes by default). It is an HMAC-SHA256
 over its claims with the deployment's token secret (`COPILOT_SUBJECT_TOKEN_SECRET`, else a
-random key created once in `COPILOT_HOME`), so checking it costs no database read. A
-revoked app key's tokens live on until they expire: keep the lifetime short.
+random key created once in `COPILOT_HOME`), so checking its signature costs no database
+read; the API then checks that the minting app key is not revoked (through its key cache,
+so a revocation reaches tokens as fast as it reaches the key itself).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -58,16 +60,29 @@ class TokenSigner:
 
     @classmethod
     def load_or_create(cls, path: Path) -> TokenSigner:
-        """The secret in `path`, created (0600) on first use."""
+        """The secret in `path`, created (0600) on first use.
+
+        Processes starting together on a fresh home race here: each writes a whole secret to
+        a private temporary file and links it into place (atomic, never replacing), so a
+        reader sees either no file or a complete one, and every loser reads the winner's."""
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32))
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_hex(32))
+                    f.flush()
+                    os.fsync(f.fileno())
+                with contextlib.suppress(FileExistsError):  # a concurrent creator won
+                    os.link(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
         return cls(path.read_text().strip().encode())
 
     def _mac(self, body: str) -> str:
-        return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
+        raw = body.encode("utf-8", "surrogateescape")
+        return _b64(hmac.new(self._secret, raw, hashlib.sha256).digest())
 
     def mint(
         self, tenant: str, subject_id: str, *, key_id: str, now: float, ttl: float = DEFAULT_TTL
@@ -85,7 +100,9 @@ class TokenSigner:
     def verify(self, token: str, *, now: float) -> SubjectToken:
         """The claims, or TokenError: `token.invalid` (forged, malformed) or `token.expired`."""
         body, _, mac = token.removeprefix(PREFIX).partition(".")
-        if not token.startswith(PREFIX) or not hmac.compare_digest(mac, self._mac(body)):
+        # bytes, not str: compare_digest refuses non-ASCII text (a TypeError, not a refusal)
+        given = mac.encode("utf-8", "surrogateescape")
+        if not token.startswith(PREFIX) or not hmac.compare_digest(given, self._mac(body).encode()):
             raise TokenError("the subject token is malformed or not signed by this deployment")
         try:
             claims = SubjectToken.model_validate_json(_unb64(body))

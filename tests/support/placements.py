@@ -43,7 +43,7 @@ declared = PlacementRegistry(
         placement(name="t.held", holdout=0.5, signals=["t.plan"], segment_by="t.plan",
                   candidates=[{"id": "held_item", "content": _NUDGE}]),
         placement(name="t.steps", signals=[{"name": "t.level", "required": True}, "t.flag"],
-                  thin_default="generic", dismiss_for=timedelta(days=3), candidates=[
+                  client_signals=["t.flag"], thin_default="generic", dismiss_for=timedelta(days=3), candidates=[
             {"id": "step_one", "rule": "new here", "when": ["t.level < 1"], "content": {"title": "Step one"}},
             {"id": "step_two", "when": ["t.level < 2"], "content": {"title": "Step two"}},
             {"id": "step_flag", "when": ["t.flag == true"], "content": {"title": "Flagged"}},

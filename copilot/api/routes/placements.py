@@ -2,7 +2,9 @@
 
 Decide and events take an app key or a subject token (`cps_...`, one subject, minted by
 an app key through `POST /v1/subject-tokens`); a token used for another subject is
-`token.wrong_subject` (403) and writes nothing.
+`token.wrong_subject` (403) and writes nothing, one whose minting key was revoked is
+`token.revoked` (401). A token's `context` may carry only the placement's
+`client_signals`, and never overrides a stored value (see Decider.decide).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security.utils import get_authorization_scheme_param
 
 from audit import Actor
-from copilot.api.auth import authenticate, require, runtime
+from copilot.api.auth import KeyCache, authenticate, require, runtime
 from copilot.api.errors import responses
 from copilot.api.placement_schema import (
     PLACEMENT,
@@ -60,10 +62,15 @@ class Caller:
 
 
 async def caller(request: Request, rt: Rt) -> Caller:
-    """An app key, or a subject token (checked without a database read)."""
+    """An app key, or a subject token (its signature, then its minting key through the cache)."""
     scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
     if scheme.lower() == "bearer" and token.startswith(PREFIX):
         claims = rt.subject_tokens.verify(token, now=time.time())
+        cache = request.app.state.keys
+        assert isinstance(cache, KeyCache)
+        if not await cache.live(claims.key_id, claims.tenant):
+            raise TokenError("the app key that minted this subject token is revoked",
+                             code="token.revoked")  # fmt: skip
         return Caller(
             claims.tenant, claims.subject_id, Actor.system(f"subject-token:{claims.key_id}")
         )
@@ -80,9 +87,8 @@ def decide(body: DecideIn, who: Who, rt: Rt) -> DecisionOut:
     """The item to show now, or none with `why`; the decision is logged (and audited) before
     the answer. `context` may hold only signals the placement reads (`placement.context_undeclared`)."""
     who.check(body.subject_id)
-    d = rt.decider.decide(
-        who.tenant, body.placement, body.subject_id, body.context, actor=who.actor
-    )
+    d = rt.decider.decide(who.tenant, body.placement, body.subject_id, body.context,
+                          actor=who.actor, from_client=who.subject is not None)  # fmt: skip
     return DecisionOut.model_validate(d.model_dump())
 
 

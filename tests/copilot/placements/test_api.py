@@ -83,11 +83,19 @@ def test_a_subject_token_decides_and_posts_events_for_its_subject_only(
     )
 
 
+def _minter(rt: Runtime, keys: dict[tuple[str, str], str]) -> str:
+    """The id of acme's live app key (a token's minting key must be unrevoked)."""
+    who = rt.keys.authenticate(keys["acme", "app"])
+    assert who is not None
+    return who.key_id
+
+
 def _bad_requests(
     client: TestClient, keys: dict[tuple[str, str], str], rt: Runtime, sid: str
 ) -> list[tuple[str, dict[str, Any], dict[str, str], int, str]]:
     app = _auth(keys["acme", "app"])
-    other = _auth(rt.subject_tokens.mint("acme", "someone-else", key_id="k", now=time.time()))
+    minter = _minter(rt, keys)
+    other = _auth(rt.subject_tokens.mint("acme", "someone-else", key_id=minter, now=time.time()))
     expired = _auth(rt.subject_tokens.mint("acme", sid, key_id="k", now=time.time() - 901))
     forged = _auth(rt.subject_tokens.mint("acme", sid, key_id="k", now=time.time())[:-3] + "AAA")
     body = {"placement": "t.steps", "subject_id": sid}
@@ -129,7 +137,9 @@ def test_bad_input_is_a_4xx_with_a_stable_code_and_writes_nothing(
     ok = client.post("/v1/decide", headers=_auth(keys["acme", "app"]),
                      json={"placement": "t.steps", "subject_id": sid, "context": {"t.level": 0}}).json()  # fmt: skip
     cases = _bad_requests(client, keys, rt, sid)
-    other = _auth(rt.subject_tokens.mint("acme", "someone-else", key_id="k", now=time.time()))
+    other = _auth(
+        rt.subject_tokens.mint("acme", "someone-else", key_id=_minter(rt, keys), now=time.time())
+    )
     cases += [  # events: another subject's token, an event on a decision of another tenant
         (f"/v1/decisions/{ok['decision_id']}/events", {"event_id": "t1", "kind": "accept"}, other, 403, "token.wrong_subject"),
         (f"/v1/decisions/{ok['decision_id']}/events", {"event_id": "t1", "kind": "accept"},

@@ -56,7 +56,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("at", sa.Float, nullable=False),
         sa.Column("until", sa.Float, nullable=True),
-        sa.UniqueConstraint("tenant", "event_id", name="uq_pevents_event"),
+        sa.UniqueConstraint("tenant", "decision_id", "event_id", name="uq_pevents_event"),
     )
     op.create_index("ix_pevents_subject", "placement_events", ["tenant", "subject_id", "at"])
     op.create_index("ix_pevents_decision", "placement_events", ["decision_id"])
