@@ -19,7 +19,6 @@ from tests.support.runtime import build_runtime
 @pytest.fixture
 def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
     rt = build_runtime(db_url, tmp_path, woken=[], learn_path=learn_file(tmp_path))
-    seed(rt.learning.store, "acme", 2000)
     with TestClient(create_app(rt.settings, runtime=rt)) as client:
         yield Api(rt=rt, client=client, tokens=make_keys(rt))
 
@@ -31,13 +30,14 @@ def _second_admin(api: Api) -> dict[str, str]:
 
 
 def test_an_admin_trains_evaluates_and_two_admins_promote_over_http(api: Api) -> None:
+    seed(api.rt.learning.store, "acme", 1000)  # enough for evidence that clears the margin
     c, admin = api.client, api.auth("acme", "admin")
     status = c.get(f"/v1/learn/{SURFACE}", headers=admin).json()
     assert status["serving"] == "rules" and status["versions"] == []
     r = c.post(f"/v1/learn/{SURFACE}/train", headers=admin)
     assert r.status_code == 200, r.text
     version = r.json()["version"]
-    assert r.json()["state"] == "shadow" and r.json()["n_train"] == 2000
+    assert r.json()["state"] == "shadow" and r.json()["n_train"] == 1000
 
     r = c.get(f"/v1/learn/{SURFACE}/versions/{version}/evidence", headers=admin)
     assert r.status_code == 200, r.text
@@ -74,6 +74,7 @@ def test_an_admin_trains_evaluates_and_two_admins_promote_over_http(api: Api) ->
 
 
 def test_bad_input_and_another_tenant_get_stable_codes_and_change_nothing(api: Api) -> None:
+    seed(api.rt.learning.store, "acme", 150)  # enough to train on
     c, admin, globex = api.client, api.auth("acme", "admin"), api.auth("globex", "admin")
     version = c.post(f"/v1/learn/{SURFACE}/train", headers=admin).json()["version"]
     cases = [

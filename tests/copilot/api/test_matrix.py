@@ -218,7 +218,7 @@ ENDPOINTS = [
     Endpoint("GET", "/metrics", NO_KEY, 200),
 ]  # fmt: skip
 CALLERS = ("anonymous", "revoked", *ROLES)
-ACME_DECISIONS, GLOBEX_DECISIONS = 2000, 300
+ACME_DECISIONS, GLOBEX_DECISIONS = 1000, 300
 
 
 @dataclass

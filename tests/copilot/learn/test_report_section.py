@@ -37,7 +37,7 @@ def test_the_report_shows_versions_evidence_shadow_and_live_vs_holdout(
 ) -> None:
     rt = build_runtime(db_url, tmp_path, woken=[], learn_path=learn_file(tmp_path))
     assert build_report(rt.engine, tenant="acme", outcomes=rt.registry.outcomes).learning == []
-    seed(rt.learning.store, "acme", 2000)
+    seed(rt.learning.store, "acme", 1200)
     version = rt.learning.train("acme", SURFACE).version
     for i in range(40):  # the shadow scores beside the rules
         rt.learning.decide("acme", PolicyInput(surface=SURFACE, subject_id=f"n{i}",
