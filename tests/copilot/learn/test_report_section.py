@@ -7,6 +7,8 @@ import math
 import time
 from pathlib import Path
 
+from copilot.cli.measure_cmd import _print as print_report
+from copilot.cli.measure_cmd import out
 from copilot.learn.rewards import Feedback
 from copilot.measure.report.build import build_report
 from copilot.measure.report.html import render_body
@@ -77,7 +79,10 @@ def test_the_report_shows_versions_evidence_shadow_and_live_vs_holdout(
     assert '"learning"' in report.model_dump_json() and report.model_dump()["learning"][0]["surface"] == SURFACE
     page = render_body(report)
     assert f"Learned policy: {SURFACE}" in page and f"serving learned@{version}" in page
-    text = "\n".join(after.lines())
+    with out.capture() as printed:  # what `copilot report` prints
+        print_report(report)
+    text = printed.get()
+    assert f"{SURFACE}: serving learned@{version}" in text
     assert f"live learned@{version} n=100 vs holdout n=100: +0.4000" in text
-    assert "OPE candidate dr" in text
+    assert "OPE candidate dr" in text and f"version {version} live" in text
     rt.close()
