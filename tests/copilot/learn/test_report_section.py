@@ -7,12 +7,17 @@ import math
 import time
 from pathlib import Path
 
+from fastapi.testclient import TestClient
+
 from copilot.cli.measure_cmd import _print as print_report
 from copilot.cli.measure_cmd import out
 from copilot.learn.rewards import Feedback
 from copilot.measure.report.build import build_report
 from copilot.measure.report.html import render_body
 from copilot.ranking import LoggedDecision, PolicyInput
+from copilot.server import create_app
+from tests.copilot.web.test_delivery_page import sign_in
+from tests.support.api import Api, make_keys
 from tests.support.learn_world import SURFACE, learn_file, seed
 from tests.support.runtime import build_runtime
 from tests.support.simulator import CANDIDATES, candidates
@@ -85,4 +90,20 @@ def test_the_report_shows_versions_evidence_shadow_and_live_vs_holdout(
     assert f"{SURFACE}: serving learned@{version}" in text
     assert f"live learned@{version} n=100 vs holdout n=100: +0.4000" in text
     assert "OPE candidate dr" in text and f"version {version} live" in text
+    rt.close()
+    if db_url.startswith("sqlite"):  # the page draws what was read: once is enough
+        _the_page_shows_it(db_url, tmp_path, version)
+
+
+def _the_page_shows_it(db_url: str, tmp_path: Path, version: str) -> None:
+    """The web report page draws the same section for a signed-in reader of the tenant."""
+    rt = build_runtime(db_url, tmp_path, woken=[], learn_path=learn_file(tmp_path))
+    with TestClient(create_app(rt.settings, runtime=rt), follow_redirects=False) as client:
+        web = Api(rt=rt, client=client, tokens=make_keys(rt))
+        sign_in(web, web.tokens["acme", "auditor"])
+        shown = client.get("/ui/report").text
+        assert f"Learned policy: {SURFACE}" in shown and f"serving learned@{version}" in shown
+        sign_in(web, web.tokens["globex", "auditor"])
+        theirs = client.get("/ui/report").text  # the same surface, globex's own (empty) side
+        assert "onboarding: serving rules" in theirs and version not in theirs
     rt.close()
