@@ -51,6 +51,7 @@ from copilot.workflow.triggers import TriggerRegistry
 if TYPE_CHECKING:  # the learning wing loads numpy and LangChain: only when it is used
     from copilot.learn.config import LearnConfig
     from copilot.learn.service import Learning
+    from copilot.measure.report.learning import LearningProvider
 
 log = logging.getLogger(__name__)
 PROMOTE = "promote_policy"  # copilot.learn.gate.PROMOTE, without importing the wing
@@ -424,6 +425,16 @@ class Runtime:
     def learning(self) -> Learning:
         """The learning loop on the wing's own tables, for the declared surfaces."""
         return _learning(self)
+
+    @property
+    def learning_provider(self) -> LearningProvider | None:
+        """The report's hook for the learned surfaces (None when none is declared)."""
+        surfaces = list(self.learn_config.surfaces)
+        if not surfaces:
+            return None
+        from copilot.learn.report import learning_provider
+
+        return learning_provider(self.learning, surfaces)
 
     def train_surfaces(self) -> dict[str, Any]:
         """Train every declared surface of the CLI's tenant (beat's task)."""

@@ -20,6 +20,7 @@ from copilot.api.routes import (
     admin,
     approvals,
     audit,
+    learn,
     ops,
     outcomes,
     placements,
@@ -77,7 +78,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.max_body = settings.api_max_body_bytes
     app.state.metrics_token = settings.metrics_token
     errors.install(app)
-    for module in (runs, approvals, actions, audit, subjects, outcomes, placements, admin, ops):
+    for module in (runs, approvals, actions, audit, subjects, outcomes, placements, admin, learn,
+                   ops):
         app.include_router(module.router)
     app.add_middleware(JsonDepthLimit)  # inside the size limit: it reads bounded bodies only
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)

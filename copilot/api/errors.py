@@ -75,6 +75,13 @@ STATUS: dict[str, int] = {
     "key.invalid": 422,
     "outcome.invalid": 422,
     "outcome.undeclared": 422,
+    "learn.not_found": 404,
+    "learn.conflict": 409,
+    "learn.not_enough_data": 409,
+    "learn.not_better": 409,
+    "learn.segment_harmed": 409,
+    "learn.bad_evaluation": 422,
+    "learn.unknown_decision": 422,
     "service.unavailable": 503,
 }
 TOO_LARGE = "copilot.body_too_large"  # set in the ASGI scope by the body limit

@@ -90,6 +90,7 @@ def report(
         covariate=covariate,
         horizon=horizon,
         paused=paused_workflows(env.engine, env.settings.tenant),
+        learning=env.learning_provider,
     )
     if html is not None:
         from copilot.measure.report.html import render_html  # matplotlib loads only for the page
@@ -166,3 +167,5 @@ def _print(r: Report) -> None:
         for row in r.placements:
             table.add_row(*row.cells())
         out.print(table)
+    for learned in r.learning:
+        out.print("\n".join(learned.lines()), highlight=False, markup=False)

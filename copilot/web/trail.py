@@ -151,7 +151,8 @@ def report(request: Request, session: Readers) -> Response:
     rt = rt_of(request)
     tenant = session.principal.tenant
     found = build_report(rt.engine, tenant=tenant, outcomes=rt.registry.outcomes,
-                         allocations=rt.allocations(), paused=paused_workflows(rt.engine, tenant))  # fmt: skip
+                         allocations=rt.allocations(), paused=paused_workflows(rt.engine, tenant),
+                         learning=rt.learning_provider)  # fmt: skip
     return render(request, "report.html", {"body": render_body(found), "report": found})
 
 

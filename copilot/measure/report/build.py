@@ -41,6 +41,7 @@ from copilot.measure.outcomes import OutcomeRegistry, OutcomeSpec
 from copilot.measure.report.evidence import evidence_of, paused_warnings, srm_warnings
 from copilot.measure.report.exposure import Exposure, arms, converted_subjects, subject_lift
 from copilot.measure.report.figures import figures_of
+from copilot.measure.report.learning import LearningProvider
 from copilot.measure.report.model import DeliveryCount, OutcomeLift, Report
 from copilot.measure.report.placements import placement_rows
 
@@ -62,6 +63,7 @@ def build_report(
     covariate: str | None = None,
     horizon: int = DEFAULT_HORIZON,
     paused: list[str] | None = None,
+    learning: LearningProvider | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Report:
     """Read the tenant's runs, decisions and outcomes, and measure them.
@@ -70,6 +72,7 @@ def build_report(
     also checked for a sample-ratio mismatch and measured with an anytime-valid interval
     (tuned for `horizon` subjects) and CUPED on `covariate` (a numeric signal; by default
     the outcome's own pre-period). `paused` names the workflows a stop rule paused.
+    `learning` (the runtime's hook) gives the learned surfaces' section.
     """
     check_alpha(alpha, power)
     if not 0 <= max_rejection_rate <= 1:
@@ -133,6 +136,7 @@ def build_report(
         placements=slots,
         evidence=evidence,
         paused=sorted(paused or []),
+        learning=learning(tenant) if learning is not None else [],
     )
     return report.model_copy(update={"figures": figures_of(report)})
 

@@ -130,6 +130,9 @@ def render_body(report: Report) -> str:
     if report.placements:
         parts.append("<h2>Placements</h2>" + _table(
             PLACEMENT_COLUMNS, [row.cells() for row in report.placements]))  # fmt: skip
+    for learned in report.learning:
+        parts.append(f"<h2>Learned policy: {escape(learned.surface)}</h2><pre data-learning>"
+                     + escape("\n".join(learned.lines())) + "</pre>")
     for fig in report.figures:
         data = base64.b64encode(plot_png(fig)).decode()
         parts.append(f'<figure data-figure="{escape(fig.name)}"><img alt="{escape(fig.title)}" '

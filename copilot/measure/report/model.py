@@ -13,6 +13,7 @@ from copilot.measure.evidence.comparison import Evidence
 from copilot.measure.experiments import Lift, Method
 from copilot.measure.feedback import Group
 from copilot.measure.guardrails import Finding, GuardrailCheck, SegmentEffect
+from copilot.measure.report.learning import LearningSection
 
 
 class Point(BaseModel):
@@ -152,3 +153,4 @@ class Report(BaseModel):
     # interval beside the fixed one, CUPED; and the comparisons paused by a stop rule.
     evidence: list[Evidence] = []
     paused: list[str] = []
+    learning: list[LearningSection] = []  # learned surfaces, by the runtime's provider

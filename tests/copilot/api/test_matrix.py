@@ -28,6 +28,8 @@ from copilot.engine.runs import RunState
 from copilot.governance.keys import ROLES
 from copilot.server import create_app
 from tests.support.api import Api, make_keys
+from tests.support.learn_world import SURFACE as LEARN_SURFACE
+from tests.support.learn_world import learn_file, seed
 from tests.support.runtime import build_runtime
 
 PUBLIC = frozenset({"anonymous", "revoked", *ROLES})
@@ -46,7 +48,8 @@ class Endpoint:
 
     @property
     def by_id(self) -> bool:
-        return "{" in self.path and "{subject}" not in self.path
+        rest = self.path.replace("{surface}", "")  # a surface is tenant-wide, not acme's id
+        return "{" in rest and "{subject}" not in rest
 
 
 def _no_acme_ids(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
@@ -142,6 +145,19 @@ def _batch_ack_isolated(fx: Fixture, res: dict[str, str], r: Any) -> None:
     assert fx.api.rt.deliveries.get(int(res["action"])).state == "claimed"
 
 
+def _learn_status_of_own_tenant(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
+    assert {v["tenant"] for v in r.json()["versions"]} <= {"globex"}
+    assert res["version"] not in r.text and r.json()["serving"] == "rules"
+
+
+def _trained_on_own_data(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
+    assert r.json()["tenant"] == "globex" and r.json()["n_train"] == GLOBEX_DECISIONS
+
+
+def _no_acme_checks(fx: Fixture, res: dict[str, str], r: httpx.Response) -> None:
+    assert r.json() == []
+
+
 ENDPOINTS = [
     Endpoint("POST", "/v1/runs", frozenset({"app"}), 202,
              lambda res: {"workflow": "five_steps", "subject_id": "acct-new"},
@@ -188,16 +204,28 @@ ENDPOINTS = [
     Endpoint("GET", "/v1/subjects/{subject}/placements/{placement}/explain", frozenset({"app"}), 200),
     Endpoint("POST", "/v1/subject-tokens", frozenset({"app"}), 201,
              lambda res: {"subject_id": res["subject"]}),
+    Endpoint("GET", "/v1/learn/{surface}", frozenset({"admin"}), 200, None,
+             _learn_status_of_own_tenant),
+    Endpoint("POST", "/v1/learn/{surface}/train", frozenset({"admin"}), 200, None,
+             _trained_on_own_data),
+    Endpoint("GET", "/v1/learn/{surface}/versions/{version}/evidence", frozenset({"admin"}), 200),
+    Endpoint("POST", "/v1/learn/{surface}/versions/{version}/promotion", frozenset({"admin"}), 202),
+    Endpoint("POST", "/v1/learn/promotions/{promotion}/decision", frozenset({"admin"}), 200,
+             lambda res: {"decision": "approve"}),
+    Endpoint("POST", "/v1/learn/{surface}/guardrails", frozenset({"admin"}), 200, None,
+             _no_acme_checks),
     Endpoint("GET", "/healthz", PUBLIC, 200),
     Endpoint("GET", "/metrics", NO_KEY, 200),
 ]  # fmt: skip
 CALLERS = ("anonymous", "revoked", *ROLES)
+ACME_DECISIONS, GLOBEX_DECISIONS = 1000, 300
 
 
 @dataclass
 class Fixture:
     api: Api
     revoked: dict[str, str]
+    learn: dict[str, str]
     n: int = 0
 
     def resources(self) -> dict[str, str]:
@@ -219,6 +247,7 @@ class Fixture:
             "key": key.id,
             "subject": subject,
             **self.actions(),
+            **self.learn,
         }
 
     def actions(self) -> dict[str, str]:
@@ -242,7 +271,9 @@ def fx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixture]:
     home = tmp_path_factory.mktemp("matrix")
     rt = build_runtime(f"sqlite:///{home / 'copilot.db'}", home, woken=[],
                        workflow_modules="tests.support.flows,tests.support.guarded",
-                       placement_modules="tests.support.placements")  # fmt: skip
+                       placement_modules="tests.support.placements",
+                       learn_path=learn_file(home))  # fmt: skip
+    learn = _learning(rt)
     tokens = make_keys(rt)
     revoked = {}
     for tenant in ("acme", "globex"):
@@ -250,7 +281,17 @@ def fx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixture]:
         rt.keys.revoke(key.id, tenant=tenant, actor=Actor.system("t"))
         revoked[tenant] = token
     with TestClient(create_app(rt.settings, runtime=rt)) as client:
-        yield Fixture(Api(rt=rt, client=client, tokens=tokens), revoked)
+        yield Fixture(Api(rt=rt, client=client, tokens=tokens), revoked, learn)
+
+
+def _learning(rt: Any) -> dict[str, str]:
+    """acme's learning surface: a shadow version and a pending promotion of it (one admin
+    of acme votes on it, once); globex has fewer decisions of its own."""
+    seed(rt.learning.store, "acme", ACME_DECISIONS)
+    seed(rt.learning.store, "globex", GLOBEX_DECISIONS, seed_=22)
+    version = rt.learning.train("acme", LEARN_SURFACE).version
+    promotion = rt.learning.request_promotion("acme", LEARN_SURFACE, version, requested_by="t")
+    return {"surface": LEARN_SURFACE, "version": version, "promotion": promotion.id}
 
 
 def expected(ep: Endpoint, caller: str, tenant: str) -> int:
@@ -290,7 +331,7 @@ def test_authorization_matrix(fx: Fixture, ep: Endpoint, caller: str, tenant: st
                 401: {"auth.unauthenticated"},
                 403: {"auth.forbidden"},
                 404: {"run.not_found", "approval.not_found", "key.not_found", "delivery.not_found",
-                      "placement.decision_not_found"},
+                      "placement.decision_not_found", "learn.not_found"},
             }[want]
         )
         assert set(r.json()) == {"error"} and set(error) == {"code", "message", "details"}
@@ -318,7 +359,8 @@ def test_the_matrix_covers_every_route_of_the_app(fx: Fixture) -> None:
         (ep.method, ep.path.replace("{run}", "{run_id}").replace("{approval}", "{approval_id}")
          .replace("{key}", "{key_id}").replace("{subject}", "{subject_id}")
          .replace("{action}", "{action_id}").replace("{dead}", "{action_id}")
-         .replace("{decision}", "{decision_id}").replace("{placement}", "{name}"))
+         .replace("{decision}", "{decision_id}").replace("{placement}", "{name}")
+         .replace("{promotion}", "{approval_id}"))
         for ep in ENDPOINTS
     }  # fmt: skip
     assert documented == table

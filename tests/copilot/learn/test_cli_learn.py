@@ -102,6 +102,13 @@ def test_train_evaluate_promote_by_two_admins_and_verify_from_the_cli(tmp_path: 
     engine.dispose()
     verified = cli(tmp_path, "audit", "verify", **env)
     assert verified.returncode == 0 and verified.stdout.startswith("OK"), verified.stdout
+    # `copilot report --json` carries the learned surface's section (the text: test_report_section).
+    reported = cli(tmp_path, "report", "--json", **env)
+    assert reported.returncode == 0, reported.stderr
+    (section,) = json.loads(reported.stdout)["learning"]
+    assert section["serving"] == f"learned@{version}" and section["versions"][0]["state"] == "live"
+    assert section["evidence"]["verdict"] == "ok" and section["evidence"]["version"] == version
+    assert set(section["evidence"]["candidate"]) == {"ips", "snips", "dr"}
 
 
 def test_a_trainer_killed_at_any_instant_never_leaves_a_torn_version(tmp_path: Path) -> None:

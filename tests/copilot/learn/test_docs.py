@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.cli import ROOT
 
-EXAMPLES = ["ope.py", "loop.py"]
+EXAMPLES = ["ope.py", "loop.py", "over_http.py"]
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -21,6 +21,9 @@ def test_the_docs_example_runs_and_is_included(name: str) -> None:
     assert out.returncode == 0, out.stderr
     if name == "loop.py":
         assert "-> ok" in out.stdout and "promotion approved -> learned@" in out.stdout
+    if name == "over_http.py":
+        assert "-> ok" in out.stdout and "promotion approved -> learned@" in out.stdout
+        assert "onboarding: serving learned@" in out.stdout and "OPE candidate dr" in out.stdout
 
 
 def test_the_docs_declarations_example_is_valid() -> None:
