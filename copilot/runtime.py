@@ -13,7 +13,7 @@ from celery import Celery
 from sqlalchemy import Connection, Engine, select
 
 from approvals import ApprovalRequest, Gate, Policy, WebhookNotifier
-from audit import CheckpointLog, Signer, SqlAuditStore, Trail
+from audit import Actor, CheckpointLog, Signer, SqlAuditStore, Trail
 from audit.db import readonly
 from audit.signing import key_id, load_public_key
 from copilot import broker, startup
@@ -255,7 +255,7 @@ class Runtime:
         if self.settings.notify_url:
             secret = (self.settings.notify_secret or "").encode()
             notifier = WebhookNotifier(self.settings.notify_url, secret)
-        return Gate(
+        return _RuntimeGate(
             self.engine,
             self.audit,
             self.registry.catalog,
@@ -487,6 +487,19 @@ def _learning(rt: Runtime) -> Learning:
         descriptions=descriptions, guardrails=config.guardrails,
         holdout_share=config.holdout_share, lookback=config.lookback_days * DAY,
     )  # fmt: skip
+
+
+class _RuntimeGate(Gate):
+    """The runtime's gate: a learned policy's promotion is never edited (as on the wing's)."""
+
+    def _revise(
+        self, conn: Connection, req: ApprovalRequest, edits: dict[str, Any], human: Actor
+    ) -> ApprovalRequest:
+        if req.kind == PROMOTE:  # `copilot approvals edit`, /v1/approvals/{id}/decision edits
+            from copilot.learn.gate import refuse_edit
+
+            raise refuse_edit(req)
+        return super()._revise(conn, req, edits, human)
 
 
 def _both(

@@ -10,6 +10,9 @@
         ├── NotEnoughDataError       learn.not_enough_data  too few rewarded decisions to train on
         ├── NotBetterError           learn.not_better      the candidate's lower bound misses the margin
         ├── SegmentHarmedError       learn.segment_harmed  OPE shows a segment harmed
+        ├── PromotionLockedError     learn.promotion_locked  an edit of a promotion request
+        ├── EvidenceMismatchError    learn.evidence_mismatch  an approved promotion names other
+        │                                                    than its version's cleared evidence
         └── EmbeddingError           learn.embedding       the embedding model cannot be used
 """
 
@@ -72,6 +75,19 @@ class SegmentHarmedError(LearnError):
     code = "learn.segment_harmed"
 
 
+class PromotionLockedError(LearnError):
+    """A promotion request cannot be edited: it names the version its evidence cleared."""
+
+    code = "learn.promotion_locked"
+
+
+class EvidenceMismatchError(LearnError):
+    """An approved promotion's version, artifact hash or evidence hash is not what the store
+    holds for it (the evidence of another version, or evidence that did not clear)."""
+
+    code = "learn.evidence_mismatch"
+
+
 class EmbeddingError(LearnError):
     """The embedding model cannot be loaded or asked; the message names the setting."""
 
@@ -82,11 +98,13 @@ __all__ = [
     "ArtifactError",
     "EmbeddingError",
     "EvaluationError",
+    "EvidenceMismatchError",
     "LearnError",
     "NotBetterError",
     "NotEnoughDataError",
     "PolicyNotFoundError",
     "PolicyStateError",
+    "PromotionLockedError",
     "SegmentHarmedError",
     "UnknownDecisionError",
 ]

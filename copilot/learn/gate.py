@@ -9,6 +9,15 @@ trail. The payload names the version, its artifact hash and the evidence hash. W
 second admin approves, the version goes live and the previous live one retires, in the
 transaction of that approval.
 
+The request is filed with the requesting admin's name as who triggered it (and their
+key's principal, over HTTP), so the approvals' separation of duties refuses their own
+vote: a promotion needs two admins besides the one who asked. A promotion is never edited
+(`learn.promotion_locked`): its payload is the version its evidence cleared; to promote
+another version, reject it and request that one. And when the quorum is reached, the
+payload is checked again against the store, in the approving transaction: the version's
+stored artifact hash, and stored evidence of `ok` for that very version
+(`learn.evidence_mismatch` otherwise, and nothing of the approval is written).
+
 Demotion: a guardrail (a rate that must not rise: complaints, opt-outs) checked for the
 live version's decisions against the holdout's; a `breach` moves the live version to
 `demoted` (the rules serve again), audited, and tells the notifier.
@@ -22,11 +31,18 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from approvals import ActionKind, ApprovalRequest, Catalog, Gate, Match, Outcome, Policy, Risk, Rule
 from audit import Actor
-from copilot.learn.errors import NotBetterError, PolicyStateError, SegmentHarmedError
+from copilot.db.tables import learn_evidence, learn_policies
+from copilot.learn.errors import (
+    EvidenceMismatchError,
+    NotBetterError,
+    PolicyStateError,
+    PromotionLockedError,
+    SegmentHarmedError,
+)
 from copilot.learn.store import LearnStore
 from copilot.measure.experiments import Arm
 from copilot.measure.guardrails import Guardrail, GuardrailCheck, check_guardrail
@@ -76,6 +92,41 @@ class LogNotifier:
                     surface, version, tenant, reason)  # fmt: skip
 
 
+class PromotionGate(Gate):
+    """The approvals gate, but a promotion is approved or rejected as filed, never edited."""
+
+    def _revise(self, conn: Connection, req: ApprovalRequest, edits: dict[str, Any],
+                human: Actor) -> ApprovalRequest:  # fmt: skip
+        if req.kind == PROMOTE:
+            raise refuse_edit(req)
+        return super()._revise(conn, req, edits, human)
+
+
+def refuse_edit(req: ApprovalRequest) -> PromotionLockedError:
+    """The refusal of an edit of a promotion request (any gate that holds one raises it)."""
+    return PromotionLockedError(
+        f"promotion {req.id} cannot be edited: it names the version its evidence cleared; "
+        "reject it and request the promotion of the other version", approval_id=req.id)  # fmt: skip
+
+
+def check_cleared(conn: Connection, tenant: str, p: PromotePolicy) -> None:
+    """Refuse a promotion whose payload is not its version's stored artifact and `ok` evidence."""
+    art = conn.scalar(select(learn_policies.c.hash).where(
+        learn_policies.c.tenant == tenant, learn_policies.c.surface == p.surface,
+        learn_policies.c.version == p.version))  # fmt: skip
+    e = learn_evidence.c
+    ev = conn.execute(select(e.surface, e.version, e.verdict).where(
+        e.tenant == tenant, e.hash == p.evidence_hash)).first()  # fmt: skip
+    problems = ([] if art == p.artifact_hash else ["artifact_hash"]) + (
+        [] if ev is not None and (ev.surface, ev.version) == (p.surface, p.version)
+        else ["evidence_hash"]) + ([] if ev is None or ev.verdict == "ok" else ["verdict"])  # fmt: skip
+    if problems:
+        raise EvidenceMismatchError(
+            f"promotion of {p.surface}@{p.version} refused: its {', '.join(problems)} does not "
+            "match the stored version and the evidence that cleared it", surface=p.surface,
+            version=p.version, fields=problems)  # fmt: skip
+
+
 _REFUSALS = {"not_better": NotBetterError, "segment_harmed": SegmentHarmedError}
 
 
@@ -86,14 +137,18 @@ class Promotions:
                  clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self.store = store
         self.notifier = notifier or LogNotifier()
-        self.gate = Gate(store.engine, store.audit, promotion_catalog(), promotion_policy(),
+        self.gate = PromotionGate(store.engine, store.audit, promotion_catalog(),
+                                  promotion_policy(),
                          clock=clock, on_settled=self.on_settled)  # fmt: skip
 
     def request(
         self, tenant: str, surface: str, version: str, *, document: dict[str, Any],
-        evidence_hash: str, requested_by: str,
+        evidence_hash: str, requested_by: str, principal: str | None = None,
     ) -> ApprovalRequest:  # fmt: skip
-        """File the promotion if the evidence allows it; else refuse with the verdict's code."""
+        """File the promotion if the evidence allows it; else refuse with the verdict's code.
+
+        `requested_by` (and `principal`, the requester's key over HTTP) may not approve it.
+        """
         pv = self.store.get(tenant, surface, version)
         if pv.state != "shadow":
             raise PolicyStateError(f"version {version!r} is {pv.state}; only a shadow version "
@@ -119,7 +174,7 @@ class Promotions:
                                     replaces=self.store.live_version(conn, tenant, surface))  # fmt: skip
             req = self.gate.submit(
                 tenant=tenant, workflow=WORKFLOW, kind=PROMOTE, payload=payload.model_dump(),
-                confidence=1.0, level="full", triggered_by=f"learn:{requested_by}",
+                confidence=1.0, level="full", triggered_by=requested_by, principal=principal,
                 action_id=f"promote:{surface}:{version}:{evidence_hash[:12]}",
                 explanation={"why": f"OPE difference {document['difference']['difference']:+.4f}"},
                 conn=conn,
@@ -144,6 +199,7 @@ class Promotions:
         if req.kind != PROMOTE or req.status != "approved":
             return
         p = PromotePolicy.model_validate(req.payload)
+        check_cleared(conn, req.tenant, p)  # whatever gate decided it, whatever was edited
         human = Actor.human(req.approvals[-1])
         data = {"approval_id": req.id, "approvals": list(req.approvals),
                 "evidence_hash": p.evidence_hash, "artifact_hash": p.artifact_hash}  # fmt: skip
@@ -198,7 +254,10 @@ __all__ = [
     "LogNotifier",
     "PolicyNotifier",
     "PromotePolicy",
+    "PromotionGate",
     "Promotions",
+    "check_cleared",
     "promotion_catalog",
     "promotion_policy",
+    "refuse_edit",
 ]

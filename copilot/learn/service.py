@@ -137,11 +137,16 @@ class Learning:
                               candidate_hash=pv.hash)  # fmt: skip
 
     def request_promotion(self, tenant: str, surface: str, version: str, *, requested_by: str,
-                          now: float | None = None, lookback: float | None = None) -> ApprovalRequest:  # fmt: skip
-        """Evaluate, then file the `promote_policy` approval (or refuse with the verdict's code)."""
+                          principal: str | None = None, now: float | None = None,
+                          lookback: float | None = None) -> ApprovalRequest:  # fmt: skip
+        """Evaluate, then file the `promote_policy` approval (or refuse with the verdict's code).
+
+        The requester (`requested_by`, and `principal`: their key over HTTP) cannot approve it.
+        """
         document, digest = self.evaluate(tenant, surface, version, now=now, lookback=lookback)
         return self.promotions.request(tenant, surface, version, document=document,
-                                       evidence_hash=digest, requested_by=requested_by)  # fmt: skip
+                                       evidence_hash=digest, requested_by=requested_by,
+                                       principal=principal)  # fmt: skip
 
     def check_guardrails(self, tenant: str, surface: str, *,
                          now: float | None = None) -> list[GuardrailCheck]:  # fmt: skip

@@ -94,6 +94,10 @@ def test_train_evaluate_promote_by_two_admins_and_verify_from_the_cli(tmp_path: 
     promoted = cli(tmp_path, "learn", "promote", SURFACE, version, "--as", "alice", "--json", **env)
     assert promoted.returncode == 0, promoted.stderr
     approval = json.loads(promoted.stdout)["id"]
+    # `copilot approvals edit` cannot retarget a promotion (the requester's vote: test_gate_duties).
+    edited = cli(tmp_path, "approvals", "edit", approval, "--as", "carol", "--role", "admin",
+                 "--set", f'version="{"0" * 16}"', **env)  # fmt: skip
+    assert edited.returncode != 0 and "learn.promotion_locked" in edited.stderr, edited.stderr
     assert cli(tmp_path, "learn", "approve", approval, "--as", "carol", **env).returncode == 0
     done = cli(tmp_path, "learn", "approve", approval, "--as", "dave", **env)
     assert done.stdout.strip().endswith("approved"), done.stdout + done.stderr
