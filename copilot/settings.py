@@ -284,3 +284,16 @@ class Settings(BaseSettings):
     def signing_key_path_resolved(self) -> Path:
         """Where the checkpoint signing key lives (created on first use)."""
         return self.signing_key_path or self.home / "keys" / "checkpoint.pem"
+
+
+def shown_url(url: str) -> str:
+    """A database or broker URL as messages, logs and /healthz show it.
+
+    Never its password (`***`), and never the libpq `options` the engine adds (the
+    session's lock and statement timeouts): those are ours, not the URL the person set.
+    """
+    try:
+        parsed = make_url(url)
+    except Exception:  # a broker URL SQLAlchemy cannot parse (amqp://, sqs://): shown as given
+        return url.split("@")[-1] if "@" in url else url
+    return parsed.difference_update_query(["options"]).render_as_string(hide_password=True)

@@ -17,10 +17,10 @@ one host). Both parts embedded is the one-host default and passes, and says so.
 
 from __future__ import annotations
 
-from sqlalchemy.engine import make_url
-
 from copilot.errors import ConfigError, DatabaseConfigError
-from copilot.settings import Settings
+from copilot.settings import Settings, shown_url
+
+__all__ = ["check_parts", "shown_url"]
 
 
 def check_parts(settings: Settings) -> list[str]:
@@ -49,11 +49,3 @@ def check_parts(settings: Settings) -> list[str]:
         f"broker: {broker}" + (" (embedded)" if settings.embedded_broker else ""),
         f"queue: {settings.queue_resolved}",
     ]
-
-
-def shown_url(url: str) -> str:
-    """A database or broker URL as logs and /healthz show it: never its password."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # a broker URL SQLAlchemy cannot parse (amqp://, sqs://): shown as given
-        return url.split("@")[-1] if "@" in url else url

@@ -13,18 +13,18 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from audit import Actor
 from copilot.cli.context import Env
+from copilot.cli.output import console
 from copilot.cli.params import key_values
 from copilot.delivery import ClaimLostError, Delivery
 
 app = typer.Typer(
     help="See and settle approved actions on their way to the app.", no_args_is_help=True
 )
-out = Console()
+out = console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 AsOpt = Annotated[str, typer.Option("--as", help="Who you are (recorded in the audit trail).")]
 
@@ -65,10 +65,11 @@ def list_(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     as_json: JsonOpt = False,
 ) -> None:
-    """Actions by id (no claim is taken), with their delivery state."""
+    """Actions, newest first (by id), with their delivery state; no claim is taken."""
     env = _env(ctx)
     found = env.deliveries.page(env.settings.tenant, states=[status] if status else (),
-                                kind=kind, subject_id=subject, limit=limit)  # fmt: skip
+                                kind=kind, subject_id=subject, limit=limit,
+                                newest_first=True)  # fmt: skip
     if as_json:
         typer.echo(json.dumps([d.model_dump(mode="json") for d in found], indent=2))
         return

@@ -26,9 +26,9 @@ from copilot.cli import (
     workflows_cmd,
 )
 from copilot.cli.context import Env
-from copilot.db.engines import explain, upgrade
+from copilot.db.engines import empty_sqlite_file, explain, upgrade
 from copilot.errors import ConfigError
-from copilot.settings import Settings
+from copilot.settings import Settings, shown_url
 
 # Errors that mean "you asked wrongly or the setup is wrong" (exit 2), not "the answer is no".
 USAGE_CODES = frozenset(
@@ -95,8 +95,12 @@ def db_upgrade(ctx: typer.Context) -> None:
     """Apply database migrations (idempotent)."""
     env = ctx.obj
     assert isinstance(env, Env)
+    url = env.settings.database_url_resolved
+    created = empty_sqlite_file(url)  # before the engine opens (and so makes) it
     upgrade(env.engine)
-    typer.echo(f"database at {env.engine.url.render_as_string(hide_password=True)} is up to date")
+    if created is not None:
+        typer.echo(f"created the database file {created}")
+    typer.echo(f"database at {shown_url(url)} is up to date")
 
 
 def main() -> None:

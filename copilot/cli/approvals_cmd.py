@@ -7,19 +7,20 @@ the machine, who say who they are with `--as`.
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Column, Table
+from rich.table import Table
 
 from approvals import ApprovalRequest
 from copilot.cli import ids
 from copilot.cli.context import Env
+from copilot.cli.output import console, until
 from copilot.cli.params import key_values
 
 app = typer.Typer(help="Work the approval queue.", no_args_is_help=True)
-out = Console()
+out = console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 AsOpt = Annotated[str, typer.Option("--as", help="Who is deciding (the reviewer's id).")]
 RoleOpt = Annotated[str, typer.Option("--role", help="The reviewer's role.")]
@@ -61,7 +62,7 @@ def list_(
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
     as_json: JsonOpt = False,
 ) -> None:
-    """The queue, by deadline then risk."""
+    """The queue, by deadline (soonest first) then risk; `expires` is the time left."""
     env = _env(ctx)
     items, _ = env.gate.queue(
         env.settings.tenant,
@@ -76,8 +77,9 @@ def list_(
         typer.echo(json.dumps([i.model_dump(mode="json") for i in items], indent=2))
         return
     table = Table(
-        ids.column(), "kind", "risk", "needs", "subject", Column("run", overflow="fold"), "status"
+        ids.column(), "kind", "risk", "needs", "subject", ids.column("run"), "status", "expires"
     )
+    now = time.time()
     for i in items:
         table.add_row(
             i.id,
@@ -87,6 +89,7 @@ def list_(
             i.subject_id or "",
             i.run_id or "",
             i.status,
+            until(i.deadline, now) if i.status == "pending" else "",
         )
     out.print(table)
 
@@ -103,7 +106,10 @@ def claim(ctx: typer.Context, approval_id: str, reviewer: AsOpt, minutes: float 
     """Hold a request for a few minutes."""
     env = _env(ctx)
     req = env.gate.claim(
-        ids.approval_id(env, approval_id), reviewer=reviewer, seconds=minutes * 60, tenant=env.settings.tenant
+        ids.approval_id(env, approval_id),
+        reviewer=reviewer,
+        seconds=minutes * 60,
+        tenant=env.settings.tenant,
     )
     typer.echo(f"{req.id} claimed by {req.claimed_by}")
 

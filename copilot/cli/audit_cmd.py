@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from audit import Actor, AuditEvent, BundleError, Query, Verdict, export_bundle, verify_bundle
@@ -16,11 +15,12 @@ from audit.export import payloads_withheld, read_manifest
 from audit.signing import key_id, read_public_key
 from copilot.cli import audit_sample
 from copilot.cli.context import Env
+from copilot.cli.output import console
 
 app = typer.Typer(
     help="Read, verify, sign, export and erase the audit trail.", no_args_is_help=True
 )
-out = Console()
+out = console()
 
 StreamOpt = Annotated[
     str | None, typer.Option("--stream", help="One stream (tenant); default: all streams.")

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from copilot.cli.context import Env
+from copilot.cli.output import console
 from copilot.measure.evidence.sequential import DEFAULT_HORIZON
 from copilot.measure.experiments import Method, plan
 from copilot.measure.report.build import build_report
@@ -17,7 +17,7 @@ from copilot.measure.report.model import PLACEMENT_COLUMNS, Report
 from copilot.measure.rollout import paused_workflows
 
 experiment_app = typer.Typer(help="Plan experiments against a holdout.", no_args_is_help=True)
-out = Console()
+out = console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 

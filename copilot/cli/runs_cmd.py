@@ -7,19 +7,19 @@ import time
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from audit import Actor
 from copilot.cli import ids
 from copilot.cli.context import Env
+from copilot.cli.output import console
 from copilot.cli.params import key_values
 from copilot.engine.faults import quarantined
 from copilot.engine.faults import retry as retry_run
 from copilot.engine.runs import Run, RunState
 from copilot.worker import make_celery
 
-out = Console()
+out = console()
 runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
@@ -86,9 +86,7 @@ def run(
         )
     if run_.state == RunState.FAILED:  # the answer is no: say why, exit 1 (also without --wait)
         error = run_.error or {}
-        typer.echo(
-            f"run {run_.id} failed: [{error.get('code')}] {error.get('message')}", err=True
-        )
+        typer.echo(f"run {run_.id} failed: [{error.get('code')}] {error.get('message')}", err=True)
         raise typer.Exit(1)
     if wait and not (run_.terminal or run_.state == RunState.WAITING):
         raise typer.Exit(1)
@@ -99,12 +97,17 @@ def list_runs(
     ctx: typer.Context,
     state: Annotated[str | None, typer.Option(help="Only runs in this state.")] = None,
     subject: Annotated[str | None, typer.Option("--subject")] = None,
+    workflow: Annotated[
+        str | None, typer.Option(help="Only runs of this workflow (any version).")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     as_json: JsonOpt = False,
 ) -> None:
-    """Newest runs first."""
+    """Runs, newest first (by creation time), at most --limit."""
     env = _env(ctx)
-    found = env.runs.list_runs(env.settings.tenant, state=state, subject_id=subject, limit=limit)
+    found = env.runs.list_runs(
+        env.settings.tenant, state=state, subject_id=subject, workflow=workflow, limit=limit
+    )
     if as_json:
         typer.echo(json.dumps([_run_doc(r) for r in found], indent=2))
         return

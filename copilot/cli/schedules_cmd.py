@@ -6,14 +6,14 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from copilot.cli.context import Env
+from copilot.cli.output import console
 from copilot.workflow.triggers import EventTrigger, Schedule, iso
 
 app = typer.Typer(help="Proactive schedules and event triggers.", no_args_is_help=True)
-out = Console()
+out = console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 

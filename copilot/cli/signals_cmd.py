@@ -6,14 +6,14 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from copilot.cli.context import Env
+from copilot.cli.output import console
 from copilot.cli.params import key_values
 
 app = typer.Typer(help="Declared signals.", no_args_is_help=True)
-out = Console()
+out = console()
 
 
 @app.command("list")

@@ -6,14 +6,14 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from copilot.cli.context import Env
+from copilot.cli.output import console
 from copilot.workflow.definition import Workflow
 
 app = typer.Typer(help="Registered workflows.", no_args_is_help=True)
-out = Console()
+out = console()
 
 
 def _doc(wf: Workflow) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import re
+import sqlite3
 from pathlib import Path
 
 from alembic import command
@@ -13,7 +15,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from audit.db import create_engine as audit_engine
 from copilot.errors import DatabaseConfigError
-from copilot.settings import Settings
+from copilot.settings import Settings, shown_url
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -82,10 +84,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except OperationalError as exc:
-        raise DatabaseConfigError(
-            f"cannot reach the database at {engine.url.render_as_string(hide_password=True)}: "
-            f"{exc.orig}; check COPILOT_DATABASE_URL and that the server is running"
-        ) from exc
+        raise DatabaseConfigError(explain(exc, _full(engine))) from exc
 
 
 def ping(engine: Engine) -> None:
@@ -94,7 +93,7 @@ def ping(engine: Engine) -> None:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except OperationalError as exc:
-        raise DatabaseConfigError(explain(exc, engine.url.render_as_string())) from exc
+        raise DatabaseConfigError(explain(exc, _full(engine))) from exc
 
 
 # What a missing table or column says on each dialect (SQLite, PostgreSQL's UndefinedTable
@@ -105,12 +104,25 @@ _SCHEMA_MISSING = ("no such table", "no such column", "does not exist", "has no 
 def explain(exc: DBAPIError, url: str) -> str:
     """What a database error means for the person at the command line, and the fix.
 
-    A schema older than the code gets "run `copilot db upgrade`"; a server that does not
-    answer (refused, unknown host, bad credentials) gets that, with the URL (no password).
+    A PostgreSQL database that does not exist (SQLSTATE 3D000) is named with its server;
+    a SQLite file with nothing in it is named by its absolute path (a wrong URL is the
+    usual cause); a schema older than the code gets "run `copilot db upgrade`"; a server
+    that does not answer (refused, unknown host, bad credentials) gets that. URLs are
+    shown without password or the engine's `options`.
     """
-    shown = _shown(url)
+    shown = shown_url(url)
     detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    absent = _absent_database(exc, url)
+    if absent is not None:
+        return absent
     if any(marker in detail.lower() for marker in _SCHEMA_MISSING):
+        empty = empty_sqlite_file(url)
+        if empty is not None:
+            return (
+                f"no database file at {empty} (sqlite:///path is relative to the current "
+                "directory, sqlite:////path is absolute: three slashes or four); fix "
+                "COPILOT_DATABASE_URL, or run `copilot db upgrade` to create it there"
+            )
         return (
             f"the database at {shown} has no schema for this version ({detail}); "
             "run `copilot db upgrade`"
@@ -123,8 +135,53 @@ def explain(exc: DBAPIError, url: str) -> str:
     return f"the database at {shown} refused the command ({detail})"
 
 
-def _shown(url: str) -> str:
+_NO_DATABASE = re.compile(r'database "([^"]+)" does not exist')
+
+
+def _absent_database(exc: DBAPIError, url: str) -> str | None:
+    """The message for a PostgreSQL server that answers but has no such database (3D000)."""
+    text_ = str(exc.orig) if exc.orig is not None else str(exc)
+    found = _NO_DATABASE.search(text_)
+    if getattr(exc.orig, "sqlstate", None) != "3D000" and found is None:
+        return None
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
-        return "COPILOT_DATABASE_URL"
+        return None
+    name = found.group(1) if found else parsed.database
+    where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+    return (
+        f"database {name!r} does not exist on {where}; create it (`createdb -h "
+        f"{parsed.host or 'localhost'} -p {parsed.port or 5432} {name}`) or fix "
+        "COPILOT_DATABASE_URL"
+    )
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The absolute path of a SQLite URL's file; None for another database or `:memory:`."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).absolute()
+
+
+def empty_sqlite_file(url: str) -> Path | None:
+    """The SQLite file's absolute path if it is missing or holds no table (an open made it)."""
+    path = sqlite_path(url)
+    if path is None:
+        return None
+    if not path.exists():
+        return path
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    except sqlite3.Error:
+        return None
+    return path if tables == 0 else None
+
+
+def _full(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)

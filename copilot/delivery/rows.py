@@ -130,15 +130,17 @@ class DeliveryRows:
         subject_id: str | None = None,
         after: int | None = None,
         limit: int = 50,
+        newest_first: bool = False,
     ) -> list[Delivery]:
-        """A page by id, oldest first, without claiming anything."""
+        """A page by id, oldest first (the feed's cursor order) or newest first, claiming nothing."""
         q = self._filtered(select(deliveries), tenant, kind, subject_id, after)
         wanted = list(states)
         if wanted:
             q = q.where(deliveries.c.state.in_(wanted))
         with readonly(self.engine.connect()) as conn:
             now = self.clock()
-            return [record(r, now) for r in conn.execute(q.order_by(deliveries.c.id).limit(limit))]
+            order = deliveries.c.id.desc() if newest_first else deliveries.c.id
+            return [record(r, now) for r in conn.execute(q.order_by(order).limit(limit))]
 
     def failures(self, tenant: str | None = None) -> list[dict[str, Any]]:
         """Failed attempts per (kind, route): deliveries now failed or dead, and their attempts."""

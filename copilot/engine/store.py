@@ -80,7 +80,11 @@ class RunStore:
     """Reads and writes runs; every state change commits with its audit event."""
 
     def __init__(
-        self, engine: Engine, audit: TransactionalAuditLog, *, clock: Callable[[], float] = time.time
+        self,
+        engine: Engine,
+        audit: TransactionalAuditLog,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self.audit = audit
@@ -106,10 +110,13 @@ class RunStore:
         *,
         state: str | None = None,
         subject_id: str | None = None,
+        workflow: str | None = None,
         limit: int = 50,
     ) -> list[Run]:
-        """Newest first."""
+        """Newest first (by creation, then id); `workflow` is a name, any version."""
         stmt = select(runs).where(runs.c.tenant == tenant)
+        if workflow is not None:
+            stmt = stmt.where(runs.c.workflow == workflow)
         if state is not None:
             stmt = stmt.where(runs.c.state == state)
         if subject_id is not None:

@@ -20,6 +20,7 @@ YAML form (`COPILOT_SIGNALS_PATH`):
 
 from __future__ import annotations
 
+import difflib
 import json
 import time
 from collections.abc import Iterable, Mapping
@@ -208,7 +209,7 @@ class SignalRegistry:
         for name, value in values.items():
             spec = self._specs.get(name)
             if spec is None:
-                problems.append({"signal": name, "problem": "undeclared"})
+                problems.append(_undeclared(name, self._specs))
                 continue
             checked = spec.check(value)
             if isinstance(checked, _Bad):
@@ -222,7 +223,9 @@ class SignalRegistry:
                 else "signal.invalid"
             )
             raise SignalError(
-                f"batch refused, nothing written: {problems}", code=code, problems=problems
+                f"batch refused, nothing written: {_describe(problems)}",
+                code=code,
+                problems=problems,
             )
         at = time.time() if observed_at is None else observed_at
         rows = [{"tenant": tenant, "subject_id": subject_id, "name": k, "value": json.dumps(v),
@@ -234,3 +237,19 @@ class SignalRegistry:
                 event_type="signals.ingested", actor=Actor.system(source), subject_id=subject_id,
                 data={"count": len(rows), "names": sorted(clean)})])  # fmt: skip
         return len(rows)
+
+
+def _undeclared(name: str, specs: Mapping[str, Any]) -> dict[str, str]:
+    """The problem entry for an undeclared name, with the closest declared one if any is near."""
+    close = difflib.get_close_matches(name, list(specs), n=1)
+    problem = {"signal": name, "problem": "undeclared"}
+    return {**problem, "did_you_mean": close[0]} if close else problem
+
+
+def _describe(problems: list[dict[str, str]]) -> str:
+    """One clause per problem: `name: problem (did you mean x?)`."""
+    parts = []
+    for p in problems:
+        hint = f" (did you mean {p['did_you_mean']!r}?)" if "did_you_mean" in p else ""
+        parts.append(f"{p['signal']!r}: {p['problem']}{hint}")
+    return "; ".join(parts)

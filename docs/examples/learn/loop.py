@@ -7,7 +7,7 @@ import numpy as np
 
 from audit import SqlAuditStore
 from audit.db import create_engine
-from copilot.db.engines import upgrade
+from copilot import upgrade
 from copilot.learn import (
     EvidenceConfig,
     Feedback,

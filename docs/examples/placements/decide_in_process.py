@@ -6,10 +6,9 @@ import tempfile
 from pathlib import Path
 
 from audit import Actor
-from copilot.db.engines import upgrade
+from copilot import Settings, upgrade
 from copilot.placements import EventIn
 from copilot.runtime import Runtime
-from copilot.settings import Settings
 
 home = Path(tempfile.mkdtemp())
 rt = Runtime(Settings(home=home, placement_modules="copilot.placements.onboarding"))

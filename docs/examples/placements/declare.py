@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from copilot.governance.signals import SignalRegistry, SignalSpec
+from copilot import SignalRegistry, SignalSpec
 from copilot.placements import PlacementRegistry, placement
 from copilot.ranking import Choice, PolicyInput
 

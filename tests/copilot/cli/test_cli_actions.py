@@ -22,8 +22,8 @@ def test_an_operator_lists_acks_retries_and_cancels_actions(tmp_path: Path) -> N
     finally:
         rt.close()
     listed = json.loads(cli(home, "actions", "list", "--json", **ENV).stdout)
-    assert [(d["id"], d["state"]) for d in listed] == [
-        (a.id, "ready"), (b.id, "ready"), (c.id, "claimed")
+    assert [(d["id"], d["state"]) for d in listed] == [  # newest first
+        (c.id, "claimed"), (b.id, "ready"), (a.id, "ready")
     ]  # fmt: skip
     # an action sent by hand is acked by the operator (claimed for them first)
     done = cli(home, "actions", "ack", str(a.id), "--as", "omar", "--detail", "ticket=T-9",

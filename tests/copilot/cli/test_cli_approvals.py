@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+from copilot.cli.output import until
 from tests.support.cli import FLOWS as RUN_FLOWS
 from tests.support.cli import cli, prepared
 
@@ -31,6 +33,12 @@ def test_a_reviewer_works_the_queue_from_the_cli(tmp_path: Path) -> None:
     queue = pending(home, env)
     assert [q["kind"] for q in queue] == ["email_customer"] * 3
     first, second, third = (str(q["id"]) for q in queue)
+    piped = cli(home, "approvals", "list", COLUMNS="", **env).stdout  # a pipe, no width given
+    for q in queue:
+        row = next(line for line in piped.splitlines() if str(q["id"]) in line)
+        assert str(q["run_id"]) in row and "email_customer v1" in row and "pending" in row, piped
+        assert re.search(r"│ in (\d+h \d\dm|\d+d \d+h|\d+m) +│", row), row
+        assert "…" not in row
     shown = json.loads(cli(home, "approvals", "show", first, "--json", **env).stdout)
     assert shown["payload"]["to"] in {"acct-1", "acct-2", "acct-3"} and shown["explanation"]["why"]
     ok = cli(home, "approvals", "approve", first, "--as", "maya", "--json", **env)
@@ -84,3 +92,10 @@ def test_subject_preferences_from_the_cli_stop_runs(tmp_path: Path) -> None:
     assert again["reasons"][0].startswith("snoozed_until:2999-01-01")
     bad = cli(home, "subjects", "prefs", "acct-1", "--snooze-until", "tomorrow", **RUN_FLOWS)
     assert bad.returncode == 2 and "ISO time" in bad.stderr
+
+
+def test_the_time_left_reads_as_people_say_it() -> None:
+    assert until(1000 + 45, 1000) == "in 45s"
+    assert until(1000 + 12 * 60 + 5, 1000) == "in 12m"
+    assert until(1000 + 3 * 3600 + 5 * 60, 1000) == "in 3h 05m"
+    assert until(1000, 1000 + 2 * 86400 + 4 * 3600) == "2d 4h ago"

@@ -60,11 +60,15 @@ def test_point8_short_ids_whole_ids_failed_runs_and_the_missing_commands(tmp_pat
     cancelled = cli(home, "runs", "cancel", others[0][:10], "--as", "maya", "--reason", "dup",
                     **FLOWS)  # fmt: skip
     assert cancelled.returncode == 0 and cancelled.stdout.split() == [
-        others[0], "five_steps@1", "cancelled"
+        others[0],
+        "five_steps@1",
+        "cancelled",
     ]
     failed = cli(home, "run", "failing", "--subject", "acct-2", "--inline", **FLOWS)
     assert failed.returncode == 1 and "[run.step_failed]" in failed.stderr
-    names = {w["name"] for w in json.loads(cli(home, "workflows", "list", "--json", **FLOWS).stdout)}
+    names = {
+        w["name"] for w in json.loads(cli(home, "workflows", "list", "--json", **FLOWS).stdout)
+    }
     assert {"five_steps", "pausing", "failing", "summarize"} <= names
     put = cli(home, "signals", "put", "--subject", "acct-3", "--set", "trial_nps=41", **FLOWS)
     assert put.returncode == 0 and "accepted 1 values for acct-3" in put.stdout
@@ -80,4 +84,5 @@ def test_point10_postgres_urls_are_accepted_and_a_server_that_is_down_is_named(
     assert "cannot reach the database at postgresql+psycopg://app@127.0.0.1:1/x" in down.stderr
     assert "db upgrade" not in down.stderr and "unsupported" not in down.stderr
     unmigrated = cli(tmp_path, "runs", "list")  # an embedded database with no schema yet
-    assert unmigrated.returncode == 2 and "run `copilot db upgrade`" in unmigrated.stderr
+    assert unmigrated.returncode == 2 and "no database file at " in unmigrated.stderr
+    assert "run `copilot db upgrade` to create it there" in unmigrated.stderr

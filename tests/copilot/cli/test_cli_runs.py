@@ -51,6 +51,13 @@ def test_run_inline_show_and_list(tmp_path: Path) -> None:
     )
     assert again.stdout.split()[0] == same.stdout.split()[0]
     assert "existing run" in same.stdout
+    # newest first; --workflow keeps one workflow's runs (any version)
+    newest = json.loads(cli(home, "runs", "list", "--json", **FLOWS).stdout)
+    assert [r["subject_id"] for r in newest] == ["acct-3", "acct-2", "acct-1"]
+    only = json.loads(
+        cli(home, "runs", "list", "--workflow", "five_steps", "--json", **FLOWS).stdout
+    )
+    assert [r["subject_id"] for r in only] == ["acct-3", "acct-1"]
     assert cli(home, "audit", "verify").stdout.startswith("OK ")
 
 

@@ -104,6 +104,26 @@ def test_a_batch_with_any_bad_signal_is_refused_whole(engine: Engine) -> None:
     }  # never values
 
 
+def test_an_undeclared_name_is_answered_with_the_closest_declared_one(engine: Engine) -> None:
+    reg = SignalRegistry.from_yaml(YAML)
+    with pytest.raises(SignalError) as info:
+        reg.ingest(
+            engine,
+            SqlAuditStore(engine),
+            tenant="acme",
+            subject_id="a",
+            source="crm",
+            values={"trial_usge": 1.0, "shoe_size": 42},
+        )
+    assert info.value.code == "signal.undeclared"
+    assert info.value.details["problems"] == [
+        {"signal": "trial_usge", "problem": "undeclared", "did_you_mean": "trial_usage"},
+        {"signal": "shoe_size", "problem": "undeclared"},
+    ]
+    assert "'trial_usge': undeclared (did you mean 'trial_usage'?)" in info.value.message
+    assert "'shoe_size': undeclared;" not in info.value.message and rows(engine) == 0
+
+
 def test_workflows_reading_undeclared_signals_are_refused_at_start_up() -> None:
     r = Registry()
     r.register_module(flows)

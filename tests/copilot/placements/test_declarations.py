@@ -86,6 +86,23 @@ def test_declaration_mistakes_are_named(fields: dict[str, object], fix: str) -> 
         placement(name="tooltip.bad", **fields)
 
 
+def test_when_conditions_follow_the_documented_grammar() -> None:
+    """docs/placements.md "`when` conditions": JSON literals, six operators, no `becomes`."""
+    for word, fix in ((["onboarding.plan == trial"], "is not JSON"),
+                      (['onboarding.plan becomes "trial"'], "`becomes` is for event triggers"),
+                      (["onboarding.plan==1"], "signal op value")):  # fmt: skip
+        with pytest.raises(PlacementDefinitionError, match=fix):
+            placement(name="tooltip.g", signals=["onboarding.plan"],
+                      candidates=[{"id": "a", "when": word, "content": {"title": "A"}}])  # fmt: skip
+    p = placement(name="tooltip.g", signals=["onboarding.plan", "onboarding.teammates"],
+                  candidates=[{"id": "a", "content": {"title": "A"}, "when": [
+                      'onboarding.plan == "trial"', "onboarding.teammates < 1.5"]}])  # fmt: skip
+    plan, teammates = p.candidates[0].when
+    assert plan.value == "trial" and teammates.value == 1.5
+    assert teammates.holds(1) and not teammates.holds("1") and not teammates.holds(None)
+    assert plan.holds("trial") and not plan.holds("Trial")
+
+
 def test_undeclared_priority_classes_and_policies_are_refused() -> None:
     reg = PlacementRegistry([placement(name="tooltip.p", policy="learned",
                                        candidates=[{"id": "a", "content": {"title": "A"}}])])  # fmt: skip

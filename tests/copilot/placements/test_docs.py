@@ -31,3 +31,12 @@ def test_the_page_includes_every_example() -> None:
     page = (ROOT / "docs" / "placements.md").read_text()
     for example in sorted(EXAMPLES.iterdir()):
         assert f'--8<-- "docs/examples/placements/{example.name}"' in page, example.name
+
+
+def test_the_first_placement_tutorial_runs_the_same_examples() -> None:
+    """The tutorial includes the tested examples (so what it walks through runs)."""
+    page = (ROOT / "docs" / "tutorials" / "first-placement.md").read_text()
+    for name in sorted(EXPECT):
+        assert f'--8<-- "docs/examples/placements/{name}"' in page, name
+    for shown in ("connect_data | You see", "invite_team rules 1 1.0", "OK 4 entries"):
+        assert shown in page and any(shown in e for e in EXPECT["decide_in_process.py"])
