@@ -71,7 +71,8 @@ def evidence(surface: Surface, version: Version, who: Admin, rt: Rt) -> Evidence
 def promote(surface: Surface, version: Version, who: Admin, rt: Rt) -> ApprovalRequest:
     """File the `promote_policy` approval carrying the evidence's hash, or refuse (409)
     with `learn.not_better`, `learn.segment_harmed` or `learn.conflict` (not in shadow)."""
-    return rt.learning.request_promotion(who.tenant, surface, version, requested_by=who.name)
+    return rt.learning.request_promotion(who.tenant, surface, version, requested_by=who.name,
+                                         principal=who.ref)  # the requester's key may not approve
 
 
 @router.post("/promotions/{approval_id}/decision", response_model=ApprovalRequest,
