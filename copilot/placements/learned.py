@@ -87,7 +87,7 @@ class PlacementLog:
 class RoutedLog:
     """Placement surfaces read from the placements log, every other surface from `other`."""
 
-    def __init__(self, placements: PlacementLog, other: DecisionLog,
+    def __init__(self, placements: DecisionLog, other: DecisionLog,
                  names: Collection[str]) -> None:  # fmt: skip
         self.placements = placements
         self.other = other
