@@ -35,6 +35,7 @@ from copilot.governance.signals import SignalRegistry
 from copilot.governance.sources import SqlSignalSource
 from copilot.llm import ModelAccess, make_model
 from copilot.measure.evidence.holdouts import WorkflowHoldouts
+from copilot.measure.evidence.rules import StopRule
 from copilot.measure.holdouts import fraction_for, parse_holdouts
 from copilot.measure.outcomes import OutcomeRegistry
 from copilot.measure.review.build import build_review
@@ -44,7 +45,7 @@ from copilot.measure.review.notify import send as send_review
 from copilot.measure.review.store import save as save_review
 from copilot.measure.rollout import RESUME, Guard, paused_workflows, resume_hook
 from copilot.placements import Decider, Events, PlacementRegistry, TokenSigner
-from copilot.placements.evidence import PlacementHoldouts
+from copilot.placements.evidence import PlacementHoldouts, PolicyHoldouts
 from copilot.placements.learned import LEARNED, PlacementLog, PromotedPolicy, RoutedLog
 from copilot.settings import Settings
 from copilot.workflow.registry import Registry
@@ -309,7 +310,7 @@ class Runtime:
         rules = {wf.name: list(wf.stop_rules) for wf in self.registry if wf.stop_rules}
         guarded = {p.name: list(p.stop_rules) for p in self.placements if p.stop_rules}
         paused: list[dict[str, Any]] = []
-        if not rules and not guarded:
+        if not rules and not guarded and all(p.policy != LEARNED for p in self.placements):
             return paused
         for t in self.tenants():
             if rules:
@@ -317,7 +318,22 @@ class Runtime:
                 paused += self.guard.check(t, rules, source)
             if guarded:  # a breach pauses the placement: it serves control until resumed
                 paused += self.guard.check(t, guarded, self.placement_holdouts(tuple(guarded)))
+            paused += self._check_policies(t)
         return paused
+
+    def _check_policies(self, tenant: str) -> list[dict[str, Any]]:
+        """The learn guardrails as stop rules of each live learned placement policy."""
+        learned = [p.name for p in self.placements if p.policy == LEARNED]
+        if not learned:
+            return []
+        config = self.learn_config
+        stop = [StopRule(outcome=g.metric, max_increase=g.max_increase)
+                for g in config.guardrails if g.max_increase is not None]  # fmt: skip
+        live = {n: v for n in learned if (v := self.learning.store.in_state(tenant, n, "live"))}
+        if not stop or not live:
+            return []
+        source = PolicyHoldouts({n: (config.holdout_share, v.updated_at) for n, v in live.items()})
+        return self.guard.check(tenant, {n: stop for n in live}, source)
 
     def placement_holdouts(self, names: tuple[str, ...] | None = None) -> PlacementHoldouts:
         """The comparison source of the placements' holdouts (those with one, or `names`)."""

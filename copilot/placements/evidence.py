@@ -1,5 +1,8 @@
 """Placement holdouts as an evidence `ComparisonSource`: each placement's first decision per subject.
 
+`PolicyHoldouts` is the learned policy's comparison on a placement: since its version went
+live, subjects it served (treated) against the learn holdout, whom the rules serve.
+
 A subject's arm is the holdout flag of its first decision in the placement (intent to
 treat: a pause later serving it control does not move it); it converted when the outcome
 was observed at or after that decision (within the window). The covariate is the
@@ -65,4 +68,39 @@ class PlacementHoldouts:
         return found
 
 
-__all__ = ["PlacementHoldouts"]
+@dataclass(frozen=True)
+class PolicyHoldouts:
+    """A `ComparisonSource`: surface → (learn holdout share, when its live version went live)."""
+
+    surfaces: Mapping[str, tuple[float, float]]
+
+    def comparisons(
+        self, conn: Connection, *, tenant: str, outcome: str, until: float
+    ) -> list[Comparison]:
+        """One comparison per surface: the live policy's subjects against the learn holdout."""
+        from copilot.learn.service import in_holdout  # the learning wing loads numpy
+
+        c = dec.c
+        seen = outcome_times(conn, tenant, outcome)
+        found = []
+        for surface, (share, since) in sorted(self.surfaces.items()):
+            rows = conn.execute(
+                select(c.subject_id, c.decided_at, c.policy)
+                .where(c.tenant == tenant, c.placement == surface, c.decided_at >= since,
+                       c.decided_at <= until, c.holdout.is_(False))
+                .order_by(c.decided_at, c.id)
+            )  # fmt: skip
+            first: dict[str, tuple[float, str]] = {}
+            for subject, at, policy in rows:
+                held = in_holdout(tenant, surface, subject, share)
+                if held or policy == "learned":
+                    first.setdefault(subject, (at, HOLDOUT if held else TREATED))
+            units = [Unit(unit_id=subject, arm=arm, exposed_at=at, covariate=math.nan,
+                          outcome=float(any(at <= t <= until for t in seen.get(subject, []))))
+                     for subject, (at, arm) in sorted(first.items())]  # fmt: skip
+            found.append(Comparison(kind="policy", name=surface, outcome=outcome,
+                                    allocation={TREATED: 1 - share, HOLDOUT: share}, units=units))  # fmt: skip
+        return found
+
+
+__all__ = ["PlacementHoldouts", "PolicyHoldouts"]

@@ -13,7 +13,9 @@ placement declared with `policy: learned` is served by the surface's live versio
 two admins promoted one, and by the rules otherwise (the rules' pick leading, every
 eligible candidate keeping the exploration floor, so the first version's evidence has
 support; floor 0 is the plain rules). A demoted version stops serving at the next decide:
-the live version is read on every decide. It only ever picks from `request.eligible`.
+the live version is read on every decide; so does one a stop rule paused (the learn
+config's guardrails over `copilot.placements.evidence.PolicyHoldouts`, kind `policy` in
+`rollout_pauses`), until an admin resumes it. It only ever picks from `request.eligible`.
 
 The learning wing loads numpy and LangChain: it is imported when a policy is first asked.
 """
@@ -29,6 +31,7 @@ from sqlalchemy import Engine, select
 from audit.db import readonly
 from copilot.db.tables import placement_decisions as dec
 from copilot.db.tables import placement_events as evt
+from copilot.measure.rollout import is_paused
 from copilot.ranking import Choice, LoggedDecision, PolicyInput, RankingPolicy, RulesPolicy
 
 if TYPE_CHECKING:
@@ -105,6 +108,9 @@ class RoutedLog:
                 *self.other.feedback(tenant, decision_ids)]  # fmt: skip
 
 
+POLICY_KIND = "policy"  # a learned policy's rows in rollout_pauses (target: the surface)
+
+
 class PromotedPolicy:
     """`learned` in the placements' policy registry: the live version, else the rules."""
 
@@ -124,6 +130,12 @@ class PromotedPolicy:
     def version(self) -> str:
         return "live"  # each choice names the version that made it
 
+    @staticmethod
+    def paused(engine: Engine, tenant: str, surface: str) -> bool:
+        """Whether a stop rule breach paused the surface's learned policy (the rules serve)."""
+        with readonly(engine.connect()) as conn:
+            return is_paused(conn, tenant, surface, POLICY_KIND)
+
     def choose(self, request: PolicyInput, draw: float) -> Choice:
         """The live version's choice for the tenant's surface; the rules in its holdout or none."""
         from copilot.learn.model import empty_artifact
@@ -135,7 +147,7 @@ class PromotedPolicy:
         if in_holdout(tenant, surface, request.subject_id, learning.holdout_share):
             return self._rules.choose(request, draw)
         live = learning.store.in_state(tenant, surface, "live")
-        if live is not None:
+        if live is not None and not self.paused(learning.store.engine, tenant, surface):
             return learning.policy(tenant, surface, live.version).choose(request, draw)
         if self._floor <= 0:
             return self._rules.choose(request, draw)
@@ -145,4 +157,4 @@ class PromotedPolicy:
         return self._explorers[surface].choose(request, draw)
 
 
-__all__ = ["LEARNED", "PlacementLog", "PromotedPolicy", "RoutedLog"]
+__all__ = ["LEARNED", "POLICY_KIND", "PlacementLog", "PromotedPolicy", "RoutedLog"]
