@@ -43,6 +43,7 @@ class PolicyInput(BaseModel):
     features: Mapping[str, Feature]
     eligible: Sequence[Candidate]
     level: str = "full"
+    tenant: str | None = Field(default=None, description="whose live policy serves (learned)")
 
 
 class Contribution(BaseModel):

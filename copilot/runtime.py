@@ -18,7 +18,7 @@ from audit.db import readonly
 from audit.signing import key_id, load_public_key
 from copilot import broker, startup
 from copilot.db.engines import make_engine, ping
-from copilot.db.tables import runs
+from copilot.db.tables import placement_decisions, runs
 from copilot.delivery import DeliveryStore
 from copilot.delivery import Policy as DeliveryPolicy
 from copilot.engine.executor import Executor, ExecutorRegistry, Route
@@ -35,6 +35,7 @@ from copilot.governance.signals import SignalRegistry
 from copilot.governance.sources import SqlSignalSource
 from copilot.llm import ModelAccess, make_model
 from copilot.measure.evidence.holdouts import WorkflowHoldouts
+from copilot.measure.evidence.rules import StopRule
 from copilot.measure.holdouts import fraction_for, parse_holdouts
 from copilot.measure.outcomes import OutcomeRegistry
 from copilot.measure.review.build import build_review
@@ -44,6 +45,8 @@ from copilot.measure.review.notify import send as send_review
 from copilot.measure.review.store import save as save_review
 from copilot.measure.rollout import RESUME, Guard, paused_workflows, resume_hook
 from copilot.placements import Decider, Events, PlacementRegistry, TokenSigner
+from copilot.placements.evidence import PlacementHoldouts, PolicyHoldouts
+from copilot.placements.learned import LEARNED, PlacementLog, PromotedPolicy, RoutedLog
 from copilot.settings import Settings
 from copilot.workflow.registry import Registry
 from copilot.workflow.triggers import TriggerRegistry
@@ -303,23 +306,52 @@ class Runtime:
         return Guard(self.engine, self.audit, self.gate)
 
     def check_stop_rules(self) -> list[dict[str, Any]]:
-        """One review cycle of every workflow's stop rules, for each tenant with runs."""
+        """One review cycle of every workflow's and placement's stop rules, for each tenant."""
         rules = {wf.name: list(wf.stop_rules) for wf in self.registry if wf.stop_rules}
-        if not rules:
+        guarded = {p.name: list(p.stop_rules) for p in self.placements if p.stop_rules}
+        paused: list[dict[str, Any]] = []
+        if not rules and not guarded and all(p.policy != LEARNED for p in self.placements):
+            return paused
+        for t in self.tenants():
+            if rules:
+                source = WorkflowHoldouts(self.allocations(), workflows=tuple(rules))
+                paused += self.guard.check(t, rules, source)
+            if guarded:  # a breach pauses the placement: it serves control until resumed
+                paused += self.guard.check(t, guarded, self.placement_holdouts(tuple(guarded)))
+            paused += self._check_policies(t)
+        return paused
+
+    def _check_policies(self, tenant: str) -> list[dict[str, Any]]:
+        """The learn guardrails as stop rules of each live learned placement policy."""
+        learned = [p.name for p in self.placements if p.policy == LEARNED]
+        if not learned:
             return []
-        source = WorkflowHoldouts(self.allocations(), workflows=tuple(rules))
-        return [p for t in self.tenants() for p in self.guard.check(t, rules, source)]
+        config = self.learn_config
+        stop = [StopRule(outcome=g.metric, max_increase=g.max_increase)
+                for g in config.guardrails if g.max_increase is not None]  # fmt: skip
+        live = {n: v for n in learned if (v := self.learning.store.in_state(tenant, n, "live"))}
+        if not stop or not live:
+            return []
+        source = PolicyHoldouts({n: (config.holdout_share, v.updated_at) for n, v in live.items()})
+        return self.guard.check(tenant, {n: stop for n in live}, source)
+
+    def placement_holdouts(self, names: tuple[str, ...] | None = None) -> PlacementHoldouts:
+        """The comparison source of the placements' holdouts (those with one, or `names`)."""
+        return PlacementHoldouts({p.name: p.holdout for p in self.placements
+                                  if p.holdout > 0 and (names is None or p.name in names)})  # fmt: skip
 
     def tenants(self) -> list[str]:
-        """Every tenant with runs (what beat's per-tenant jobs iterate)."""
+        """Every tenant with runs or placement decisions (what beat's per-tenant jobs iterate)."""
         with readonly(self.engine.connect()) as conn:
-            return sorted(t for (t,) in conn.execute(select(runs.c.tenant).distinct()))
+            found = set(conn.scalars(select(runs.c.tenant).distinct()))
+            found |= set(conn.scalars(select(placement_decisions.c.tenant).distinct()))
+            return sorted(found)
 
     def build_review(self, tenant: str, *, now: float | None = None) -> WeeklyReview:
         """Build and store `tenant`'s weekly review, then send its notifier message."""
         review = build_review(
             self.engine, tenant=tenant, outcomes=self.registry.outcomes,
-            sources=[WorkflowHoldouts(self.allocations())],
+            sources=[WorkflowHoldouts(self.allocations()), self.placement_holdouts()],
             signals=[s.name for s in self.registry.signals.specs()],
             paused=paused_workflows(self.engine, tenant), now=now,
         )  # fmt: skip
@@ -361,11 +393,16 @@ class Runtime:
         placement that reads a signal not declared for it is refused here, at start-up.
         """
         found = PlacementRegistry()
-        for module in self._placement_modules():  # their signals joined `registry` when it was built
+        for (
+            module
+        ) in self._placement_modules():  # their signals joined `registry` when it was built
             found.register_module(module)
         text = _read(self.settings.placements_path, "COPILOT_PLACEMENTS_PATH")
         if text:
             found.merge(PlacementRegistry.from_yaml(text))
+        if any(p.policy == LEARNED for p in found):  # the surface's live version, else the rules
+            floor = self.learn_config.training.floor
+            found.policies.register(PromotedPolicy(lambda: self.learning, floor=floor))
         found.check(self.registry.signals)
         return found
 
@@ -474,6 +511,7 @@ def _learning(rt: Runtime) -> Learning:
     from copilot.learn.embeddings import embed_descriptions, make_embeddings
     from copilot.learn.service import DAY, Learning
     from copilot.learn.store import LearnStore
+    from copilot.ranking import Candidate
 
     config = rt.learn_config
     embeddings = (make_embeddings(rt.settings.embeddings)
@@ -481,9 +519,18 @@ def _learning(rt: Runtime) -> Learning:
                   else None)  # fmt: skip
     descriptions = {name: embed_descriptions(embeddings, {c.id: c.description for c in s.candidates})
                     for name, s in config.surfaces.items()}  # fmt: skip
+    store = LearnStore(rt.engine, rt.audit)
+    # Placement surfaces train on the placements decision log and its events; their rules
+    # ranking (priority class, then declaration order) is the catalog evidence compares with.
+    catalogs = {p.name: [Candidate(id=c.id, priority=rt.placements.priority(c.priority).rank,
+                                   order=i) for i, c in enumerate(p.candidates)]
+                for p in rt.placements}  # fmt: skip
+    catalogs.update({n: s.ranked() for n, s in config.surfaces.items()})
+    source = RoutedLog(PlacementLog(rt.engine, holdout_share=config.holdout_share), store,
+                       [p.name for p in rt.placements])  # fmt: skip
     return Learning(
-        LearnStore(rt.engine, rt.audit), rewards=config.rewards, training=config.training,
-        evidence=config.evidence, catalogs={n: s.ranked() for n, s in config.surfaces.items()},
+        store, source=source, rewards=config.rewards, training=config.training,
+        evidence=config.evidence, catalogs=catalogs,
         descriptions=descriptions, guardrails=config.guardrails,
         holdout_share=config.holdout_share, lookback=config.lookback_days * DAY,
     )  # fmt: skip

@@ -21,13 +21,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from audit import Actor, AuditEvent, TransactionalAuditLog, Versions
 from audit.db import readonly
 from copilot.governance.signals import SignalRegistry
 from copilot.governance.sources import SignalValue
 from copilot.measure.holdouts import held_out
+from copilot.measure.rollout import is_paused
 from copilot.placements import store
 from copilot.placements._sql import lock_subject
 from copilot.placements.errors import ContextError, TokenError
@@ -36,6 +37,8 @@ from copilot.placements.records import CandidateStatus, Decision, Explain, Item
 from copilot.placements.registry import PlacementRegistry
 from copilot.placements.rules import Evaluation, SubjectState, evaluate, sentence
 from copilot.ranking import Candidate, Choice, PolicyInput
+
+PAUSE_KIND = "placement"  # its rows in rollout_pauses
 
 
 class Decider:
@@ -101,21 +104,29 @@ class Decider:
         )
 
     def _evaluate(
-        self, placement: Placement, state: SubjectState, now: float, held: bool
-    ) -> Evaluation:
+        self, placement: Placement, state: SubjectState, now: float, held: bool,
+        paused: bool = False,
+    ) -> Evaluation:  # fmt: skip
         return evaluate(placement, state, now=now, held=held, caps=self.placements.caps,
-                        classes=self.placements.classes)  # fmt: skip
+                        classes=self.placements.classes, paused=paused)  # fmt: skip
+
+    @staticmethod
+    def paused(conn: Connection, tenant: str, placement: Placement) -> bool:
+        """Whether a stop rule paused the placement (only a guarded one can be: one read then)."""
+        return bool(placement.stop_rules) and is_paused(conn, tenant, placement.name, PAUSE_KIND)
 
     def _choose(
-        self, placement: Placement, ev: Evaluation, subject_id: str, decision_id: str
-    ) -> Choice:
+        self, placement: Placement, ev: Evaluation, subject_id: str, decision_id: str,
+        tenant: str | None = None,
+    ) -> Choice:  # fmt: skip
         eligible = ev.eligible(placement)
         policy = self.placements.policies.get(placement.policy)
         ranked = [Candidate(id=c.id, priority=self.placements.priority(c.priority).rank, order=i)
                   for i, c in enumerate(placement.candidates) if c in eligible]  # fmt: skip
         draw = int.from_bytes(hashlib.sha256(decision_id.encode()).digest()[:8], "big") / 2**64
         request = PolicyInput(surface=placement.name, subject_id=subject_id, features=ev.features,
-                              eligible=ranked, level=ev.degradation.level.value)  # fmt: skip
+                              eligible=ranked, level=ev.degradation.level.value,
+                              tenant=tenant)  # fmt: skip
         return policy.choose(request, draw)
 
     def decide(
@@ -144,8 +155,9 @@ class Decider:
             state = store.read_state(conn, tenant, subject_id, placement.signal_names, now=now)
             values = {**overlay, **state.values} if from_client else {**state.values, **overlay}
             state = SubjectState(state.prefs, values, state.shown, state.events)
-            ev = self._evaluate(placement, state, now, held)
-            choice = self._choose(placement, ev, subject_id, decision_id)
+            paused = self.paused(conn, tenant, placement)
+            ev = self._evaluate(placement, state, now, held, paused)
+            choice = self._choose(placement, ev, subject_id, decision_id, tenant)
             chosen = placement.candidate(choice.candidate_id) if choice.candidate_id else None
             decision = self._record(conn, tenant, placement, subject_id, decision_id, now, held,
                                     ev, choice, chosen, actor or Actor.system("placements"))  # fmt: skip
@@ -160,6 +172,9 @@ class Decider:
         explanation = sentence(
             placement, chosen, ev, policy=f"{choice.policy}@{choice.version}", why=why
         )
+        if chosen is not None and choice.contributions:  # a learned policy's top features
+            explanation += " What weighed most: " + ", ".join(
+                f"{c.feature} ({c.weight:+.2f})" for c in choice.contributions) + "."  # fmt: skip
         cls = self.placements.priority(chosen.priority) if chosen else None
         counted = chosen is not None and cls is not None and not cls.bypass_caps
         eligible = [c.id for c in ev.eligible(placement)]
@@ -191,7 +206,8 @@ class Decider:
         return Decision(decision_id=decision_id, placement=placement.name, subject_id=subject_id,
                         item=item, why=why, explanation=explanation, holdout=held,
                         policy=choice.policy, version=choice.version, probability=choice.probability,
-                        level=level, reasons=tuple(reasons), decided_at=now)  # fmt: skip
+                        level=level, reasons=tuple(reasons), decided_at=now,
+                        contributions=tuple(choice.contributions))  # fmt: skip
 
     def explain(
         self,
@@ -207,9 +223,10 @@ class Decider:
         held = self.held(placement, subject_id)
         with readonly(self.engine.connect()) as conn:
             state = store.read_state(conn, tenant, subject_id, placement.signal_names, now=now)
+            paused = self.paused(conn, tenant, placement)
         state = SubjectState(state.prefs, {**state.values, **overlay}, state.shown, state.events)
-        ev = self._evaluate(placement, state, now, held)
-        choice = self._choose(placement, ev, subject_id, "explain")
+        ev = self._evaluate(placement, state, now, held, paused)
+        choice = self._choose(placement, ev, subject_id, "explain", tenant)
         statuses = tuple(CandidateStatus(id=c.id, eligible=not ev.excluded[c.id],
                                          excluded_by=tuple(ev.excluded[c.id]), rule=c.rule_name,
                                          priority=c.priority) for c in placement.candidates)  # fmt: skip

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from copilot.measure.evidence.rules import StopRule
 from copilot.placements.errors import PlacementDefinitionError
 from copilot.workflow.definition import SignalNeed
 from copilot.workflow.triggers import Condition, TriggerError
@@ -127,6 +128,9 @@ class Placement(BaseModel):
         description="signals it reads that a browser (a subject token) may send as context; "
         "a stored value still wins over the browser's",
     )
+    stop_rules: tuple[StopRule, ...] = Field(
+        default=(), description="guardrails over its holdout: a confirmed breach serves control"
+    )
 
     @field_validator("signals", mode="before")
     @classmethod
@@ -145,6 +149,8 @@ class Placement(BaseModel):
             raise ValueError(f"candidate ids repeat: {ids}")
         if self.thin_default is not None and self.thin_default not in ids:
             raise ValueError(f"thin_default {self.thin_default!r} is not a candidate ({ids})")
+        if self.stop_rules and self.holdout <= 0:
+            raise ValueError("stop_rules compare against a holdout; set holdout, e.g. 0.1")
         read = {n.name for n in self.signals}
         if self.segment_by is not None and self.segment_by not in read:
             raise ValueError(f"segment_by {self.segment_by!r} is not a signal the placement reads")

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from copilot.ranking import Contribution
+
 EventKind = Literal["impression", "accept", "dismiss", "snooze", "complete"]
 EVENT_KINDS: tuple[str, ...] = ("impression", "accept", "dismiss", "snooze", "complete")
 
@@ -38,6 +40,9 @@ class Decision(BaseModel):
     level: str
     reasons: tuple[str, ...] = ()
     decided_at: float
+    contributions: tuple[Contribution, ...] = Field(
+        default=(), description="a learned policy's top feature contributions to the pick"
+    )
 
 
 class CandidateStatus(BaseModel):

@@ -21,7 +21,7 @@ from copilot.workflow.degradation import Degradation, Level, assess
 DAY = 86_400.0
 THIN = (Level.THIN, Level.NONE)
 # When nothing is shown, the one reason reported is the first of these that applies.
-WHY_ORDER = ("consent", "holdout", "snoozed_until", "thin_context", "cap", "cooldown_until",
+WHY_ORDER = ("consent", "holdout", "rollout_paused", "snoozed_until", "thin_context", "cap", "cooldown_until",
              "dismissed_until", "completed", "eligibility")  # fmt: skip
 
 
@@ -86,11 +86,18 @@ def evaluate(
     held: bool,
     caps: Caps,
     classes: Mapping[str, PriorityClass],
+    paused: bool = False,
 ) -> Evaluation:
-    """Apply every rule to every candidate of `placement` for the subject now."""
+    """Apply every rule to every candidate of `placement` for the subject now.
+
+    `paused`: a stop rule paused the placement (copilot.measure.rollout): it serves
+    control, as to its holdout, until an admin resumes it.
+    """
     deg = assess(placement.signals, state.values, now)
     out = Evaluation(degradation=deg, features=features_of(placement, state.values))
     common = _placement_wide(placement, state, now=now, held=held)
+    if paused:
+        common.append("rollout_paused")
     budget = _budget(placement, state, now=now, caps=caps)
     for c in placement.candidates:
         reasons = list(common)

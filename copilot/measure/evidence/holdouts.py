@@ -39,7 +39,7 @@ class WorkflowHoldouts:
     ) -> list[Comparison]:
         """One comparison per workflow with runs up to `until`."""
         first = _first_runs(conn, tenant, until, self.workflows)
-        seen = _outcome_times(conn, tenant, outcome)
+        seen = outcome_times(conn, tenant, outcome)
         named = self.covariate if self.covariate is not None else f"{PRE}{outcome}"
         history = _signal_history(conn, tenant, self.covariate) if self.covariate else None
         window = self.window_days * 86400 if self.window_days is not None else math.inf
@@ -81,7 +81,8 @@ def _first_runs(
     return grouped
 
 
-def _outcome_times(conn: Connection, tenant: str, name: str) -> dict[str, list[float]]:
+def outcome_times(conn: Connection, tenant: str, name: str) -> dict[str, list[float]]:
+    """Each subject's times of a non-zero `name` outcome, ascending (any comparison source's)."""
     c = outcomes.c
     stmt = select(c.subject_id, c.observed_at).where(
         c.tenant == tenant, c.name == name, c.value != 0
