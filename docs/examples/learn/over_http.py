@@ -53,9 +53,9 @@ for i in range(600):
 rt.learning.store.log_decisions(decisions)
 rt.learning.store.add_feedback("acme", feedback)
 
-# Two admin keys of tenant acme.
+# Three admin keys of tenant acme: alice requests, two others approve.
 admins = []
-for name in ("carol", "dave"):
+for name in ("alice", "carol", "dave"):
     _, token = rt.keys.create(tenant="acme", roles=["admin"], name=name, actor=Actor.system("setup"))
     admins.append({"Authorization": f"Bearer {token}"})
 
@@ -68,9 +68,12 @@ with TestClient(create_app(rt.settings, runtime=rt)) as http:
           f" -> {evidence['verdict']}")
     promotion = http.post(f"/v1/learn/onboarding/versions/{version}/promotion",
                           headers=admins[0]).json()
-    for admin in admins:  # two distinct admins; the same one twice is `approval.forbidden`
+    # Two distinct admins other than the requester: the requester's own vote is
+    # `approval.separation_of_duties`, the same admin twice `approval.forbidden`.
+    for admin in admins[1:]:
         r = http.post(f"/v1/learn/promotions/{promotion['id']}/decision", headers=admin,
                       json={"decision": "approve"})
+    assert r.json()["status"] == "approved", r.json()
     print("promotion", r.json()["status"], "->",
           http.get("/v1/learn/onboarding", headers=admins[0]).json()["serving"])
 

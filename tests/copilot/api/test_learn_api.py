@@ -23,8 +23,8 @@ def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
         yield Api(rt=rt, client=client, tokens=make_keys(rt))
 
 
-def _second_admin(api: Api) -> dict[str, str]:
-    _, token = api.rt.keys.create(tenant="acme", roles=["admin"], name="acme-admin-2",
+def _second_admin(api: Api, n: int = 2) -> dict[str, str]:
+    _, token = api.rt.keys.create(tenant="acme", roles=["admin"], name=f"acme-admin-{n}",
                                   actor=Actor.system("test"))  # fmt: skip
     return {"Authorization": f"Bearer {token}"}
 
@@ -52,15 +52,20 @@ def test_an_admin_trains_evaluates_and_two_admins_promote_over_http(api: Api) ->
     req = r.json()
     assert (req["kind"], req["required_n"], req["status"]) == ("promote_policy", 2, "pending")
     decision = f"/v1/learn/promotions/{req['id']}/decision"
-    assert c.post(decision, headers=admin, json={"decision": "approve"}).status_code == 200
+    # The requester is no approver of its own promotion (separation of duties).
+    own = c.post(decision, headers=admin, json={"decision": "approve"})
+    assert own.status_code == 403
+    assert own.json()["error"]["code"] == "approval.separation_of_duties"
+    second, third = _second_admin(api), _second_admin(api, 3)
+    assert c.post(decision, headers=second, json={"decision": "approve"}).status_code == 200
     # The same admin's second vote counts once: refused, and nothing goes live.
-    twice = c.post(decision, headers=admin, json={"decision": "approve"})
+    twice = c.post(decision, headers=second, json={"decision": "approve"})
     assert twice.status_code == 403 and twice.json()["error"]["code"] == "approval.forbidden"
     assert c.get(f"/v1/learn/{SURFACE}", headers=admin).json()["serving"] == "rules"
     # Another tenant's admin cannot see or decide it.
     other = c.post(decision, headers=api.auth("globex", "admin"), json={"decision": "approve"})
     assert other.status_code == 404 and other.json()["error"]["code"] == "approval.not_found"
-    r = c.post(decision, headers=_second_admin(api), json={"decision": "approve"})
+    r = c.post(decision, headers=third, json={"decision": "approve"})
     assert r.status_code == 200 and r.json()["status"] == "approved", r.text
     status = c.get(f"/v1/learn/{SURFACE}", headers=admin).json()
     assert status["serving"] == f"learned@{version}"
