@@ -25,7 +25,7 @@ from tests.support.runtime import build_runtime
 from tests.support.services import pg_sqlalchemy_url
 
 BARE = frozenset({"GET /healthz", "GET /metrics"})
-MAX_EXAMPLES = 50  # per operation and mode: 35 operations x 2 modes x 50
+MAX_EXAMPLES = 50  # per operation and mode: 36 operations x 2 modes x 50
 # Left out, one check: "schema-valid data is accepted". The document cannot say which
 # workflows are registered, which signals are declared, what a workflow's inputs or an
 # action kind's payload must hold, or which cursors the server issued; those answer 422
@@ -98,5 +98,5 @@ def test_every_response_conforms_to_the_document_and_none_is_a_5xx(
                 raise
         except Exception as exc:  # collect every operation's failure, then report them all
             failures.append(f"{operation.label}: {exc}")
-    assert operations == 35
+    assert operations == 36
     assert not failures, "\n\n".join(failures)
