@@ -105,6 +105,9 @@ def test_the_registry_resolves_versions_and_refuses_ambiguity() -> None:
         flows.failing,
         flows.proposing,
         flows.noting,
+        flows.plain,
+        flows.plain_paused,
+        flows.plain_three,
     ]
     assert r.catalog.names() == ["email_customer", "post_note", "trial_credit", "trial_training"]
     assert r.get("five_steps") is flows.five_steps
