@@ -81,7 +81,7 @@ def make_celery(settings: Settings) -> Celery:
             state[pid] = Runtime(settings, enqueue=sender.submit)
         return state[pid]
 
-    @app.task(name=broker.ADVANCE, bind=True, acks_late=True, reject_on_worker_lost=True)
+    @app.task(name=broker.ADVANCE, shared=False, bind=True, acks_late=True, reject_on_worker_lost=True)
     def advance(self: Any, run_id: str) -> None:
         rt = runtime()
         try:
@@ -94,7 +94,7 @@ def make_celery(settings: Settings) -> Celery:
             countdown = min(MAX_BACKOFF, 0.5 * 2**self.request.retries)
             raise self.retry(exc=exc, countdown=countdown, max_retries=12) from exc
 
-    @app.task(name=broker.SWEEP)
+    @app.task(name=broker.SWEEP, shared=False)
     def sweep() -> dict[str, int] | None:
         try:
             report: dict[str, int] = runtime().sweeper.sweep().model_dump()
@@ -105,23 +105,23 @@ def make_celery(settings: Settings) -> Celery:
             return None
         return report
 
-    @app.task(name=broker.RETENTION)
+    @app.task(name=broker.RETENTION, shared=False)
     def retention() -> dict[str, dict[str, int]]:
         rt = runtime()
         return purge(rt.engine, rt.audit, rt.registry.signals, now=rt.runs.clock())
 
-    @app.task(name=broker.LEARN)
+    @app.task(name=broker.LEARN, shared=False)
     def learn() -> dict[str, Any]:
         # Every declared surface on the lookback window; each version lands whole or not at
         # all (a killed worker leaves no half-written version), and training the same
         # window again is a no-op, so a redelivered message is harmless.
         return runtime().train_surfaces()
 
-    @app.task(name=broker.GUARD)
+    @app.task(name=broker.GUARD, shared=False)
     def guard() -> list[dict[str, Any]]:
         return runtime().check_stop_rules()
 
-    @app.task(name=broker.REVIEW)
+    @app.task(name=broker.REVIEW, shared=False)
     def review() -> list[str]:
         rt = runtime()
         return [rt.build_review(tenant).headline for tenant in rt.tenants()]
@@ -129,12 +129,12 @@ def make_celery(settings: Settings) -> Celery:
     def dispatch(name: str, tenant: str, period_start: float, subject_ids: list[str]) -> None:
         broker.send(app, broker.SCHEDULE_BATCH, name, tenant, period_start, subject_ids)
 
-    @app.task(name=broker.SCHEDULES)
+    @app.task(name=broker.SCHEDULES, shared=False)
     def schedules() -> dict[str, Any]:
         report: dict[str, Any] = runtime().proactive(dispatch).tick().model_dump()
         return report
 
-    @app.task(name=broker.SCHEDULE_BATCH, bind=True, acks_late=True, reject_on_worker_lost=True)
+    @app.task(name=broker.SCHEDULE_BATCH, shared=False, bind=True, acks_late=True, reject_on_worker_lost=True)
     def schedule_batch(
         self: Any, name: str, tenant: str, period_start: float, subject_ids: list[str]
     ) -> int:

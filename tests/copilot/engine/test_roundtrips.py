@@ -35,7 +35,7 @@ PINS: dict[str, tuple[int, int]] = {
     "resume": (7, 8),
     "resume_advance": (5, 23),
     "approval_decide": (16, 23),
-    "approval_advance": (45, 64),
+    "approval_advance": (25, 41),  # one action: the auto-approved one ran when the run parked
 }
 
 
