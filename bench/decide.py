@@ -101,6 +101,7 @@ def http(args_quick: bool) -> tuple[list[Result], str]:
         took = seed(url, subjects, decisions)
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")},
                "COPILOT_DATABASE_URL": url, "COPILOT_HOME": str(home),
+               "COPILOT_ALLOW_EMBEDDED": "true",  # one host: decide needs no broker
                "COPILOT_PLACEMENT_MODULES": JOURNEY, "BENCH_FLOOR_DSN": dsn}  # fmt: skip
         ports = {k: free_port() for k in ("ours", "bare", "floor")}
         common = ["--workers", "1", "--log-level", "warning"]
