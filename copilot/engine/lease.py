@@ -159,11 +159,16 @@ class Lease:
         Returns False when the run is not ours to take, None to fall back to the general
         path (the workflow is gone, or there is nothing to go on: the run ends there).
         """
-        with readonly(self.store.engine.connect()) as conn:
-            row = conn.execute(_GET_RUN, {"rid": run_id}).first()
-        if row is None or row.state not in (RunState.QUEUED.value, RunState.RUNNING.value):
+        row: Mapping[Any, Any] | None
+        if self.sqlite:
+            row = fastpath.sqlite_get(self.store.engine, run_id)
+        else:
+            with readonly(self.store.engine.connect()) as conn:
+                found = conn.execute(_GET_RUN, {"rid": run_id}).first()
+            row = found._mapping if found is not None else None
+        if row is None or row["state"] not in (RunState.QUEUED.value, RunState.RUNNING.value):
             return False
-        before = run_from(row._mapping)
+        before = run_from(row)
         if before.attempts >= max_attempts:
             return None  # the general path fails it
         try:
