@@ -25,7 +25,7 @@ from copilot.engine import fastpath
 from copilot.engine.gating import ActionGate, Proposal
 from copilot.engine.lease import Lease
 from copilot.engine.rounds import save as save_round
-from copilot.engine.runs import Run, RunState
+from copilot.engine.runs import Run, RunState, run_from
 from copilot.engine.step import EngineContext
 from copilot.errors import CopilotError
 from copilot.workflow.degradation import Degradation
@@ -215,13 +215,14 @@ class Checkpointer:
         sealed = [seal(e, stamp) for e in events]
         if self.lease.sqlite:
             try:
-                fastpath.sqlite_op(self.store.engine, "step", params, run.tenant, sealed)
+                row = fastpath.sqlite_op(self.store.engine, "step", params, run.tenant, sealed,
+                                         then_get=to is not None)  # fmt: skip
             except sqlite3.IntegrityError as exc:
                 # The lease was lost, or a zombie of ours already checkpointed this step.
                 if fastpath.refused(exc, fastpath.LEASE_LOST) or _step_taken(exc):
                     return False
                 raise
-            return self.store.get(run.id) if to is not None else True
+            return run_from(row) if row is not None else True
         now_run = fastpath.step(self.store.engine, params, run.tenant, sealed)
         if now_run is None:
             return False

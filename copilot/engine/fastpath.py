@@ -222,9 +222,18 @@ def _event_rows(stream: str, sealed: Sequence[Sealed]) -> list[Any]:
 
 
 def sqlite_op(
-    engine: Engine, op: str, params: dict[str, Any], stream: str, sealed: Sequence[Sealed]
-) -> None:
-    """Run one `op` row and its events' rows as one statement (raises what a trigger raised)."""
+    engine: Engine,
+    op: str,
+    params: dict[str, Any],
+    stream: str,
+    sealed: Sequence[Sealed],
+    *,
+    then_get: bool = False,
+) -> dict[str, Any] | None:
+    """Run one `op` row and its events' rows as one statement (raises what a trigger raised).
+
+    `then_get`: read the run's row after it, on the same connection (a statement of its own).
+    """
     flat = _op_row(op, params) + _event_rows(stream, sealed)
     raw = engine.raw_connection()
     try:
@@ -236,6 +245,7 @@ def sqlite_op(
                 db.execute(trigger)
             raw.info[_INSTALLED] = True
         db.execute(_op_sql(1 + len(sealed)), flat)
+        return _get(db, params["rid"]) if then_get else None
     finally:
         raw.close()
 
@@ -276,9 +286,12 @@ def sqlite_get(engine: Engine, run_id: str) -> dict[str, Any] | None:
     machinery costs more than the read itself on this path)."""
     raw = engine.raw_connection()
     try:
-        db: Any = raw.driver_connection
-        cur = db.execute(_GET_SQL, (run_id,))
-        row = cur.fetchone()
-        return dict(zip([d[0] for d in cur.description], row, strict=True)) if row else None
+        return _get(raw.driver_connection, run_id)
     finally:
         raw.close()
+
+
+def _get(db: Any, run_id: str) -> dict[str, Any] | None:
+    cur = db.execute(_GET_SQL, (run_id,))
+    row = cur.fetchone()
+    return dict(zip([d[0] for d in cur.description], row, strict=True)) if row else None

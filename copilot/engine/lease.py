@@ -225,12 +225,15 @@ class Lease:
             "subject": before.subject_id,
         }  # fmt: skip
         try:
-            fastpath.sqlite_op(self.store.engine, "acquire", params, before.tenant, sealed)
+            row = fastpath.sqlite_op(
+                self.store.engine, "acquire", params, before.tenant, sealed, then_get=True
+            )
         except sqlite3.IntegrityError as exc:
             if fastpath.refused(exc, fastpath.NOT_OURS):
                 return False
             raise
-        run = self.store.get(before.id)
+        assert row is not None  # taken, so it exists
+        run = run_from(row)
         previous = self.store.steps(run.id) if run.step_index else []
         return Taken(run, wf, assessed, values, previous)
 

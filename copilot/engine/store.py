@@ -445,10 +445,11 @@ class RunStore:
             "from": run.state.value, "to": RunState.QUEUED.value,
             "decision_sha256": _digest(decision)})  # fmt: skip
         params = {"rid": run.id, "now": now, "idx": run.step_index - 1,
-                  "subject": run.subject_id,
                   "decision": json.dumps(decision, sort_keys=True)}  # fmt: skip
         try:
-            fastpath.sqlite_op(self.engine, "resume", params, run.tenant, [seal(event)])
+            row = fastpath.sqlite_op(
+                self.engine, "resume", params, run.tenant, [seal(event)], then_get=True
+            )
         except sqlite3.IntegrityError as exc:
             if fastpath.refused(exc, fastpath.NOT_WAITING):
                 raise RunStateError(
@@ -463,7 +464,8 @@ class RunStore:
                     run_id=run.id,
                 ) from None
             raise
-        return self.get(run.id)
+        assert row is not None  # resumed, so it exists
+        return run_from(row)
 
     def cancel(self, run_id: str, *, actor: Actor, reason: str, tenant: str | None = None) -> Run:
         """Cancel a run that has not finished."""
