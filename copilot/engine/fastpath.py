@@ -47,18 +47,22 @@ def create(
     The same idempotency key returns the existing run (created False). With `consult`, a
     subject with stored preferences gets None and nothing is written: the caller reads them.
     """
-    params = {
-        **event_params(row["tenant"], [sealed], "try"),
-        "id": row["id"], "tenant": row["tenant"], "workflow": row["workflow"],
-        "version": row["version"], "subject": row["subject_id"], "inputs": row["inputs"],
-        "key": row["idempotency_key"], "triggered_by": row["triggered_by"],
-        "principal": row["principal"], "now": row["created_at"], "holdout": row["holdout"],
-        "consult": consult,
-    }  # fmt: skip
+    params = {**event_params(row["tenant"], [sealed], "try"), **_created(row, consult),
+              "id": row["id"]}  # fmt: skip
     found = _call(engine, _CREATE_SQL, params)
     if found is None:
         return None
     return found, found.id == row["id"]
+
+
+def _created(row: dict[str, Any], consult: bool) -> dict[str, Any]:
+    """A new run's row as both dialects' create takes it (less its id's name)."""
+    return {
+        "tenant": row["tenant"], "workflow": row["workflow"], "version": row["version"],
+        "subject": row["subject_id"], "inputs": row["inputs"], "key": row["idempotency_key"],
+        "triggered_by": row["triggered_by"], "principal": row["principal"],
+        "now": row["created_at"], "holdout": row["holdout"], "consult": consult,
+    }  # fmt: skip
 
 
 def step(
@@ -260,13 +264,7 @@ def create_sqlite(
 ) -> bool | None:
     """`create` on SQLite: True when the run was inserted with its event, False when its
     idempotency key is taken (the caller reads that run), None as `create` (nothing written)."""
-    params = {
-        "rid": row["id"], "tenant": row["tenant"], "workflow": row["workflow"],
-        "version": row["version"], "subject": row["subject_id"], "inputs": row["inputs"],
-        "key": row["idempotency_key"], "triggered_by": row["triggered_by"],
-        "principal": row["principal"], "now": row["created_at"], "holdout": row["holdout"],
-        "consult": consult,
-    }  # fmt: skip
+    params = {**_created(row, consult), "rid": row["id"]}
     try:
         sqlite_op(engine, "create", params, row["tenant"], [sealed])
     except sqlite3.IntegrityError as exc:

@@ -417,10 +417,7 @@ class RunStore:
                 data={"decision_sha256": _digest(decision)},
             )
             if not ok:
-                raise RunStateError(
-                    f"run {run_id} is {self.get(run_id).state.value}, not waiting; nothing to resume",
-                    run_id=run_id,
-                )
+                raise self._not_waiting(run_id)
             resolved = conn.execute(
                 update(run_steps)
                 .where(
@@ -431,11 +428,7 @@ class RunStore:
                 .values(status="resolved", decision=json.dumps(decision, sort_keys=True))
             )
             if resolved.rowcount != 1:  # rolled back with the transition: nothing changed
-                raise RunStateError(
-                    f"run {run_id} waits on approval requests, not on an Await; decide them "
-                    "(`copilot approvals list`) and it resumes by itself",
-                    run_id=run_id,
-                )
+                raise _no_await(run_id)
         return self.get(run_id)
 
     def _resume_sqlite(self, run: Run, decision: dict[str, Any], actor: Actor) -> Run:
@@ -452,20 +445,18 @@ class RunStore:
             )
         except sqlite3.IntegrityError as exc:
             if fastpath.refused(exc, fastpath.NOT_WAITING):
-                raise RunStateError(
-                    f"run {run.id} is {self.get(run.id).state.value}, not waiting; nothing "
-                    "to resume",
-                    run_id=run.id,
-                ) from None
+                raise self._not_waiting(run.id) from None
             if fastpath.refused(exc, fastpath.NO_AWAIT):
-                raise RunStateError(
-                    f"run {run.id} waits on approval requests, not on an Await; decide them "
-                    "(`copilot approvals list`) and it resumes by itself",
-                    run_id=run.id,
-                ) from None
+                raise _no_await(run.id) from None
             raise
         assert row is not None  # resumed, so it exists
         return run_from(row)
+
+    def _not_waiting(self, run_id: str) -> RunStateError:
+        state = self.get(run_id).state.value
+        return RunStateError(
+            f"run {run_id} is {state}, not waiting; nothing to resume", run_id=run_id
+        )
 
     def cancel(self, run_id: str, *, actor: Actor, reason: str, tenant: str | None = None) -> Run:
         """Cancel a run that has not finished."""
@@ -517,6 +508,14 @@ class _Row:
             "error": None,
             "reasons": mapping.get("reasons"),
         }
+
+
+def _no_await(run_id: str) -> RunStateError:
+    return RunStateError(
+        f"run {run_id} waits on approval requests, not on an Await; decide them "
+        "(`copilot approvals list`) and it resumes by itself",
+        run_id=run_id,
+    )
 
 
 def _digest(value: Any) -> str:
