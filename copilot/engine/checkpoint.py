@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from typing import Any
 
 from pydantic import BaseModel
@@ -24,7 +25,7 @@ from copilot.engine import fastpath
 from copilot.engine.gating import ActionGate, Proposal
 from copilot.engine.lease import Lease
 from copilot.engine.rounds import save as save_round
-from copilot.engine.runs import Run, RunState
+from copilot.engine.runs import Run, RunState, run_from
 from copilot.engine.step import EngineContext
 from copilot.errors import CopilotError
 from copilot.workflow.degradation import Degradation
@@ -64,8 +65,8 @@ class Checkpointer:
         now = self.store.clock()
         doc = output.model_dump(mode="json")
         plain = not (ctx.effects or ctx.proposals or ctx.withheld)
-        if self.lease.pg and plain:
-            return self._step_pg(run, ctx, doc, request, started, now, last=last)
+        if plain and (self.lease.pg or self.lease.sqlite):
+            return self._step_fast(run, ctx, doc, request, started, now, last=last)
         status = "awaiting" if request is not None else "proposed" if ctx.proposals else "completed"
         try:
             durable = request is not None or last or bool(ctx.proposals)
@@ -169,7 +170,7 @@ class Checkpointer:
         ctx.mark_submitted(submitted)
         return [req.id for req in submitted if req.status == "pending"]
 
-    def _step_pg(
+    def _step_fast(
         self,
         run: Run,
         ctx: EngineContext,
@@ -180,7 +181,9 @@ class Checkpointer:
         *,
         last: bool,
     ) -> Run | bool:
-        """A step without effects or proposals on PostgreSQL: one call (see copilot_step).
+        """A step without effects or proposals: one call on PostgreSQL (see copilot_step),
+        one statement on SQLite (fastpath.sqlite_op; and a read of the run when it ends the
+        advance).
 
         With it, the last step completes the run and an `Await` parks it, as `step` does.
         """
@@ -209,11 +212,26 @@ class Checkpointer:
             "to": to.value if to is not None else None,
             "result": json.dumps(doc, sort_keys=True) if to is RunState.COMPLETED else None,
         }  # fmt: skip
-        now_run = fastpath.step(self.store.engine, params, run.tenant,
-                                [seal(e, stamp) for e in events])  # fmt: skip
+        sealed = [seal(e, stamp) for e in events]
+        if self.lease.sqlite:
+            try:
+                row = fastpath.sqlite_op(self.store.engine, "step", params, run.tenant, sealed,
+                                         then_get=to is not None)  # fmt: skip
+            except sqlite3.IntegrityError as exc:
+                # The lease was lost, or a zombie of ours already checkpointed this step.
+                if fastpath.refused(exc, fastpath.LEASE_LOST) or _step_taken(exc):
+                    return False
+                raise
+            return run_from(row) if row is not None else True
+        now_run = fastpath.step(self.store.engine, params, run.tenant, sealed)
         if now_run is None:
             return False
         return now_run if to is not None else True
+
+
+def _step_taken(exc: sqlite3.IntegrityError) -> bool:
+    """The step's row exists already (its primary key), as PostgreSQL's UniqueViolation."""
+    return str(exc).startswith("UNIQUE constraint failed: run_steps.")
 
 
 def step_event(run: Run, ctx: EngineContext, doc: dict[str, Any]) -> AuditEvent:

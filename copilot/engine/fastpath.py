@@ -9,6 +9,7 @@ commit exactly the same rows and audit events.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ import psycopg
 import psycopg.rows
 from sqlalchemy import Engine
 
-from audit.calls import EVENT_ARGS, EVENT_CASTS, event_params, named_call
+from audit.calls import EVENT_ARGS, EVENT_CASTS, chain_rows, event_params, named_call, sqlite_chain
 from audit.chain import Sealed
 from audit.db import autocommit_driver
 from copilot.engine.dbclock import PG_EPOCH
@@ -46,18 +47,22 @@ def create(
     The same idempotency key returns the existing run (created False). With `consult`, a
     subject with stored preferences gets None and nothing is written: the caller reads them.
     """
-    params = {
-        **event_params(row["tenant"], [sealed], "try"),
-        "id": row["id"], "tenant": row["tenant"], "workflow": row["workflow"],
-        "version": row["version"], "subject": row["subject_id"], "inputs": row["inputs"],
-        "key": row["idempotency_key"], "triggered_by": row["triggered_by"],
-        "principal": row["principal"], "now": row["created_at"], "holdout": row["holdout"],
-        "consult": consult,
-    }  # fmt: skip
+    params = {**event_params(row["tenant"], [sealed], "try"), **_created(row, consult),
+              "id": row["id"]}  # fmt: skip
     found = _call(engine, _CREATE_SQL, params)
     if found is None:
         return None
     return found, found.id == row["id"]
+
+
+def _created(row: dict[str, Any], consult: bool) -> dict[str, Any]:
+    """A new run's row as both dialects' create takes it (less its id's name)."""
+    return {
+        "tenant": row["tenant"], "workflow": row["workflow"], "version": row["version"],
+        "subject": row["subject_id"], "inputs": row["inputs"], "key": row["idempotency_key"],
+        "triggered_by": row["triggered_by"], "principal": row["principal"],
+        "now": row["created_at"], "holdout": row["holdout"], "consult": consult,
+    }  # fmt: skip
 
 
 def step(
@@ -75,3 +80,216 @@ def _call(engine: Engine, sql: str, params: dict[str, Any]) -> Run | None:
         cur = db.cursor(row_factory=psycopg.rows.dict_row)
         found = cur.execute(sql, params, prepare=True).fetchone()
     return run_from(found) if found is not None else None
+
+
+# -- SQLite: the same one-statement paths, through a view whose triggers do the work ------
+#
+# SQLite has no server functions, but a statement is still a transaction: an INSERT into
+# `temp.copilot_op` runs its INSTEAD OF triggers (one per kind of row) inside it, all or
+# nothing. A checkpoint is one such statement of several rows: the step's row (the lease
+# compare-and-set, the run's move, the step row) and then one row per audit event, which
+# the trail's own view chains (audit.calls.sqlite_chain). Every write statement takes
+# SQLite's write lock before it reads, so the lease check and the chain's head are read
+# and written under the lock, as `BEGIN IMMEDIATE` did in the general path. A failed check
+# raises in the trigger (RAISE(ABORT)) and the whole statement is undone.
+#
+# The view and triggers are temporary, made on each connection's first use of this path
+# (with the function the chain needs): nothing is added to the database file, so no
+# migration, and a process that never takes this path never sees them.
+
+_OP_COLUMNS = (
+    "op", "rid", "tenant", "workflow", "version", "subject", "inputs", "key", "triggered_by",
+    "principal", "now", "holdout", "consult", "owner", "idx", "seconds", "state", "attempts",
+    "level", "reasons", "name", "status", "output", "request", "attempt", "model", "prompt",
+    "usage", "started", "to", "result", "decision",
+    "genesis", "commitment", "body", "salt", "payload", "recorded_at", "actor_kind",
+    "actor_id", "event_type",
+)  # fmt: skip
+_SQLITE_EPOCH = "((julianday('now') - 2440587.5) * 86400.0)"  # as copilot.engine.dbclock
+LEASE_LOST = "copilot: lease lost"
+NOT_OURS = "copilot: run not ours to take"
+CONSULT = "copilot: subject has stored preferences"
+NOT_WAITING = "copilot: run not waiting"
+NO_AWAIT = "copilot: run waits on no Await"
+_OP_VIEW = "CREATE TEMP VIEW IF NOT EXISTS copilot_op AS SELECT " + ", ".join(
+    f"NULL AS p_{c}" for c in _OP_COLUMNS
+)
+_OP_TRIGGERS = (
+    f"""
+CREATE TEMP TRIGGER IF NOT EXISTS copilot_op_create INSTEAD OF INSERT ON copilot_op
+WHEN NEW.p_op = 'create' BEGIN
+    SELECT RAISE(ABORT, '{CONSULT}') WHERE NEW.p_consult AND EXISTS (
+        SELECT 1 FROM subject_preferences
+        WHERE tenant = NEW.p_tenant AND subject_id = NEW.p_subject);
+    INSERT INTO runs (id, tenant, workflow, version, subject_id, state, inputs,
+                      idempotency_key, triggered_by, principal, created_at, updated_at,
+                      queued_at, attempts, step_index, reasons, holdout)
+    VALUES (NEW.p_rid, NEW.p_tenant, NEW.p_workflow, NEW.p_version, NEW.p_subject, 'queued',
+            NEW.p_inputs, NEW.p_key, NEW.p_triggered_by, NEW.p_principal, NEW.p_now,
+            NEW.p_now, NEW.p_now, 0, 0, NULL, NEW.p_holdout);
+END""",
+    f"""
+CREATE TEMP TRIGGER IF NOT EXISTS copilot_op_acquire INSTEAD OF INSERT ON copilot_op
+WHEN NEW.p_op = 'acquire' BEGIN
+    SELECT RAISE(ABORT, '{NOT_OURS}') WHERE NOT EXISTS (
+        SELECT 1 FROM runs WHERE id = NEW.p_rid AND state = NEW.p_state
+        AND attempts = NEW.p_attempts
+        AND (state = 'queued' OR (state = 'running' AND (lease_expires_at < {_SQLITE_EPOCH}
+                                                         OR lease_owner = NEW.p_owner))));
+    UPDATE runs SET state = 'running', lease_owner = NEW.p_owner,
+                    lease_expires_at = {_SQLITE_EPOCH} + NEW.p_seconds,
+                    attempts = attempts + 1, updated_at = NEW.p_now,
+                    level = coalesce(NEW.p_level, level),
+                    reasons = coalesce(NEW.p_reasons, reasons)
+    WHERE id = NEW.p_rid;
+END""",
+    f"""
+CREATE TEMP TRIGGER IF NOT EXISTS copilot_op_step INSTEAD OF INSERT ON copilot_op
+WHEN NEW.p_op = 'step' BEGIN
+    SELECT RAISE(ABORT, '{LEASE_LOST}') WHERE NOT EXISTS (
+        SELECT 1 FROM runs WHERE id = NEW.p_rid AND lease_owner = NEW.p_owner
+        AND state = 'running' AND step_index = NEW.p_idx);
+    UPDATE runs SET step_index = NEW.p_idx + 1, updated_at = NEW.p_now,
+                    state = coalesce(NEW.p_to, state),
+                    lease_owner = CASE WHEN NEW.p_to IS NULL THEN lease_owner END,
+                    lease_expires_at = CASE WHEN NEW.p_to IS NULL
+                                            THEN {_SQLITE_EPOCH} + NEW.p_seconds END,
+                    level = NEW.p_level, reasons = NEW.p_reasons,
+                    result = coalesce(NEW.p_result, result)
+    WHERE id = NEW.p_rid;
+    INSERT INTO run_steps (run_id, idx, name, status, output, request, decision, attempt,
+                           model, prompt_version, usage, started_at, finished_at)
+    VALUES (NEW.p_rid, NEW.p_idx, NEW.p_name, NEW.p_status, NEW.p_output, NEW.p_request,
+            NULL, NEW.p_attempt, NEW.p_model, NEW.p_prompt, NEW.p_usage, NEW.p_started,
+            NEW.p_now);
+END""",
+    f"""
+CREATE TEMP TRIGGER IF NOT EXISTS copilot_op_resume INSTEAD OF INSERT ON copilot_op
+WHEN NEW.p_op = 'resume' BEGIN
+    SELECT RAISE(ABORT, '{NOT_WAITING}') WHERE NOT EXISTS (
+        SELECT 1 FROM runs WHERE id = NEW.p_rid AND state = 'waiting');
+    SELECT RAISE(ABORT, '{NO_AWAIT}') WHERE NOT EXISTS (
+        SELECT 1 FROM run_steps WHERE run_id = NEW.p_rid AND idx = NEW.p_idx
+        AND status = 'awaiting');
+    UPDATE runs SET state = 'queued', updated_at = NEW.p_now, queued_at = NEW.p_now,
+                    lease_owner = NULL, lease_expires_at = NULL
+    WHERE id = NEW.p_rid;
+    UPDATE run_steps SET status = 'resolved', decision = NEW.p_decision
+    WHERE run_id = NEW.p_rid AND idx = NEW.p_idx;
+END""",
+    """
+CREATE TEMP TRIGGER IF NOT EXISTS copilot_op_event INSTEAD OF INSERT ON copilot_op
+WHEN NEW.p_op = 'event' BEGIN
+    INSERT INTO audit_chain (stream, genesis, commitment, body, salt, payload, recorded_at,
+                             actor_kind, actor_id, event_type, run_id, subject_id)
+    VALUES (NEW.p_tenant, NEW.p_genesis, NEW.p_commitment, NEW.p_body, NEW.p_salt,
+            NEW.p_payload, NEW.p_recorded_at, NEW.p_actor_kind, NEW.p_actor_id,
+            NEW.p_event_type, NEW.p_rid, NEW.p_subject);
+END""",
+)
+_OP_INDEX = {c: i for i, c in enumerate(_OP_COLUMNS)}
+_EVENT_AT = [_OP_INDEX[c] for c in ("tenant", "genesis", "commitment", "body", "salt",
+                                     "payload", "recorded_at", "actor_kind", "actor_id",
+                                     "event_type", "rid", "subject")]  # fmt: skip
+_OP_SQL: dict[int, str] = {}
+_INSTALLED = "copilot.sqlite_ops"
+
+
+def _op_sql(n: int) -> str:
+    sql = _OP_SQL.get(n)
+    if sql is None:
+        marks = "(" + ", ".join("?" * len(_OP_COLUMNS)) + ")"
+        sql = _OP_SQL[n] = (
+            f"INSERT INTO copilot_op ({', '.join('p_' + c for c in _OP_COLUMNS)}) "
+            f"VALUES {', '.join([marks] * n)}"
+        )
+    return sql
+
+
+def _op_row(op: str, params: dict[str, Any]) -> list[Any]:
+    row: list[Any] = [None] * len(_OP_COLUMNS)
+    row[0] = op
+    for k, v in params.items():
+        row[_OP_INDEX[k]] = v
+    return row
+
+
+def _event_rows(stream: str, sealed: Sequence[Sealed]) -> list[Any]:
+    flat: list[Any] = []
+    for values in chain_rows(stream, sealed):
+        row: list[Any] = [None] * len(_OP_COLUMNS)
+        row[0] = "event"
+        for at, v in zip(_EVENT_AT, values, strict=True):
+            row[at] = v
+        flat.extend(row)
+    return flat
+
+
+def sqlite_op(
+    engine: Engine,
+    op: str,
+    params: dict[str, Any],
+    stream: str,
+    sealed: Sequence[Sealed],
+    *,
+    then_get: bool = False,
+) -> dict[str, Any] | None:
+    """Run one `op` row and its events' rows as one statement (raises what a trigger raised).
+
+    `then_get`: read the run's row after it, on the same connection (a statement of its own).
+    """
+    flat = _op_row(op, params) + _event_rows(stream, sealed)
+    raw = engine.raw_connection()
+    try:
+        db: Any = raw.driver_connection
+        if not raw.info.get(_INSTALLED):
+            sqlite_chain(db)
+            db.execute(_OP_VIEW)
+            for trigger in _OP_TRIGGERS:
+                db.execute(trigger)
+            raw.info[_INSTALLED] = True
+        db.execute(_op_sql(1 + len(sealed)), flat)
+        return _get(db, params["rid"]) if then_get else None
+    finally:
+        raw.close()
+
+
+def refused(exc: BaseException, message: str) -> bool:
+    """Whether a trigger's RAISE(ABORT, message) caused `exc`."""
+    return isinstance(exc, sqlite3.IntegrityError) and str(exc) == message
+
+
+def create_sqlite(
+    engine: Engine, row: dict[str, Any], sealed: Sealed, *, consult: bool
+) -> bool | None:
+    """`create` on SQLite: True when the run was inserted with its event, False when its
+    idempotency key is taken (the caller reads that run), None as `create` (nothing written)."""
+    params = {**_created(row, consult), "rid": row["id"]}
+    try:
+        sqlite_op(engine, "create", params, row["tenant"], [sealed])
+    except sqlite3.IntegrityError as exc:
+        if refused(exc, CONSULT):
+            return None
+        if row["idempotency_key"] is None:
+            raise
+        return False
+    return True
+
+
+_GET_SQL = "SELECT * FROM runs WHERE id = ?"
+
+
+def sqlite_get(engine: Engine, run_id: str) -> dict[str, Any] | None:
+    """The run's row by the driver (a read by primary key: SQLAlchemy's per-statement
+    machinery costs more than the read itself on this path)."""
+    raw = engine.raw_connection()
+    try:
+        return _get(raw.driver_connection, run_id)
+    finally:
+        raw.close()
+
+
+def _get(db: Any, run_id: str) -> dict[str, Any] | None:
+    cur = db.execute(_GET_SQL, (run_id,))
+    row = cur.fetchone()
+    return dict(zip([d[0] for d in cur.description], row, strict=True)) if row else None

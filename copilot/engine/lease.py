@@ -9,6 +9,7 @@ advance also assesses the run's context and pins its degradation level for later
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -18,8 +19,10 @@ import psycopg.rows
 from sqlalchemy import Connection, bindparam, select, update
 
 from audit import Actor, genesis, seal
+from audit.chain import Sealed
 from audit.db import autocommit_driver, readonly
 from copilot.db.tables import runs
+from copilot.engine import fastpath
 from copilot.engine.dbclock import PG_EPOCH, db_epoch
 from copilot.engine.runs import Run, RunState, StepRecord, acquired_event, run_from
 from copilot.engine.store import RunStore
@@ -87,6 +90,7 @@ class Lease:
         self.owner = owner
         self.seconds = seconds
         self.pg = store.engine.dialect.name == "postgresql"
+        self.sqlite = store.engine.dialect.name == "sqlite"
 
     def take(
         self, run_id: str, registry: Registry, context: ContextSource, *, max_attempts: int
@@ -97,8 +101,8 @@ class Lease:
         unless it ends the run: a database crash that loses it leaves the run queued, to be
         taken again.
         """
-        if self.pg:
-            fast = self._take_pg(run_id, registry, context, max_attempts)
+        if self.pg or self.sqlite:
+            fast = self._take_fast(run_id, registry, context, max_attempts)
             if fast is False:
                 return None
             if fast is not None:
@@ -146,19 +150,25 @@ class Lease:
             previous = self.store.steps(run.id, conn) if run.step_index else []
         return Taken(run, wf, assessed, values, previous)
 
-    def _take_pg(
+    def _take_fast(
         self, run_id: str, registry: Registry, context: ContextSource, max_attempts: int
     ) -> Taken | Literal[False] | None:
-        """`take` in two round trips (read, then copilot_acquire) for the common case.
+        """`take` in two round trips (read, then copilot_acquire) for the common case; on
+        SQLite three statements (read, the acquire with its events, read the run taken).
 
         Returns False when the run is not ours to take, None to fall back to the general
         path (the workflow is gone, or there is nothing to go on: the run ends there).
         """
-        with readonly(self.store.engine.connect()) as conn:
-            row = conn.execute(_GET_RUN, {"rid": run_id}).first()
-        if row is None or row.state not in (RunState.QUEUED.value, RunState.RUNNING.value):
+        row: Mapping[Any, Any] | None
+        if self.sqlite:
+            row = fastpath.sqlite_get(self.store.engine, run_id)
+        else:
+            with readonly(self.store.engine.connect()) as conn:
+                found = conn.execute(_GET_RUN, {"rid": run_id}).first()
+            row = found._mapping if found is not None else None
+        if row is None or row["state"] not in (RunState.QUEUED.value, RunState.RUNNING.value):
             return False
-        before = run_from(row._mapping)
+        before = run_from(row)
         if before.attempts >= max_attempts:
             return None  # the general path fails it
         try:
@@ -177,6 +187,8 @@ class Lease:
             level, reasons = assessed.level.value, json.dumps(list(assessed.reasons))
             events.append(self._assessed_event(assessed))
         sealed = [seal(e) for e in self.store.run_events(before, events)]
+        if self.sqlite:
+            return self._take_sqlite(before, sealed, level, reasons, wf, assessed, values)
         params = {  # the lease's times are the database's (copilot.engine.dbclock)
             "rid": run_id, "owner": self.owner, "seconds": self.seconds,
             "state": before.state.value, "attempts": before.attempts, "level": level,
@@ -192,6 +204,36 @@ class Lease:
         if taken is None:
             return False
         run = run_from(taken)
+        previous = self.store.steps(run.id) if run.step_index else []
+        return Taken(run, wf, assessed, values, previous)
+
+    def _take_sqlite(
+        self,
+        before: Run,
+        sealed: list[Sealed],
+        level: str | None,
+        reasons: str | None,
+        wf: Workflow,
+        assessed: Degradation,
+        values: Mapping[str, SignalValue],
+    ) -> Taken | Literal[False]:
+        """The acquire as one statement (fastpath.sqlite_op), then the run as taken."""
+        params = {
+            "rid": before.id, "owner": self.owner, "seconds": self.seconds,
+            "now": self.store.clock(), "state": before.state.value,
+            "attempts": before.attempts, "level": level, "reasons": reasons,
+            "subject": before.subject_id,
+        }  # fmt: skip
+        try:
+            row = fastpath.sqlite_op(
+                self.store.engine, "acquire", params, before.tenant, sealed, then_get=True
+            )
+        except sqlite3.IntegrityError as exc:
+            if fastpath.refused(exc, fastpath.NOT_OURS):
+                return False
+            raise
+        assert row is not None  # taken, so it exists
+        run = run_from(row)
         previous = self.store.steps(run.id) if run.step_index else []
         return Taken(run, wf, assessed, values, previous)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
 
@@ -89,16 +90,22 @@ class RunStore:
         self.engine = engine
         self.audit = audit
         self.clock = clock
+        self._sqlite = engine.dialect.name == "sqlite"
 
     # -- reading ----------------------------------------------------------------------------
 
     def get(self, run_id: str, *, tenant: str | None = None) -> Run:
         """The run, or RunNotFoundError (also for another tenant's run)."""
-        with readonly(self.engine.connect()) as conn:
-            row = conn.execute(_GET, {"rid": run_id}).first()
-        if row is None or (tenant is not None and row.tenant != tenant):
+        found: Mapping[Any, Any] | None
+        if self._sqlite:
+            found = fastpath.sqlite_get(self.engine, run_id)
+        else:
+            with readonly(self.engine.connect()) as conn:
+                row = conn.execute(_GET, {"rid": run_id}).first()
+            found = row._mapping if row is not None else None
+        if found is None or (tenant is not None and found["tenant"] != tenant):
             raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
-        return _run(row)
+        return run_from(found)
 
     def ids_starting(self, prefix: str, *, tenant: str, limit: int = 6) -> list[str]:
         """Up to `limit` ids of the tenant's runs that start with `prefix` (for short ids)."""
@@ -224,20 +231,32 @@ class RunStore:
     def create_queued(
         self, *, consult: bool, data: dict[str, Any] | None = None, **fields: Any
     ) -> tuple[Run, bool] | None:
-        """`create` of a queued run in one round trip (PostgreSQL), or None: then call `create`.
+        """`create` of a queued run in one round trip (one statement on SQLite), or None:
+        then call `create`.
 
         `consult`: the caller still has to read the subject's preferences; a subject that
-        has stored ones gets None and nothing is written. SQLite always gets None.
+        has stored ones gets None and nothing is written.
         """
-        if self.engine.dialect.name != "postgresql":
+        dialect = self.engine.dialect.name
+        if dialect not in ("postgresql", "sqlite"):
             return None
-        row, _, event = self._new(
+        row, run, event = self._new(
             fields["tenant"], fields["workflow"], fields["version"], fields["subject_id"],
             fields["inputs"], fields["idempotency_key"], fields["triggered_by"],
             RunState.QUEUED, None, data, fields.get("holdout", False), fields.get("actor"),
             fields.get("principal"),
         )  # fmt: skip
-        return fastpath.create(self.engine, row, seal(event), consult=consult)
+        if dialect == "postgresql":
+            return fastpath.create(self.engine, row, seal(event), consult=consult)
+        made = fastpath.create_sqlite(self.engine, row, seal(event), consult=consult)
+        if made is None:
+            return None
+        if made:
+            return run, True
+        existing = self._by_key(fields["tenant"], fields["idempotency_key"])
+        if existing is None:  # pragma: no cover - a key taken is a run that exists
+            raise RuntimeError("the idempotency key was taken but its run is gone")
+        return existing, False
 
     def _new(
         self,
@@ -385,6 +404,8 @@ class RunStore:
     ) -> Run:
         """Store an outside decision for a waiting run and queue it again."""
         run = self.get(run_id, tenant=tenant)
+        if self.engine.dialect.name == "sqlite":
+            return self._resume_sqlite(run, decision, actor)
         with self.engine.begin() as conn:
             ok = self.transition(
                 conn,
@@ -396,10 +417,7 @@ class RunStore:
                 data={"decision_sha256": _digest(decision)},
             )
             if not ok:
-                raise RunStateError(
-                    f"run {run_id} is {self.get(run_id).state.value}, not waiting; nothing to resume",
-                    run_id=run_id,
-                )
+                raise self._not_waiting(run_id)
             resolved = conn.execute(
                 update(run_steps)
                 .where(
@@ -410,12 +428,35 @@ class RunStore:
                 .values(status="resolved", decision=json.dumps(decision, sort_keys=True))
             )
             if resolved.rowcount != 1:  # rolled back with the transition: nothing changed
-                raise RunStateError(
-                    f"run {run_id} waits on approval requests, not on an Await; decide them "
-                    "(`copilot approvals list`) and it resumes by itself",
-                    run_id=run_id,
-                )
+                raise _no_await(run_id)
         return self.get(run_id)
+
+    def _resume_sqlite(self, run: Run, decision: dict[str, Any], actor: Actor) -> Run:
+        """`resume` as one statement (fastpath.sqlite_op): the same checks, rows and event."""
+        now = self.clock()
+        event = self._event(run, "run.resumed", actor, {
+            "from": run.state.value, "to": RunState.QUEUED.value,
+            "decision_sha256": _digest(decision)})  # fmt: skip
+        params = {"rid": run.id, "now": now, "idx": run.step_index - 1,
+                  "decision": json.dumps(decision, sort_keys=True)}  # fmt: skip
+        try:
+            row = fastpath.sqlite_op(
+                self.engine, "resume", params, run.tenant, [seal(event)], then_get=True
+            )
+        except sqlite3.IntegrityError as exc:
+            if fastpath.refused(exc, fastpath.NOT_WAITING):
+                raise self._not_waiting(run.id) from None
+            if fastpath.refused(exc, fastpath.NO_AWAIT):
+                raise _no_await(run.id) from None
+            raise
+        assert row is not None  # resumed, so it exists
+        return run_from(row)
+
+    def _not_waiting(self, run_id: str) -> RunStateError:
+        state = self.get(run_id).state.value
+        return RunStateError(
+            f"run {run_id} is {state}, not waiting; nothing to resume", run_id=run_id
+        )
 
     def cancel(self, run_id: str, *, actor: Actor, reason: str, tenant: str | None = None) -> Run:
         """Cancel a run that has not finished."""
@@ -467,6 +508,14 @@ class _Row:
             "error": None,
             "reasons": mapping.get("reasons"),
         }
+
+
+def _no_await(run_id: str) -> RunStateError:
+    return RunStateError(
+        f"run {run_id} waits on approval requests, not on an Await; decide them "
+        "(`copilot approvals list`) and it resumes by itself",
+        run_id=run_id,
+    )
 
 
 def _digest(value: Any) -> str:

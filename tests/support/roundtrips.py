@@ -10,6 +10,9 @@ is open, raw-driver fast paths included (`engine.raw_connection()` is a checkout
   prepares and driver-level calls count exactly as they cost.
 - SQLite: the driver's trace callback, one per statement the library runs (`BEGIN
   IMMEDIATE` and `COMMIT` included); statements a trigger runs are part of their caller.
+  SQLite reports each trigger program's start too, which Python's sqlite3 (3.11) passes
+  on as the calling statement's text again, so a write whose text repeats the one just
+  traced on that connection is its trigger, not a statement (`_sqlite_statement`).
 
 Counts are of a warmed-up process: a connection's first use of a prepared statement costs
 one more round trip (the prepare), and psycopg prepares a query on its fifth execution.
@@ -65,9 +68,14 @@ def counting() -> Iterator[Trips]:
         if id(dbapi) in traced:
             return
         if isinstance(dbapi, sqlite3.Connection):
-            dbapi.set_trace_callback(
-                lambda sql: None if sql.lstrip().startswith("--") else sqlite_seen.append(sql)
-            )
+            last: list[str] = [""]
+
+            def trace(sql: str) -> None:
+                if _sqlite_statement(sql, last[0]):
+                    sqlite_seen.append(sql)
+                last[0] = sql
+
+            dbapi.set_trace_callback(trace)
             traced[id(dbapi)] = (dbapi, None, None)
             return
         from psycopg import pq
@@ -93,6 +101,15 @@ def counting() -> Iterator[Trips]:
             assert fd is not None
             os.close(fd)
         trips.statements.extend(sqlite_seen)
+
+
+def _sqlite_statement(sql: str, previous: str) -> bool:
+    """Whether a trace line is a statement, not a trigger program of the one before it
+    (SQLite's `-- TRIGGER` line, or on Python 3.11 the calling write's text repeated)."""
+    if sql.lstrip().startswith("--"):
+        return False
+    head = sql.lstrip()[:6].upper()
+    return sql != previous or head in ("SELECT", "BEGIN ", "COMMIT")
 
 
 def _pg_trips(trace: str, conn: int) -> list[str]:
