@@ -21,7 +21,8 @@ from copilot.learn.store import LearnStore
 from copilot.learn.train import TrainConfig
 from copilot.measure.evidence.holdouts import WorkflowHoldouts
 from copilot.measure.review.build import build_review
-from copilot.measure.review.prune import NO_POLICY
+from copilot.measure.review.model import WeekLift
+from copilot.measure.review.prune import NO_POLICY, SignalLift, signal_items
 from copilot.measure.review.weeks import WEEK, week_start
 from copilot.placements.learned import PlacementLog
 from tests.support.review import NOW, OUTCOMES, PLACEMENT, seed_placements, seed_weeks
@@ -118,3 +119,29 @@ def test_ablation_is_the_paired_off_policy_difference_with_minus_without(engine:
                config=TrainConfig(min_decisions=50, min_samples=12, floor=0.1))  # fmt: skip
     assert d.estimator == "dr" and d.difference == d.candidate - d.current
     assert d.low < d.difference < d.high and d.low > 0
+
+
+def test_signal_verdicts_read_the_last_weeks_drop_intervals() -> None:
+    def weeks(*spans: tuple[float, float]) -> list[WeekLift]:
+        return [WeekLift(week=f"w{i}", difference=(lo + hi) / 2, low=lo, high=hi)
+                for i, (lo, hi) in enumerate(spans)]  # fmt: skip
+
+    zero = [(-0.01, 0.01)] * 4
+    items = signal_items(["gone"], [
+        SignalLift(placement="p", signal="kept", weeks=weeks(*zero, (0.01, 0.05)), reads=9),
+        SignalLift(placement="p", signal="harmful", weeks=weeks((-0.05, -0.01)), reads=9),
+        SignalLift(placement="p", signal="flat", weeks=weeks(*zero), reads=9),
+        SignalLift(placement="p", signal="unread", weeks=weeks(*zero), reads=0),
+        SignalLift(placement="p", signal="young", weeks=weeks(*zero[:2]), reads=9),
+        SignalLift(placement="p", signal="thin", reason="too few rewarded decisions"),
+    ], last=4)  # fmt: skip
+    got = {i.name: (i.verdict, i.why.split(":")[0]) for i in items}
+    assert got == {
+        "p:kept": ("keep", "removing it confirms a loss"),
+        "p:harmful": ("prune", "removing it confirms a gain"),
+        "p:flat": ("prune", "the drop without it has contained zero for 4 weeks (value +0.0000 [-0.0100, +0.0100] with it over without it, as of w3) while the policy read it 9 times"),
+        "p:unread": ("undecided", "no confirmed effect of removing it yet (value +0.0000 [-0.0100, +0.0100] with it over without it, as of w3)"),
+        "p:young": ("undecided", "no confirmed effect of removing it yet (value +0.0000 [-0.0100, +0.0100] with it over without it, as of w1)"),
+        "p:thin": ("no_evidence", "too few rewarded decisions"),
+        "gone": ("no_evidence", NO_POLICY.split(":")[0]),
+    }  # fmt: skip
