@@ -34,6 +34,7 @@ from copilot.governance.keys import KeyStore
 from copilot.governance.signals import SignalRegistry
 from copilot.governance.sources import SqlSignalSource
 from copilot.llm import ModelAccess, make_model
+from copilot.measure.evidence.comparison import ComparisonSource
 from copilot.measure.evidence.holdouts import WorkflowHoldouts
 from copilot.measure.evidence.rules import StopRule
 from copilot.measure.holdouts import fraction_for, parse_holdouts
@@ -42,8 +43,9 @@ from copilot.measure.review.build import build_review
 from copilot.measure.review.model import WeeklyReview
 from copilot.measure.review.notify import message as review_message
 from copilot.measure.review.notify import send as send_review
+from copilot.measure.review.prune import SignalEvidence
 from copilot.measure.review.store import save as save_review
-from copilot.measure.rollout import RESUME, Guard, paused_workflows, resume_hook
+from copilot.measure.rollout import RESUME, Guard, paused_rollouts, resume_hook
 from copilot.placements import Decider, Events, PlacementRegistry, TokenSigner
 from copilot.placements.evidence import PlacementHoldouts, PolicyHoldouts
 from copilot.placements.learned import LEARNED, PlacementLog, PromotedPolicy, RoutedLog
@@ -347,13 +349,27 @@ class Runtime:
             found |= set(conn.scalars(select(placement_decisions.c.tenant).distinct()))
             return sorted(found)
 
+    def comparison_sources(self) -> list[ComparisonSource]:
+        """What the review and the report compare: workflow holdouts and placement holdouts."""
+        return [WorkflowHoldouts(self.allocations()), self.placement_holdouts()]
+
+    def signal_evidence(self) -> SignalEvidence | None:
+        """The review's feature ablations of each learned placement's signals (None: none)."""
+        reads = {p.name: list(p.signal_names) for p in self.placements if p.policy == LEARNED}
+        if not reads:
+            return None
+        from copilot.learn.ablation import signal_evidence  # the learning wing loads numpy
+
+        return signal_evidence(self.learning, reads)
+
     def build_review(self, tenant: str, *, now: float | None = None) -> WeeklyReview:
         """Build and store `tenant`'s weekly review, then send its notifier message."""
         review = build_review(
             self.engine, tenant=tenant, outcomes=self.registry.outcomes,
-            sources=[WorkflowHoldouts(self.allocations()), self.placement_holdouts()],
+            sources=self.comparison_sources(),
             signals=[s.name for s in self.registry.signals.specs()],
-            paused=paused_workflows(self.engine, tenant), now=now,
+            paused=paused_rollouts(self.engine, tenant), signal_evidence=self.signal_evidence(),
+            now=now,
         )  # fmt: skip
         save_review(self.engine, self.audit, review)
         if self.settings.notify_url:

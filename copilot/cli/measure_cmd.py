@@ -14,7 +14,7 @@ from copilot.measure.evidence.sequential import DEFAULT_HORIZON
 from copilot.measure.experiments import Method, plan
 from copilot.measure.report.build import build_report
 from copilot.measure.report.model import PLACEMENT_COLUMNS, Report
-from copilot.measure.rollout import paused_workflows
+from copilot.measure.rollout import paused_rollouts
 
 experiment_app = typer.Typer(help="Plan experiments against a holdout.", no_args_is_help=True)
 out = console()
@@ -87,9 +87,10 @@ def report(
         method=_method(method),
         max_rejection_rate=max_rejection_rate,
         allocations=env.allocations(),
+        sources=env.comparison_sources(),
         covariate=covariate,
         horizon=horizon,
-        paused=paused_workflows(env.engine, env.settings.tenant),
+        paused=paused_rollouts(env.engine, env.settings.tenant),
         learning=env.learning_provider,
     )
     if html is not None:
@@ -163,9 +164,23 @@ def _print(r: Report) -> None:
             table.add_row(d.kind, d.route, *(str(v) for v in counts))
         out.print(table)
     if r.placements:
-        table = Table(*PLACEMENT_COLUMNS, title=f"placements (lift on {r.outcome or 'no --outcome'})")
+        table = Table(
+            *PLACEMENT_COLUMNS, title=f"placements (lift on {r.outcome or 'no --outcome'})"
+        )
         for row in r.placements:
             table.add_row(*row.cells())
+        out.print(table)
+    if r.funnel:
+        table = Table("segment", "proposed", "accepted", "completed",
+                      title="funnel per workflow / level")  # fmt: skip
+        for f in r.funnel:
+            table.add_row(f.segment, str(f.proposed), str(f.accepted), str(f.completed))
+        out.print(table)
+    if r.cohorts:
+        table = Table("comparison", "cohort", "arm", "size", "retention by week",
+                      title=f"cohorts by first exposure ({r.retention_outcome})")  # fmt: skip
+        for co in r.cohorts:
+            table.add_row(co.name, co.week, co.arm, str(co.size), co.curve)
         out.print(table)
     for learned in r.learning:
         out.print("\n".join(learned.lines()), highlight=False, markup=False)

@@ -15,7 +15,14 @@ a person (the gate's `Hold`: a policy's auto-approve becomes one reviewer, recor
 one; the inbox and the report show a banner. An admin approving the resume request lifts
 the pause in the transaction of that decision (`rollout.resumed`, naming the admin); a
 rejection or expiry leaves it paused (a guard later files a new request if none is open).
-Placements and learned policies pause through the same table (`kind`) at merge.
+Placements (which then serve control) and learned policies (the rules serve) pause through
+the same table (`kind`); `paused_rollouts` lists all three for the banners.
+
+A comparison whose arms fail the sample-ratio check (`copilot.measure.evidence.srm`) is
+not evidence of anything, a breach included: the guard refuses to pause on it, audits
+`rollout.pause_refused` with the code `rollout.srm_blocked`, and returns the refusal; the
+report and the review show the mismatch as a blocking warning. Fix the assignment or the
+logging; the next cycle acts on a fair split.
 """
 
 from __future__ import annotations
@@ -30,14 +37,17 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from approvals import ActionKind, ApprovalRequest, Gate, Hold, Risk
+from approvals.rows import load
 from audit import Actor, AuditEvent, CopilotError, TransactionalAuditLog
 from audit.db import readonly
 from copilot.db.tables import rollout_pauses
-from copilot.measure.evidence.comparison import ComparisonSource, arms_of
-from copilot.measure.evidence.rules import StopRule
+from copilot.measure.evidence.comparison import HOLDOUT, TREATED, ComparisonSource, arms_of
+from copilot.measure.evidence.rules import Paused, StopRule
 from copilot.measure.evidence.sequential import DEFAULT_HORIZON, anytime_lift
+from copilot.measure.evidence.srm import check_ratio
 
 RESUME_KIND = "rollout.resume"
+SRM_BLOCKED = "rollout.srm_blocked"  # a breach on arms that fail the sample-ratio check
 PAUSED_HOLD = Hold(reason="rollout_paused")
 ADMIN_HOLD = Hold(reason="resume_needs_admin", role="admin")
 
@@ -70,14 +80,18 @@ def is_paused(conn: Connection, tenant: str, target: str, kind: str = "workflow"
     return state == "paused"
 
 
-def paused_workflows(engine: Engine, tenant: str) -> list[str]:
-    """The tenant's paused workflows, for banners."""
+def paused_rollouts(engine: Engine, tenant: str) -> list[Paused]:
+    """Everything of the tenant paused now: workflows, placements, learned policies (banners)."""
     p = rollout_pauses.c
     with readonly(engine.connect()) as conn:
-        rows = conn.execute(
-            select(p.target).where(p.tenant == tenant, p.kind == "workflow", p.state == "paused")
-        )
-        return sorted(r[0] for r in rows)
+        rows = conn.execute(select(p.kind, p.target).where(p.tenant == tenant,
+                                                           p.state == "paused"))  # fmt: skip
+        return sorted((Paused(kind=k, target=t) for k, t in rows), key=lambda x: (x.kind, x.target))
+
+
+def paused_workflows(engine: Engine, tenant: str) -> list[str]:
+    """The tenant's paused workflows alone."""
+    return [x.target for x in paused_rollouts(engine, tenant) if x.kind == "workflow"]
 
 
 class Guard:
@@ -104,7 +118,12 @@ class Guard:
         *,
         horizon: int = DEFAULT_HORIZON,
     ) -> list[dict[str, Any]]:
-        """One review cycle: every workflow's stop rules; returns the breaches it paused for."""
+        """One review cycle: every target's stop rules; returns the breaches it acted on.
+
+        Each entry has `action`: `paused` (a new pause, or a resume request filed anew), or
+        `refused` with `code` `rollout.srm_blocked` when the comparison's arms fail the
+        sample-ratio check (no pause: a mismatched comparison proves nothing).
+        """
         now = self.clock()
         paused = []
         for target, stop_rules in sorted(rules.items()):
@@ -122,9 +141,28 @@ class Guard:
                     evidence = {"rule": rule.model_dump(), "treated": [t.successes, t.n],
                                 "holdout": [h.successes, h.n], "increase": a.difference,
                                 "low": a.low, "high": a.high, "method": a.method}  # fmt: skip
-                    if self.pause(tenant, c.kind, target, evidence) is not None:
-                        paused.append({"kind": c.kind, "target": target, **evidence})
+                    srm = check_ratio([t.n, h.n], [c.allocation.get(TREATED, 0.0),
+                                                   c.allocation.get(HOLDOUT, 0.0)])  # fmt: skip
+                    if srm.mismatch:
+                        paused.append(self.refuse(tenant, c.kind, target, evidence, srm.p_value))
+                    elif self.pause(tenant, c.kind, target, evidence) is not None:
+                        paused.append({"action": "paused", "kind": c.kind, "target": target,
+                                       **evidence})  # fmt: skip
         return paused
+
+    def refuse(
+        self, tenant: str, kind: str, target: str, evidence: dict[str, Any], srm_p: float
+    ) -> dict[str, Any]:
+        """Audit and return a breach the guard will not act on: its arms fail the SRM check."""
+        refused = {"action": "refused", "kind": kind, "target": target,
+                   "code": "rollout.srm_blocked",
+                   "message": f"{kind} {target}: not paused on a breach of its stop rule; its "
+                              f"arms fail the sample-ratio check (p = {srm_p:.2g}), so the "
+                              "comparison proves nothing: fix assignment or logging first",
+                   "srm_p": srm_p, **evidence}  # fmt: skip
+        with self.engine.begin() as conn:
+            self._audit(conn, tenant, "rollout.pause_refused", Actor.system("guard"), refused)
+        return refused
 
     def pause(
         self, tenant: str, kind: str, target: str, reason: dict[str, Any]
@@ -148,7 +186,7 @@ class Guard:
                 if done.rowcount != 1:  # paused already: one breach, one pause, but a pause
                     # whose resume request was rejected or expired could never be lifted:
                     # the next cycle files a new one
-                    if self._resume_open(row.resume_approval_id):
+                    if self._resume_open(conn, tenant, row.resume_approval_id):
                         return None
                     req = self._request_resume(conn, tenant, kind, target, reason,
                                                previous=row.resume_approval_id)  # fmt: skip
@@ -166,12 +204,14 @@ class Guard:
                     {"kind": kind, "target": target, **reason})  # fmt: skip
         return self._request_resume(conn, tenant, kind, target, reason)
 
-    def _resume_open(self, approval_id: str | None) -> bool:
-        """Whether the pause's resume request is still waiting for an admin."""
+    @staticmethod
+    def _resume_open(conn: Connection, tenant: str, approval_id: str | None) -> bool:
+        """Whether the pause's resume request is still waiting for an admin (read in the
+        pausing transaction, on its connection: no second connection while it holds locks)."""
         if approval_id is None:
             return False
         try:
-            return self.gate.get(approval_id).status == "pending"
+            return load(conn, approval_id, tenant).status == "pending"
         except CopilotError:  # gone (erased or never stored): file a new one
             return False
 

@@ -17,7 +17,7 @@ from copilot.api.depth import MAX_BODY_DEPTH, check_depth
 from copilot.api.errors import status_of
 from copilot.api.schema import HEX_ID, NAME, SUBJECT
 from copilot.errors import CopilotError
-from copilot.measure.rollout import paused_workflows
+from copilot.measure.rollout import paused_rollouts
 from copilot.web.common import HEADERS, PREFIX, check_csrf, render, rt_of, signed_in
 from copilot.web.sessions import Session
 
@@ -71,7 +71,7 @@ def inbox(
         "total": summary.total,
         "by_risk": summary.by_risk,
         "claimed": summary.claimed,
-        "paused": paused_workflows(rt.engine, tenant),  # a stop rule's banner
+        "paused": paused_rollouts(rt.engine, tenant),  # a stop rule's banners
     }
     return render(request, "inbox.html", ctx, status=422 if error else 200)
 

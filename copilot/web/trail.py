@@ -16,7 +16,7 @@ from copilot.api.schema import HEX_ID, SUBJECT
 from copilot.measure.report.build import build_report
 from copilot.measure.review.store import load as load_review
 from copilot.measure.review.store import weeks as review_weeks
-from copilot.measure.rollout import paused_workflows
+from copilot.measure.rollout import paused_rollouts
 from copilot.runtime import Runtime
 from copilot.web.common import HEADERS, PREFIX, check_csrf, render, rt_of, signed_in
 from copilot.web.sessions import Session
@@ -151,7 +151,8 @@ def report(request: Request, session: Readers) -> Response:
     rt = rt_of(request)
     tenant = session.principal.tenant
     found = build_report(rt.engine, tenant=tenant, outcomes=rt.registry.outcomes,
-                         allocations=rt.allocations(), paused=paused_workflows(rt.engine, tenant),
+                         allocations=rt.allocations(), paused=paused_rollouts(rt.engine, tenant),
+                         sources=rt.comparison_sources(),
                          learning=rt.learning_provider)  # fmt: skip
     return render(request, "report.html", {"body": render_body(found), "report": found})
 

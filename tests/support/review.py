@@ -88,3 +88,49 @@ def _decide(engine: Engine, tenant: str, decided: list[tuple[str, str, float]],
             gate.decide(req.id, decision="approve", **common)
         else:
             gate.edit(req.id, edits={"subject": "Quick question"}, **common)
+
+
+PLACEMENT = "t.home"  # the seeded placement: served by logged random choices, 10% held out
+
+
+def seed_placements(
+    engine: Engine, tenant: str = "acme", per_week: int = 150, seed: int = 9, now: float = NOW
+) -> None:
+    """Six weeks of `PLACEMENT` decisions before `now`'s week, logged as a learned placement logs
+    them: features `useful` (which candidate completes), `noise` (nothing) and `plan` (the
+    segment), a uniform pick (propensity 0.5), then impression → accept → complete events.
+
+    The hidden truth: the pick that matches `useful` completes 70% of the time, the other 20%.
+    """
+    from copilot.db.tables import placement_decisions, placement_events
+
+    rng = random.Random(seed)
+    first = week_start(now) - 6 * WEEK
+    decisions, events = [], []
+    for i in range(6 * per_week):
+        at = first + (i // per_week) * WEEK + rng.random() * (WEEK - 7200)
+        subject, held = f"p-{i:05d}", rng.random() < 0.1
+        features = {"useful": rng.choice(["a", "b"]), "noise": rng.randint(0, 9),
+                    "plan": rng.choice(["team", "trial"])}  # fmt: skip
+        chosen = None if held else rng.choice(["alpha", "beta"])
+        decision_id = f"{rng.getrandbits(128):032x}"  # seeded: the training order is too
+        decisions.append({"id": decision_id, "tenant": tenant, "subject_id": subject,
+                          "placement": PLACEMENT, "decided_at": at, "chosen": chosen,
+                          "candidates": json.dumps(["alpha", "beta"]),
+                          "features": json.dumps(features), "propensity": 1.0 if held else 0.5,
+                          "policy": "rules", "version": "1", "holdout": held, "level": "full",
+                          "reasons": "{}", "counted": not held, "segment": features["plan"],
+                          "explanation": "{}"})  # fmt: skip
+        if chosen is None:
+            continue
+        hit = (chosen == "alpha") == (features["useful"] == "a")
+        done = rng.random() < (0.7 if hit else 0.2)
+        kinds = ["impression"] + (["accept", "complete"] if done else
+                                  ["dismiss"] if rng.random() < 0.5 else [])  # fmt: skip
+        events += [{"tenant": tenant, "event_id": f"{decision_id}-{k}", "decision_id": decision_id,
+                    "subject_id": subject, "placement": PLACEMENT, "candidate": chosen,
+                    "kind": k, "at": at + 60 * (j + 1), "until": None}
+                   for j, k in enumerate(kinds)]  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(insert(placement_decisions), decisions)
+        conn.execute(insert(placement_events), events)

@@ -19,13 +19,17 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, case, func, select
 
 from audit.db import readonly
 from copilot.db.tables import deliveries, outcomes, runs, signals
+from copilot.measure.evidence.comparison import ComparisonSource
+from copilot.measure.evidence.funnel import workflow_funnel
+from copilot.measure.evidence.holdouts import WorkflowHoldouts
+from copilot.measure.evidence.rules import Paused, as_paused
 from copilot.measure.evidence.sequential import DEFAULT_HORIZON
 from copilot.measure.experiments import Arm, ExperimentError, Lift, Method, check_alpha
 from copilot.measure.feedback import NO_SEGMENT, Feedback, group_feedback, read_feedback
@@ -44,6 +48,8 @@ from copilot.measure.report.figures import figures_of
 from copilot.measure.report.learning import LearningProvider
 from copilot.measure.report.model import DeliveryCount, OutcomeLift, Report
 from copilot.measure.report.placements import placement_rows
+from copilot.measure.review.build import weekly_cohorts
+from copilot.measure.review.weeks import reviewed
 
 
 def build_report(
@@ -62,8 +68,11 @@ def build_report(
     allocations: Mapping[str, float] | None = None,
     covariate: str | None = None,
     horizon: int = DEFAULT_HORIZON,
-    paused: list[str] | None = None,
+    paused: Sequence[Paused | str] | None = None,
     learning: LearningProvider | None = None,
+    sources: Sequence[ComparisonSource] | None = None,
+    retention: str | None = None,
+    weeks: int = 6,
     clock: Callable[[], float] = time.time,
 ) -> Report:
     """Read the tenant's runs, decisions and outcomes, and measure them.
@@ -71,8 +80,14 @@ def build_report(
     With `allocations` (workflow → configured holdout share) each workflow's holdout is
     also checked for a sample-ratio mismatch and measured with an anytime-valid interval
     (tuned for `horizon` subjects) and CUPED on `covariate` (a numeric signal; by default
-    the outcome's own pre-period). `paused` names the workflows a stop rule paused.
-    `learning` (the runtime's hook) gives the learned surfaces' section.
+    the outcome's own pre-period). `paused`: what stop rules paused (workflows,
+    placements, learned policies; a bare name is a workflow). `learning` (the runtime's
+    hook) gives the learned surfaces' section.
+
+    Cohorts are the weekly review's (`weekly_cohorts`): the subjects first exposed in each
+    of the last `weeks` complete weeks, per comparison of `sources` (default: the workflow
+    holdouts of `allocations`) and arm, with their `retention` curve (default: a declared
+    `active` outcome; none without one). `funnel` is the review's workflow funnel.
     """
     check_alpha(alpha, power)
     if not 0 <= max_rejection_rate <= 1:
@@ -80,6 +95,11 @@ def build_report(
     primary = outcomes.require(outcome) if outcome is not None else None
     guarded = [s for s in outcomes.specs() if s.guardrail is not None]
     names = {s.name for s in guarded} | ({primary.name} if primary else set())
+    kept = outcomes.require(retention) if retention else next(
+        (s for s in outcomes.specs() if s.name == "active"), None)  # fmt: skip
+    if sources is None:
+        sources = [WorkflowHoldouts(allocations)] if allocations is not None else []
+    now = clock()
     with readonly(engine.connect()) as conn:
         run_rows = _runs(conn, tenant, workflow)
         seg_of_run = _segments(conn, tenant, run_rows, segment)
@@ -91,7 +111,9 @@ def build_report(
         slots = placement_rows(conn, tenant, seen=seen.get(primary.name, {}) if primary else None,
                                window=window, alpha=alpha, power=power, method=method)  # fmt: skip
         evidence = evidence_of(conn, tenant, allocations, primary, workflow, covariate,
-                             window_days, alpha, horizon, clock())  # fmt: skip
+                             window_days, alpha, horizon, now)  # fmt: skip
+        cohorts = (weekly_cohorts(conn, sources, tenant, kept.name, reviewed(now, weeks))
+                   if kept is not None and sources else [])  # fmt: skip
     converted = {name: converted_subjects(exposures, seen.get(name, {}), window) for name in names}
     rejection = Guardrail(metric="rejection_rate", max_rate=max_rejection_rate)
     groups = group_feedback(run_rows, seg_of_run, feedback)
@@ -111,12 +133,14 @@ def build_report(
         )
         for value, members in _by_segment(exposures, segment)
     ]  # fmt: skip
-    warnings = srm_warnings(evidence) + paused_warnings(paused or [])
+    stopped = sorted((Paused.model_validate(as_paused(p)) for p in paused or ()),
+                     key=lambda x: (x.kind, x.target))  # fmt: skip
+    warnings = srm_warnings(evidence) + paused_warnings(stopped)
     warnings += _warnings(exposures, primary, overall_lift, checks, segments)
     treated = sum(not e.holdout for e in exposures)
     report = Report(
         tenant=tenant,
-        generated_at=clock(),
+        generated_at=now,
         workflow=workflow,
         outcome=primary.name if primary else None,
         segment=segment,
@@ -135,8 +159,11 @@ def build_report(
         deliveries=delivery,
         placements=slots,
         evidence=evidence,
-        paused=sorted(paused or []),
+        paused=stopped,
         learning=learning(tenant) if learning is not None else [],
+        retention_outcome=kept.name if kept is not None else None,
+        cohorts=cohorts,
+        funnel=workflow_funnel(feedback),
     )
     return report.model_copy(update={"figures": figures_of(report)})
 

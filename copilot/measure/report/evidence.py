@@ -8,6 +8,7 @@ from sqlalchemy import Connection
 
 from copilot.measure.evidence.comparison import Evidence, evaluate_all
 from copilot.measure.evidence.holdouts import WorkflowHoldouts
+from copilot.measure.evidence.rules import Paused
 from copilot.measure.guardrails import Finding
 from copilot.measure.outcomes import OutcomeSpec
 
@@ -49,9 +50,9 @@ def srm_warnings(evidence: list[Evidence]) -> list[Finding]:
     ]  # fmt: skip
 
 
-def paused_warnings(paused: list[str]) -> list[Finding]:
-    """One warning per workflow a stop rule paused (a banner on the page)."""
-    return [Finding(code="rollout_paused", details={"workflow": w},
-                    message=f"workflow {w} is paused by a stop rule: every proposal needs a "
-                            "person until an admin approves its resume")
-            for w in sorted(paused)]  # fmt: skip
+def paused_warnings(paused: list[Paused]) -> list[Finding]:
+    """One warning per workflow, placement or learned policy a stop rule paused (a banner)."""
+    return [Finding(code="rollout_paused", message=p.sentence,
+                    details={"kind": p.kind, "target": p.target,
+                             **({"workflow": p.target} if p.kind == "workflow" else {})})
+            for p in paused]  # fmt: skip

@@ -128,11 +128,27 @@ def render_body(report: Report) -> str:
             [[c.kind, c.route, c.actions, c.delivered, c.retrying, c.dead, c.cancelled,
               c.failed_attempts] for c in report.deliveries]))  # fmt: skip
     if report.placements:
-        parts.append("<h2>Placements</h2>" + _table(
-            PLACEMENT_COLUMNS, [row.cells() for row in report.placements]))  # fmt: skip
+        parts.append("<h2>Placements: impression → accept → complete, per segment</h2>"
+                     + _table(PLACEMENT_COLUMNS, [row.cells() for row in report.placements],
+                              keys=[f"{r.placement}:{r.segment or 'all'}"
+                                    for r in report.placements], key="placement"))  # fmt: skip
+    if report.funnel:
+        parts.append("<h2>Funnel per segment (workflow / level)</h2>" + _table(
+            ["segment", "proposed", "accepted", "completed"],
+            [[f.segment, f.proposed, f.accepted, f.completed] for f in report.funnel],
+            keys=[f.segment for f in report.funnel], key="funnel"))  # fmt: skip
+    if report.cohorts:
+        parts.append(f"<h2>Cohorts by first exposure ({escape(report.retention_outcome or '')}"
+                     " week by week)</h2>" + _table(
+            ["comparison", "cohort", "arm", "size", "retention by week"],
+            [[c.name, c.week, c.arm, c.size, c.curve] for c in report.cohorts],
+            keys=[f"{c.name}:{c.week}:{c.arm}" for c in report.cohorts], key="cohort"))  # fmt: skip
     for learned in report.learning:
-        parts.append(f"<h2>Learned policy: {escape(learned.surface)}</h2><pre data-learning>"
-                     + escape("\n".join(learned.lines())) + "</pre>")
+        parts.append(
+            f"<h2>Learned policy: {escape(learned.surface)}</h2><pre data-learning>"
+            + escape("\n".join(learned.lines()))
+            + "</pre>"
+        )
     for fig in report.figures:
         data = base64.b64encode(plot_png(fig)).decode()
         parts.append(f'<figure data-figure="{escape(fig.name)}"><img alt="{escape(fig.title)}" '
@@ -180,13 +196,17 @@ def _groups(groups: list[Group]) -> str:
     return _table(head, rows)
 
 
-def _table(head: list[str], rows: list[list[Any]], *, raw_last: bool = False) -> str:
+def _table(head: list[str], rows: list[list[Any]], *, raw_last: bool = False,
+           keys: list[str] | None = None, key: str = "row") -> str:  # fmt: skip
     def cell(i: int, v: Any, n: int) -> str:
         return str(v) if raw_last and i == n - 1 else escape(str(v))
 
+    def tr(j: int) -> str:
+        return "<tr>" if keys is None else f'<tr data-{key}="{escape(keys[j])}">'
+
     body = "".join(
-        "<tr>" + "".join(f"<td>{cell(i, v, len(r))}</td>" for i, v in enumerate(r)) + "</tr>"
-        for r in rows
+        tr(j) + "".join(f"<td>{cell(i, v, len(r))}</td>" for i, v in enumerate(r)) + "</tr>"
+        for j, r in enumerate(rows)
     )
     return "<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + f"</tr>{body}</table>"
 

@@ -5,11 +5,14 @@ Below all three, so none imports another to name a type (no circle, type-only in
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
+from copilot.measure.evidence.cohorts import Cohort
 from copilot.measure.evidence.comparison import Evidence
+from copilot.measure.evidence.funnel import FunnelStep, PlacementFunnel
+from copilot.measure.evidence.rules import Paused, as_paused
 from copilot.measure.experiments import Lift, Method
 from copilot.measure.feedback import Group
 from copilot.measure.guardrails import Finding, GuardrailCheck, SegmentEffect
@@ -80,30 +83,15 @@ class DeliveryCount(BaseModel):
     failed_attempts: int
 
 
-class PlacementRow(BaseModel):
+class PlacementRow(PlacementFunnel):
     """One placement (overall, or one segment of it): exposure funnel and lift over its holdout.
 
-    Rates are over decisions that showed an item: `impression_rate` = shown with an
-    impression, `accept_rate` = impressions accepted, `complete_rate` = accepts completed.
+    The funnel is the weekly review's (`copilot.measure.evidence.funnel`, over every
+    decision): rates are over decisions that showed an item: `impression_rate` = shown with
+    an impression, `accept_rate` = impressions accepted, `complete_rate` = accepts completed.
     `lift` is the report's outcome, treated vs holdout subjects by their first decision.
     """
 
-    model_config = ConfigDict(frozen=True)
-
-    placement: str
-    segment: str | None
-    subjects: int
-    treated: int
-    holdout: int
-    decisions: int
-    shown: int
-    impressions: int
-    accepts: int
-    dismisses: int
-    completes: int
-    impression_rate: float | None
-    accept_rate: float | None
-    complete_rate: float | None
     lift: Lift | None = None
 
     def cells(self) -> list[str]:
@@ -152,5 +140,10 @@ class Report(BaseModel):
     # Per comparison (each workflow with a holdout): sample ratio, the anytime-valid
     # interval beside the fixed one, CUPED; and the comparisons paused by a stop rule.
     evidence: list[Evidence] = []
-    paused: list[str] = []
+    paused: list[Annotated[Paused, BeforeValidator(as_paused)]] = []
+    # Weekly cohorts by first exposure with retention curves (the review's definition), and
+    # the workflows' proposed → accepted → completed funnel per workflow and level.
+    retention_outcome: str | None = None
+    cohorts: list[Cohort] = []
+    funnel: list[FunnelStep] = []
     learning: list[LearningSection] = []  # learned surfaces, by the runtime's provider

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, Engine, func, select
 
 from audit.db import readonly
-from copilot.db.tables import deliveries, outcomes, runs
+from copilot.db.tables import deliveries, runs
+from copilot.measure.evidence.cohorts import cohorts
 from copilot.measure.evidence.comparison import (
     HOLDOUT,
     Comparison,
@@ -26,6 +27,8 @@ from copilot.measure.evidence.comparison import (
     arms_of,
     evaluate_all,
 )
+from copilot.measure.evidence.funnel import placement_funnel, workflow_funnel
+from copilot.measure.evidence.rules import Paused, as_paused
 from copilot.measure.evidence.sequential import DEFAULT_HORIZON, anytime_lift
 from copilot.measure.evidence.srm import check_ratio
 from copilot.measure.experiments import lift
@@ -34,7 +37,6 @@ from copilot.measure.outcomes import OutcomeRegistry, OutcomeSpec
 from copilot.measure.review import prune
 from copilot.measure.review.model import (
     Cohort,
-    FunnelStep,
     LiftPoint,
     Trend,
     WeeklyReview,
@@ -55,10 +57,17 @@ def build_review(
     weeks: int = 6,
     prune_weeks: int = 4,
     horizon: int = DEFAULT_HORIZON,
-    paused: Sequence[str] = (),
+    paused: Sequence[Paused | str] = (),
+    signal_evidence: prune.SignalEvidence | None = None,
     now: float | None = None,
 ) -> WeeklyReview:
-    """The review of the last complete week before `now`, with `weeks` weeks of trends."""
+    """The review of the last complete week before `now`, with `weeks` weeks of trends.
+
+    `paused`: what stop rules paused (`copilot.measure.rollout.paused_rollouts`; a bare
+    name is a workflow). `signal_evidence`: the learned policies' feature ablations, per
+    signal a placement's policy reads (`copilot.learn.ablation`); without it signals are
+    listed as `no_evidence`.
+    """
     now = time.time() if now is None else now
     starts = reviewed(now, weeks)
     end = starts[-1] + WEEK
@@ -75,19 +84,24 @@ def build_review(
         latest = by_week.get(starts[-1], [])
         feedback = read_feedback(conn, tenant)
         ops = [_ops(conn, tenant, feedback, s, by_week.get(s, [])) for s in starts]
-        cohorts = _cohorts(conn, sources, tenant, kept.name, starts, end) if kept else []
+        found_cohorts = weekly_cohorts(conn, sources, tenant, kept.name, starts) if kept else []
+        slots = placement_funnel(conn, tenant, since=starts[0], until=end)
     sign = primary.sign if primary else 1
     items = prune.workflow_items(trends, feedback, since=starts[0], sign=sign, last=prune_weeks)
     items += prune.kind_items([(s + WEEK, by_week.get(s, [])) for s in starts], feedback,
                               since=starts[0], sign=sign, last=prune_weeks, horizon=horizon)  # fmt: skip
-    items += prune.signal_items(signals)
+    ends = [s + WEEK for s in starts]
+    items += prune.signal_items(signals, signal_evidence(tenant, ends) if signal_evidence else (),
+                                last=prune_weeks)  # fmt: skip
     evidence = evaluate_all(latest, horizon=horizon)
     review = WeeklyReview(
         tenant=tenant, week=name(starts[-1]), generated_at=now,
         outcome=primary.name if primary else None, retention_outcome=kept.name if kept else None,
         headline="", trends=trends, guardrails=guards, ops=ops, evidence=evidence,
-        paused=sorted(paused), cohorts=cohorts, funnel=_funnel(feedback, starts[0], end),
-        prune=items,
+        paused=sorted((Paused.model_validate(as_paused(p)) for p in paused),
+                      key=lambda x: (x.kind, x.target)),
+        cohorts=found_cohorts, funnel=workflow_funnel(feedback, starts[0], end), prune=items,
+        placement_funnel=slots,
     )  # fmt: skip
     return review.model_copy(update={"headline": headline(review)})
 
@@ -104,7 +118,8 @@ def headline(r: WeeklyReview) -> str:
     if srm:
         parts.append("sample-ratio mismatch in " + ", ".join(srm))
     if r.paused:
-        parts.append("paused: " + ", ".join(r.paused))
+        parts.append("paused: " + ", ".join(
+            p.target if p.kind == "workflow" else f"{p.kind} {p.target}" for p in r.paused))  # fmt: skip
     cut = [i.name for i in r.prune if i.verdict == "prune"]
     if cut:
         parts.append(f"{len(cut)} prune candidate{'s' if len(cut) > 1 else ''}")
@@ -179,46 +194,16 @@ def _ops(
                    exposures=exposures)  # fmt: skip
 
 
-def _cohorts(
+def weekly_cohorts(
     conn: Connection,
     sources: Sequence[ComparisonSource],
     tenant: str,
     retention: str,
-    starts: list[float],
-    end: float,
+    starts: Sequence[float],
 ) -> list[Cohort]:
-    """Weekly cohorts by first exposure: the share with `retention` in each later week, per arm."""
-    c = outcomes.c
-    seen: dict[str, list[float]] = defaultdict(list)
-    for subject, at in conn.execute(select(c.subject_id, c.observed_at).where(
-            c.tenant == tenant, c.name == retention, c.value != 0, c.observed_at < end)):  # fmt: skip
-        seen[subject].append(at)
-    found = []
-    for comp in _comparisons(conn, sources, tenant, retention, end):
-        for start in starts:
-            for arm in ("treated", HOLDOUT):
-                members = [u for u in comp.units
-                           if u.arm == arm and start <= u.exposed_at < start + WEEK]  # fmt: skip
-                if not members:
-                    continue
-                ended = int((end - start) // WEEK)  # weeks after exposure that are complete
-                curve = [sum(any(u.exposed_at + k * WEEK <= t < u.exposed_at + (k + 1) * WEEK
-                                 for t in seen.get(u.unit_id, ())) for u in members) / len(members)
-                         for k in range(max(0, ended - 1))]  # fmt: skip
-                found.append(Cohort(name=comp.name, week=name(start), arm=arm,
-                                    size=len(members), retention=curve))  # fmt: skip
-    return found
-
-
-def _funnel(feedback: list[Feedback], since: float, until: float) -> list[FunnelStep]:
-    """Proposed → accepted → completed per workflow and degradation level (the segment)."""
-    steps: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for f in feedback:
-        if not since <= f.proposed_at < until:
-            continue
-        s = steps[f"{f.workflow}/{f.level}"]
-        s[0] += 1
-        s[1] += f.decision in ("approved", "edited", "auto_approved")
-        s[2] += f.execution_status == "done"
-    return [FunnelStep(segment=k, proposed=a, accepted=b, completed=c)
-            for k, (a, b, c) in sorted(steps.items())]  # fmt: skip
+    """Weekly cohorts by first exposure (the weeks starting at `starts`, as `reviewed` gives
+    them): the share with `retention` in each later week, per arm (the review's and the
+    report's, `copilot.measure.evidence.cohorts`)."""
+    end = starts[-1] + WEEK
+    found = _comparisons(conn, sources, tenant, retention, end)
+    return cohorts(conn, tenant, found, retention, [(s, name(s)) for s in starts], end)

@@ -125,9 +125,9 @@ def render_review(review: WeeklyReview, weeks: Sequence[str] = ()) -> str:
     """The review page's content (the web app wraps it in its layout)."""
     parts = [f'<h1>Weekly review: {escape(review.tenant)}, week of {review.week}</h1>',
              f'<p class="headline" data-testid="headline">{escape(review.headline)}</p>']  # fmt: skip
-    parts += [f'<p class="banner" role="alert" data-banner="paused">Workflow <b>{escape(w)}</b> is '
-              "paused by a stop rule: its proposals need a person until an admin resumes it.</p>"
-              for w in review.paused]  # fmt: skip
+    parts += [f'<p class="banner" role="alert" data-banner="paused" '
+              f'data-paused="{escape(p.kind)}:{escape(p.target)}">{escape(p.sentence)}</p>'
+              for p in review.paused]  # fmt: skip
     parts += [f'<p class="banner" role="alert" data-banner="srm">BLOCKING: {escape(e.kind)} '
               f"{escape(e.name)} has a sample-ratio mismatch (p = {e.srm.p_value:.2g}); do not read "
               f"its lift. Likely causes: {escape('; '.join(e.srm.causes))}</p>"
@@ -171,7 +171,7 @@ def render_review(review: WeeklyReview, weeks: Sequence[str] = ()) -> str:
         parts.append(_table(["comparison", "cohort", "arm", "size", "retention by week"], [
             f'<tr data-cohort="{c.name}:{c.week}:{c.arm}"><td>{escape(c.name)}</td><td>{c.week}</td>'
             f"<td>{c.arm}</td>{_num(c.size, _int)}"
-            f"<td>{escape(' → '.join(f'{v:.0%}' for v in c.retention) or '-')}</td></tr>"
+            f"<td>{escape(c.curve)}</td></tr>"
             for c in review.cohorts]))  # fmt: skip
     if review.funnel:
         parts.append("<h2>Funnel per segment (workflow / level)</h2>" + _table(
@@ -179,6 +179,18 @@ def render_review(review: WeeklyReview, weeks: Sequence[str] = ()) -> str:
             [f'<tr data-funnel="{escape(f.segment)}"><td>{escape(f.segment)}</td>'
              f"{_num(f.proposed, _int)}{_num(f.accepted, _int)}{_num(f.completed, _int)}</tr>"
              for f in review.funnel]))  # fmt: skip
+    if review.placement_funnel:
+        parts.append("<h2>Placement funnel: impression → accept → complete, per segment</h2>"
+                     + _table(["placement", "segment", "subjects", "treated", "holdout",
+                               "decisions", "shown", "impressions", "accepts", "completes",
+                               "impression", "impression → accept", "accept → complete"], [
+            f'<tr data-placement-funnel="{escape(f.placement)}:{escape(f.segment or "all")}">'
+            f"<td>{escape(f.placement)}</td><td>{escape(f.segment or 'all')}</td>"
+            + "".join(_num(v, _int) for v in (f.subjects, f.treated, f.holdout, f.decisions,
+                                              f.shown, f.impressions, f.accepts, f.completes))
+            + "".join(_num(v, _pct) for v in (f.impression_rate, f.accept_rate,
+                                              f.complete_rate)) + "</tr>"
+            for f in review.placement_funnel]))  # fmt: skip
     parts.append("<h2>Pruning</h2>" + _table(["kind", "name", "verdict", "why", "cost"], [
         f'<tr data-prune="{escape(i.kind)}:{escape(i.name)}"><td>{i.kind}</td>'
         f"<td>{escape(i.name)}</td><td><b>{i.verdict}</b></td><td>{escape(i.why)}</td>"

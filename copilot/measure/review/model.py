@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
+from copilot.measure.evidence.cohorts import Cohort
 from copilot.measure.evidence.comparison import Evidence
+from copilot.measure.evidence.funnel import FunnelStep, PlacementFunnel
+from copilot.measure.evidence.rules import Paused, as_paused
+
+# A review stored before placements and learned policies could pause named workflows alone.
+PausedItem = Annotated[Paused, BeforeValidator(as_paused)]
 
 
 class _Frozen(BaseModel):
@@ -52,25 +58,6 @@ class WeekOps(_Frozen):
     exposures: dict[str, int]  # subjects first exposed per comparison (placements later)
 
 
-class Cohort(_Frozen):
-    """Subjects first exposed in one week, one arm: the share active in each later week."""
-
-    name: str
-    week: str
-    arm: str
-    size: int
-    retention: list[float]  # week 0, 1, ... after exposure (only weeks that have ended)
-
-
-class FunnelStep(_Frozen):
-    """Proposed → accepted by a person or policy → completed (executed), in one segment."""
-
-    segment: str
-    proposed: int
-    accepted: int
-    completed: int
-
-
 class WeekLift(_Frozen):
     """The anytime-valid interval of a pruning candidate's lift as of one week."""
 
@@ -104,7 +91,13 @@ class WeeklyReview(_Frozen):
     guardrails: list[Trend]  # each guardrail outcome's increase, same shape
     ops: list[WeekOps]
     evidence: list[Evidence]  # each comparison as of the week's end
-    paused: list[str]
+    paused: list[PausedItem]  # workflows, placements and learned policies a stop rule paused
     cohorts: list[Cohort]
-    funnel: list[FunnelStep]
+    funnel: list[FunnelStep]  # per workflow: proposed → accepted → completed
     prune: list[PruneItem]
+    # per placement and segment: impression → accept → complete (absent from older reviews)
+    placement_funnel: list[PlacementFunnel] = []
+
+
+__all__ = ["Cohort", "FunnelStep", "LiftPoint", "PlacementFunnel", "PruneItem", "Trend",
+           "WeekLift", "WeekOps", "WeeklyReview"]  # fmt: skip

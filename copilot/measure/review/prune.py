@@ -4,13 +4,22 @@ A thing is a *prune candidate* when its interval has contained zero at each of t
 weekly looks while it cost something (proposals people reviewed), or when it confirmed
 harm; *keep* when the latest look confirms a lift the good way; else *undecided*. The
 interval is the confidence sequence, so looking every week does not manufacture a "keep".
-Signals need the off-policy value of the policy without them, which learned-policy
-holdouts will provide (copilot/learn): until then they are listed as `no_evidence`.
+
+Signals are judged by feature ablation of the learned policies that read them
+(`copilot.learn.ablation`, handed in as `SignalEvidence`): at each weekly look, on the
+placement's logged decisions (with their propensities), the policy trained with the signal
+and the policy trained without it are valued off-policy (doubly robust, cross-fitted) and
+the paired interval of the drop (with - without) is taken. A signal is a prune candidate
+when that interval has contained zero at each of the last N looks while the policy read it
+(`reads`: decisions that saw it), or when removing it confirms a gain; *keep* when removing
+it confirms a loss. A signal no learned policy reads, or whose policy has no log to value
+it on, stays `no_evidence` with the reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from copilot.measure.evidence.comparison import HOLDOUT, TREATED, Comparison, arms_of
 from copilot.measure.evidence.sequential import DEFAULT_HORIZON, anytime_lift
@@ -101,8 +110,55 @@ def kind_items(
     return found
 
 
-def signal_items(signals: Sequence[str]) -> list[PruneItem]:
-    """Signals: no evidence until learned-policy holdouts give an off-policy value without each."""
-    return [PruneItem(kind="signal", name=s, weeks=[], cost={}, verdict="no_evidence",
-                      why="needs the off-policy value of the learned policy without this signal "
-                          "(learned-policy holdouts, copilot/learn)") for s in signals]  # fmt: skip
+@dataclass(frozen=True)
+class SignalLift:
+    """One signal as one placement's learned policy reads it: the drop without it, per week.
+
+    Each `WeekLift` is the off-policy value of the policy trained with the signal minus the
+    one trained without it, with its paired interval (reward units). `reads`: decisions of
+    the placement that saw the signal over the weeks. `reason`: why `weeks` is empty.
+    """
+
+    placement: str
+    signal: str
+    weeks: list[WeekLift] = field(default_factory=list)
+    reads: int = 0
+    reason: str | None = None
+
+
+# tenant, the weekly looks' ends -> each (placement, signal) a learned policy reads
+SignalEvidence = Callable[[str, Sequence[float]], Sequence[SignalLift]]
+NO_POLICY = ("no placement's learned policy reads it: the off-policy value without it needs "
+             "a learned policy and its logged decisions (copilot/learn)")  # fmt: skip
+
+
+def signal_items(
+    signals: Sequence[str], evidence: Sequence[SignalLift] = (), *, last: int = 4
+) -> list[PruneItem]:
+    """One item per (placement, signal) with ablation evidence; `no_evidence` for the rest."""
+    found = [_signal(e, last) for e in sorted(evidence, key=lambda e: (e.signal, e.placement))]
+    judged = {e.signal for e in evidence}
+    found += [PruneItem(kind="signal", name=s, weeks=[], cost={}, verdict="no_evidence",
+                        why=NO_POLICY) for s in signals if s not in judged]  # fmt: skip
+    return found
+
+
+def _signal(e: SignalLift, last: int) -> PruneItem:
+    item, cost = f"{e.placement}:{e.signal}", {"reads": e.reads}
+    recent = e.weeks[-last:]
+    if not recent:
+        return PruneItem(kind="signal", name=item, weeks=[], cost=cost, verdict="no_evidence",
+                         why=e.reason or "no rewarded decisions to value the policy on")  # fmt: skip
+    now = recent[-1]
+    drop = (f"value {now.difference:+.4f} [{now.low:+.4f}, {now.high:+.4f}] with it over "
+            f"without it, as of {now.week}")  # fmt: skip
+    if now.low > 0:
+        v, why = "keep", f"removing it confirms a loss: {drop}"
+    elif now.high < 0:
+        v, why = "prune", f"removing it confirms a gain: {drop}"
+    elif len(recent) >= last and all(w.low <= 0 <= w.high for w in recent) and e.reads > 0:
+        v, why = "prune", (f"the drop without it has contained zero for {last} weeks ({drop}) "
+                           f"while the policy read it {e.reads} times")  # fmt: skip
+    else:
+        v, why = "undecided", f"no confirmed effect of removing it yet ({drop})"
+    return PruneItem(kind="signal", name=item, weeks=e.weeks, cost=cost, verdict=v, why=why)

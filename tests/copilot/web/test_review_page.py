@@ -15,13 +15,14 @@ import pytest
 
 from audit import Actor
 from copilot.measure.evidence.holdouts import WorkflowHoldouts
+from copilot.measure.evidence.rules import Paused
 from copilot.measure.review.build import build_review
 from copilot.measure.review.store import save
 from copilot.measure.review.weeks import WEEK
 from copilot.measure.rollout import Guard
 from tests.copilot.web.test_pages import shot, sign_in
 from tests.support.live import LiveServer
-from tests.support.review import NOW, OUTCOMES, seed_weeks
+from tests.support.review import NOW, OUTCOMES, seed_placements, seed_weeks
 from tests.support.runtime import build_runtime
 from tests.support.services import pg_sqlalchemy_url
 from tests.support.site import Site
@@ -44,6 +45,7 @@ def site(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     server: LiveServer | None = None
     try:
         seed_weeks(rt.engine, per_week=80)
+        seed_placements(rt.engine, per_week=40)
         tokens = {name: rt.keys.create(tenant="acme", roles=[role], name=name,
                                        actor=Actor.system("test"))[1]
                   for name, role in (("ada-auditor", "auditor"), ("ana-reviewer", "reviewer"))}  # fmt: skip
@@ -73,14 +75,20 @@ def test_the_weekly_review_page_renders_its_plots_and_the_json_s_numbers(
     old = build_review(rt.engine, tenant="acme", outcomes=OUTCOMES, outcome="replied",
                        sources=src, now=NOW - WEEK)  # fmt: skip
     review = build_review(rt.engine, tenant="acme", outcomes=OUTCOMES, outcome="replied",
-                          sources=src, signals=["plan_tier"], paused=["next_actions"], now=NOW)  # fmt: skip
+                          sources=src, signals=["plan_tier"], now=NOW,
+                          paused=[Paused(kind="workflow", target="next_actions"),
+                                  Paused(kind="placement", target="t.home"),
+                                  Paused(kind="policy", target="t.home")])  # fmt: skip
     save(rt.engine, rt.audit, old)
     save(rt.engine, rt.audit, review)
 
     ada = sign_in(chromium, site, "ada-auditor")
     ada.goto(site.url + "/ui/review")
     assert ada.get_by_test_id("headline").inner_text() == review.headline
-    assert ada.locator('[data-banner="paused"]').count() == 1
+    banners = ada.locator('[data-banner="paused"]')
+    assert [banners.nth(i).get_attribute("data-paused") for i in range(banners.count())] == [
+        f"{p.kind}:{p.target}" for p in review.paused]  # fmt: skip
+    assert [p.kind for p in review.paused] == ["placement", "policy", "workflow"]
     figures = ada.locator("figure img")
     assert figures.count() >= 4  # lift, guardrail, reviewers, levels, retention
     assert all(figures.nth(i).evaluate("img => img.naturalWidth > 0")
@@ -103,6 +111,15 @@ def test_the_weekly_review_page_renders_its_plots_and_the_json_s_numbers(
     for c in review.cohorts:
         size = ada.locator(f'tr[data-cohort="{c.name}:{c.week}:{c.arm}"] td[data-value]')
         assert same(size.first.get_attribute("data-value"), c.size)
+    # The placement funnel per placement and segment: every number is the JSON's
+    assert len(review.placement_funnel) == 3
+    for f in review.placement_funnel:
+        row = ada.locator(f'tr[data-placement-funnel="{f.placement}:{f.segment or "all"}"] '
+                          "td[data-value]")  # fmt: skip
+        got = [row.nth(i).get_attribute("data-value") for i in range(row.count())]
+        want = [f.subjects, f.treated, f.holdout, f.decisions, f.shown, f.impressions,
+                f.accepts, f.completes, f.impression_rate, f.accept_rate, f.complete_rate]  # fmt: skip
+        assert len(got) == len(want) and all(same(v, e) for v, e in zip(got, want, strict=True))
     verdicts = {i.name: i.verdict for i in review.prune}
     for key, verdict in verdicts.items():
         assert verdict in ada.locator(f'tr[data-prune$=":{key}"]').first.inner_text()

@@ -15,22 +15,35 @@ from sqlalchemy import Engine, insert
 from approvals import ApprovalForbiddenError
 from audit import Query
 from copilot.db.tables import runs
+from copilot.measure.evidence.rules import Paused
 from copilot.measure.holdouts import held_out
 from copilot.measure.outcomes import record_outcomes
-from copilot.measure.rollout import RESUME_KIND, paused_workflows
+from copilot.measure.report.build import build_report
+from copilot.measure.review.build import build_review
+from copilot.measure.review.html import render_review
+from copilot.measure.review.model import WeeklyReview
+from copilot.measure.rollout import (
+    RESUME_KIND,
+    SRM_BLOCKED,
+    Guard,
+    paused_rollouts,
+    paused_workflows,
+)
 from tests.support.runtime import build_runtime
 
 MODULES = "tests.support.flows,tests.support.stopping"
 T0 = 1_700_000_000.0  # in the past: the guard counts exposures up to now
 
 
-def seed_breach(rt: object, engine: Engine, subjects: int = 3000) -> None:
-    """Runs of `stopping` assigned as the runtime assigns them; treated complain 6%, holdout 1%."""
+def seed_breach(rt: object, engine: Engine, subjects: int = 3000, held_share: float = 0.5) -> None:
+    """Runs of `stopping` assigned as the runtime assigns them (`held_share` other than the
+    configured 0.5: a skewed split, as when one arm's runs are lost); treated complain 6%,
+    holdout 1%."""
     rng = random.Random(21)
     rows, events = [], []
     for i in range(subjects):
         subject, at = f"acct-{i:05d}", T0 + i
-        held = held_out(subject, "stopping", 0.5, salt="copilot")
+        held = held_out(subject, "stopping", held_share, salt="copilot")
         rows.append({"id": uuid.uuid4().hex, "tenant": "acme", "workflow": "stopping",
                      "version": "1", "subject_id": subject, "state": "completed",
                      "inputs": json.dumps({}), "holdout": held, "triggered_by": "app:crm",
@@ -71,7 +84,7 @@ def test_a_seeded_breach_pauses_the_workflow_and_only_an_admin_resumes_it(engine
     # When one review cycle runs the stop rules
     paused = rt.check_stop_rules()
     # Then the confirmed breach (anytime-valid lower bound past +1 point) paused it
-    assert [p["target"] for p in paused] == ["stopping"]
+    assert [(p["action"], p["target"]) for p in paused] == [("paused", "stopping")]
     assert paused[0]["low"] > 0.01
     assert paused_workflows(engine, "acme") == ["stopping"]
     assert rt.check_stop_rules() == []  # one breach, one pause
@@ -113,4 +126,71 @@ def test_after_a_rejected_resume_the_next_cycle_files_a_new_request(engine: Engi
     assert refiled["previous_approval_id"] == resume.id
     assert events(rt, "rollout.paused") and len(events(rt, "rollout.paused")) == 1
     rt.check_stop_rules()  # and while that one is open, nothing more is filed
-    assert len([r for r in rt.gate.queue("acme", kind=RESUME_KIND)[0] if r.status == "pending"]) == 1
+    assert (
+        len([r for r in rt.gate.queue("acme", kind=RESUME_KIND)[0] if r.status == "pending"]) == 1
+    )
+
+
+@pytest.mark.parametrize(("held_share", "acted"), [(0.35, False), (0.5, True)])
+def test_the_guard_refuses_to_pause_on_a_comparison_with_a_sample_ratio_mismatch(
+    engine: Engine, held_share: float, acted: bool
+) -> None:
+    """The same breach (treated complain 6%, holdout 1%): on a skewed split (35% held out of a
+    configured 50%) the comparison proves nothing, so no pause, the refusal is audited and the
+    report's blocking warning says why; on a fair split the guard pauses."""
+    rt = build_runtime(engine, workflow_modules=MODULES, woken=[])
+    seed_breach(rt, engine, held_share=held_share)
+    [found] = rt.check_stop_rules()
+    assert found["target"] == "stopping" and found["low"] > 0.01  # the breach is there either way
+    report = build_report(engine, tenant="acme", outcomes=rt.registry.outcomes,
+                          allocations=rt.allocations(), paused=paused_rollouts(engine, "acme"))  # fmt: skip
+    mismatch = [w for w in report.warnings if w.code == "sample_ratio_mismatch"]
+    if acted:
+        assert found["action"] == "paused" and paused_workflows(engine, "acme") == ["stopping"]
+        assert events(rt, "rollout.pause_refused") == [] and not mismatch
+        assert [w.details["target"] for w in report.warnings if w.code == "rollout_paused"] == [
+            "stopping"]  # fmt: skip
+        return
+    assert (found["action"], found["code"]) == ("refused", SRM_BLOCKED) == (
+        "refused", "rollout.srm_blocked")  # fmt: skip
+    assert found["srm_p"] < 0.001 and "sample-ratio" in found["message"]
+    assert paused_workflows(engine, "acme") == [] and events(rt, "rollout.paused") == []
+    assert rt.gate.queue("acme", kind=RESUME_KIND)[0] == []  # nothing for an admin to resume
+    [refused] = events(rt, "rollout.pause_refused")
+    assert refused["code"] == SRM_BLOCKED and refused["target"] == "stopping"
+    # The blocking warning is first on the report, and the policy still decides runs
+    assert mismatch and report.warnings[0] == mismatch[0] and mismatch[0].details["blocking"]
+    assert run_once(rt, treated_subject()) == [{"status": "approved", "rule": "low-risk-internal"}]
+
+
+def test_paused_placements_and_learned_policies_are_banners_beside_paused_workflows(
+    engine: Engine,
+) -> None:
+    rt = build_runtime(engine, workflow_modules=MODULES, woken=[])
+    guard = Guard(engine, rt.audit, rt.gate)
+    reason = {"rule": {"outcome": "complained", "max_increase": 0.005, "alpha": 0.05},
+              "increase": 0.02, "low": 0.01, "high": 0.03}  # fmt: skip
+    for kind, target in (("workflow", "stopping"), ("placement", "home"), ("policy", "home")):
+        assert guard.pause("acme", kind, target, reason) is not None
+    everything = [Paused(kind="placement", target="home"), Paused(kind="policy", target="home"),
+                  Paused(kind="workflow", target="stopping")]  # fmt: skip
+    assert paused_rollouts(engine, "acme") == everything
+    assert paused_workflows(engine, "acme") == ["stopping"]
+    # The review names all three, in its JSON, its headline and its banners
+    review = build_review(engine, tenant="acme", outcomes=rt.registry.outcomes, sources=[],
+                          paused=paused_rollouts(engine, "acme"))  # fmt: skip
+    assert review.paused == everything
+    assert "paused: placement home, policy home, stopping" in review.headline
+    page = render_review(review)
+    for p in everything:
+        assert f'data-banner="paused" data-paused="{p.kind}:{p.target}"' in page
+    assert "Placement home is paused by a stop rule: it serves control" in page
+    assert "The learned policy of home is paused by a stop rule: the rules serve" in page
+    # And so does the report (the inbox reads the same list)
+    report = build_report(engine, tenant="acme", outcomes=rt.registry.outcomes,
+                          paused=paused_rollouts(engine, "acme"))  # fmt: skip
+    banners = [w.details for w in report.warnings if w.code == "rollout_paused"]
+    assert [(d["kind"], d["target"]) for d in banners] == [(p.kind, p.target) for p in everything]
+    # A review stored when only workflows paused (names alone) still reads
+    old = review.model_dump(mode="json") | {"paused": ["stopping"]}
+    assert WeeklyReview.model_validate(old).paused == [Paused(kind="workflow", target="stopping")]
