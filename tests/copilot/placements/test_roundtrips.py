@@ -23,4 +23,3 @@ def test_a_decide_costs_its_pinned_round_trips(rt: Runtime, sid: str) -> None:
     assert decision.item is not None
     expected = 3 if rt.engine.dialect.name == "postgresql" else 7
     assert trips.count == expected, str(trips)
-
