@@ -203,8 +203,8 @@ def payloads_withheld(manifest: Mapping[str, object]) -> bool:
 
 
 def _bundle_rows(sub: Path, withheld: bool = False) -> Iterator[Row]:
-    payload_iter = iter(()) if withheld else (
-        json.loads(line) for line in _lines(sub / "payloads.jsonl")
+    payload_iter = (
+        iter(()) if withheld else (json.loads(line) for line in _lines(sub / "payloads.jsonl"))
     )
     nxt = next(payload_iter, None)
     for line in _lines(sub / "entries.jsonl"):

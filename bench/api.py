@@ -99,11 +99,12 @@ def _children(pid: int) -> list[int]:
 
 
 def load(
-    port: int, requests: list[str], seconds: float, server: subprocess.Popen[bytes]
-) -> dict[str, float]:
+    port: int, requests: list[str], seconds: float, server: subprocess.Popen[bytes],
+    connections: int = CONNECTIONS,
+) -> dict[str, float]:  # fmt: skip
     """Run the load generator against one server; its figures, with the server's CPU."""
     before = cpu_seconds(server.pid)
-    spec = {"host": HOST, "port": port, "requests": requests, "connections": CONNECTIONS,
+    spec = {"host": HOST, "port": port, "requests": requests, "connections": connections,
             "seconds": seconds, "warmup": 1.0}  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "bench._load"], cwd=ROOT,

@@ -13,6 +13,7 @@ Everything here is plain data; nothing here reads a database.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,30 +47,46 @@ class PolicyInput(BaseModel):
     tenant: str | None = Field(default=None, description="whose live policy serves (learned)")
 
 
-class Contribution(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Contribution:
     """One feature's part in a score, for the "why am I seeing this" sentence."""
-
-    model_config = ConfigDict(frozen=True)
 
     feature: str
     weight: float
 
 
-class Choice(BaseModel):
-    """A policy's answer: the pick (or none), its probability, and why."""
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A policy's answer: the pick (or none), its probability, and why.
 
-    model_config = ConfigDict(frozen=True)
+    A frozen dataclass, not a pydantic model: a policy builds one per decision (the hot
+    path bench/learn.py measures), and model validation cost more than the learned
+    policy's arithmetic. The one invariant a caller relies on, a probability in [0, 1]
+    (off-policy evaluation divides by it), is checked on construction.
+    """
 
     candidate_id: str | None
-    probability: float = Field(ge=0.0, le=1.0)
+    probability: float
     policy: str
     version: str
     # The full distribution over the eligible candidates (sums to 1 when any is eligible);
     # off-policy evaluation of another policy needs only its own, but logging this one
     # lets a reviewer see how close the call was.
-    distribution: Mapping[str, float] = Field(default_factory=dict)
+    distribution: Mapping[str, float] = field(default_factory=dict)
     reason: str = ""
     contributions: Sequence[Contribution] = ()
+
+    def __post_init__(self) -> None:
+        p = self.probability
+        if type(p) is not float:
+            if isinstance(p, bool) or not isinstance(p, int | float):
+                raise TypeError(f"Choice.probability must be a number, not {type(p).__name__}")
+            object.__setattr__(self, "probability", float(p))
+            p = float(p)
+        if not 0.0 <= p <= 1.0:  # NaN fails this too
+            raise ValueError(f"Choice.probability must be in [0, 1], not {p!r}")
+        if self.candidate_id is not None and type(self.candidate_id) is not str:
+            raise TypeError("Choice.candidate_id must be a str or None")
 
 
 @runtime_checkable

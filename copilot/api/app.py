@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from copilot.api import errors
 from copilot.api.auth import KeyCache
+from copilot.api.hot import HotDecide
 from copilot.api.limits import BodyLimit, JsonDepthLimit
 from copilot.api.reads import QueueReader
 from copilot.api.routes import (
@@ -81,6 +82,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     for module in (runs, approvals, actions, audit, subjects, outcomes, placements, admin, learn,
                    ops):
         app.include_router(module.router)
+    app.add_middleware(HotDecide, api=app)  # innermost: inside every limit below
     app.add_middleware(JsonDepthLimit)  # inside the size limit: it reads bounded bodies only
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(Hsts)

@@ -22,7 +22,6 @@ decisions and no cold start): then the rules' pick leads, with the floor kept.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import mul
 
 from copilot.learn.model import Artifact
 from copilot.ranking import Choice, Contribution, PolicyInput
@@ -96,41 +95,47 @@ class LearnedPolicy:
         self, request: PolicyInput
     ) -> tuple[list[str], list[float], list[float] | None, str]:
         """The eligible ids, their probabilities, their scores (None under the rules), and why."""
+        ids, p, scores, why, _ = self._distribution(request)
+        return ids, p, scores, why
+
+    def _distribution(
+        self, request: PolicyInput
+    ) -> tuple[list[str], list[float], list[float] | None, str, list[tuple[int, float]]]:
         ids = [c.id for c in request.eligible]
-        if request.level in RULES_LEVELS or any(i not in self._weights for i in ids):
+        weights = self._weights
+        if request.level in RULES_LEVELS or any(i not in weights for i in ids):
             ruled = _rules_pick(request)
             lead = [1.0 if i == ruled else 0.0 for i in ids]
             if request.level in RULES_LEVELS:
-                return ids, lead, None, f"context is {request.level}: the rules decide"
-            unknown = ", ".join(i for i in ids if i not in self._weights)
+                return ids, lead, None, f"context is {request.level}: the rules decide", []
+            unknown = ", ".join(i for i in ids if i not in weights)
             return ids, _with_floor(lead, self._floor), None, (
-                f"not enough evidence for {unknown}: the rules' pick leads")  # fmt: skip
-        x = self._dense(request)
-        weights = self._weights
-        scores = [sum(map(mul, weights[i], x)) for i in ids]
-        return ids, igw(scores, self._gamma, self._floor), scores, "learned"
-
-    def _dense(self, request: PolicyInput) -> list[float]:
-        row = [0.0] * self._width
-        for j, v in self._spec.sparse(request.features):
-            row[j] = v
-        return row
+                f"not enough evidence for {unknown}: the rules' pick leads"), []  # fmt: skip
+        # The context's non-zero columns only: a handful of the artifact's width.
+        x = self._spec.sparse(request.features)
+        scores = []
+        for i in ids:
+            w = weights[i]
+            total = 0.0
+            for j, v in x:
+                total += w[j] * v
+            scores.append(total)
+        return ids, igw(scores, self._gamma, self._floor), scores, "learned", x
 
     def choose(self, request: PolicyInput, draw: float) -> Choice:
         """Pick by ``draw`` from the distribution; the pick's probability and top contributions."""
         if not request.eligible:
             return Choice(candidate_id=None, probability=1.0, policy=self._name,
                           version=self._version, reason="no eligible candidate")  # fmt: skip
-        ids, p, scores, why = self.distribution(request)
+        ids, p, scores, why, x = self._distribution(request)
         i = _pick(p, draw)
         chosen = ids[i]
         contributions: list[Contribution] = []
         if scores is not None:
-            parts = sorted(zip(map(mul, self._weights[chosen], self._dense(request)),
-                               range(self._width), strict=True),
-                           key=lambda t: -abs(t[0]))[:TOP_CONTRIBUTIONS]  # fmt: skip
-            contributions = [Contribution(feature=self._names[j], weight=part)
-                             for part, j in parts if part != 0.0]  # fmt: skip
+            w = self._weights[chosen]
+            parts = sorted([(w[j] * v, j) for j, v in x], key=_magnitude)
+            contributions = [Contribution(self._names[j], part)
+                             for part, j in parts[:TOP_CONTRIBUTIONS] if part != 0.0]  # fmt: skip
             top = max(scores)
             why = (f"highest predicted reward ({top:.2f})" if scores[i] == top else
                    f"exploring: predicted {scores[i]:.2f} vs best {top:.2f}")  # fmt: skip
@@ -138,6 +143,11 @@ class LearnedPolicy:
             candidate_id=chosen, probability=p[i], policy=self._name, version=self._version,
             distribution=dict(zip(ids, p, strict=True)), reason=why, contributions=contributions,
         )  # fmt: skip
+
+
+def _magnitude(part: tuple[float, int]) -> float:
+    """Sort key: the largest contribution, either sign, first."""
+    return -abs(part[0])
 
 
 __all__ = ["RULES_LEVELS", "LearnedPolicy", "igw"]

@@ -1,8 +1,8 @@
-"""The dialect seam of the placements wing: the per-subject lock and the idempotent insert.
+"""The dialect seam of the placements wing: the per-subject lock's key space and the idempotent insert.
 
 Caps are read and spent in one transaction per decide. Two decides for one subject must
 not both read "budget left" and both spend it, so each takes the subject's lock first:
-on PostgreSQL a transaction-scoped advisory lock (two-int keyspace, so it never meets the
+on PostgreSQL a transaction-scoped advisory lock (taken by `store.read_state`) (two-int keyspace, so it never meets the
 audit trail's one-bigint stream locks); on SQLite every writing transaction is already
 `BEGIN IMMEDIATE` (audit.db), which serializes writers on the database lock.
 """
@@ -11,20 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Table, text
+from sqlalchemy import Connection, Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 LOCK_CLASS = 0x5043_4C4B & 0x7FFF_FFFF  # "PCLK": the placements wing's advisory-lock class
-
-
-def lock_subject(conn: Connection, tenant: str, subject_id: str) -> None:
-    """Hold the subject's decide lock until `conn`'s transaction ends."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(
-            text("SELECT pg_advisory_xact_lock(:cls, hashtext(:key))"),
-            {"cls": LOCK_CLASS, "key": f"{tenant}\x1f{subject_id}"},
-        )
 
 
 def insert_new(conn: Connection, table: Table, row: dict[str, Any], keys: list[str]) -> bool:

@@ -21,16 +21,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from audit import Actor, AuditEvent, TransactionalAuditLog, Versions
 from audit.db import readonly
 from copilot.governance.signals import SignalRegistry
 from copilot.governance.sources import SignalValue
 from copilot.measure.holdouts import held_out
-from copilot.measure.rollout import is_paused
 from copilot.placements import store
-from copilot.placements._sql import lock_subject
 from copilot.placements.errors import ContextError, TokenError
 from copilot.placements.model import Placement, PlacementCandidate
 from copilot.placements.records import CandidateStatus, Decision, Explain, Item
@@ -62,7 +60,11 @@ class Decider:
         self.clock = clock
 
     def context_values(
-        self, placement: Placement, context: Mapping[str, Any], now: float, *,
+        self,
+        placement: Placement,
+        context: Mapping[str, Any],
+        now: float,
+        *,
         from_client: bool = False,
     ) -> dict[str, SignalValue]:
         """The request's context as signal values: only fields the placement reads, declared
@@ -111,9 +113,9 @@ class Decider:
                         classes=self.placements.classes, paused=paused)  # fmt: skip
 
     @staticmethod
-    def paused(conn: Connection, tenant: str, placement: Placement) -> bool:
-        """Whether a stop rule paused the placement (only a guarded one can be: one read then)."""
-        return bool(placement.stop_rules) and is_paused(conn, tenant, placement.name, PAUSE_KIND)
+    def _pause(placement: Placement) -> tuple[str, str] | None:
+        """The rollout_pauses row a decide reads with the subject's state (guarded ones)."""
+        return (PAUSE_KIND, placement.name) if placement.stop_rules else None
 
     def _choose(
         self, placement: Placement, ev: Evaluation, subject_id: str, decision_id: str,
@@ -150,12 +152,11 @@ class Decider:
         overlay = self.context_values(placement, context or {}, now, from_client=from_client)
         decision_id = uuid.uuid4().hex
         held = self.held(placement, subject_id)
-        with self.engine.begin() as conn:
-            lock_subject(conn, tenant, subject_id)
-            state = store.read_state(conn, tenant, subject_id, placement.signal_names, now=now)
+        with store.deciding(self.engine) as conn:
+            state, paused = store.read_state(conn, tenant, subject_id, placement.signal_names,
+                                             now=now, lock=True, pause=self._pause(placement))  # fmt: skip
             values = {**overlay, **state.values} if from_client else {**state.values, **overlay}
             state = SubjectState(state.prefs, values, state.shown, state.events)
-            paused = self.paused(conn, tenant, placement)
             ev = self._evaluate(placement, state, now, held, paused)
             choice = self._choose(placement, ev, subject_id, decision_id, tenant)
             chosen = placement.candidate(choice.candidate_id) if choice.candidate_id else None
@@ -180,24 +181,25 @@ class Decider:
         eligible = [c.id for c in ev.eligible(placement)]
         segment = None if placement.segment_by is None else ev.features.get(placement.segment_by)
         level, reasons = ev.degradation.level.value, list(ev.degradation.reasons)
-        store.insert_decision(conn, {
-            "id": decision_id, "tenant": tenant, "subject_id": subject_id,
-            "placement": placement.name, "decided_at": now, "chosen": chosen.id if chosen else None,
-            "candidates": eligible, "features": ev.features, "propensity": choice.probability,
-            "policy": choice.policy, "version": choice.version, "holdout": held, "level": level,
-            "reasons": reasons if why is None else [*reasons, why], "counted": counted,
-            "segment": None if segment is None else str(segment)[:100], "explanation": explanation,
-        })  # fmt: skip
-        self.audit.append_in(conn, tenant, [AuditEvent(
-            event_type="placement.decided", actor=actor, subject_id=subject_id,
-            versions=Versions(policy=f"{choice.policy}@{choice.version}"),
-            data={"decision_id": decision_id, "placement": placement.name,
-                  "chosen": chosen.id if chosen else None, "candidates": eligible,
-                  "propensity": choice.probability, "policy": choice.policy,
-                  "version": choice.version, "holdout": held, "level": level,
-                  "why": why, "counted": counted},
-            personal={"features": ev.features, "segment": segment, "explanation": explanation},
-        )])  # fmt: skip
+        with store.writing(conn):  # the row and its audit entry, committed
+            store.insert_decision(conn, {
+                "id": decision_id, "tenant": tenant, "subject_id": subject_id,
+                "placement": placement.name, "decided_at": now, "chosen": chosen.id if chosen else None,
+                "candidates": eligible, "features": ev.features, "propensity": choice.probability,
+                "policy": choice.policy, "version": choice.version, "holdout": held, "level": level,
+                "reasons": reasons if why is None else [*reasons, why], "counted": counted,
+                "segment": None if segment is None else str(segment)[:100], "explanation": explanation,
+            })  # fmt: skip
+            self.audit.append_in(conn, tenant, [AuditEvent(
+                event_type="placement.decided", actor=actor, subject_id=subject_id,
+                versions=Versions(policy=f"{choice.policy}@{choice.version}"),
+                data={"decision_id": decision_id, "placement": placement.name,
+                      "chosen": chosen.id if chosen else None, "candidates": eligible,
+                      "propensity": choice.probability, "policy": choice.policy,
+                      "version": choice.version, "holdout": held, "level": level,
+                      "why": why, "counted": counted},
+                personal={"features": ev.features, "segment": segment, "explanation": explanation},
+            )])  # fmt: skip
         item = (
             None
             if chosen is None
@@ -222,8 +224,8 @@ class Decider:
         overlay = self.context_values(placement, context or {}, now)
         held = self.held(placement, subject_id)
         with readonly(self.engine.connect()) as conn:
-            state = store.read_state(conn, tenant, subject_id, placement.signal_names, now=now)
-            paused = self.paused(conn, tenant, placement)
+            state, paused = store.read_state(conn, tenant, subject_id, placement.signal_names,
+                                             now=now, pause=self._pause(placement))  # fmt: skip
         state = SubjectState(state.prefs, {**state.values, **overlay}, state.shown, state.events)
         ev = self._evaluate(placement, state, now, held, paused)
         choice = self._choose(placement, ev, subject_id, "explain", tenant)

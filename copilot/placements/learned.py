@@ -26,7 +26,7 @@ import json
 from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from audit.db import readonly
 from copilot.db.tables import placement_decisions as dec
@@ -109,6 +109,12 @@ class RoutedLog:
 
 
 POLICY_KIND = "policy"  # a learned policy's rows in rollout_pauses (target: the surface)
+# The live version as LearnStore.in_state(..., "live") finds it (the newest), and the pause.
+_SERVING = text(
+    "SELECT (SELECT version FROM learn_policies WHERE tenant = :t AND surface = :s "
+    "AND state = 'live' ORDER BY created_at DESC, version DESC LIMIT 1), "
+    "(SELECT state FROM rollout_pauses WHERE tenant = :t AND kind = :k AND target = :s)"
+)
 
 
 class PromotedPolicy:
@@ -136,6 +142,15 @@ class PromotedPolicy:
         with readonly(engine.connect()) as conn:
             return is_paused(conn, tenant, surface, POLICY_KIND)
 
+    @staticmethod
+    def serving(engine: Engine, tenant: str, surface: str) -> tuple[str | None, bool]:
+        """The surface's live version (None: none is) and whether its policy is paused, in
+        one read of two indexed rows: this runs on every decide of a learned placement."""
+        with readonly(engine.connect()) as conn:
+            version, state = conn.execute(_SERVING, {"t": tenant, "s": surface,
+                                                     "k": POLICY_KIND}).one()  # fmt: skip
+        return version, state == "paused"
+
     def choose(self, request: PolicyInput, draw: float) -> Choice:
         """The live version's choice for the tenant's surface; the rules in its holdout or none."""
         from copilot.learn.model import empty_artifact
@@ -146,9 +161,9 @@ class PromotedPolicy:
         tenant, surface = request.tenant or "default", request.surface
         if in_holdout(tenant, surface, request.subject_id, learning.holdout_share):
             return self._rules.choose(request, draw)
-        live = learning.store.in_state(tenant, surface, "live")
-        if live is not None and not self.paused(learning.store.engine, tenant, surface):
-            return learning.policy(tenant, surface, live.version).choose(request, draw)
+        live, paused = self.serving(learning.store.engine, tenant, surface)
+        if live is not None and not paused:
+            return learning.policy(tenant, surface, live).choose(request, draw)
         if self._floor <= 0:
             return self._rules.choose(request, draw)
         if surface not in self._explorers:

@@ -9,67 +9,155 @@ log's tamper evidence (see copilot.placements.decide); this table is its queryab
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select, text, update
+from sqlalchemy import Connection, Engine, Row, select, update
 
+from audit.db import driver_of
 from copilot.db.tables import placement_decisions as dec
 from copilot.db.tables import placement_events as evt
 from copilot.governance.consent import Preferences
 from copilot.governance.sources import SignalValue
+from copilot.placements._sql import LOCK_CLASS
 from copilot.placements.rules import DAY, PastEvent, SubjectState
 from copilot.ranking import LoggedDecision
 
+_IDLE = 0  # psycopg's pq.TransactionStatus.IDLE: no transaction open
 ERASED = json.dumps({"erased": True})
 
 
-# The hot path's statements, built once: a Core select rebuilt per decide costs more CPU
-# (construction and cache keys) than the database round trip it describes. The four reads
-# are one UNION ALL (one round trip): rows tagged `pref`, `sig`, `shown` and `ev`, in
-# columns (tag, a, b, c, d) whose meaning the tag gives. The subject's lock is taken by
-# the statement before (a lock taken inside this one would come after its snapshot).
-_STATE = text(
+# The hot path's statements, on the driver: SQLAlchemy's per-statement machinery costs more
+# CPU than the database round trip it describes (a decide is a handful of tiny statements).
+# The reads are one UNION ALL: rows tagged `pref`, `sig`, `shown`, `ev` and `pause`, in
+# columns (tag, a, b, c, d, e) whose meaning the tag gives. The subject's lock is taken by
+# the statement before (a lock taken inside this one would come after its snapshot); on
+# PostgreSQL both go in one pipeline, so lock and read cost one round trip, and each
+# statement still gets its own snapshot, taken after the lock is held.
+_STATE = (
     "SELECT 'pref' AS k, opt_out_workflows AS a, consent_basis AS b, snooze_until AS c, "
     "CASE WHEN opt_out_all THEN 1.0 ELSE 0.0 END AS d, NULL AS e FROM subject_preferences "
-    "WHERE tenant = :t AND subject_id = :s "
+    "WHERE tenant = {t} AND subject_id = {s} "
     "UNION ALL SELECT 'sig', name, value, observed_at, NULL, source FROM signals "
-    "WHERE tenant = :t AND subject_id = :s AND name IN :names "
+    "WHERE tenant = {t} AND subject_id = {s} AND {names} "
     "UNION ALL SELECT 'shown', placement, NULL, decided_at, NULL, NULL FROM placement_decisions "
-    "WHERE tenant = :t AND subject_id = :s AND decided_at > :since AND counted = :yes "
+    "WHERE tenant = {t} AND subject_id = {s} AND decided_at > {since} AND counted = {yes} "
     "UNION ALL SELECT kind, placement, candidate, at, until, NULL FROM placement_events "
-    "WHERE tenant = :t AND subject_id = :s AND kind IN ('dismiss', 'snooze', 'complete') "
+    "WHERE tenant = {t} AND subject_id = {s} AND kind IN ('dismiss', 'snooze', 'complete') "
+    "UNION ALL SELECT 'pause', state, NULL, NULL, NULL, NULL FROM rollout_pauses "
+    "WHERE tenant = {t} AND kind = {pk} AND target = {pt} "
     "ORDER BY 1, 2, 4"
-).bindparams(bindparam("names", expanding=True))
-_INSERT = text("INSERT INTO placement_decisions (id, tenant, subject_id, placement, decided_at, "
-               "chosen, candidates, features, propensity, policy, version, holdout, level, reasons, "
-               "counted, segment, explanation) VALUES (:id, :tenant, :subject_id, :placement, "
-               ":decided_at, :chosen, :candidates, :features, :propensity, :policy, :version, "
-               ":holdout, :level, :reasons, :counted, :segment, :explanation)")  # fmt: skip
+)
+_PG_STATE = _STATE.format(t="%(t)s", s="%(s)s", names="name = ANY(%(names)s)",
+                          since="%(since)s", yes="true", pk="%(pk)s", pt="%(pt)s")  # fmt: skip
+_COLUMNS = ("id", "tenant", "subject_id", "placement", "decided_at", "chosen", "candidates",
+            "features", "propensity", "policy", "version", "holdout", "level", "reasons",
+            "counted", "segment", "explanation")  # fmt: skip
+_INSERT = "INSERT INTO placement_decisions ({}) VALUES ({})".format(
+    ", ".join(_COLUMNS), ", ".join(f"%({c})s" for c in _COLUMNS)
+)
+_SQLITE_INSERT = "INSERT INTO placement_decisions ({}) VALUES ({})".format(
+    ", ".join(_COLUMNS), ", ".join(f":{c}" for c in _COLUMNS)
+)
+_LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+
+
+@lru_cache(maxsize=64)
+def _sqlite_state(n: int) -> str:
+    """The reads for `n` signal names in sqlite3's named style."""
+    names = "name IN ({})".format(", ".join(f":n{i}" for i in range(n))) if n else "0 = 1"
+    return _STATE.format(t=":t", s=":s", names=names, since=":since", yes="1", pk=":pk",
+                         pt=":pt")  # fmt: skip
+
+
+@contextmanager
+def deciding(engine: Engine) -> Iterator[Connection]:
+    """The decide's transaction. SQLite: `BEGIN IMMEDIATE` (audit.db), committed on exit.
+    PostgreSQL: no BEGIN yet. `read_state(lock=True)` sends BEGIN with the lock and the
+    reads, and `writing` sends COMMIT with the row and its audit entry, so the whole
+    transaction costs three round trips; anything raised rolls it back."""
+    if engine.dialect.name != "postgresql":
+        with engine.begin() as conn:
+            yield conn
+        return
+    with engine.connect() as plain:
+        conn = plain.execution_options(isolation_level="AUTOCOMMIT")  # BEGIN/COMMIT are ours
+        db = driver_of(conn)
+        try:
+            yield conn
+        except BaseException:
+            if db.info.transaction_status != _IDLE and not db.closed:
+                db.execute("ROLLBACK")
+            raise
+        if db.info.transaction_status != _IDLE:  # a decide that never wrote: nothing to keep
+            db.execute("ROLLBACK")
+
+
+@contextmanager
+def writing(conn: Connection) -> Iterator[None]:
+    """The decision row and its audit entry, then COMMIT: one pipeline on PostgreSQL (the
+    audit call's answer is one round trip, the COMMIT another); SQLite commits on leaving
+    `deciding`."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    db = driver_of(conn)
+    with db.pipeline():
+        yield
+        db.execute("COMMIT")
 
 
 def read_state(
-    conn: Connection, tenant: str, subject_id: str, names: Sequence[str], *, now: float
-) -> SubjectState:
-    """Everything the rules read about the subject, on `conn` (inside the lock when deciding)."""
+    conn: Connection, tenant: str, subject_id: str, names: Sequence[str], *, now: float,
+    lock: bool = False, pause: tuple[str, str] | None = None,
+) -> tuple[SubjectState, bool]:  # fmt: skip
+    """Everything the rules read about the subject, on `conn`, and whether `pause` (a
+    (kind, target) of rollout_pauses) is paused. `lock` (in `deciding`): open the
+    transaction and take the subject's decide lock first, all in one round trip on
+    PostgreSQL (SQLite's writing transaction already holds the database's lock)."""
+    db = driver_of(conn)
+    pk, pt = pause or ("", "")
+    if conn.dialect.name == "postgresql":
+        params = {"t": tenant, "s": subject_id, "names": list(names), "since": now - DAY,
+                  "pk": pk, "pt": pt}  # fmt: skip
+        if lock:
+            with db.pipeline():  # fetched after the pipeline's one sync: one round trip
+                db.execute("BEGIN")
+                db.execute(_LOCK, (LOCK_CLASS, f"{tenant}\x1f{subject_id}"), prepare=True)
+                cur = db.execute(_PG_STATE, params, prepare=True)
+            found = cur.fetchall()
+        else:
+            found = db.execute(_PG_STATE, params, prepare=True).fetchall()
+    else:
+        params = {"t": tenant, "s": subject_id, "since": now - DAY, "pk": pk, "pt": pt,
+                  **{f"n{i}": n for i, n in enumerate(names)}}  # fmt: skip
+        found = db.execute(_sqlite_state(len(names)), params).fetchall()
+    return _state(tenant, subject_id, found)
+
+
+def _state(tenant: str, subject_id: str, found: Sequence[Any]) -> tuple[SubjectState, bool]:
     prefs = Preferences(tenant=tenant, subject_id=subject_id)
     values: dict[str, SignalValue] = {}
     shown: list[tuple[str, float]] = []
     events: list[PastEvent] = []
-    params = {"t": tenant, "s": subject_id, "names": list(names) or [""], "since": now - DAY,
-              "yes": True}  # fmt: skip
-    for k, a, b, c, d, e in conn.execute(_STATE, params):
-        if k == "pref":
+    paused = False
+    for k, a, b, c, d, e in found:
+        if k == "sig":  # ascending by time: the latest value wins
+            values[a] = SignalValue.model_construct(name=a, value=json.loads(b), observed_at=c,
+                                                    source=e)  # fmt: skip
+        elif k == "shown":
+            shown.append((a, c))
+        elif k == "pref":
             prefs = Preferences(tenant=tenant, subject_id=subject_id, opt_out_all=bool(d),
                                 opt_out_workflows=tuple(json.loads(a)), snooze_until=c,
                                 consent_basis=b)  # fmt: skip
-        elif k == "sig":  # ascending by time: the latest value wins
-            values[a] = SignalValue(name=a, value=json.loads(b), observed_at=c, source=e)
-        elif k == "shown":
-            shown.append((a, c))
+        elif k == "pause":
+            paused = a == "paused"
         else:
             events.append(PastEvent(a, b, k, c, d))
-    return SubjectState(prefs=prefs, values=values, shown=shown, events=events)
+    return SubjectState(prefs=prefs, values=values, shown=shown, events=events), paused
 
 
 def insert_decision(conn: Connection, row: dict[str, Any]) -> None:
@@ -77,7 +165,11 @@ def insert_decision(conn: Connection, row: dict[str, Any]) -> None:
     doc = dict(row)
     for key in ("candidates", "features", "reasons"):
         doc[key] = json.dumps(doc[key], sort_keys=True)
-    conn.execute(_INSERT, doc)
+    db = driver_of(conn)
+    if conn.dialect.name == "postgresql":
+        db.execute(_INSERT, doc, prepare=True)
+    else:
+        db.execute(_SQLITE_INSERT, doc)
 
 
 def decision_row(conn: Connection, tenant: str, decision_id: str) -> Row[Any] | None:
@@ -85,9 +177,7 @@ def decision_row(conn: Connection, tenant: str, decision_id: str) -> Row[Any] | 
     return conn.execute(select(dec).where(dec.c.tenant == tenant, dec.c.id == decision_id)).first()
 
 
-def event_row(
-    conn: Connection, tenant: str, decision_id: str, event_id: str
-) -> Row[Any] | None:
+def event_row(conn: Connection, tenant: str, decision_id: str, event_id: str) -> Row[Any] | None:
     """One event of the decision, by the app's event id (ids are scoped to their decision)."""
     return conn.execute(
         select(evt).where(evt.c.tenant == tenant, evt.c.decision_id == decision_id,
@@ -134,6 +224,7 @@ def erase_in(conn: Connection, tenant: str, subject_id: str) -> int:
 
 
 __all__ = [
+    "deciding",
     "decision_row",
     "erase_in",
     "event_row",
@@ -141,4 +232,5 @@ __all__ = [
     "logged",
     "read_state",
     "recent",
+    "writing",
 ]

@@ -62,3 +62,31 @@ def test_keys_sort_by_utf16_code_units_not_code_points() -> None:
     value = {"\U0001f600": 1, "\ufb01": 2}
     assert canonical(value) == rfc8785.dumps(value)
     assert canonical(value).index("\U0001f600".encode()) < canonical(value).index("\ufb01".encode())
+
+
+# Floats are where `json` and JCS part ways (ECMAScript number formatting): the fast path
+# keeps only those whose repr has no exponent, and writes integral ones as JCS does ("1").
+magnitudes = st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(
+    [0.0, -0.0, 1.0, -1.0, 0.25, 1e-4, 9.99e-5, 1e-7, 1e15, 1e16, 9007199254740993.0,
+     123456789.125, 1e21, 1e-6, 5e-324, 1.7976931348623157e308, 0.1 + 0.2]
+)  # fmt: skip
+
+
+@given(st.lists(magnitudes, max_size=6), magnitudes)
+def test_floats_of_every_magnitude_match_rfc8785(values: list[float], one: float) -> None:
+    value = {"xs": values, "one": one, "nested": [{"p": one}]}
+    assert canonical(value) == rfc8785.dumps(value)
+    assert canonical(one) == rfc8785.dumps(one)
+
+
+def test_everyday_floats_take_the_fast_path() -> None:
+    """Probabilities and timestamps (what every decision logs) need no rfc8785 pass."""
+    from audit.canonical import _fast
+
+    event = {"propensity": 0.25, "at": 1764600000.123456, "whole": 3.0, "n": [1.0, 2]}
+    fast = _fast(event)
+    assert fast == {"propensity": 0.25, "at": 1764600000.123456, "whole": 3, "n": [1, 2]}
+    assert type(fast["whole"]) is int
+    assert event["whole"] == 3.0 and type(event["whole"]) is float  # the input is not changed
+    plain = {"a": [1, "x", None]}
+    assert _fast(plain) is plain  # nothing to change: no copy

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from copilot.ranking import Candidate, PolicyInput, RankingPolicy, RulesPolicy
+import pytest
+
+from copilot.ranking import Candidate, Choice, PolicyInput, RankingPolicy, RulesPolicy
 
 
 def _ask(*cands: Candidate) -> PolicyInput:
@@ -20,3 +22,16 @@ def test_the_rules_pick_the_highest_priority_then_the_first_declared() -> None:
 def test_nothing_eligible_is_a_choice_of_none_with_a_reason() -> None:
     pick = RulesPolicy().choose(_ask(), 0.1)
     assert pick.candidate_id is None and pick.reason == "no eligible candidate"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), 1.5, -0.1, True, "0.5", None])
+def test_a_choice_refuses_a_probability_off_policy_evaluation_cannot_divide_by(bad: object) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        Choice(candidate_id="a", probability=bad, policy="p", version="1")  # type: ignore[arg-type]
+
+
+def test_a_choice_is_frozen_and_takes_an_integer_probability_as_float() -> None:
+    c = Choice(candidate_id="a", probability=1, policy="p", version="1")
+    assert c.probability == 1.0 and type(c.probability) is float
+    with pytest.raises(AttributeError):
+        c.probability = 0.5  # type: ignore[misc]

@@ -27,7 +27,7 @@ from sqlalchemy.exc import OperationalError
 
 from audit.calls import EVENT_CASTS, EVENT_COLUMNS, event_params, named_call
 from audit.chain import Sealed, genesis
-from audit.db import _driver, autocommit_driver, discard_if_spoiled, readonly
+from audit.db import _driver, autocommit_driver, discard_if_spoiled, driver_of, readonly
 from audit.dberrors import sqlstate
 from audit.model import AppendResult
 from audit.stores.sql.tables import COLUMNS, entries, link_rows, payloads
@@ -78,8 +78,15 @@ def append_in(
     conn: Connection, stream: str, sealed: Sequence[Sealed], *, wait: bool
 ) -> list[AppendResult]:
     """Append inside `conn`'s transaction: one call of `audit_append` (see the store)."""
-    params = event_params(stream, sealed, "wait" if wait else "try")
-    rows = conn.exec_driver_sql(APPEND_SQL, params).all()
+    mode = "wait" if wait else "try"
+    # On the driver, prepared: every state change appends its event here, and SQLAlchemy's
+    # per-statement machinery would cost more CPU than the call itself; one event (the
+    # usual case) goes through the scalar function, which spares adapting eleven arrays.
+    if len(sealed) == 1:
+        sql, params = APPEND_ONE_SQL, _one_params(stream, sealed[0], mode)
+    else:
+        sql, params = APPEND_SQL, event_params(stream, sealed, mode)
+    rows = driver_of(conn).execute(sql, params, prepare=True).fetchall()
     return [_result(stream, *r) for r in rows]
 
 
@@ -235,10 +242,10 @@ def _settle_params(stream: str, *, durable: bool) -> dict[str, object]:
     return {"stream": stream, "genesis": genesis(stream), "durable": durable, "wait": True}
 
 
-def _one_params(stream: str, s: Sealed) -> dict[str, object]:
+def _one_params(stream: str, s: Sealed, mode: str = "try_async") -> dict[str, object]:
     e = s.event
     return {
-        "stream": stream, "genesis": genesis(stream), "mode": "try_async",
+        "stream": stream, "genesis": genesis(stream), "mode": mode,
         "commitment": s.commitment, "body": s.body, "salt": s.salt, "payload": s.personal,
         "recorded_at": s.recorded_at, "actor_kind": e.actor.kind.value, "actor_id": e.actor.id,
         "event_type": e.event_type, "run_id": e.run_id, "subject_id": e.subject_id,
