@@ -136,8 +136,7 @@ class _Checkpointer(threading.Thread):
     def run(self) -> None:
         seen: tuple[int, int] | None = None
         while not self._done.wait(CHECKPOINT_INTERVAL):
-            engine = self._engine()
-            if engine is None:
+            if self._engine() is None:  # no strong reference kept between turns
                 return
             try:
                 st = self._wal.stat()
@@ -146,15 +145,21 @@ class _Checkpointer(threading.Thread):
             if (st.st_size, st.st_mtime_ns) == seen:
                 continue  # nothing written since the last turn
             seen = (st.st_size, st.st_mtime_ns)
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """One PASSIVE checkpoint; the engine is referenced only for this call's duration."""
+        engine = self._engine()
+        if engine is None:
+            return
+        try:
+            raw = engine.raw_connection()
             try:
-                raw = engine.raw_connection()
-                try:
-                    _driver(raw).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                finally:
-                    raw.close()
-            except Exception as exc:  # a busy or vanished database: the next turn retries
-                log.debug("sqlite checkpoint skipped: %s", exc)
-            del engine
+                _driver(raw).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                raw.close()
+        except Exception as exc:  # a busy or vanished database: the next turn retries
+            log.debug("sqlite checkpoint skipped: %s", exc)
 
 
 @contextmanager
