@@ -69,12 +69,15 @@ def create_engine(url: str, *, synchronous_commit: bool = True, **kwargs: Any) -
         cur.execute("PRAGMA foreign_keys=ON")
         # No checkpoint inside a writer's commit: the one that crossed the 1,000-page mark
         # would pay the checkpoint's fsync of the database file (~10 ms, every ~70 small
-        # transactions: the p99 of a decide). The engine's checkpointer thread does it.
-        cur.execute("PRAGMA wal_autocheckpoint=0")
+        # transactions: the p99 of a decide). The engine's checkpointer thread does it, for
+        # the file SQLite itself names (a URI-form URL names it differently); a database
+        # with no file (in memory) keeps SQLite's default.
+        main = [row[2] for row in cur.execute("PRAGMA database_list") if row[1] == "main"]
+        if main and main[0] and checkpoints.ensure(main[0]):
+            cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.close()
 
-    if _Checkpointer.wanted(engine):
-        _Checkpointer(engine).start()
+    checkpoints = _Checkpoints(engine)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -112,6 +115,25 @@ def readonly(conn: Connection, *, autocommit: bool = True) -> Connection:
     return conn.execution_options(**{_READONLY: True, _AUTOCOMMIT_READ: autocommit})
 
 
+class _Checkpoints:
+    """An engine's one checkpointer, started at its first connection to a database file."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = weakref.ref(engine)
+        self._lock = threading.Lock()
+        self._thread: _Checkpointer | None = None
+        self._done = threading.Event()
+        event.listen(engine, "engine_disposed", lambda _e: self._done.set())
+
+    def ensure(self, path: str) -> bool:
+        """Checkpoint `path`'s WAL from now on (started once); whether a thread does."""
+        with self._lock:
+            if self._thread is None and not self._done.is_set():
+                self._thread = _Checkpointer(self._engine, Path(f"{path}-wal"), self._done)
+                self._thread.start()
+            return self._thread is not None
+
+
 class _Checkpointer(threading.Thread):
     """Copies a SQLite engine's WAL back into the database file every CHECKPOINT_INTERVAL
     seconds, off the writers' path (a PASSIVE checkpoint: it never blocks readers or
@@ -120,24 +142,16 @@ class _Checkpointer(threading.Thread):
     the last connection to the database closes, so a process that exits early leaves
     nothing behind that the next one would not fold in."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: weakref.ref[Engine], wal: Path, done: threading.Event) -> None:
         super().__init__(name="copilot-sqlite-checkpoint", daemon=True)
-        self._engine = weakref.ref(engine)
-        self._wal = Path(f"{engine.url.database}-wal")
-        self._done = threading.Event()
-        event.listen(engine, "engine_disposed", lambda _e: self._done.set())
-
-    @staticmethod
-    def wanted(engine: Engine) -> bool:
-        """A database file (an in-memory database has no WAL)."""
-        name = engine.url.database
-        return bool(name) and name != ":memory:" and not str(name).startswith("file::memory:")
+        self._engine = engine
+        self._wal = wal
+        self._done = done
 
     def run(self) -> None:
         seen: tuple[int, int] | None = None
         while not self._done.wait(CHECKPOINT_INTERVAL):
-            engine = self._engine()
-            if engine is None:
+            if self._engine() is None:  # no strong reference kept between turns
                 return
             try:
                 st = self._wal.stat()
@@ -146,15 +160,21 @@ class _Checkpointer(threading.Thread):
             if (st.st_size, st.st_mtime_ns) == seen:
                 continue  # nothing written since the last turn
             seen = (st.st_size, st.st_mtime_ns)
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """One PASSIVE checkpoint; the engine is referenced only for this call's duration."""
+        engine = self._engine()
+        if engine is None:
+            return
+        try:
+            raw = engine.raw_connection()
             try:
-                raw = engine.raw_connection()
-                try:
-                    _driver(raw).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                finally:
-                    raw.close()
-            except Exception as exc:  # a busy or vanished database: the next turn retries
-                log.debug("sqlite checkpoint skipped: %s", exc)
-            del engine
+                _driver(raw).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                raw.close()
+        except Exception as exc:  # a busy or vanished database: the next turn retries
+            log.debug("sqlite checkpoint skipped: %s", exc)
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Real
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -79,14 +80,19 @@ class Choice:
     def __post_init__(self) -> None:
         p = self.probability
         if type(p) is not float:
-            if isinstance(p, bool) or not isinstance(p, int | float):
+            # Any real number (a NumPy float32 or int64 too, as pydantic's lax float took),
+            # but not a bool, which is an int to Python and a mistake here.
+            if isinstance(p, bool) or not isinstance(p, Real):
                 raise TypeError(f"Choice.probability must be a number, not {type(p).__name__}")
-            object.__setattr__(self, "probability", float(p))
             p = float(p)
+            object.__setattr__(self, "probability", p)
         if not 0.0 <= p <= 1.0:  # NaN fails this too
             raise ValueError(f"Choice.probability must be in [0, 1], not {p!r}")
         if self.candidate_id is not None and type(self.candidate_id) is not str:
             raise TypeError("Choice.candidate_id must be a str or None")
+        if type(self.policy) is not str or type(self.version) is not str:
+            raise TypeError("Choice.policy and Choice.version must be str (the decision log "
+                            "records them)")  # fmt: skip
 
 
 @runtime_checkable

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from copilot.ranking import Candidate, Choice, PolicyInput, RankingPolicy, RulesPolicy
@@ -35,3 +36,17 @@ def test_a_choice_is_frozen_and_takes_an_integer_probability_as_float() -> None:
     assert c.probability == 1.0 and type(c.probability) is float
     with pytest.raises(AttributeError):
         c.probability = 0.5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("bad", [{"policy": 1}, {"version": None}, {"candidate_id": 3}])
+def test_a_choice_with_a_non_text_policy_or_version_is_refused(bad: dict[str, object]) -> None:
+    args: dict[str, object] = {"candidate_id": "a", "probability": 0.5, "policy": "x",
+                               "version": "1", **bad}  # fmt: skip
+    with pytest.raises(TypeError):
+        Choice(**args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("p", [np.float32(0.5), np.int64(1)])
+def test_a_numpy_probability_is_taken_as_a_float(p: object) -> None:
+    c = Choice(candidate_id="a", probability=p, policy="x", version="1")  # type: ignore[arg-type]
+    assert type(c.probability) is float and c.probability == float(p)  # type: ignore[arg-type]

@@ -1,0 +1,102 @@
+"""The pipelined decide on PostgreSQL after a fault inside its transaction.
+
+Each test makes the decide fail after BEGIN (its backend cancelled or killed while it waits
+for the subject's lock, held by another session), then checks that nothing stayed open: no
+advisory lock held, no session idle in transaction, and the next decides on the pool work.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import psycopg
+import pytest
+
+from copilot.placements._sql import LOCK_CLASS
+from copilot.runtime import Runtime
+
+WAITING = (
+    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+    "AND query LIKE '%%pg_advisory_xact_lock%%' AND pid <> pg_backend_pid()"
+)
+
+
+def _dsn(rt: Runtime) -> str:
+    return rt.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _fail_while_waiting(rt: Runtime, sid: str, how: str) -> BaseException | None:
+    key = f"acme\x1f{sid}"
+    got: list[BaseException | None] = []
+
+    def decide() -> None:
+        try:
+            rt.decider.decide("acme", "t.daily", sid)
+            got.append(None)
+        except BaseException as exc:
+            got.append(exc)
+
+    with (
+        psycopg.connect(_dsn(rt), autocommit=True) as holder,
+        psycopg.connect(_dsn(rt), autocommit=True) as admin,
+    ):
+        holder.execute("BEGIN")
+        holder.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_CLASS, key))
+        t = threading.Thread(target=decide)
+        t.start()
+        pid = None
+        while pid is None and t.is_alive():
+            row = admin.execute(WAITING).fetchone()
+            pid = row[0] if row else None
+        assert pid is not None, got
+        admin.execute(f"SELECT {how}(%s)", (pid,))
+        t.join()
+        holder.execute("ROLLBACK")
+    return got[0]
+
+
+def _left_open(rt: Runtime, sid: str) -> list[Any]:
+    with psycopg.connect(_dsn(rt), autocommit=True) as admin:
+        locks = admin.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
+            "AND objid = hashtext(%s)::oid",
+            (LOCK_CLASS, f"acme\x1f{sid}"),
+        ).fetchall()
+        idle = admin.execute(  # a decide's own statements only: other sessions share the server
+            "SELECT pid, query FROM pg_stat_activity WHERE state LIKE 'idle in transaction%%' "
+            "AND datname = current_database() AND (query LIKE '%%pg_advisory_xact_lock%%' "
+            "OR query LIKE '%%subject_preferences%%' OR query LIKE '%%audit_append%%' "
+            "OR query LIKE '%%INSERT INTO placement_decisions%%')"
+        ).fetchall()
+    return [*locks, *idle]
+
+
+@pytest.mark.parametrize("how", ["pg_cancel_backend", "pg_terminate_backend"])
+def test_a_decide_that_fails_after_begin_leaves_nothing_open(
+    rt: Runtime, sid: str, how: str
+) -> None:
+    if rt.engine.dialect.name != "postgresql":
+        pytest.skip("the pipelined transaction is PostgreSQL's")
+    rt.engine.dispose()  # fresh pooled connections: nothing prepared on them yet
+    exc = _fail_while_waiting(rt, sid, how)
+    assert exc is not None  # the decide failed: cancelled or its connection gone
+    assert _left_open(rt, sid) == []
+    # And the pool goes on serving decides for the subject, caps intact
+    for i in range(5):
+        d = rt.decider.decide("acme", "t.daily", sid)
+        assert (d.item is not None) == (i < 3), (i, d.why)
+    assert _left_open(rt, sid) == []
+
+
+def test_a_decide_cancelled_on_a_warm_connection_leaves_it_usable(rt: Runtime, sid: str) -> None:
+    if rt.engine.dialect.name != "postgresql":
+        pytest.skip("the pipelined transaction is PostgreSQL's")
+    for i in range(8):  # warm: every statement prepared on the pooled connection
+        rt.decider.decide("acme", "t.daily", f"{sid}-w{i}")
+    exc = _fail_while_waiting(rt, sid, "pg_cancel_backend")
+    assert exc is not None
+    for i in range(5):
+        d = rt.decider.decide("acme", "t.daily", sid)
+        assert (d.item is not None) == (i < 3), (i, d.why)
+    assert _left_open(rt, sid) == []
