@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, select
 
 from copilot.db.tables import placement_decisions as dec
 from copilot.db.tables import placement_events as evt
@@ -116,10 +116,17 @@ def funnel_groups(
     if until is not None:
         stmt = stmt.where(c.decided_at < until)
     decisions = conn.execute(stmt.order_by(c.decided_at, c.id)).mappings().all()
+    # The events of the window's decisions only (joined on the decision), not every event
+    # the tenant ever recorded.
+    events = select(evt.c.decision_id, evt.c.kind).join(
+        dec, and_(dec.c.tenant == evt.c.tenant, dec.c.id == evt.c.decision_id)
+    ).where(evt.c.tenant == tenant)
+    if since is not None:
+        events = events.where(c.decided_at >= since)
+    if until is not None:
+        events = events.where(c.decided_at < until)
     kinds: dict[str, set[str]] = defaultdict(set)
-    for decision_id, kind in conn.execute(
-        select(evt.c.decision_id, evt.c.kind).where(evt.c.tenant == tenant)
-    ):
+    for decision_id, kind in conn.execute(events):
         kinds[decision_id].add(kind)
     by_placement: dict[str, list[Any]] = defaultdict(list)
     for d in decisions:
