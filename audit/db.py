@@ -8,6 +8,8 @@ engines, so this module sits at the bottom of the stack and imports nothing of o
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator
@@ -115,66 +117,76 @@ def readonly(conn: Connection, *, autocommit: bool = True) -> Connection:
     return conn.execution_options(**{_READONLY: True, _AUTOCOMMIT_READ: autocommit})
 
 
+# Held while a checkpointer starts or checkpoints; a fork waits for it (os.register_at_fork),
+# so a child never inherits SQLite's or our locks taken mid-checkpoint by a thread it does
+# not have (a forked process that then opened the database hung on such a lock).
+_FORK_GUARD = threading.Lock()
+os.register_at_fork(before=_FORK_GUARD.acquire, after_in_parent=_FORK_GUARD.release,
+                    after_in_child=_FORK_GUARD.release)  # fmt: skip
+
+
 class _Checkpoints:
-    """An engine's one checkpointer, started at its first connection to a database file."""
+    """An engine's checkpointer, started at its first connection to a database file (in each
+    process: threads do not survive a fork, so a forked child starts its own)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = weakref.ref(engine)
-        self._lock = threading.Lock()
         self._thread: _Checkpointer | None = None
+        self._pid = 0
         self._done = threading.Event()
         event.listen(engine, "engine_disposed", lambda _e: self._done.set())
 
     def ensure(self, path: str) -> bool:
-        """Checkpoint `path`'s WAL from now on (started once); whether a thread does."""
-        with self._lock:
-            if self._thread is None and not self._done.is_set():
-                self._thread = _Checkpointer(self._engine, Path(f"{path}-wal"), self._done)
+        """Checkpoint `path`'s WAL from now on (started once per process); whether one does."""
+        with _FORK_GUARD:
+            if self._done.is_set():
+                return False
+            if self._thread is None or self._pid != os.getpid():
+                self._thread = _Checkpointer(self._engine, path, self._done)
+                self._pid = os.getpid()
                 self._thread.start()
-            return self._thread is not None
+            return True
 
 
 class _Checkpointer(threading.Thread):
     """Copies a SQLite engine's WAL back into the database file every CHECKPOINT_INTERVAL
     seconds, off the writers' path (a PASSIVE checkpoint: it never blocks readers or
-    writers, and copies what no reader still needs). It holds the engine weakly and ends
-    when the engine is disposed or collected. SQLite still checkpoints the WAL away when
-    the last connection to the database closes, so a process that exits early leaves
-    nothing behind that the next one would not fold in."""
+    writers, and copies what no reader still needs), on a connection of its own (never one
+    of the engine's pool). It holds the engine weakly and ends when the engine is disposed
+    or collected. SQLite still checkpoints the WAL away when the last connection to the
+    database closes, so a process that exits early leaves nothing behind."""
 
-    def __init__(self, engine: weakref.ref[Engine], wal: Path, done: threading.Event) -> None:
+    def __init__(self, engine: weakref.ref[Engine], path: str, done: threading.Event) -> None:
         super().__init__(name="copilot-sqlite-checkpoint", daemon=True)
         self._engine = engine
-        self._wal = wal
+        self._path = path
+        self._wal = Path(f"{path}-wal")
         self._done = done
 
     def run(self) -> None:
         seen: tuple[int, int] | None = None
-        while not self._done.wait(CHECKPOINT_INTERVAL):
-            if self._engine() is None:  # no strong reference kept between turns
-                return
-            try:
-                st = self._wal.stat()
-            except OSError:
-                continue  # no WAL yet
-            if (st.st_size, st.st_mtime_ns) == seen:
-                continue  # nothing written since the last turn
-            seen = (st.st_size, st.st_mtime_ns)
-            self._checkpoint()
-
-    def _checkpoint(self) -> None:
-        """One PASSIVE checkpoint; the engine is referenced only for this call's duration."""
-        engine = self._engine()
-        if engine is None:
-            return
+        db: sqlite3.Connection | None = None
         try:
-            raw = engine.raw_connection()
-            try:
-                _driver(raw).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            finally:
-                raw.close()
-        except Exception as exc:  # a busy or vanished database: the next turn retries
-            log.debug("sqlite checkpoint skipped: %s", exc)
+            while not self._done.wait(CHECKPOINT_INTERVAL):
+                if self._engine() is None:  # no strong reference kept between turns
+                    return
+                try:
+                    st = self._wal.stat()
+                except OSError:
+                    continue  # no WAL yet
+                if (st.st_size, st.st_mtime_ns) == seen:
+                    continue  # nothing written since the last turn
+                seen = (st.st_size, st.st_mtime_ns)
+                with _FORK_GUARD:
+                    try:
+                        if db is None:
+                            db = sqlite3.connect(self._path, timeout=0, check_same_thread=False)
+                        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    except sqlite3.Error as exc:  # busy or gone: the next turn retries
+                        log.debug("sqlite checkpoint skipped: %s", exc)
+        finally:
+            if db is not None:
+                db.close()
 
 
 @contextmanager

@@ -109,3 +109,4 @@ def test_an_in_memory_database_gets_no_checkpointer_and_keeps_the_default() -> N
         assert not _mine() - before
     finally:
         engine.dispose()
+
