@@ -101,6 +101,11 @@ class RankingPolicy(Protocol):
 
     ``draw`` is a number in [0, 1) the caller derives deterministically from the
     decision (so a replay picks the same item); a deterministic policy ignores it.
+
+    A policy whose ``choose`` does no I/O and little work may say so with a class attribute
+    ``inline = True``: the API then runs its decides on the event loop (on PostgreSQL),
+    with no worker thread. Without it, ``choose`` may block (a learned policy reads its
+    live version) and runs on a worker thread.
     """
 
     @property
@@ -114,6 +119,8 @@ class RankingPolicy(Protocol):
 
 class RulesPolicy:
     """The crawl stage's ranking: highest priority class, then declaration order."""
+
+    inline = True  # a min() over the eligible: it may run on the event loop
 
     def __init__(self, name: str = "rules", version: str = "1") -> None:
         self._name = name

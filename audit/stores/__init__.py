@@ -101,5 +101,12 @@ class TransactionalAuditLog(Protocol):
         """
         ...
 
+    def append_call(
+        self, stream: str, events: Sequence[AuditEvent], *, wait: bool = False
+    ) -> tuple[str, dict[str, object]]:
+        """`append_in` as one statement (psycopg's named style) and its arguments, for a
+        transaction the caller runs on a driver of its own; PostgreSQL only."""
+        ...
+
 
 __all__ = ["AuditStore", "Query", "TransactionalAuditLog"]

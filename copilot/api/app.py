@@ -15,7 +15,7 @@ from copilot.api import errors
 from copilot.api.auth import KeyCache
 from copilot.api.hot import HotDecide
 from copilot.api.limits import BodyLimit, JsonDepthLimit
-from copilot.api.reads import QueueReader
+from copilot.api.reads import QueueReader, connections
 from copilot.api.routes import (
     actions,
     admin,
@@ -46,6 +46,10 @@ Errors are `{"error": {"code", "message", "details"}}` with stable codes.
 """
 
 
+# At most this many decides in flight on the event loop, each on a kept connection of its own.
+DECIDE_CONNECTIONS = 8
+
+
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
     """The API alone (no `/ui` pages). `runtime` is for tests that build their own."""
     rt = runtime or Runtime(settings, tolerate_broker_errors=True)
@@ -55,9 +59,15 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await reader.open()
+        # The asyncio decide's kept connections (copilot.api.hot); none on SQLite.
+        app.state.decide_connections = connections(rt.engine, "copilot-api-decide",
+                                                   DECIDE_CONNECTIONS)  # fmt: skip
         try:
             yield
         finally:
+            decide, app.state.decide_connections = app.state.decide_connections, None
+            if decide is not None:
+                await decide.close()
             await reader.close()
             rt.close()
 

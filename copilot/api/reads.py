@@ -16,7 +16,7 @@ import asyncio
 import logging
 import shlex
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import URL, Engine
@@ -27,6 +27,7 @@ from approvals.queue import QueueQuery, assemble, missing, positional
 from copilot.errors import CopilotError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Connection parameters asyncpg honours in a DSN as libpq does (TLS among them). A URL with
 # any other parameter is not guessed at: the reader then stays on the engine.
@@ -78,7 +79,6 @@ def connect_args(url: URL) -> tuple[str, dict[str, str], float] | None:
         # every read; planned once, a page costs it ~0.7 of the CPU (bench/queue_read.py).
         # Every shape has one right plan: an index, in the queue's order.
         "plan_cache_mode": "force_generic_plan",
-        "application_name": "copilot-api-queue",  # for pg_stat_activity
     }
     timeout = 10.0  # connecting; an unreachable server is a 503, not a hung request
     kept: dict[str, str] = {}
@@ -154,6 +154,58 @@ class Connections:
         self._idle.append(conn)
         return rows
 
+    async def transact(
+        self, body: Callable[[asyncpg.Connection], Awaitable[T]], begin: str = "BEGIN"
+    ) -> T:
+        """`body(conn)` in one transaction of its own, committed when it returns.
+
+        `begin` (a parameterless statement, sent in the simple protocol: it may append more
+        statements after `BEGIN;`) is the first thing sent: a kept connection found dead
+        there (nothing written) drops every idle one and `begin` is tried once on a fresh
+        connection.
+        After BEGIN nothing is retried (the body writes). Anything the body raises rolls
+        the transaction back; the connection is kept only when the rollback went through
+        and it was neither dropped nor cancelled mid-statement.
+        """
+        async with self._slots:
+            conn, reused = await self._take()
+            try:
+                await conn.execute(begin)
+            except _GONE as exc:
+                self._discard(conn)
+                if not reused or isinstance(exc, asyncpg.exceptions.QueryCanceledError):
+                    raise  # a fresh connection failed, or someone cancelled us: not retried
+                while self._idle:  # a server that dropped one dropped them all
+                    self._discard(self._idle.pop())
+                conn, _ = await self._take()
+                try:
+                    await conn.execute(begin)
+                except BaseException:
+                    self._discard(conn)
+                    raise
+            except BaseException:
+                self._discard(conn)
+                raise
+            try:
+                out = await body(conn)
+                await conn.execute("COMMIT")
+            except Exception as exc:
+                if isinstance(exc, _GONE):
+                    self._discard(conn)
+                    raise
+                try:
+                    await conn.execute("ROLLBACK")
+                except BaseException:
+                    self._discard(conn)
+                    raise exc from None
+                self._idle.append(conn)
+                raise
+            except BaseException:  # cancelled mid-statement: the connection's state is unknown
+                self._discard(conn)
+                raise
+            self._idle.append(conn)
+            return out
+
     def _discard(self, conn: asyncpg.Connection) -> None:
         self._open.discard(conn)
         conn.terminate()
@@ -167,6 +219,26 @@ class Connections:
                 await asyncio.wait_for(conn.close(), 5)
             except Exception:
                 conn.terminate()
+
+
+def connections(engine: Engine, application_name: str, size: int) -> Connections | None:
+    """Kept asyncpg connections to the engine's PostgreSQL database, configured as the
+    engine's URL says (None on SQLite, or for a URL asyncpg would not take as libpq does).
+    Nothing connects until first used."""
+    if engine.dialect.name != "postgresql":
+        return None
+    args = connect_args(engine.url)
+    if args is None:
+        return None
+    dsn, settings, timeout = args
+    settings = {"application_name": application_name, **settings}
+
+    async def connect() -> asyncpg.Connection:
+        return await asyncpg.connect(
+            dsn, server_settings=settings, timeout=timeout, command_timeout=30
+        )
+
+    return Connections(connect, size)
 
 
 class QueueReader:
@@ -186,21 +258,12 @@ class QueueReader:
         """
         if self.engine.dialect.name != "postgresql" or self._connections is not None:
             return
-        args = connect_args(self.engine.url)
-        if args is None:
+        self._connections = connections(self.engine, "copilot-api-queue", self.max_connections)
+        if self._connections is None:
             log.warning(
                 "COPILOT_DATABASE_URL has a parameter asyncpg does not take as libpq does; "
                 "the approval queue is read through the engine"
             )
-            return
-        dsn, settings, timeout = args
-
-        async def connect() -> asyncpg.Connection:
-            return await asyncpg.connect(
-                dsn, server_settings=settings, timeout=timeout, command_timeout=30
-            )
-
-        self._connections = Connections(connect, self.max_connections)
 
     async def close(self) -> None:
         if self._connections is not None:

@@ -19,6 +19,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
@@ -37,6 +38,22 @@ from copilot.placements.rules import Evaluation, SubjectState, evaluate, sentenc
 from copilot.ranking import Candidate, Choice, PolicyInput
 
 PAUSE_KIND = "placement"  # its rows in rollout_pauses
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """A decide checked and drawn, before anything is read (`Decider.ask`)."""
+
+    tenant: str
+    placement: Placement
+    subject_id: str
+    now: float
+    overlay: dict[str, SignalValue]
+    decision_id: str
+    held: bool
+    pause: tuple[str, str] | None
+    actor: Actor
+    from_client: bool
 
 
 class Decider:
@@ -147,28 +164,56 @@ class Decider:
         server's fresher truth. Context from a browser (`from_client`: a subject token) is
         refused unless the placement declares the signal in `client_signals`, and then only
         fills a gap: a stored value wins, so a page cannot forge what the server knows."""
+        ask = self.ask(tenant, placement_name, subject_id, context, actor=actor,
+                       from_client=from_client)  # fmt: skip
+        with store.deciding(self.engine) as conn:
+            state, paused = store.read_state(conn, tenant, subject_id, ask.placement.signal_names,
+                                             now=ask.now, lock=True, pause=ask.pause)  # fmt: skip
+            row, event, decision = self.conclude(ask, state, paused)
+            with store.writing(conn):  # the row and its audit entry, committed
+                store.insert_decision(conn, row)
+                self.audit.append_in(conn, tenant, [event])
+        return decision
+
+    def ask(
+        self, tenant: str, placement_name: str, subject_id: str,
+        context: Mapping[str, Any] | None = None, *, actor: Actor | None = None,
+        from_client: bool = False,
+    ) -> Ask:  # fmt: skip
+        """A decide's first half, before any I/O: the placement, the context checked, the
+        holdout draw, the decision's id. Bad input raises here, having read nothing."""
         placement = self.placements.get(placement_name)
         now = self.clock()
         overlay = self.context_values(placement, context or {}, now, from_client=from_client)
-        decision_id = uuid.uuid4().hex
-        held = self.held(placement, subject_id)
-        with store.deciding(self.engine) as conn:
-            state, paused = store.read_state(conn, tenant, subject_id, placement.signal_names,
-                                             now=now, lock=True, pause=self._pause(placement))  # fmt: skip
-            values = {**overlay, **state.values} if from_client else {**state.values, **overlay}
-            state = SubjectState(state.prefs, values, state.shown, state.events)
-            ev = self._evaluate(placement, state, now, held, paused)
-            choice = self._choose(placement, ev, subject_id, decision_id, tenant)
-            chosen = placement.candidate(choice.candidate_id) if choice.candidate_id else None
-            decision = self._record(conn, tenant, placement, subject_id, decision_id, now, held,
-                                    ev, choice, chosen, actor or Actor.system("placements"))  # fmt: skip
-        return decision
+        return Ask(tenant=tenant, placement=placement, subject_id=subject_id, now=now,
+                   overlay=overlay, decision_id=uuid.uuid4().hex,
+                   held=self.held(placement, subject_id), pause=self._pause(placement),
+                   actor=actor or Actor.system("placements"), from_client=from_client)  # fmt: skip
+
+    def inline(self, placement_name: str) -> bool:
+        """Whether the placement's policy ranks without I/O (`RankingPolicy.inline`), so its
+        decide may run on an event loop (the API's asyncio decide on PostgreSQL)."""
+        placement = self.placements.get(placement_name)
+        return bool(getattr(self.placements.policies.get(placement.policy), "inline", False))
+
+    def conclude(
+        self, ask: Ask, state: SubjectState, paused: bool
+    ) -> tuple[dict[str, Any], AuditEvent, Decision]:
+        """A decide's second half, given what was read under the subject's lock: the rules,
+        the policy, the decision row and its audit event to write, and the answer."""
+        values = ({**ask.overlay, **state.values} if ask.from_client
+                  else {**state.values, **ask.overlay})  # fmt: skip
+        state = SubjectState(state.prefs, values, state.shown, state.events)
+        placement = ask.placement
+        ev = self._evaluate(placement, state, ask.now, ask.held, paused)
+        choice = self._choose(placement, ev, ask.subject_id, ask.decision_id, ask.tenant)
+        chosen = placement.candidate(choice.candidate_id) if choice.candidate_id else None
+        return self._record(ask, ev, choice, chosen)
 
     def _record(
-        self, conn: Any, tenant: str, placement: Placement, subject_id: str, decision_id: str,
-        now: float, held: bool, ev: Evaluation, choice: Choice,
-        chosen: PlacementCandidate | None, actor: Actor,
-    ) -> Decision:  # fmt: skip
+        self, ask: Ask, ev: Evaluation, choice: Choice, chosen: PlacementCandidate | None
+    ) -> tuple[dict[str, Any], AuditEvent, Decision]:
+        placement, held, now = ask.placement, ask.held, ask.now
         why = ev.why() if chosen is None else None
         explanation = sentence(
             placement, chosen, ev, policy=f"{choice.policy}@{choice.version}", why=why
@@ -181,35 +226,36 @@ class Decider:
         eligible = [c.id for c in ev.eligible(placement)]
         segment = None if placement.segment_by is None else ev.features.get(placement.segment_by)
         level, reasons = ev.degradation.level.value, list(ev.degradation.reasons)
-        with store.writing(conn):  # the row and its audit entry, committed
-            store.insert_decision(conn, {
-                "id": decision_id, "tenant": tenant, "subject_id": subject_id,
-                "placement": placement.name, "decided_at": now, "chosen": chosen.id if chosen else None,
-                "candidates": eligible, "features": ev.features, "propensity": choice.probability,
-                "policy": choice.policy, "version": choice.version, "holdout": held, "level": level,
-                "reasons": reasons if why is None else [*reasons, why], "counted": counted,
-                "segment": None if segment is None else str(segment)[:100], "explanation": explanation,
-            })  # fmt: skip
-            self.audit.append_in(conn, tenant, [AuditEvent(
-                event_type="placement.decided", actor=actor, subject_id=subject_id,
-                versions=Versions(policy=f"{choice.policy}@{choice.version}"),
-                data={"decision_id": decision_id, "placement": placement.name,
-                      "chosen": chosen.id if chosen else None, "candidates": eligible,
-                      "propensity": choice.probability, "policy": choice.policy,
-                      "version": choice.version, "holdout": held, "level": level,
-                      "why": why, "counted": counted},
-                personal={"features": ev.features, "segment": segment, "explanation": explanation},
-            )])  # fmt: skip
+        row = {
+            "id": ask.decision_id, "tenant": ask.tenant, "subject_id": ask.subject_id,
+            "placement": placement.name, "decided_at": now, "chosen": chosen.id if chosen else None,
+            "candidates": eligible, "features": ev.features, "propensity": choice.probability,
+            "policy": choice.policy, "version": choice.version, "holdout": held, "level": level,
+            "reasons": reasons if why is None else [*reasons, why], "counted": counted,
+            "segment": None if segment is None else str(segment)[:100], "explanation": explanation,
+        }  # fmt: skip
+        event = AuditEvent(
+            event_type="placement.decided", actor=ask.actor, subject_id=ask.subject_id,
+            versions=Versions(policy=f"{choice.policy}@{choice.version}"),
+            data={"decision_id": ask.decision_id, "placement": placement.name,
+                  "chosen": chosen.id if chosen else None, "candidates": eligible,
+                  "propensity": choice.probability, "policy": choice.policy,
+                  "version": choice.version, "holdout": held, "level": level,
+                  "why": why, "counted": counted},
+            personal={"features": ev.features, "segment": segment, "explanation": explanation},
+        )  # fmt: skip
         item = (
             None
             if chosen is None
             else Item(id=chosen.id, content=chosen.content, priority=chosen.priority)
         )
-        return Decision(decision_id=decision_id, placement=placement.name, subject_id=subject_id,
-                        item=item, why=why, explanation=explanation, holdout=held,
-                        policy=choice.policy, version=choice.version, probability=choice.probability,
-                        level=level, reasons=tuple(reasons), decided_at=now,
-                        contributions=tuple(choice.contributions))  # fmt: skip
+        decision = Decision(
+            decision_id=ask.decision_id, placement=placement.name, subject_id=ask.subject_id,
+            item=item, why=why, explanation=explanation, holdout=held, policy=choice.policy,
+            version=choice.version, probability=choice.probability, level=level,
+            reasons=tuple(reasons), decided_at=now, contributions=tuple(choice.contributions),
+        )  # fmt: skip
+        return row, event, decision
 
     def explain(
         self,
@@ -244,4 +290,4 @@ class Decider:
             return store.recent(conn, tenant, subject_id, limit)
 
 
-__all__ = ["Decider"]
+__all__ = ["Ask", "Decider"]

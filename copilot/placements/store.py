@@ -8,7 +8,9 @@ log's tamper evidence (see copilot.placements.decide); this table is its queryab
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -61,7 +63,64 @@ _INSERT = "INSERT INTO placement_decisions ({}) VALUES ({})".format(
 _SQLITE_INSERT = "INSERT INTO placement_decisions ({}) VALUES ({})".format(
     ", ".join(_COLUMNS), ", ".join(f":{c}" for c in _COLUMNS)
 )
-_LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+_LOCK = "SELECT pg_advisory_xact_lock(%s, %s)"
+
+# The same transaction for asyncpg (the API's asyncio decide, copilot.api.hot): BEGIN and
+# the lock in one simple-protocol message (`begin_locked`: two integers, no text, so
+# nothing to quote), numbered parameters, and the row and its audit entry in one statement
+# (a data-modifying WITH runs exactly once, whether or not the query reads it).
+STATE_NUM = _STATE.format(t="$1", s="$2", names="name = ANY($3::text[])", since="$4",
+                          yes="true", pk="$5", pt="$6")  # fmt: skip
+
+
+def lock_args(tenant: str, subject_id: str) -> tuple[int, int]:
+    """The subject's decide lock: (LOCK_CLASS, a 32-bit digest of tenant and subject). Two
+    subjects that share a digest only queue behind each other's decides."""
+    digest = hashlib.blake2b(f"{tenant}\x1f{subject_id}".encode(), digest_size=4).digest()
+    return LOCK_CLASS, int.from_bytes(digest, "big", signed=True)
+
+
+def begin_locked(tenant: str, subject_id: str) -> str:
+    """BEGIN and the subject's decide lock, as one message (integers only)."""
+    cls, key = lock_args(tenant, subject_id)
+    return f"BEGIN; SELECT pg_advisory_xact_lock({cls:d}, {key:d})"
+
+
+def state_args(
+    tenant: str, subject_id: str, names: Sequence[str], now: float, pause: tuple[str, str] | None
+) -> tuple[str, str, list[str], float, str, str]:
+    """STATE_NUM's arguments, as `read_state` binds them."""
+    pk, pt = pause or ("", "")
+    return tenant, subject_id, list(names), now - DAY, pk, pt
+
+
+def write_num(row: dict[str, Any], append: tuple[str, dict[str, object]]) -> tuple[str, list[Any]]:
+    """The decision row and its audit entry (`append`: the trail's `append_call`) as one
+    numbered statement and its arguments; its rows are the append's results."""
+    doc = decision_doc(row)
+    call, params = append
+    sql, names = _numbered(f"WITH d AS ({_INSERT_D}) {call}")
+    values = {**{f"d_{c}": doc[c] for c in _COLUMNS}, **params}
+    return sql, [values[n] for n in names]
+
+
+_INSERT_D = "INSERT INTO placement_decisions ({}) VALUES ({})".format(
+    ", ".join(_COLUMNS), ", ".join(f"%(d_{c})s" for c in _COLUMNS)
+)
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+@lru_cache(maxsize=16)
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """psycopg's `%(name)s` as asyncpg's `$n`, and the names in their numbers' order."""
+    names: list[str] = []
+
+    def number(m: re.Match[str]) -> str:
+        if m.group(1) not in names:
+            names.append(m.group(1))
+        return f"${names.index(m.group(1)) + 1}"
+
+    return _NAMED.sub(number, sql), tuple(names)
 
 
 @lru_cache(maxsize=64)
@@ -125,7 +184,7 @@ def read_state(
         if lock:
             with db.pipeline():  # fetched after the pipeline's one sync: one round trip
                 db.execute("BEGIN")
-                db.execute(_LOCK, (LOCK_CLASS, f"{tenant}\x1f{subject_id}"), prepare=True)
+                db.execute(_LOCK, lock_args(tenant, subject_id), prepare=True)
                 cur = db.execute(_PG_STATE, params, prepare=True)
             found = cur.fetchall()
         else:
@@ -134,10 +193,11 @@ def read_state(
         params = {"t": tenant, "s": subject_id, "since": now - DAY, "pk": pk, "pt": pt,
                   **{f"n{i}": n for i, n in enumerate(names)}}  # fmt: skip
         found = db.execute(_sqlite_state(len(names)), params).fetchall()
-    return _state(tenant, subject_id, found)
+    return state_of(tenant, subject_id, found)
 
 
-def _state(tenant: str, subject_id: str, found: Sequence[Any]) -> tuple[SubjectState, bool]:
+def state_of(tenant: str, subject_id: str, found: Sequence[Any]) -> tuple[SubjectState, bool]:
+    """The state read's rows (tag, a, b, c, d, e) as the rules' SubjectState, and the pause."""
     prefs = Preferences(tenant=tenant, subject_id=subject_id)
     values: dict[str, SignalValue] = {}
     shown: list[tuple[str, float]] = []
@@ -160,11 +220,17 @@ def _state(tenant: str, subject_id: str, found: Sequence[Any]) -> tuple[SubjectS
     return SubjectState(prefs=prefs, values=values, shown=shown, events=events), paused
 
 
-def insert_decision(conn: Connection, row: dict[str, Any]) -> None:
-    """Write one decision row (JSON fields given as Python values)."""
+def decision_doc(row: dict[str, Any]) -> dict[str, Any]:
+    """A decision row as stored: its JSON fields as text."""
     doc = dict(row)
     for key in ("candidates", "features", "reasons"):
         doc[key] = json.dumps(doc[key], sort_keys=True)
+    return doc
+
+
+def insert_decision(conn: Connection, row: dict[str, Any]) -> None:
+    """Write one decision row (JSON fields given as Python values)."""
+    doc = decision_doc(row)
     db = driver_of(conn)
     if conn.dialect.name == "postgresql":
         db.execute(_INSERT, doc, prepare=True)
@@ -224,13 +290,20 @@ def erase_in(conn: Connection, tenant: str, subject_id: str) -> int:
 
 
 __all__ = [
+    "STATE_NUM",
+    "begin_locked",
+    "decision_doc",
     "deciding",
     "decision_row",
     "erase_in",
     "event_row",
     "insert_decision",
+    "lock_args",
     "logged",
     "read_state",
     "recent",
+    "state_args",
+    "state_of",
+    "write_num",
     "writing",
 ]

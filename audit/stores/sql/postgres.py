@@ -78,15 +78,25 @@ def append_in(
     conn: Connection, stream: str, sealed: Sequence[Sealed], *, wait: bool
 ) -> list[AppendResult]:
     """Append inside `conn`'s transaction: one call of `audit_append` (see the store)."""
-    mode = "wait" if wait else "try"
     # On the driver, prepared: every state change appends its event here, and SQLAlchemy's
-    # per-statement machinery would cost more CPU than the call itself; one event (the
-    # usual case) goes through the scalar function, which spares adapting eleven arrays.
-    if len(sealed) == 1:
-        sql, params = APPEND_ONE_SQL, _one_params(stream, sealed[0], mode)
-    else:
-        sql, params = APPEND_SQL, event_params(stream, sealed, mode)
+    # per-statement machinery would cost more CPU than the call itself.
+    sql, params = call_in(stream, sealed, wait=wait)
     rows = driver_of(conn).execute(sql, params, prepare=True).fetchall()
+    return results(stream, rows)
+
+
+def call_in(stream: str, sealed: Sequence[Sealed], *, wait: bool) -> tuple[str, dict[str, object]]:
+    """The statement `append_in` runs (psycopg's named style) and its arguments: for a caller
+    that runs the transaction on a driver of its own. Its rows go to `results`. One event
+    (the usual case) goes through the scalar function, which spares adapting eleven arrays."""
+    mode = "wait" if wait else "try"
+    if len(sealed) == 1:
+        return APPEND_ONE_SQL, _one_params(stream, sealed[0], mode)
+    return APPEND_SQL, event_params(stream, sealed, mode)
+
+
+def results(stream: str, rows: Sequence[Sequence[Any]]) -> list[AppendResult]:
+    """`call_in`'s rows (o_seq, o_hash, o_status) as results."""
     return [_result(stream, *r) for r in rows]
 
 
@@ -266,6 +276,8 @@ def _result(stream: str, seq: int | None, digest: bytes | None, status: str) -> 
 __all__ = [
     "append_in",
     "append_standalone",
+    "call_in",
+    "results",
     "rows",
     "settle",
     "settle_in",

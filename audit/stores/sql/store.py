@@ -68,6 +68,19 @@ class SqlAuditStore:
             return postgres.append_in(conn, stream, sealed, wait=wait)
         return sqlite.append(_driver(conn.connection), stream, sealed)
 
+    def append_call(
+        self, stream: str, events: Sequence[AuditEvent], *, wait: bool = False
+    ) -> tuple[str, dict[str, object]]:
+        """`append_in` as a statement for a transaction the caller runs on a driver of its own
+        (the API's asyncio decide): the SQL, in psycopg's named style (`%(name)s`), and its
+        arguments. Executing it in the caller's transaction is `append_in` exactly (the same
+        server function, the same sealing); PostgreSQL only: SQLite appends through the
+        connection's chaining view, which only `append_in` sets up."""
+        if not self._pg:
+            raise NotImplementedError("append_call is PostgreSQL's; on SQLite use append_in")
+        stamp = timestamp()
+        return postgres.call_in(stream, [seal(e, stamp) for e in events], wait=wait)
+
     def settle(self, stream: str, *, durable: bool = True, wait: float | None = None) -> int:
         """Chain events queued for `stream` (PostgreSQL); returns how many were chained.
 
