@@ -13,46 +13,25 @@ type) it hands to FastAPI unchanged, body replayed, so those answers are FastAPI
 Why: in the profile of a decide over HTTP, routing among the app's ~90 routes and resolving
 the dependencies cost more CPU than the decide's own reads and writes.
 
-On PostgreSQL, a placement whose policy ranks without I/O is decided on the event loop
-(copilot.placements.aio: the same transaction on asyncpg, on the app's kept connections,
-`app.state.decide_connections`); otherwise, and on SQLite, `Decider.decide` runs on a
-worker thread. Why: handing each decide to a thread and back, and psycopg's and
-SQLAlchemy's per-statement Python, cost more of the server's CPU than the decide's rules.
+The decide itself is the route's (`routes.placements.decided`: on PostgreSQL on the
+event loop, see there).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-import asyncpg
 from fastapi import FastAPI
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from copilot.api.placement_schema import DecideIn, DecisionOut
-from copilot.api.reads import UNAVAILABLE, Connections
-from copilot.api.routes.placements import caller
-from copilot.errors import CopilotError
-from copilot.placements import aio
+from copilot.api.placement_schema import DecideIn
+from copilot.api.routes.placements import caller, decided
 
-log = logging.getLogger(__name__)
 PATH = "/v1/decide"
 _JSON = b"application/json"
-# SQLSTATE classes that psycopg raises as OperationalError, which the threaded decide
-# answers 503 `service.unavailable` (connection, transaction rollback, resources, program
-# limits, lock not available, operator intervention, system): the same on the asyncio path.
-_TRANSIENT = frozenset({"08", "40", "53", "54", "55", "57", "58", "F0"})
-
-
-def _unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, UNAVAILABLE):
-        return True
-    state = getattr(exc, "sqlstate", None) if isinstance(exc, asyncpg.PostgresError) else None
-    return isinstance(state, str) and state[:2] in _TRANSIENT
 
 
 class HotDecide:
@@ -91,31 +70,7 @@ class HotDecide:
     async def _decide(self, request: Request, asked: DecideIn) -> Response:
         rt = self.api.state.runtime
         who = await caller(request, rt)
-        who.check(asked.subject_id)
-        loop: Connections | None = getattr(self.api.state, "decide_connections", None)
-        tenant, name, subject, context = (
-            who.tenant,
-            asked.placement,
-            asked.subject_id,
-            asked.context,
-        )
-        from_client = who.subject is not None
-        if loop is not None and rt.decider.inline(name):
-            try:
-                d = await aio.decide(rt.decider, loop.transact, tenant, name, subject, context,
-                                     actor=who.actor, from_client=from_client)  # fmt: skip
-            except Exception as exc:
-                if not _unavailable(exc):
-                    raise
-                log.warning("decide: database unavailable: %s", exc)
-                raise CopilotError("the database is not reachable; retry shortly",
-                                   code="service.unavailable") from exc  # fmt: skip
-        else:  # SQLite, a policy that may block, or an app driven without its lifespan
-            d = await run_in_threadpool(
-                rt.decider.decide, tenant, name, subject, context, actor=who.actor,
-                from_client=from_client,
-            )  # fmt: skip
-        out = DecisionOut.model_validate(d.model_dump())
+        out = await decided(self.api.state, rt, who, asked)
         return Response(out.model_dump_json(), media_type="application/json")
 
     async def _error(self, request: Request, exc: Exception) -> Response:

@@ -9,14 +9,18 @@ an app key through `POST /v1/subject-tokens`); a token used for another subject 
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Annotated
 
+import asyncpg
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security.utils import get_authorization_scheme_param
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
 
 from audit import Actor
 from copilot.api.auth import KeyCache, authenticate, require, runtime
@@ -31,12 +35,15 @@ from copilot.api.placement_schema import (
     SubjectTokenIn,
     SubjectTokenOut,
 )
+from copilot.api.reads import UNAVAILABLE, Connections
 from copilot.api.schema import SUBJECT
+from copilot.errors import CopilotError
 from copilot.governance.keys import Principal
-from copilot.placements import EventIn, TokenError
+from copilot.placements import EventIn, TokenError, aio
 from copilot.placements.tokens import PREFIX
 from copilot.runtime import Runtime
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["placements"])
 App = Annotated[Principal, Depends(require("app"))]
 Rt = Annotated[Runtime, Depends(runtime)]
@@ -83,13 +90,55 @@ Who = Annotated[Caller, Depends(caller)]
 
 @router.post("/v1/decide", response_model=DecisionOut, responses=responses(401, 403, 404, 413, 422),
              summary="Decide what a subject sees in a placement")  # fmt: skip
-def decide(body: DecideIn, who: Who, rt: Rt) -> DecisionOut:
+async def decide(request: Request, body: DecideIn, who: Who, rt: Rt) -> DecisionOut:
     """The item to show now, or none with `why`; the decision is logged (and audited) before
     the answer. `context` may hold only signals the placement reads (`placement.context_undeclared`)."""
+    return await decided(request.app.state, rt, who, body)
+
+
+async def decided(state: State, rt: Runtime, who: Caller, body: DecideIn) -> DecisionOut:
+    """The decide behind `POST /v1/decide` (the route's and copilot.api.hot's).
+
+    On PostgreSQL, for a placement whose policy ranks without I/O (`Decider.inline`), on
+    the event loop: copilot.placements.aio on the app's kept asyncpg connections
+    (`state.decide_connections`, opened by the app's lifespan). Otherwise (SQLite, a policy
+    that may block, an app driven without its lifespan) `Decider.decide` on a worker thread.
+    Why: handing each decide to a thread and back, and psycopg's and SQLAlchemy's
+    per-statement Python, cost more of the server's CPU than the decide's rules.
+    """
     who.check(body.subject_id)
-    d = rt.decider.decide(who.tenant, body.placement, body.subject_id, body.context,
-                          actor=who.actor, from_client=who.subject is not None)  # fmt: skip
+    loop: Connections | None = getattr(state, "decide_connections", None)
+    from_client = who.subject is not None
+    if loop is not None and rt.decider.inline(body.placement):
+        try:
+            d = await aio.decide(rt.decider, loop.transact, who.tenant, body.placement,
+                                 body.subject_id, body.context, actor=who.actor,
+                                 from_client=from_client)  # fmt: skip
+        except Exception as exc:
+            if not _unavailable(exc):
+                raise
+            log.warning("decide: database unavailable: %s", exc)
+            raise CopilotError("the database is not reachable; retry shortly",
+                               code="service.unavailable") from exc  # fmt: skip
+    else:
+        d = await run_in_threadpool(
+            rt.decider.decide, who.tenant, body.placement, body.subject_id, body.context,
+            actor=who.actor, from_client=from_client,
+        )  # fmt: skip
     return DecisionOut.model_validate(d.model_dump())
+
+
+# SQLSTATE classes that psycopg raises as OperationalError, which the threaded decide
+# answers 503 `service.unavailable` (connection, transaction rollback, resources, program
+# limits, lock not available, operator intervention, system): the same on the event loop.
+_TRANSIENT = frozenset({"08", "40", "53", "54", "55", "57", "58", "F0"})
+
+
+def _unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, UNAVAILABLE):
+        return True
+    state = getattr(exc, "sqlstate", None) if isinstance(exc, asyncpg.PostgresError) else None
+    return isinstance(state, str) and state[:2] in _TRANSIENT
 
 
 @router.post("/v1/decisions/{decision_id}/events", response_model=PlacementEventOut, status_code=201,

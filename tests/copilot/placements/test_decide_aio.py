@@ -20,7 +20,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from audit import Query
+from audit import Actor, Query
+from copilot.api.placement_schema import DecisionOut
 from copilot.api.reads import Connections, connections
 from copilot.placements import aio
 from copilot.placements.store import lock_args
@@ -306,3 +307,57 @@ def test_a_subject_id_with_quotes_is_a_parameter_never_sql(api: Any, pg: Runtime
     d = _decide(api, sid)
     assert d.status_code == 200 and d.json()["subject_id"] == sid
     assert _decide(api, sid).json()["item"] is not None  # the table is there
+
+
+SEQUENCE: list[tuple[str, dict[str, Any]]] = [
+    ("t.daily", {}), ("t.daily", {}), ("t.cool", {}), ("t.cool", {}), ("t.secure", {}),
+    ("t.held", {"t.plan": "pro"}), ("t.steps", {}), ("t.steps", {"t.level": 0}),
+    ("t.steps", {"t.level": 1, "t.flag": True}), ("t.daily", {}), ("t.daily", {}),
+]  # fmt: skip
+
+
+def test_the_loop_decides_records_and_audits_as_the_threaded_decide_does(
+    api: Any, pg: Runtime
+) -> None:
+    """One sequence of decides (caps, cooldown, a bypassing class, a holdout, thin context,
+    rules) over HTTP (on the loop) for one subject and with `Decider.decide` for another:
+    the same answers, the same rows and the same audit entries, but for ids and times."""
+    held = pg.placements.get("t.held")
+    while True:  # two fresh subjects on the same side of t.held's holdout
+        a, b = (f"acct-{uuid.uuid4().hex[:10]}" for _ in range(2))
+        if pg.decider.held(held, a) == pg.decider.held(held, b):
+            break
+    client, auth = api
+    actor = Actor.system("key:acme-app")  # the HTTP decides' actor: the app key's name
+    for name, context in SEQUENCE:
+        http = client.post("/v1/decide", headers=auth,
+                           json={"placement": name, "subject_id": a, "context": context})  # fmt: skip
+        assert http.status_code == 200, http.text
+        threaded = pg.decider.decide("acme", name, b, context, actor=actor)
+        mine = DecisionOut.model_validate(threaded.model_dump()).model_dump(mode="json")
+        assert _but_ids(http.json()) == _but_ids(mine), name
+    rows = {s: _rows(pg, s) for s in (a, b)}
+    assert len(rows[a]) == len(SEQUENCE) and rows[a] == rows[b]
+    pg.audit.settle("acme")
+    entries = {
+        s: [(e.actor, e.versions, {**e.data, "decision_id": None}, e.personal)
+            for e in pg.audit.query("acme", Query(event_type="placement.decided", subject_id=s,
+                                                  with_personal=True))]
+        for s in (a, b)
+    }  # fmt: skip
+    assert len(entries[a]) == len(SEQUENCE) and entries[a] == entries[b]
+    assert pg.trail.verify("acme").ok
+
+
+def _but_ids(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k not in ("decision_id", "decided_at", "subject_id")}
+
+
+def _rows(pg: Runtime, sid: str) -> list[tuple[Any, ...]]:
+    with pg.engine.connect() as conn:
+        found = conn.exec_driver_sql(
+            "SELECT placement, chosen, candidates, features, propensity, policy, version, "
+            "holdout, level, reasons, counted, segment, explanation FROM placement_decisions "
+            "WHERE subject_id = %s ORDER BY decided_at", (sid,)
+        ).fetchall()  # fmt: skip
+    return [tuple(r) for r in found]
