@@ -204,6 +204,15 @@ class Settings(BaseSettings):
             "that revokes it forgets it at once."
         ),
     )
+    api_decide_connections: int = Field(
+        default=8,
+        ge=1,
+        le=200,
+        description=(
+            "PostgreSQL connections each API process keeps for `POST /v1/decide` on its event "
+            "loop (at most this many decides in flight at once; the rest wait their turn)."
+        ),
+    )
     trusted_proxies: str = Field(
         default="",
         description=(

@@ -46,10 +46,6 @@ Errors are `{"error": {"code", "message", "details"}}` with stable codes.
 """
 
 
-# At most this many decides in flight on the event loop, each on a kept connection of its own.
-DECIDE_CONNECTIONS = 8
-
-
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
     """The API alone (no `/ui` pages). `runtime` is for tests that build their own."""
     rt = runtime or Runtime(settings, tolerate_broker_errors=True)
@@ -61,7 +57,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         await reader.open()
         # The asyncio decide's kept connections (copilot.api.hot); none on SQLite.
         app.state.decide_connections = connections(rt.engine, "copilot-api-decide",
-                                                   DECIDE_CONNECTIONS)  # fmt: skip
+                                                   settings.api_decide_connections)  # fmt: skip
         try:
             yield
         finally:
