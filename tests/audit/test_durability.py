@@ -1,16 +1,29 @@
-"""On PostgreSQL an acknowledged append is flushed to the WAL before `append` returns."""
+"""On PostgreSQL an acknowledged append is flushed to the WAL before `append` returns.
+
+On a cluster of the test's own (tests.support.faults.own_pg): the check compares the
+server-wide WAL insert and flush positions, which other sessions' asynchronous commits on
+a shared server would move.
+"""
 
 from __future__ import annotations
+
+import uuid
+from typing import Any
 
 from sqlalchemy import text
 
 from audit import Actor, AuditEvent, SqlAuditStore
 from audit.db import create_engine
 from copilot.db.engines import upgrade
+from tests.support.faults import own_pg
+
+__all__ = ["own_pg"]  # the fixture
 
 
-def test_an_acknowledged_append_is_in_the_flushed_wal(pg_url: str) -> None:
-    engine = create_engine(pg_url)
+def test_an_acknowledged_append_is_in_the_flushed_wal(own_pg: Any) -> None:
+    db = "durability_" + uuid.uuid4().hex[:8]
+    own_pg.sql(f"CREATE DATABASE {db}")
+    engine = create_engine(own_pg.url.rsplit("/", 1)[0] + f"/{db}")
     upgrade(engine)
     store = SqlAuditStore(engine)
     try:
@@ -35,3 +48,4 @@ def test_an_acknowledged_append_is_in_the_flushed_wal(pg_url: str) -> None:
                 )
     finally:
         engine.dispose()
+        own_pg.sql(f"DROP DATABASE {db} WITH (FORCE)")
