@@ -153,15 +153,22 @@ class Guard:
     def refuse(
         self, tenant: str, kind: str, target: str, evidence: dict[str, Any], srm_p: float
     ) -> dict[str, Any]:
-        """Audit and return a breach the guard will not act on: its arms fail the SRM check."""
+        """Audit (once a day per target) and return a breach the guard will not act on: its
+        arms fail the SRM check."""
         refused = {"action": "refused", "kind": kind, "target": target,
                    "code": "rollout.srm_blocked",
                    "message": f"{kind} {target}: not paused on a breach of its stop rule; its "
                               f"arms fail the sample-ratio check (p = {srm_p:.2g}), so the "
                               "comparison proves nothing: fix assignment or logging first",
                    "srm_p": srm_p, **evidence}  # fmt: skip
+        # Audited once a day per target while the mismatch lasts (the guard runs every
+        # review cycle; a refusal each cycle would only bury the trail): the day's
+        # idempotency key makes the repeats no-ops. The caller sees every cycle's refusal.
+        day = time.strftime("%Y-%m-%d", time.gmtime(self.clock()))
         with self.engine.begin() as conn:
-            self._audit(conn, tenant, "rollout.pause_refused", Actor.system("guard"), refused)
+            self.audit.append_in(conn, tenant, [AuditEvent(
+                event_type="rollout.pause_refused", actor=Actor.system("guard"), data=refused,
+                idempotency_key=f"rollout.pause_refused:{kind}:{target}:{day}")])  # fmt: skip
         return refused
 
     def pause(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import uuid
 
 import pytest
@@ -158,6 +159,11 @@ def test_the_guard_refuses_to_pause_on_a_comparison_with_a_sample_ratio_mismatch
     assert rt.gate.queue("acme", kind=RESUME_KIND)[0] == []  # nothing for an admin to resume
     [refused] = events(rt, "rollout.pause_refused")
     assert refused["code"] == SRM_BLOCKED and refused["target"] == "stopping"
+    [again] = rt.check_stop_rules()  # the next cycle refuses again, audited once a day
+    assert again["action"] == "refused" and len(events(rt, "rollout.pause_refused")) == 1
+    rt.guard.clock = lambda: time.time() + 86_400  # tomorrow: audited once more
+    assert [r["action"] for r in rt.check_stop_rules()] == ["refused"]
+    assert len(events(rt, "rollout.pause_refused")) == 2
     # The blocking warning is first on the report, and the policy still decides runs
     assert mismatch and report.warnings[0] == mismatch[0] and mismatch[0].details["blocking"]
     assert run_once(rt, treated_subject()) == [{"status": "approved", "rule": "low-risk-internal"}]
