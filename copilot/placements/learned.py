@@ -31,7 +31,6 @@ from sqlalchemy import Engine, select, text
 from audit.db import readonly
 from copilot.db.tables import placement_decisions as dec
 from copilot.db.tables import placement_events as evt
-from copilot.measure.rollout import is_paused
 from copilot.ranking import Choice, LoggedDecision, PolicyInput, RankingPolicy, RulesPolicy
 
 if TYPE_CHECKING:
@@ -135,12 +134,6 @@ class PromotedPolicy:
     @property
     def version(self) -> str:
         return "live"  # each choice names the version that made it
-
-    @staticmethod
-    def paused(engine: Engine, tenant: str, surface: str) -> bool:
-        """Whether a stop rule breach paused the surface's learned policy (the rules serve)."""
-        with readonly(engine.connect()) as conn:
-            return is_paused(conn, tenant, surface, POLICY_KIND)
 
     @staticmethod
     def serving(engine: Engine, tenant: str, surface: str) -> tuple[str | None, bool]:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Connection, Engine, Row, select, update
 
 from audit.db import driver_of
@@ -27,7 +28,7 @@ from copilot.placements._sql import LOCK_CLASS
 from copilot.placements.rules import DAY, PastEvent, SubjectState
 from copilot.ranking import LoggedDecision
 
-_IDLE = 0  # psycopg's pq.TransactionStatus.IDLE: no transaction open
+_IDLE = TransactionStatus.IDLE  # no transaction open
 ERASED = json.dumps({"erased": True})
 
 
