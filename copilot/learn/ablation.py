@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from copilot.learn.errors import EvaluationError, NotEnoughDataError
-from copilot.learn.evidence import NO_SEGMENT, _logged, _request, distribution_of
+from copilot.learn.evidence import NO_SEGMENT, distribution_of, logged_under, request_of
 from copilot.learn.features import fit_spec
 from copilot.learn.ope import Difference, Estimator, Logged, difference, z_of
 from copilot.learn.policy import LearnedPolicy
@@ -79,13 +79,13 @@ def ablate(
                                   window=window, config=config))  # fmt: skip
         for i in np.flatnonzero(fold == f):
             d = rows[int(i)]
-            with_p[i] = distribution_of(full, _request(d, catalog))
-            without_p[i] = distribution_of(cut, _request(without(d, signal), catalog))
+            with_p[i] = distribution_of(full, request_of(d, catalog))
+            without_p[i] = distribution_of(cut, request_of(without(d, signal), catalog))
     spec = fit_spec(d.features for d in rows)
     q = reward_model(spec, rows, ids, ridge)
     segment = np.array([d.segment or NO_SEGMENT for d in rows])
-    mine: Logged = _logged(rows, with_p, q, ids, segment)
-    theirs: Logged = _logged(rows, without_p, q, ids, segment)
+    mine: Logged = logged_under(rows, with_p, q, ids, segment)
+    theirs: Logged = logged_under(rows, without_p, q, ids, segment)
     return difference(mine, theirs, estimator, alpha=alpha)
 
 

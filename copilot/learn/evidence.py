@@ -47,7 +47,8 @@ class EvidenceConfig(BaseModel):
     ridge: float = Field(default=1.0, gt=0)
 
 
-def _request(d: LoggedDecision, catalog: Mapping[str, Candidate]) -> PolicyInput:
+def request_of(d: LoggedDecision, catalog: Mapping[str, Candidate]) -> PolicyInput:
+    """The policy's input for a logged decision, as it was decided (its candidates, in order)."""
     eligible = [catalog.get(c) or Candidate(id=c, order=i) for i, c in enumerate(d.candidates)]
     return PolicyInput(surface=d.surface, subject_id=d.subject_id, features=d.features,
                        eligible=eligible)  # fmt: skip
@@ -64,10 +65,12 @@ def distribution_of(policy: RankingPolicy, request: PolicyInput) -> dict[str, fl
     return {choice.candidate_id: 1.0} if choice.candidate_id else {}
 
 
-def _logged(
+def logged_under(
     rows: Sequence[LoggedDecision], dists: Sequence[Mapping[str, float]], q: np.ndarray,
     ids: Sequence[str], segment: np.ndarray,
 ) -> Logged:  # fmt: skip
+    """The logged decisions with a target policy's distributions (`dists`, one per row) and
+    the reward model's estimates `q` (rows by `ids`): the estimators' input."""
     index = {c: i for i, c in enumerate(ids)}
     n = len(rows)
     pi = np.zeros((n, len(ids)))
@@ -113,9 +116,9 @@ def build_evidence(
         d.features for d in rows)  # fmt: skip
     q = reward_model(spec, rows, ids, config.ridge)
     segment = np.array([d.segment or NO_SEGMENT for d in rows])
-    requests = [_request(d, catalog) for d in rows]
-    mine = _logged(rows, [distribution_of(candidate, r) for r in requests], q, ids, segment)
-    theirs = _logged(rows, [distribution_of(current, r) for r in requests], q, ids, segment)
+    requests = [request_of(d, catalog) for d in rows]
+    mine = logged_under(rows, [distribution_of(candidate, r) for r in requests], q, ids, segment)
+    theirs = logged_under(rows, [distribution_of(current, r) for r in requests], q, ids, segment)
     overall, segments = compare(mine, theirs, estimator=config.estimator, alpha=config.alpha,
                                 min_segment=config.min_segment)  # fmt: skip
     harmed = [s.segment for s in segments if s.harmed]
@@ -142,4 +145,11 @@ def build_evidence(
     return document, hashlib.sha256(canonical(document)).hexdigest()
 
 
-__all__ = ["NO_SEGMENT", "EvidenceConfig", "build_evidence", "distribution_of"]
+__all__ = [
+    "NO_SEGMENT",
+    "EvidenceConfig",
+    "build_evidence",
+    "distribution_of",
+    "logged_under",
+    "request_of",
+]
