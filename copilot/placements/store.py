@@ -8,7 +8,6 @@ log's tamper evidence (see copilot.placements.decide); this table is its queryab
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -64,27 +63,31 @@ _INSERT = "INSERT INTO placement_decisions ({}) VALUES ({})".format(
 _SQLITE_INSERT = "INSERT INTO placement_decisions ({}) VALUES ({})".format(
     ", ".join(_COLUMNS), ", ".join(f":{c}" for c in _COLUMNS)
 )
-_LOCK = "SELECT pg_advisory_xact_lock(%s, %s)"
+_LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
 
 # The same transaction for asyncpg (the API's asyncio decide, copilot.api.hot): BEGIN and
-# the lock in one simple-protocol message (`begin_locked`: two integers, no text, so
-# nothing to quote), numbered parameters, and the row and its audit entry in one statement
-# (a data-modifying WITH runs exactly once, whether or not the query reads it).
+# the lock in one simple-protocol message (`begin_locked`), numbered parameters, and the
+# row and its audit entry in one statement (a data-modifying WITH runs exactly once,
+# whether or not the query reads it).
 STATE_NUM = _STATE.format(t="$1", s="$2", names="name = ANY($3::text[])", since="$4",
                           yes="true", pk="$5", pt="$6")  # fmt: skip
 
 
-def lock_args(tenant: str, subject_id: str) -> tuple[int, int]:
-    """The subject's decide lock: (LOCK_CLASS, a 32-bit digest of tenant and subject). Two
-    subjects that share a digest only queue behind each other's decides."""
-    digest = hashlib.blake2b(f"{tenant}\x1f{subject_id}".encode(), digest_size=4).digest()
-    return LOCK_CLASS, int.from_bytes(digest, "big", signed=True)
+def lock_args(tenant: str, subject_id: str) -> tuple[int, str]:
+    """`_LOCK`'s arguments: the subject's decide lock (LOCK_CLASS, hashtext of tenant and
+    subject), the same key in every release, so decides of two releases exclude each other
+    for a subject during a rolling deploy."""
+    return LOCK_CLASS, f"{tenant}\x1f{subject_id}"
 
 
 def begin_locked(tenant: str, subject_id: str) -> str:
-    """BEGIN and the subject's decide lock, as one message (integers only)."""
-    cls, key = lock_args(tenant, subject_id)
-    return f"BEGIN; SELECT pg_advisory_xact_lock({cls:d}, {key:d})"
+    """BEGIN and the subject's decide lock (`lock_args`'s key) as one message. The text goes
+    in as hex digits, decoded by the server (`convert_from(decode(...))`), so there is
+    nothing to quote and the key is the one `hashtext` gives the bound parameter."""
+    cls, text = lock_args(tenant, subject_id)
+    key = text.encode().hex()
+    return (f"BEGIN; SELECT pg_advisory_xact_lock({cls:d}, "
+            f"hashtext(convert_from(decode('{key}', 'hex'), 'UTF8')))")  # fmt: skip
 
 
 def state_args(

@@ -198,7 +198,7 @@ def _fault_while_waiting(api: Any, pg: Runtime, sid: str, how: str) -> Any:
         psycopg.connect(_dsn(pg), autocommit=True) as admin,
     ):
         holder.execute("BEGIN")
-        holder.execute("SELECT pg_advisory_xact_lock(%s, %s)", lock_args("acme", sid))
+        holder.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", lock_args("acme", sid))
         t = threading.Thread(target=lambda: got.append(_decide(api, sid)))
         t.start()
         pid = None
@@ -251,7 +251,7 @@ def test_a_decide_whose_backend_is_terminated_before_it_wrote_is_retried_fresh(
 def test_a_lock_wait_past_lock_timeout_answers_503(api: Any, pg: Runtime, sid: str) -> None:
     with psycopg.connect(_dsn(pg), autocommit=True) as holder:
         holder.execute("BEGIN")
-        holder.execute("SELECT pg_advisory_xact_lock(%s, %s)", lock_args("acme", sid))
+        holder.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", lock_args("acme", sid))
         answer = _decide(api, sid)  # waits lock_timeout (COPILOT_DB_LOCK_TIMEOUT)
         holder.execute("ROLLBACK")
     assert answer.status_code == 503, answer.text

@@ -13,7 +13,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from copilot.placements._sql import LOCK_CLASS
 from copilot.placements.store import lock_args
 from copilot.runtime import Runtime
 
@@ -42,7 +41,7 @@ def _fail_while_waiting(rt: Runtime, sid: str, how: str) -> BaseException | None
         psycopg.connect(_dsn(rt), autocommit=True) as admin,
     ):
         holder.execute("BEGIN")
-        holder.execute("SELECT pg_advisory_xact_lock(%s, %s)", lock_args("acme", sid))
+        holder.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", lock_args("acme", sid))
         t = threading.Thread(target=decide)
         t.start()
         pid = None
@@ -60,8 +59,8 @@ def _left_open(rt: Runtime, sid: str) -> list[Any]:
     with psycopg.connect(_dsn(rt), autocommit=True) as admin:
         locks = admin.execute(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
-            "AND objid = %s::oid",
-            (LOCK_CLASS, lock_args("acme", sid)[1] % 2**32),
+            "AND objid = hashtext(%s)::oid",
+            lock_args("acme", sid),
         ).fetchall()
         idle = admin.execute(  # a decide's own statements only: other sessions share the server
             "SELECT pid, query FROM pg_stat_activity WHERE state LIKE 'idle in transaction%%' "
