@@ -48,6 +48,18 @@ _GONE: tuple[type[BaseException], ...] = (
     asyncpg.InternalClientError,
     asyncpg.exceptions.OperatorInterventionError,  # shut down, terminated, starting up
 )
+
+
+class ConnectRefused(ConnectionError):
+    """The server refused a new connection with an error of its own (a role or database it
+    does not know, a bad password, no pg_hba entry): as unavailable as a refused socket,
+    and what psycopg raises for it is an OperationalError too (503 on the threaded paths)."""
+
+
+class Closed(ConnectionError):
+    """The kept connections were closed (the app is stopping): nothing new is opened."""
+
+
 # What answers 503 `service.unavailable` (timeouts and refusals are OSErrors).
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     *_GONE,
@@ -115,6 +127,7 @@ class Connections:
         self._slots = asyncio.Semaphore(size)
         self._idle: list[asyncpg.Connection] = []
         self._open: set[asyncpg.Connection] = set()
+        self._closed = False
 
     async def fetch(self, sql: str, args: list[Any]) -> list[asyncpg.Record]:
         async with self._slots:
@@ -135,9 +148,24 @@ class Connections:
             if not conn.is_closed():
                 return conn, True
             self._discard(conn)
-        conn = await self._connect()
+        if self._closed:  # a caller that waited for a slot while the app stopped
+            raise Closed("the database connections are closed (the app is stopping)")
+        try:
+            conn = await self._connect()
+        except asyncpg.PostgresError as exc:
+            raise ConnectRefused(f"the database refused the connection: {exc}") from exc
+        if self._closed:  # closed while this one connected: nothing would ever close it
+            conn.terminate()
+            raise Closed("the database connections are closed (the app is stopping)")
         self._open.add(conn)
         return conn, False
+
+    def _keep(self, conn: asyncpg.Connection) -> None:
+        """Back to the idle ones; closed instead when the connections were closed meanwhile."""
+        if self._closed:
+            self._discard(conn)
+        else:
+            self._idle.append(conn)
 
     async def _run(self, conn: asyncpg.Connection, sql: str, args: list[Any]) -> list[Any]:
         try:
@@ -146,12 +174,12 @@ class Connections:
             if isinstance(exc, _GONE):
                 self._discard(conn)
             else:
-                self._idle.append(conn)  # the statement failed; the connection did not
+                self._keep(conn)  # the statement failed; the connection did not
             raise
         except BaseException:
             self._discard(conn)  # dropped, or cancelled mid-statement: its state is unknown
             raise
-        self._idle.append(conn)
+        self._keep(conn)
         return rows
 
     async def transact(
@@ -198,12 +226,12 @@ class Connections:
                 except BaseException:
                     self._discard(conn)
                     raise exc from None
-                self._idle.append(conn)
+                self._keep(conn)
                 raise
             except BaseException:  # cancelled mid-statement: the connection's state is unknown
                 self._discard(conn)
                 raise
-            self._idle.append(conn)
+            self._keep(conn)
             return out
 
     def _discard(self, conn: asyncpg.Connection) -> None:
@@ -211,7 +239,10 @@ class Connections:
         conn.terminate()
 
     async def close(self) -> None:
-        """Close every connection, idle or not (the app is stopping); never hangs on one."""
+        """Close every connection, idle or not (the app is stopping); never hangs on one.
+        Nothing is opened after this: a caller still waiting for a slot gets `Closed`, and
+        a connection in use is closed when its caller is done with it."""
+        self._closed = True
         self._idle.clear()
         while self._open:
             conn = self._open.pop()

@@ -129,9 +129,13 @@ async def decided(state: State, rt: Runtime, who: Caller, body: DecideIn) -> Dec
 
 
 # SQLSTATE classes that psycopg raises as OperationalError, which the threaded decide
-# answers 503 `service.unavailable` (connection, transaction rollback, resources, program
-# limits, lock not available, operator intervention, system): the same on the event loop.
-_TRANSIENT = frozenset({"08", "40", "53", "54", "55", "57", "58", "F0"})
+# answers 503 `service.unavailable` (connection, triggered data change, authorization,
+# routine exceptions, savepoints, transaction rollback, resources, program limits, lock not
+# available, operator intervention, system, foreign data): the same on the event
+# loop. Pinned against psycopg's own classes in tests/copilot/placements/test_decide_aio_faults.py.
+_TRANSIENT = frozenset(
+    {"08", "27", "28", "2F", "38", "39", "3B", "40", "53", "54", "55", "57", "58", "F0", "HV"}
+)
 
 
 def _unavailable(exc: BaseException) -> bool:

@@ -27,7 +27,7 @@ from copilot.placements import aio
 from copilot.placements.store import lock_args
 from copilot.runtime import Runtime
 from copilot.server import create_app
-from tests.copilot.placements.test_decide_faults import WAITING, _dsn, _left_open
+from tests.copilot.placements.test_decide_faults import _dsn, _left_open
 from tests.support.api import make_keys
 
 
@@ -189,6 +189,15 @@ def test_a_decide_is_four_round_trips(pg: Runtime, sid: str) -> None:
     assert sent == ["BEGIN;", "SELECT", "WITH"]
 
 
+# The backend waiting for this subject's lock, and only it: WAITING (any backend on the
+# server waiting for an advisory lock) may pick another test run's decide on a shared server.
+_WAITING_FOR = (
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+    "AND classid = %s AND objid = (%s::bigint & 4294967295)::oid AND objsubid = 2 "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
 def _fault_while_waiting(api: Any, pg: Runtime, sid: str, how: str) -> Any:
     """The decide waits for the subject's lock, held by another session; its backend is
     cancelled or terminated there; then the holder lets go."""
@@ -204,7 +213,7 @@ def _fault_while_waiting(api: Any, pg: Runtime, sid: str, how: str) -> Any:
         pid = None
         deadline = time.monotonic() + 30
         while pid is None and t.is_alive() and time.monotonic() < deadline:
-            row = admin.execute(WAITING).fetchone()
+            row = admin.execute(_WAITING_FOR, lock_args("acme", sid)).fetchone()
             pid = row[0] if row else None
         assert pid is not None, got
         admin.execute(f"SELECT {how}(%s)", (pid,))
@@ -264,12 +273,15 @@ def test_kept_connections_the_server_dropped_are_replaced_before_anything_is_wri
 ) -> None:
     for i in range(3):
         assert _decide(api, f"{sid}-w{i}").status_code == 200
+    # This app's kept connections only (another app on the server, another test run's
+    # among them, has connections of the same application_name)
+    mine = [c.get_server_pid() for c in _loop(api)._open]
+    assert mine
     with psycopg.connect(_dsn(pg), autocommit=True) as admin:
         killed = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name = 'copilot-api-decide' AND datname = current_database()"
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(%s)", (mine,)
         ).fetchall()
-    assert killed
+    assert killed and all(k for (k,) in killed)
     first = _decide(api, sid)  # its kept connection is dead at BEGIN: tried once more, fresh
     assert first.status_code == 200 and first.json()["item"] is not None
 
