@@ -263,13 +263,35 @@ def connections(engine: Engine, application_name: str, size: int) -> Connections
         return None
     dsn, settings, timeout = args
     settings = {"application_name": application_name, **settings}
+    # The server's own limits bound each statement (statement_timeout, lock_timeout: the
+    # engine's URL carries them); the client gives up a little after statement_timeout, so
+    # a server that stopped answering cannot hold a request for ever, and with none (0) it
+    # waits as the threaded paths do.
+    limit = _ms(settings.get("statement_timeout", "0"))
+    command_timeout = limit + 5.0 if limit > 0 else None
 
     async def connect() -> asyncpg.Connection:
         return await asyncpg.connect(
-            dsn, server_settings=settings, timeout=timeout, command_timeout=30
+            dsn, server_settings=settings, timeout=timeout, command_timeout=command_timeout
         )
 
     return Connections(connect, size)
+
+
+def _ms(value: str) -> float:
+    """A PostgreSQL duration setting in seconds: `300000`, `300s`, `5min` (milliseconds bare)."""
+    units = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+    text = value.strip().lower()
+    for unit in sorted(units, key=len, reverse=True):
+        if text.endswith(unit):
+            try:
+                return float(text[: -len(unit)]) * units[unit]
+            except ValueError:
+                return 0.0
+    try:
+        return float(text) / 1000
+    except ValueError:
+        return 0.0
 
 
 class QueueReader:

@@ -139,10 +139,20 @@ _TRANSIENT = frozenset(
 
 
 def _unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, asyncpg.InterfaceError) and not _closed(exc):
+        return False  # a wrong argument count, a value its codec refuses: a bug, 500
     if isinstance(exc, UNAVAILABLE):
         return True
     state = getattr(exc, "sqlstate", None) if isinstance(exc, asyncpg.PostgresError) else None
     return isinstance(state, str) and state[:2] in _TRANSIENT
+
+
+def _closed(exc: BaseException) -> bool:
+    """An asyncpg interface error that says the connection is gone (asyncpg has no class of
+    its own for "connection is closed", only that message)."""
+    return isinstance(exc, asyncpg.exceptions.ConnectionDoesNotExistError) or str(exc).startswith(
+        "connection is closed"
+    )
 
 
 @router.post("/v1/decisions/{decision_id}/events", response_model=PlacementEventOut, status_code=201,

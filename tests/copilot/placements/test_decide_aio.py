@@ -193,7 +193,7 @@ def test_a_decide_is_four_round_trips(pg: Runtime, sid: str) -> None:
 # server waiting for an advisory lock) may pick another test run's decide on a shared server.
 _WAITING_FOR = (
     "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-    "AND classid = %s AND objid = (%s::bigint & 4294967295)::oid AND objsubid = 2 "
+    "AND classid = %s AND objid = (hashtext(%s)::bigint & 4294967295)::oid AND objsubid = 2 "
     "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
 
@@ -373,3 +373,32 @@ def _rows(pg: Runtime, sid: str) -> list[tuple[Any, ...]]:
             "WHERE subject_id = %s ORDER BY decided_at", (sid,)
         ).fetchall()  # fmt: skip
     return [tuple(r) for r in found]
+
+
+def test_a_bug_in_the_statements_answers_500_not_a_retry_shortly(
+    api: Any, pg: Runtime, sid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An asyncpg interface error that is not a lost connection (here a wrong argument
+    count) is a bug: 500 with its traceback logged, not 503; nothing is written."""
+    from copilot.placements import store
+
+    write = store.write_num
+
+    def short(*a: Any) -> Any:
+        sql, args = write(*a)
+        return sql, args[:-1]
+
+    monkeypatch.setattr(store, "write_num", short)
+    answer = _decide(api, sid)
+    assert answer.status_code == 500 and answer.json()["error"]["code"] == "internal"
+    monkeypatch.undo()
+    assert _written(pg, sid) == 0 and _left_open(pg, sid) == []
+    assert _decide(api, sid).json()["item"] is not None
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("300000", 300.0), ("300s", 300.0),
+                                               ("5min", 300.0), ("0", 0.0), ("x", 0.0)])  # fmt: skip
+def test_statement_timeouts_read_as_postgresql_writes_them(value: str, seconds: float) -> None:
+    from copilot.api.reads import _ms
+
+    assert _ms(value) == seconds

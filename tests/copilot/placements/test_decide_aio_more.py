@@ -150,7 +150,7 @@ def test_a_decide_stopped_inside_its_state_read_answers_503_and_writes_nothing(
             row = admin.execute(  # the backend holding this subject's lock, waiting
                 "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
                 "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s "
-                "AND l.objid = (%s::bigint & 4294967295)::oid AND a.wait_event_type = 'Lock'",
+                "AND l.objid = (hashtext(%s)::bigint & 4294967295)::oid AND a.wait_event_type = 'Lock'",
                 lock_args("acme", sid),
             ).fetchone()
             pid = row[0] if row else None
