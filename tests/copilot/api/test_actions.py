@@ -55,6 +55,9 @@ def test_feed_errors_have_stable_codes(api: Api) -> None:
     assert r.status_code == 422
     r = api.client.get("/v1/actions", params={"status": "gone"}, headers=app)
     assert r.status_code == 422
+    for status in ("ready", "all"):  # a cursor past any id the database holds (was a 500)
+        r = api.client.get("/v1/actions", params={"status": status, "cursor": 2**64}, headers=app)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "request.invalid", r.text
     # another tenant's id is not found; a reviewer's key may not pull the feed
     other = api.client.get(f"/v1/actions/{d.id}", headers=api.auth("globex", "app"))
     assert other.status_code == 404
