@@ -417,7 +417,8 @@ class ActionParams(BaseModel):
         str | None, Field(pattern=SUBJECT, description="Only this subject's.")
     ] = None
     cursor: Annotated[
-        int | None, Field(ge=0, description="`next_cursor` of the last page: ids above it.")
+        int | None,
+        Field(ge=0, le=2**53 - 1, description="`next_cursor` of the last page: ids above it."),
     ] = None
     wait: Annotated[
         float, Field(ge=0, le=3600, description=f"Long-poll: hold up to this many seconds "

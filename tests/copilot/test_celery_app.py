@@ -50,8 +50,8 @@ def test_celery_inspect_ping_reaches_a_live_copilot_worker_on_redis(tmp_path: Pa
         assert env["COPILOT_QUEUE"] in shown.stdout
         queues = app.control.inspect(timeout=2).active_queues() or {}
         assert [q["name"] for qs in queues.values() for q in qs] == [env["COPILOT_QUEUE"]]
-    finally:
-        os.killpg(worker.pid, signal.SIGTERM)
+    finally:  # SIGKILL: see tests.support.cluster.Cluster.stop
+        os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=30)
         log.close()
 

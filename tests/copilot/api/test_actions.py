@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
+from copilot.api.routes import actions
 from tests.support.api import Api
 from tests.support.feed import approved_run, events_of, opened
 
@@ -55,6 +58,9 @@ def test_feed_errors_have_stable_codes(api: Api) -> None:
     assert r.status_code == 422
     r = api.client.get("/v1/actions", params={"status": "gone"}, headers=app)
     assert r.status_code == 422
+    for status in ("ready", "all"):  # a cursor past any id the database holds (was a 500)
+        r = api.client.get("/v1/actions", params={"status": status, "cursor": 2**64}, headers=app)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "request.invalid", r.text
     # another tenant's id is not found; a reviewer's key may not pull the feed
     other = api.client.get(f"/v1/actions/{d.id}", headers=api.auth("globex", "app"))
     assert other.status_code == 404
@@ -67,6 +73,18 @@ def test_a_long_poll_waits_then_returns_empty(api: Api) -> None:
     r = api.client.get("/v1/actions", params={"wait": 0.6}, headers=api.auth("acme", "app"))
     assert r.status_code == 200 and r.json()["items"] == []
     assert time.monotonic() - started >= 0.5
+
+
+def test_any_valid_wait_is_accepted_and_held_no_longer_than_the_cap(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(actions, "MAX_WAIT", 0.4)  # the cap (20 s) made short
+    for wait in (3600, 25.5):
+        started = time.monotonic()
+        r = api.client.get("/v1/actions", params={"wait": wait}, headers=api.auth("acme", "app"))
+        held = time.monotonic() - started
+        assert r.status_code == 200 and r.json() == {"items": [], "next_cursor": None}, r.text
+        assert 0.35 <= held < 0.4 + 1.5, (wait, held)
 
 
 def test_a_dead_action_is_retried_or_cancelled_by_a_reviewer(api: Api) -> None:
