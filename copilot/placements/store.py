@@ -65,7 +65,7 @@ _SQLITE_INSERT = "INSERT INTO placement_decisions ({}) VALUES ({})".format(
 )
 _LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
 
-# The same transaction for asyncpg (the API's asyncio decide, copilot.api.hot): BEGIN and
+# The same transaction for asyncpg (the API's asyncio decide, copilot.placements.aio): BEGIN and
 # the lock in one simple-protocol message (`begin_locked`), numbered parameters, and the
 # row and its audit entry in one statement (a data-modifying WITH runs exactly once,
 # whether or not the query reads it).
