@@ -137,10 +137,15 @@ class Connections:
             except _GONE:
                 if not reused:
                     raise
-            while self._idle:  # a server that dropped one dropped them all
-                self._discard(self._idle.pop())
-            conn, _ = await self._take()
-            return await self._run(conn, sql, args)
+            return await self._run(await self._retake(), sql, args)
+
+    async def _retake(self) -> asyncpg.Connection:
+        """A fresh connection, after a kept one was found dead: a server that dropped one
+        dropped them all, so every idle one goes too."""
+        while self._idle:
+            self._discard(self._idle.pop())
+        conn, _ = await self._take()
+        return conn
 
     async def _take(self) -> tuple[asyncpg.Connection, bool]:
         while self._idle:
@@ -199,21 +204,17 @@ class Connections:
             conn, reused = await self._take()
             try:
                 await conn.execute(begin)
-            except _GONE as exc:
+            except BaseException as exc:
                 self._discard(conn)
-                if not reused or isinstance(exc, asyncpg.exceptions.QueryCanceledError):
+                cancelled = isinstance(exc, asyncpg.exceptions.QueryCanceledError)
+                if not reused or not isinstance(exc, _GONE) or cancelled:
                     raise  # a fresh connection failed, or someone cancelled us: not retried
-                while self._idle:  # a server that dropped one dropped them all
-                    self._discard(self._idle.pop())
-                conn, _ = await self._take()
+                conn = await self._retake()
                 try:
                     await conn.execute(begin)
                 except BaseException:
                     self._discard(conn)
                     raise
-            except BaseException:
-                self._discard(conn)
-                raise
             try:
                 out = await body(conn)
                 await conn.execute("COMMIT")

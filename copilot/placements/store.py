@@ -57,12 +57,17 @@ _PG_STATE = _STATE.format(t="%(t)s", s="%(s)s", names="name = ANY(%(names)s)",
 _COLUMNS = ("id", "tenant", "subject_id", "placement", "decided_at", "chosen", "candidates",
             "features", "propensity", "policy", "version", "holdout", "level", "reasons",
             "counted", "segment", "explanation")  # fmt: skip
-_INSERT = "INSERT INTO placement_decisions ({}) VALUES ({})".format(
-    ", ".join(_COLUMNS), ", ".join(f"%({c})s" for c in _COLUMNS)
-)
-_SQLITE_INSERT = "INSERT INTO placement_decisions ({}) VALUES ({})".format(
-    ", ".join(_COLUMNS), ", ".join(f":{c}" for c in _COLUMNS)
-)
+
+
+def _insert(value: str) -> str:
+    """The decision row's INSERT, each column's placeholder made by `value` from its name."""
+    return "INSERT INTO placement_decisions ({}) VALUES ({})".format(
+        ", ".join(_COLUMNS), ", ".join(value.format(c) for c in _COLUMNS)
+    )
+
+
+_INSERT = _insert("%({})s")
+_SQLITE_INSERT = _insert(":{}")
 _LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
 
 # The same transaction for asyncpg (the API's asyncio decide, copilot.placements.aio): BEGIN and
@@ -108,9 +113,7 @@ def write_num(row: dict[str, Any], append: tuple[str, dict[str, object]]) -> tup
     return sql, [values[n] for n in names]
 
 
-_INSERT_D = "INSERT INTO placement_decisions ({}) VALUES ({})".format(
-    ", ".join(_COLUMNS), ", ".join(f"%(d_{c})s" for c in _COLUMNS)
-)
+_INSERT_D = _insert("%(d_{})s")  # prefixed: the audit call binds its own subject_id
 _NAMED = re.compile(r"%\((\w+)\)s")
 
 

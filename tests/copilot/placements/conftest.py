@@ -10,8 +10,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 
 from copilot.runtime import Runtime
+from copilot.server import create_app
+from tests.support.api import make_keys
 from tests.support.runtime import build_runtime
 from tests.support.services import pg_sqlalchemy_url
 
@@ -45,6 +48,22 @@ def rt(shared_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run
     runtime.placements  # noqa: B018 - start-up validation
     yield runtime
     runtime.close()
+
+
+@pytest.fixture(scope="module")
+def pg(rt: Runtime) -> Runtime:
+    """The module's runtime on PostgreSQL only (the asyncio decide is PostgreSQL's)."""
+    if rt.engine.dialect.name != "postgresql":
+        pytest.skip("the asyncio decide is PostgreSQL's")
+    return rt
+
+
+@pytest.fixture(scope="module")
+def api(pg: Runtime) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    """The API on `pg` with its lifespan (so its kept decide connections), and app-key headers."""
+    keys = make_keys(pg)
+    with TestClient(create_app(pg.settings, runtime=pg)) as client:
+        yield client, {"Authorization": f"Bearer {keys['acme', 'app']}"}
 
 
 @pytest.fixture

@@ -13,12 +13,10 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from fastapi.testclient import TestClient
 
 from audit import Actor, Query
 from copilot.api.placement_schema import DecisionOut
@@ -26,28 +24,7 @@ from copilot.api.reads import Connections, connections
 from copilot.placements import aio
 from copilot.placements.store import lock_args
 from copilot.runtime import Runtime
-from copilot.server import create_app
-from tests.copilot.placements.test_decide_faults import _dsn, _left_open
-from tests.support.api import make_keys
-
-
-@pytest.fixture(scope="module")
-def pg(rt: Runtime) -> Runtime:
-    if rt.engine.dialect.name != "postgresql":
-        pytest.skip("the asyncio decide is PostgreSQL's")
-    return rt
-
-
-@pytest.fixture(scope="module")
-def api(pg: Runtime) -> Iterator[tuple[TestClient, dict[str, str]]]:
-    keys = make_keys(pg)
-    with TestClient(create_app(pg.settings, runtime=pg)) as client:
-        yield client, {"Authorization": f"Bearer {keys['acme', 'app']}"}
-
-
-def _decide(api: Any, sid: str, placement: str = "t.daily") -> Any:
-    client, auth = api
-    return client.post("/v1/decide", json={"placement": placement, "subject_id": sid}, headers=auth)
+from tests.support.decides import dsn, left_open, post_decide, written
 
 
 def _loop(api: Any) -> Connections:
@@ -63,7 +40,7 @@ def test_the_api_decides_on_the_loop_not_on_a_thread(
         raise AssertionError("the threaded decide ran")
 
     monkeypatch.setattr(pg.decider, "decide", threaded)
-    shown = [_decide(api, sid).json() for _ in range(4)]
+    shown = [post_decide(api, sid).json() for _ in range(4)]
     assert [d["item"] is not None for d in shown] == [True, True, True, False]  # the daily cap
     assert shown[3]["why"].startswith("cap:per_day")
     assert _loop(api)._open  # on the app's kept asyncpg connections
@@ -103,7 +80,7 @@ def test_a_policy_that_may_block_is_decided_on_a_thread(
     pg.placements.policies.register(Blocking())
     try:
         assert not pg.decider.inline("t.daily")
-        assert _decide(api, sid).json()["item"] is not None
+        assert post_decide(api, sid).json()["item"] is not None
     finally:
         pg.placements.policies.register(rules)
     assert len(threaded) == 1 and threaded[0] != threading.main_thread().name
@@ -203,12 +180,12 @@ def _fault_while_waiting(api: Any, pg: Runtime, sid: str, how: str) -> Any:
     cancelled or terminated there; then the holder lets go."""
     got: list[Any] = []
     with (
-        psycopg.connect(_dsn(pg), autocommit=True) as holder,
-        psycopg.connect(_dsn(pg), autocommit=True) as admin,
+        psycopg.connect(dsn(pg), autocommit=True) as holder,
+        psycopg.connect(dsn(pg), autocommit=True) as admin,
     ):
         holder.execute("BEGIN")
         holder.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", lock_args("acme", sid))
-        t = threading.Thread(target=lambda: got.append(_decide(api, sid)))
+        t = threading.Thread(target=lambda: got.append(post_decide(api, sid)))
         t.start()
         pid = None
         deadline = time.monotonic() + 30
@@ -222,26 +199,21 @@ def _fault_while_waiting(api: Any, pg: Runtime, sid: str, how: str) -> Any:
     return got[0]
 
 
-def _written(pg: Runtime, sid: str) -> int:
-    with pg.engine.connect() as conn:
-        return int(conn.exec_driver_sql(
-            "SELECT count(*) FROM placement_decisions WHERE subject_id = %s", (sid,)
-        ).scalar_one())  # fmt: skip
 
 
 def test_a_cancelled_decide_answers_503_writes_nothing_and_leaves_nothing_open(
     api: Any, pg: Runtime, sid: str
 ) -> None:
-    _decide(api, f"{sid}-warm")  # a kept connection, warm
+    post_decide(api, f"{sid}-warm")  # a kept connection, warm
     answer = _fault_while_waiting(api, pg, sid, "pg_cancel_backend")
     assert answer.status_code == 503, answer.text
     assert answer.json()["error"]["code"] == "service.unavailable"
-    assert _left_open(pg, sid) == [] and _written(pg, sid) == 0
+    assert left_open(pg, sid) == [] and written(pg, sid) == 0
     # And the kept connections go on serving decides for the subject, caps intact
-    assert [_decide(api, sid).json()["item"] is not None for _ in range(5)] == [
+    assert [post_decide(api, sid).json()["item"] is not None for _ in range(5)] == [
         True, True, True, False, False
     ]  # fmt: skip
-    assert _left_open(pg, sid) == []
+    assert left_open(pg, sid) == []
 
 
 def test_a_decide_whose_backend_is_terminated_before_it_wrote_is_retried_fresh(
@@ -249,40 +221,40 @@ def test_a_decide_whose_backend_is_terminated_before_it_wrote_is_retried_fresh(
 ) -> None:
     """Terminated while it waits for the lock (BEGIN and the lock are one message, nothing
     written): the decide runs once more on a fresh connection, and is decided once."""
-    _decide(api, f"{sid}-warm")
+    post_decide(api, f"{sid}-warm")
     answer = _fault_while_waiting(api, pg, sid, "pg_terminate_backend")
     assert answer.status_code == 200, answer.text
     assert answer.json()["item"] is not None
-    assert _written(pg, sid) == 1 and _left_open(pg, sid) == []
-    assert [_decide(api, sid).json()["item"] is not None for _ in range(3)] == [True, True, False]
+    assert written(pg, sid) == 1 and left_open(pg, sid) == []
+    assert [post_decide(api, sid).json()["item"] is not None for _ in range(3)] == [True, True, False]
 
 
 def test_a_lock_wait_past_lock_timeout_answers_503(api: Any, pg: Runtime, sid: str) -> None:
-    with psycopg.connect(_dsn(pg), autocommit=True) as holder:
+    with psycopg.connect(dsn(pg), autocommit=True) as holder:
         holder.execute("BEGIN")
         holder.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", lock_args("acme", sid))
-        answer = _decide(api, sid)  # waits lock_timeout (COPILOT_DB_LOCK_TIMEOUT)
+        answer = post_decide(api, sid)  # waits lock_timeout (COPILOT_DB_LOCK_TIMEOUT)
         holder.execute("ROLLBACK")
     assert answer.status_code == 503, answer.text
     assert answer.json()["error"]["code"] == "service.unavailable"
-    assert _written(pg, sid) == 0 and _left_open(pg, sid) == []
+    assert written(pg, sid) == 0 and left_open(pg, sid) == []
 
 
-def test_kept_connections_the_server_dropped_are_replaced_before_anything_is_written(
+def test_kept_connections_the_server_dropped_are_replaced_before_anything_iswritten(
     api: Any, pg: Runtime, sid: str
 ) -> None:
     for i in range(3):
-        assert _decide(api, f"{sid}-w{i}").status_code == 200
+        assert post_decide(api, f"{sid}-w{i}").status_code == 200
     # This app's kept connections only (another app on the server, another test run's
     # among them, has connections of the same application_name)
     mine = [c.get_server_pid() for c in _loop(api)._open]
     assert mine
-    with psycopg.connect(_dsn(pg), autocommit=True) as admin:
+    with psycopg.connect(dsn(pg), autocommit=True) as admin:
         killed = admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(%s)", (mine,)
         ).fetchall()
     assert killed and all(k for (k,) in killed)
-    first = _decide(api, sid)  # its kept connection is dead at BEGIN: tried once more, fresh
+    first = post_decide(api, sid)  # its kept connection is dead at BEGIN: tried once more, fresh
     assert first.status_code == 200 and first.json()["item"] is not None
 
 
@@ -310,15 +282,15 @@ def test_an_error_inside_the_transaction_rolls_back_and_keeps_the_connection(
     before, kept, after = asyncio.run(run())
     assert before == kept == 1  # rolled back, kept, and reused
     assert after.item is not None
-    assert _written(pg, sid) == 1  # only the decide after the failed one
-    assert _left_open(pg, sid) == []
+    assert written(pg, sid) == 1  # only the decide after the failed one
+    assert left_open(pg, sid) == []
 
 
 def test_a_subject_id_with_quotes_is_a_parameter_never_sql(api: Any, pg: Runtime) -> None:
     sid = "acct-'); DROP TABLE placement_decisions; --" + uuid.uuid4().hex[:6]
-    d = _decide(api, sid)
+    d = post_decide(api, sid)
     assert d.status_code == 200 and d.json()["subject_id"] == sid
-    assert _decide(api, sid).json()["item"] is not None  # the table is there
+    assert post_decide(api, sid).json()["item"] is not None  # the table is there
 
 
 SEQUENCE: list[tuple[str, dict[str, Any]]] = [
@@ -389,11 +361,11 @@ def test_a_bug_in_the_statements_answers_500_not_a_retry_shortly(
         return sql, args[:-1]
 
     monkeypatch.setattr(store, "write_num", short)
-    answer = _decide(api, sid)
+    answer = post_decide(api, sid)
     assert answer.status_code == 500 and answer.json()["error"]["code"] == "internal"
     monkeypatch.undo()
-    assert _written(pg, sid) == 0 and _left_open(pg, sid) == []
-    assert _decide(api, sid).json()["item"] is not None
+    assert written(pg, sid) == 0 and left_open(pg, sid) == []
+    assert post_decide(api, sid).json()["item"] is not None
 
 
 @pytest.mark.parametrize(("value", "seconds"), [("300000", 300.0), ("300s", 300.0),

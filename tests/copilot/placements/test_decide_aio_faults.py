@@ -9,13 +9,11 @@ connections, once closed with the app, must not open new ones for decides still 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
 import psycopg
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 
 from copilot.api.reads import connections
@@ -24,9 +22,7 @@ from copilot.placements import aio
 from copilot.placements._sql import LOCK_CLASS
 from copilot.placements.store import lock_args
 from copilot.runtime import Runtime
-from copilot.server import create_app
-from tests.copilot.placements.test_decide_faults import _dsn
-from tests.support.api import make_keys
+from tests.support.decides import dsn
 
 
 def _asyncpg_errors() -> list[type[asyncpg.PostgresError]]:
@@ -53,18 +49,6 @@ def test_every_sqlstate_psycopg_raises_as_operational_error_is_unavailable() -> 
     assert differ == []
 
 
-@pytest.fixture(scope="module")
-def pg(rt: Runtime) -> Runtime:
-    if rt.engine.dialect.name != "postgresql":
-        pytest.skip("the asyncio decide is PostgreSQL's")
-    return rt
-
-
-@pytest.fixture(scope="module")
-def api(pg: Runtime) -> Iterator[tuple[TestClient, dict[str, str]]]:
-    keys = make_keys(pg)
-    with TestClient(create_app(pg.settings, runtime=pg)) as client:
-        yield client, {"Authorization": f"Bearer {keys['acme', 'app']}"}
 
 
 @pytest.mark.parametrize("part", ["username", "database"])
@@ -114,7 +98,7 @@ def test_decides_queued_when_the_connections_close_open_none(pg: Runtime, sid: s
             conn.terminate()
         return got, left
 
-    with psycopg.connect(_dsn(pg), autocommit=True) as holder:
+    with psycopg.connect(dsn(pg), autocommit=True) as holder:
         holder.execute("BEGIN")
         holder.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", lock_args("acme", sid))
         got, left = asyncio.run(run())
@@ -142,7 +126,7 @@ def test_a_decide_waits_for_the_previous_releases_lock_on_the_subject(
         finally:
             await conns.close()
 
-    with psycopg.connect(_dsn(pg), autocommit=True) as holder:
+    with psycopg.connect(dsn(pg), autocommit=True) as holder:
         holder.execute("BEGIN")
         holder.execute(
             "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_CLASS, f"acme\x1f{sid}")

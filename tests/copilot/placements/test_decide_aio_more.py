@@ -8,12 +8,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from fastapi.testclient import TestClient
 
 from audit import Actor, Query
 from copilot.api.reads import connections
@@ -21,30 +19,7 @@ from copilot.erasure import erase_subject
 from copilot.placements import aio
 from copilot.placements.store import lock_args
 from copilot.runtime import Runtime
-from copilot.server import create_app
-from tests.copilot.placements.test_decide_faults import _dsn
-from tests.support.api import make_keys
-
-
-@pytest.fixture(scope="module")
-def pg(rt: Runtime) -> Runtime:
-    if rt.engine.dialect.name != "postgresql":
-        pytest.skip("the asyncio decide is PostgreSQL's")
-    return rt
-
-
-@pytest.fixture(scope="module")
-def api(pg: Runtime) -> Iterator[tuple[TestClient, dict[str, str]]]:
-    keys = make_keys(pg)
-    with TestClient(create_app(pg.settings, runtime=pg)) as client:
-        yield client, {"Authorization": f"Bearer {keys['acme', 'app']}"}
-
-
-def _written(pg: Runtime, sid: str) -> int:
-    with pg.engine.connect() as conn:
-        return int(conn.exec_driver_sql(
-            "SELECT count(*) FROM placement_decisions WHERE subject_id = %s", (sid,)
-        ).scalar_one())  # fmt: skip
+from tests.support.decides import dsn, written
 
 
 def test_both_paths_racing_across_subjects_keep_the_chain_verifiable(pg: Runtime, sid: str) -> None:
@@ -137,8 +112,8 @@ def test_a_decide_stopped_inside_its_state_read_answers_503_and_writes_nothing(
     with pg.engine.connect() as conn:
         path = conn.exec_driver_sql("SHOW search_path").scalar_one()
     with (
-        psycopg.connect(_dsn(pg)) as holder,
-        psycopg.connect(_dsn(pg), autocommit=True) as admin,
+        psycopg.connect(dsn(pg)) as holder,
+        psycopg.connect(dsn(pg), autocommit=True) as admin,
     ):
         holder.execute(f"SET search_path = {path}")
         holder.execute("LOCK TABLE placement_events IN ACCESS EXCLUSIVE MODE")
@@ -160,6 +135,6 @@ def test_a_decide_stopped_inside_its_state_read_answers_503_and_writes_nothing(
         holder.rollback()
     assert got[0].status_code == 503, got[0].text
     assert got[0].json()["error"]["code"] == "service.unavailable"
-    assert _written(pg, sid) == 0
+    assert written(pg, sid) == 0
     # and the subject is free again, its caps intact
     assert [decide(sid).json()["item"] is not None for _ in range(4)] == [True, True, True, False]

@@ -8,22 +8,18 @@ advisory lock held, no session idle in transaction, and the next decides on the 
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import psycopg
 import pytest
 
 from copilot.placements.store import lock_args
 from copilot.runtime import Runtime
+from tests.support.decides import dsn, left_open
 
 WAITING = (
     "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
     "AND query LIKE '%%pg_advisory_xact_lock%%' AND pid <> pg_backend_pid()"
 )
-
-
-def _dsn(rt: Runtime) -> str:
-    return rt.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _fail_while_waiting(rt: Runtime, sid: str, how: str) -> BaseException | None:
@@ -37,8 +33,8 @@ def _fail_while_waiting(rt: Runtime, sid: str, how: str) -> BaseException | None
             got.append(exc)
 
     with (
-        psycopg.connect(_dsn(rt), autocommit=True) as holder,
-        psycopg.connect(_dsn(rt), autocommit=True) as admin,
+        psycopg.connect(dsn(rt), autocommit=True) as holder,
+        psycopg.connect(dsn(rt), autocommit=True) as admin,
     ):
         holder.execute("BEGIN")
         holder.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", lock_args("acme", sid))
@@ -55,22 +51,6 @@ def _fail_while_waiting(rt: Runtime, sid: str, how: str) -> BaseException | None
     return got[0]
 
 
-def _left_open(rt: Runtime, sid: str) -> list[Any]:
-    with psycopg.connect(_dsn(rt), autocommit=True) as admin:
-        locks = admin.execute(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
-            "AND objid = hashtext(%s)::oid",
-            lock_args("acme", sid),
-        ).fetchall()
-        idle = admin.execute(  # a decide's own statements only: other sessions share the server
-            "SELECT pid, query FROM pg_stat_activity WHERE state LIKE 'idle in transaction%%' "
-            "AND datname = current_database() AND (query LIKE '%%pg_advisory_xact_lock%%' "
-            "OR query LIKE '%%subject_preferences%%' OR query LIKE '%%audit_append%%' "
-            "OR query LIKE '%%INSERT INTO placement_decisions%%')"
-        ).fetchall()
-    return [*locks, *idle]
-
-
 @pytest.mark.parametrize("how", ["pg_cancel_backend", "pg_terminate_backend"])
 def test_a_decide_that_fails_after_begin_leaves_nothing_open(
     rt: Runtime, sid: str, how: str
@@ -80,12 +60,12 @@ def test_a_decide_that_fails_after_begin_leaves_nothing_open(
     rt.engine.dispose()  # fresh pooled connections: nothing prepared on them yet
     exc = _fail_while_waiting(rt, sid, how)
     assert exc is not None  # the decide failed: cancelled or its connection gone
-    assert _left_open(rt, sid) == []
+    assert left_open(rt, sid) == []
     # And the pool goes on serving decides for the subject, caps intact
     for i in range(5):
         d = rt.decider.decide("acme", "t.daily", sid)
         assert (d.item is not None) == (i < 3), (i, d.why)
-    assert _left_open(rt, sid) == []
+    assert left_open(rt, sid) == []
 
 
 def test_a_decide_cancelled_on_a_warm_connection_leaves_it_usable(rt: Runtime, sid: str) -> None:
@@ -98,4 +78,4 @@ def test_a_decide_cancelled_on_a_warm_connection_leaves_it_usable(rt: Runtime, s
     for i in range(5):
         d = rt.decider.decide("acme", "t.daily", sid)
         assert (d.item is not None) == (i < 3), (i, d.why)
-    assert _left_open(rt, sid) == []
+    assert left_open(rt, sid) == []
