@@ -199,8 +199,6 @@ def _fault_while_waiting(api: Any, pg: Runtime, sid: str, how: str) -> Any:
     return got[0]
 
 
-
-
 def test_a_cancelled_decide_answers_503_writes_nothing_and_leaves_nothing_open(
     api: Any, pg: Runtime, sid: str
 ) -> None:
@@ -240,7 +238,7 @@ def test_a_lock_wait_past_lock_timeout_answers_503(api: Any, pg: Runtime, sid: s
     assert written(pg, sid) == 0 and left_open(pg, sid) == []
 
 
-def test_kept_connections_the_server_dropped_are_replaced_before_anything_iswritten(
+def test_kept_connections_the_server_dropped_are_replaced_before_anything_is_written(
     api: Any, pg: Runtime, sid: str
 ) -> None:
     for i in range(3):

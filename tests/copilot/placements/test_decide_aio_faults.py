@@ -49,8 +49,6 @@ def test_every_sqlstate_psycopg_raises_as_operational_error_is_unavailable() -> 
     assert differ == []
 
 
-
-
 @pytest.mark.parametrize("part", ["username", "database"])
 def test_a_server_that_refuses_the_connection_answers_503(
     api: Any, pg: Runtime, sid: str, part: str
