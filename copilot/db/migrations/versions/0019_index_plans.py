@@ -1,26 +1,37 @@
-"""Index plans for the server functions: a cached plan must not outlive the table it was made for.
+"""Plans for the server functions made for the table as it is now, not as it was.
 
-PL/pgSQL prepares each statement of a function once per session and, after five calls,
-keeps a generic plan if it costs no more than the custom ones did. A session that first
-appends while `audit_entries` holds a page keeps a sequential scan and a sort for the
-chain's head (`ORDER BY seq DESC LIMIT 1`), and nothing replaces that plan until an
-ANALYZE of the table invalidates it. So on a server that analyzes late or never
-(autovacuum off, or behind on a fast-growing table), every append of a long-lived
-connection (a worker's, the API's) read the whole stream: measured here, a one-client
-decide went from 3 ms to 11 ms within a few minutes, and a bare append from 1.8 ms to 5 ms
-over 12,000 entries, until the connection was replaced. Planning afresh at every call
-(`plan_cache_mode = force_custom_plan`) is not enough: with statistics of a near-empty
-table the planner still estimated one row for the stream, chose another of the trail's
-indexes and sorted every entry it found.
+PL/pgSQL prepares each statement of a function once per session and keeps a plan for it:
+a generic one after five calls, or from the first call on a connection that sets
+`plan_cache_mode = force_generic_plan`, as the API's decide connections do. A session that
+first appended while `audit_entries` held a page kept a sequential scan and a sort for the
+chain's head (`ORDER BY seq DESC LIMIT 1`) until something invalidated it: an ANALYZE of
+the table, or DDL in the database. On a server that analyzes late or never (autovacuum
+off, as on the shared PostgreSQL of this project's CI, or behind on a fast-growing table),
+every append of a long-lived connection then read the whole stream, and a one-client
+decide slowed within minutes until its connection was replaced.
 
-Every statement in these functions is a keyed lookup with an index that serves it, and the
-head read has exactly one index that yields its order (the primary key, read backwards).
-So `enable_seqscan = off` and `enable_sort = off`, set on each function (a SET clause
-applies to the function's own statements only), keep those plans on the indexes whatever
-the statistics say; a statement with no such index would still get its scan, just priced
-last. The same 12,000 appends: 0.5-0.8 ms each, flat. `tests/audit/test_plans.py` pins
-it. (A function's SET clause restores only the settings it names: `set_config` of
-`synchronous_commit` inside `audit_append_one` still holds until the transaction ends.)
+Settings on each function fix it (`FUNCTIONS` below):
+- `enable_sort = off` everywhere: the primary key, read backwards, is the one path that
+  yields the head's order without a sort. With statistics that put the stream at one row
+  whatever its size, even a fresh plan was seen (in the decide bench, with `auto_explain`)
+  reading the head through another index and sorting every entry the stream has.
+- `enable_seqscan = off` on the appends and the checkpoints: every statement in them is a
+  lookup by a key that an index serves, so their generic plans (cheap: planned once per
+  connection) stay on the indexes. Planning each statement at each call instead cost the
+  decide bench a fifth of its rate.
+- `plan_cache_mode = force_custom_plan` on the trigger (`copilot_create`): its lookup by
+  (tenant, idempotency key) is planned for the key and the table as it is, so it takes the
+  unique index. A generic plan made on a near-empty table took any index that leads with
+  the tenant and filtered on the key, with or without `enable_seqscan`.
+
+A SET clause holds for the function's call and for the functions it calls, and on exit it
+restores only the settings it names. So `set_config('synchronous_commit', 'off', true)`
+inside `audit_append_one` still holds until the transaction ends.
+
+Left as it was: an audit event's idempotency-key probe may still take another index that
+leads with the stream when the statistics are stale (the decide and the steps append
+without keys). `tests/audit/test_plans.py` pins the rest: the pages an append and a keyed
+trigger read on a long-lived connection after their tables outgrew their statistics.
 
 Revision ID: 0019_index_plans
 Revises: 0018_runtime
@@ -36,31 +47,48 @@ down_revision = "0018_runtime"
 branch_labels = None
 depends_on = None
 
-# Every server function that reads a table on the hot path (migrations 0001, 0002, 0018).
-FUNCTIONS = (
-    "audit_drain",
-    "audit_settle",
-    "audit_append",
-    "audit_append_one",
-    "copilot_acquire",
-    "copilot_checkpoint",
-    "copilot_create",
-    "copilot_step",
-)
-SETTINGS = ("enable_seqscan", "enable_sort")
+# Every server function that reads a table on the hot path (migrations 0001, 0002, 0018),
+# and what it is set to. The appends and the checkpoints keep generic plans (planning each
+# statement at every call cost the decide bench a fifth of its rate), pinned to the
+# indexes; the trigger plans at each call, for its key lookup (see the module).
+INDEXED = {"enable_seqscan": "off", "enable_sort": "off"}
+CUSTOM = {"plan_cache_mode": "force_custom_plan", "enable_sort": "off"}
+FUNCTIONS: dict[str, dict[str, str]] = {
+    "audit_drain": INDEXED,
+    "audit_settle": INDEXED,
+    "audit_append": INDEXED,
+    "audit_append_one": INDEXED,
+    "copilot_acquire": INDEXED,
+    "copilot_checkpoint": INDEXED,
+    "copilot_step": INDEXED,
+    "copilot_create": CUSTOM,
+}
+# Every overload of a name, by its signature (ALTER FUNCTION by name alone fails once a
+# name is overloaded).
+_EACH = """
+DO $$
+DECLARE f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid FROM pg_proc p
+             WHERE p.proname = '{name}' AND p.pronamespace = current_schema()::regnamespace
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s {action}', f);
+    END LOOP;
+END $$
+"""
 
 
 def upgrade() -> None:
-    """Turn both off on each function (PostgreSQL; SQLite has no server functions)."""
+    """Set each function's settings (PostgreSQL; SQLite has no server functions)."""
     if op.get_bind().dialect.name == "postgresql":
-        for name in FUNCTIONS:
-            for setting in SETTINGS:
-                op.execute(f"ALTER FUNCTION {name} SET {setting} = off")
+        for name, settings in FUNCTIONS.items():
+            for setting, value in settings.items():
+                op.execute(_EACH.format(name=name, action=f"SET {setting} = {value}"))
 
 
 def downgrade() -> None:
     """Back to the server's defaults."""
     if op.get_bind().dialect.name == "postgresql":
-        for name in FUNCTIONS:
-            for setting in SETTINGS:
-                op.execute(f"ALTER FUNCTION {name} RESET {setting}")
+        for name, settings in FUNCTIONS.items():
+            for setting in settings:
+                op.execute(_EACH.format(name=name, action=f"RESET {setting}"))
