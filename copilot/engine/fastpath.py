@@ -47,12 +47,19 @@ def create(
     The same idempotency key returns the existing run (created False). With `consult`, a
     subject with stored preferences gets None and nothing is written: the caller reads them.
     """
-    params = {**event_params(row["tenant"], [sealed], "try"), **_created(row, consult),
-              "id": row["id"]}  # fmt: skip
-    found = _call(engine, _CREATE_SQL, params)
+    found = _call(engine, *create_call(row, sealed, consult=consult))
     if found is None:
         return None
     return found, found.id == row["id"]
+
+
+def create_call(
+    row: dict[str, Any], sealed: Sealed, *, consult: bool
+) -> tuple[str, dict[str, Any]]:
+    """The statement `create` runs (psycopg's named style) and its arguments."""
+    params = {**event_params(row["tenant"], [sealed], "try"), **_created(row, consult),
+              "id": row["id"]}  # fmt: skip
+    return _CREATE_SQL, params
 
 
 def _created(row: dict[str, Any], consult: bool) -> dict[str, Any]:

@@ -22,12 +22,11 @@ import psycopg
 import pytest
 
 from audit import Actor, AuditEvent, SqlAuditStore
-from audit.calls import event_params
 from audit.chain import seal
 from audit.db import create_engine
 from audit.stores.sql.postgres import APPEND_ONE_SQL, _one_params
 from copilot.db.engines import upgrade
-from copilot.engine.fastpath import _CREATE_SQL
+from copilot.engine.fastpath import create_call
 from tests.support.services import PG_DSN
 
 plans = importlib.import_module("copilot.db.migrations.versions.0019_index_plans")
@@ -43,30 +42,38 @@ def stream() -> str:
 class Session(NamedTuple):
     conn: psycopg.Connection
     store: SqlAuditStore
-    stats: str  # "empty", "foreign" or "own" (see `session`)
+
+
+@pytest.fixture
+def migrated(pg_url: str) -> Iterator[SqlAuditStore]:
+    engine = create_engine(pg_url)
+    upgrade(engine)
+    yield SqlAuditStore(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def plain(pg_schema: str, migrated: SqlAuditStore) -> Iterator[psycopg.Connection]:
+    """A connection on the migrated schema."""
+    with psycopg.connect(PG_DSN, autocommit=True, options=f"-csearch_path={pg_schema}") as conn:
+        yield conn
 
 
 @pytest.fixture(params=["empty", "foreign", "own"])
 def session(
-    request: pytest.FixtureRequest, pg_schema: str, pg_url: str, stream: str
+    request: pytest.FixtureRequest, pg_schema: str, migrated: SqlAuditStore, stream: str
 ) -> Iterator[Session]:
     """A migrated schema's store, and one long-lived connection on it that plans generically.
     Its statistics: of empty tables; of a trail that held another stream's few entries; or
     this stream's first few (a tenant's first key, say), as a bench that analyzes after
     seeding leaves them."""
-    engine = create_engine(pg_url)
-    upgrade(engine)
+    if request.param != "empty":
+        first = stream if request.param == "own" else "other-" + uuid.uuid4().hex[:8]
+        migrated.append(first, [_event(i) for i in range(3)])
     options = f"-csearch_path={pg_schema} -cplan_cache_mode=force_generic_plan"
-    try:
-        store = SqlAuditStore(engine)
-        if request.param != "empty":
-            first = stream if request.param == "own" else "other-" + uuid.uuid4().hex[:8]
-            store.append(first, [_event(i) for i in range(3)])
-        with psycopg.connect(PG_DSN, autocommit=True, options=options) as conn:
-            conn.execute("ANALYZE audit_entries, audit_pending, audit_payloads, runs")
-            yield Session(conn, store, request.param)
-    finally:
-        engine.dispose()
+    with psycopg.connect(PG_DSN, autocommit=True, options=options) as conn:
+        conn.execute("ANALYZE audit_entries, audit_pending, audit_payloads, runs")
+        yield Session(conn, migrated)
 
 
 def _event(i: int, key: str | None = None) -> AuditEvent:
@@ -128,14 +135,11 @@ def test_a_keyed_trigger_on_a_long_lived_connection_reads_pages_not_the_runs(
     conn = session.conn
 
     def create(i: int) -> int:
-        now = time.time()
-        params = {
-            **event_params(stream, [seal(_event(i))], "try"),
-            "id": uuid.uuid4().hex, "tenant": stream, "workflow": "w", "version": "1",
-            "subject": f"acct-{i}", "inputs": "{}", "key": f"key-{i}", "triggered_by": "t",
-            "principal": None, "now": now, "holdout": False, "consult": False,
-        }  # fmt: skip
-        return _pages(conn, _CREATE_SQL, params, "runs")
+        row = {"id": uuid.uuid4().hex, "tenant": stream, "workflow": "w", "version": "1",
+               "subject_id": f"acct-{i}", "inputs": "{}", "idempotency_key": f"key-{i}",
+               "triggered_by": "t", "principal": None, "created_at": time.time(),
+               "holdout": False}  # fmt: skip
+        return _pages(conn, *create_call(row, seal(_event(i)), consult=False), "runs")
 
     for i in range(8):
         create(i)
@@ -152,10 +156,8 @@ def test_a_keyed_trigger_on_a_long_lived_connection_reads_pages_not_the_runs(
     assert late < pages / 4, (late, pages)
 
 
-def test_the_settings_are_on_every_hot_function(
-    session: Session,
-) -> None:
-    found = dict(session.conn.execute(
+def test_the_settings_are_on_every_hot_function(plain: psycopg.Connection) -> None:
+    found = dict(plain.execute(
         "SELECT proname, proconfig FROM pg_proc WHERE proname = ANY(%s) "
         "AND pronamespace = current_schema()::regnamespace", (list(plans.FUNCTIONS),)
     ).fetchall())  # fmt: skip
@@ -165,11 +167,11 @@ def test_the_settings_are_on_every_hot_function(
 
 
 def test_an_asynchronous_commit_set_inside_a_function_outlives_its_call(
-    session: Session, stream: str
+    plain: psycopg.Connection, stream: str
 ) -> None:
     # A function's SET clause restores only the settings it names at exit: the
     # `synchronous_commit = off` that `try_async` sets must hold until the commit.
-    conn = session.conn
+    conn = plain
     before = conn.execute("SHOW synchronous_commit").fetchone()
     params = _one_params(stream, seal(_event(0)), "try_async")
     with conn.transaction():

@@ -16,9 +16,8 @@ Settings on each function fix it (`FUNCTIONS` below):
   whatever its size, even a fresh plan was seen (in the decide bench, with `auto_explain`)
   reading the head through another index and sorting every entry the stream has.
 - `enable_seqscan = off` on the appends and the checkpoints: every statement in them is a
-  lookup by a key that an index serves, so their generic plans (cheap: planned once per
-  connection) stay on the indexes. Planning each statement at each call instead cost the
-  decide bench a fifth of its rate.
+  lookup by a key that an index serves, so their generic plans (planned once per
+  connection, not at every call of the hot path) stay on the indexes.
 - `plan_cache_mode = force_custom_plan` on the trigger (`copilot_create`): its lookup by
   (tenant, idempotency key) is planned for the key and the table as it is, so it takes the
   unique index. A generic plan made on a near-empty table took any index that leads with
@@ -48,8 +47,7 @@ branch_labels = None
 depends_on = None
 
 # Every server function that reads a table on the hot path (migrations 0001, 0002, 0018),
-# and what it is set to. The appends and the checkpoints keep generic plans (planning each
-# statement at every call cost the decide bench a fifth of its rate), pinned to the
+# and what it is set to. The appends and the checkpoints keep generic plans, pinned to the
 # indexes; the trigger plans at each call, for its key lookup (see the module).
 INDEXED = {"enable_seqscan": "off", "enable_sort": "off"}
 CUSTOM = {"plan_cache_mode": "force_custom_plan", "enable_sort": "off"}
@@ -82,13 +80,12 @@ def upgrade() -> None:
     """Set each function's settings (PostgreSQL; SQLite has no server functions)."""
     if op.get_bind().dialect.name == "postgresql":
         for name, settings in FUNCTIONS.items():
-            for setting, value in settings.items():
-                op.execute(_EACH.format(name=name, action=f"SET {setting} = {value}"))
+            action = " ".join(f"SET {k} = {v}" for k, v in settings.items())
+            op.execute(_EACH.format(name=name, action=action))
 
 
 def downgrade() -> None:
     """Back to the server's defaults."""
     if op.get_bind().dialect.name == "postgresql":
         for name, settings in FUNCTIONS.items():
-            for setting in settings:
-                op.execute(_EACH.format(name=name, action=f"RESET {setting}"))
+            op.execute(_EACH.format(name=name, action=" ".join(f"RESET {k}" for k in settings)))
