@@ -45,6 +45,11 @@ def s5(ctx: StepContext, inp: Tick) -> Tick:
     return _next(inp)
 
 
+# The same five steps, declared durability="batched": they commit with the completion.
+batched = Workflow("bench_five_batched", "1", input=Tick, durability="batched")
+for _fn in (s1, s2, s3, s4, s5):
+    batched.step(_fn)
+
 paused = Workflow("bench_paused", "1", input=Tick)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
@@ -19,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from approvals import payload_hash
 from audit import Actor, AuditEvent, Versions, seal
 from audit.canonical import canonical
-from audit.chain import timestamp
+from audit.chain import Sealed, timestamp
 from copilot.db.tables import run_steps
 from copilot.engine import fastpath
 from copilot.engine.gating import ActionGate, Proposal
@@ -50,6 +51,7 @@ class Checkpointer:
         started: float,
         *,
         last: bool,
+        batch: Batch | None = None,
     ) -> Run | bool:
         """Persist a step's output, effects and audit event; False if the lease was lost.
 
@@ -61,12 +63,18 @@ class Checkpointer:
         PostgreSQL: a database crash that loses one loses its effects and audit event with
         it, and the step simply runs again (executors replay their receipts), while pauses,
         completions and failures, which others act on, always wait for the flush.
+
+        `batch`: the advance's held checkpoints (durability="batched"; see `Batch`): a
+        plain step joins them unless it ends the advance, and any other step commits them
+        first.
         """
         now = self.store.clock()
         doc = output.model_dump(mode="json")
         plain = not (ctx.effects or ctx.proposals or ctx.withheld)
         if plain and (self.lease.pg or self.lease.sqlite):
-            return self._step_fast(run, ctx, doc, request, started, now, last=last)
+            return self._step_fast(run, ctx, doc, request, started, now, last=last, batch=batch)
+        if batch is not None and not self.flush(run, batch):
+            return False
         status = "awaiting" if request is not None else "proposed" if ctx.proposals else "completed"
         try:
             durable = request is not None or last or bool(ctx.proposals)
@@ -96,6 +104,8 @@ class Checkpointer:
                                     {"step": ctx.step.name, **waiting})  # fmt: skip
                 elif last:
                     self._finish_in(conn, run, doc, ctx.degradation)
+            if batch is not None:
+                batch.committed = now  # the lease was renewed with it
         except IntegrityError as exc:
             current = self.store.get(run.id)
             if current.lease_owner == self.lease.owner and current.step_index == ctx.idx:
@@ -180,12 +190,15 @@ class Checkpointer:
         now: float,
         *,
         last: bool,
+        batch: Batch | None,
     ) -> Run | bool:
         """A step without effects or proposals: one call on PostgreSQL (see copilot_step),
         one statement on SQLite (fastpath.sqlite_op; and a read of the run when it ends the
         advance).
 
         With it, the last step completes the run and an `Await` parks it, as `step` does.
+        With a `batch` (durability="batched"), a step that does neither is held there
+        instead, and is committed with the next checkpoint (see `Batch`).
         """
         events = [step_event(run, ctx, doc)]
         to = RunState.WAITING if request is not None else RunState.COMPLETED if last else None
@@ -212,21 +225,88 @@ class Checkpointer:
             "to": to.value if to is not None else None,
             "result": json.dumps(doc, sort_keys=True) if to is RunState.COMPLETED else None,
         }  # fmt: skip
-        sealed = [seal(e, stamp) for e in events]
+        held = (params, [seal(e, stamp) for e in events])
+        if batch is None:
+            return self._commit(run, [held], to)
+        if to is None and not batch.due(now, self.lease.seconds):
+            batch.steps.append(held)
+            return True
+        return self._commit(run, [*batch.take(now), held], to)
+
+    def flush(self, run: Run, batch: Batch) -> bool:
+        """Commit the steps `batch` holds (if any) as one checkpoint; False if the lease was lost."""
+        if not batch.steps:
+            return True
+        return self._commit(run, batch.take(self.store.clock()), None) is not False
+
+    def _commit(
+        self, run: Run, held: list[tuple[dict[str, Any], list[Sealed]]], to: RunState | None
+    ) -> Run | bool:
+        """Commit consecutive steps' checkpoints (each its params and sealed events) in one
+        call or statement; the run when `to` ended the advance, else True; False if the
+        lease was lost (nothing written)."""
+        sealed = [s for _, events in held for s in events]
         if self.lease.sqlite:
             try:
-                row = fastpath.sqlite_op(self.store.engine, "step", params, run.tenant, sealed,
-                                         then_get=to is not None)  # fmt: skip
+                row = fastpath.sqlite_op(self.store.engine, "step", [p for p, _ in held],
+                                         run.tenant, sealed, then_get=to is not None)  # fmt: skip
             except sqlite3.IntegrityError as exc:
                 # The lease was lost, or a zombie of ours already checkpointed this step.
                 if fastpath.refused(exc, fastpath.LEASE_LOST) or _step_taken(exc):
                     return False
                 raise
             return run_from(row) if row is not None else True
-        now_run = fastpath.step(self.store.engine, params, run.tenant, sealed)
+        if len(held) == 1:
+            now_run = fastpath.step(self.store.engine, held[0][0], run.tenant, sealed)
+        else:
+            now_run = fastpath.steps(self.store.engine, _batched(held), run.tenant, sealed)
         if now_run is None:
             return False
         return now_run if to is not None else True
+
+
+@dataclass
+class Batch:
+    """The checkpoints of plain steps a batched workflow's advance holds in the worker.
+
+    A workflow declared with `durability="batched"` commits a step with no effects, no
+    proposals and no pause together with the next checkpoint that commits anyway: a pause,
+    the run's completion, a step with effects or proposals, a failure, or the first step to
+    finish more than half a lease after the last commit (so the held work never outlives
+    the lease that covers it). The trade: a worker or database lost before that commit
+    loses the held steps' rows and audit events with it, and the steps run again on the
+    next attempt. Nothing outside the database saw them (they had no effects), so nothing
+    is done twice that anyone could observe.
+    """
+
+    committed: float  # when the lease was last renewed by a commit (the clock's seconds)
+    steps: list[tuple[dict[str, Any], list[Sealed]]] = field(default_factory=list)
+
+    def due(self, now: float, lease_seconds: float) -> bool:
+        """Whether a step finishing at `now` must commit (half the lease has gone by)."""
+        return now - self.committed >= lease_seconds / 2
+
+    def take(self, now: float) -> list[tuple[dict[str, Any], list[Sealed]]]:
+        """The held steps, emptied, the commit that takes them being made at `now`."""
+        held, self.steps, self.committed = self.steps, [], now
+        return held
+
+
+def _batched(held: list[tuple[dict[str, Any], list[Sealed]]]) -> dict[str, Any]:
+    """copilot_steps' arguments for consecutive steps: the first step's lease check, the
+    last one's move of the run, and each step's own columns as arrays."""
+    first, final = held[0][0], held[-1][0]
+    steps = [p for p, _ in held]
+    return {
+        "rid": first["rid"], "owner": first["owner"], "idx": first["idx"],
+        "attempt": first["attempt"], "now": final["now"], "seconds": final["seconds"],
+        "level": final["level"], "reasons": final["reasons"], "to": final["to"],
+        "result": final["result"], "names": [p["name"] for p in steps],
+        "statuses": [p["status"] for p in steps], "outputs": [p["output"] for p in steps],
+        "requests": [p["request"] for p in steps], "models": [p["model"] for p in steps],
+        "prompts": [p["prompt"] for p in steps], "usages": [p["usage"] for p in steps],
+        "started": [p["started"] for p in steps], "finished": [p["now"] for p in steps],
+    }  # fmt: skip
 
 
 def _step_taken(exc: sqlite3.IntegrityError) -> bool:

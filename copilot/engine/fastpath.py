@@ -35,6 +35,17 @@ _STEP_SQL = "SELECT * FROM " + named_call(
      "request", "attempt", "model", "prompt", "usage", "started", "to", "result", *EVENT_ARGS),
     casts=EVENT_CASTS,
 ).replace("p_expires => %(expires)s", f"p_expires => {PG_EPOCH} + %(seconds)s")  # fmt: skip
+# Consecutive steps of a batched workflow in one call (migration 0020_batched_steps): the
+# per-step columns are arrays, in step order from `idx`.
+STEP_ARRAYS = ("names", "statuses", "outputs", "requests", "models", "prompts", "usages",
+               "started", "finished")  # fmt: skip
+_STEPS_SQL = "SELECT * FROM " + named_call(
+    "copilot_steps",
+    ("rid", "owner", "idx", "now", "expires", "level", "reasons", *STEP_ARRAYS, "attempt",
+     "to", "result", *EVENT_ARGS),
+    casts={**EVENT_CASTS, **{a: "::text[]" for a in STEP_ARRAYS},
+           "started": "::float8[]", "finished": "::float8[]"},
+).replace("p_expires => %(expires)s", f"p_expires => {PG_EPOCH} + %(seconds)s")  # fmt: skip
 # The lease's deadline by the database's clock, like every lease (copilot.engine.dbclock):
 # the caller passes the lease's length as `seconds`, never a deadline of its own clock.
 
@@ -80,6 +91,30 @@ def step(
         return _call(engine, _STEP_SQL, {**params, **event_params(stream, sealed, "try")})
     except psycopg.errors.UniqueViolation:
         return None  # a zombie of ours already checkpointed this step
+
+
+def steps(
+    engine: Engine, params: dict[str, Any], stream: str, sealed: Sequence[Sealed]
+) -> Run | None:
+    """Commit consecutive steps' checkpoints (see copilot_steps; `params` has STEP_ARRAYS
+    for the steps' own columns): the run now, or None if the lease was lost."""
+    try:
+        return _call(engine, _STEPS_SQL, {**params, **event_params(stream, sealed, "try")})
+    except psycopg.errors.UniqueViolation:
+        return None  # a zombie of ours already checkpointed one of these steps
+
+
+_PG_GET_SQL = "SELECT * FROM runs WHERE id = %(rid)s"
+
+
+def pg_get(engine: Engine, run_id: str) -> dict[str, Any] | None:
+    """The run's row by the driver on PostgreSQL, in autocommit (one round trip; SQLAlchemy's
+    per-statement machinery costs more than the read on the lease's path)."""
+    with autocommit_driver(engine) as db:
+        cur = db.cursor(row_factory=psycopg.rows.dict_row)
+        found: dict[str, Any] | None = cur.execute(_PG_GET_SQL, {"rid": run_id},
+                                                   prepare=True).fetchone()  # fmt: skip
+    return found
 
 
 def _call(engine: Engine, sql: str, params: dict[str, Any]) -> Run | None:
@@ -235,17 +270,19 @@ def _event_rows(stream: str, sealed: Sequence[Sealed]) -> list[Any]:
 def sqlite_op(
     engine: Engine,
     op: str,
-    params: dict[str, Any],
+    params: dict[str, Any] | Sequence[dict[str, Any]],
     stream: str,
     sealed: Sequence[Sealed],
     *,
     then_get: bool = False,
 ) -> dict[str, Any] | None:
-    """Run one `op` row and its events' rows as one statement (raises what a trigger raised).
+    """Run the `op` rows (`params`: one, or several in order, such as consecutive steps) and
+    the events' rows as one statement (raises what a trigger raised).
 
     `then_get`: read the run's row after it, on the same connection (a statement of its own).
     """
-    flat = _op_row(op, params) + _event_rows(stream, sealed)
+    ops = [params] if isinstance(params, dict) else list(params)
+    flat = [v for one in ops for v in _op_row(op, one)] + _event_rows(stream, sealed)
     raw = engine.raw_connection()
     try:
         db: Any = raw.driver_connection
@@ -255,8 +292,8 @@ def sqlite_op(
             for trigger in _OP_TRIGGERS:
                 db.execute(trigger)
             raw.info[_INSTALLED] = True
-        db.execute(_op_sql(1 + len(sealed)), flat)
-        return _get(db, params["rid"]) if then_get else None
+        db.execute(_op_sql(len(ops) + len(sealed)), flat)
+        return _get(db, ops[0]["rid"]) if then_get else None
     finally:
         raw.close()
 

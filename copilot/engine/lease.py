@@ -16,11 +16,11 @@ from typing import Any, Literal
 
 import psycopg
 import psycopg.rows
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, update
 
 from audit import Actor, genesis, seal
 from audit.chain import Sealed
-from audit.db import autocommit_driver, readonly
+from audit.db import autocommit_driver
 from copilot.db.tables import runs
 from copilot.engine import fastpath
 from copilot.engine.dbclock import PG_EPOCH, db_epoch
@@ -48,7 +48,6 @@ _RENEW = (
         reasons=bindparam("reasons"),
     )
 )
-_GET_RUN = select(runs).where(runs.c.id == bindparam("rid"))
 _ASSESSED = (
     update(runs)
     .where(runs.c.id == bindparam("rid"))
@@ -163,9 +162,7 @@ class Lease:
         if self.sqlite:
             row = fastpath.sqlite_get(self.store.engine, run_id)
         else:
-            with readonly(self.store.engine.connect()) as conn:
-                found = conn.execute(_GET_RUN, {"rid": run_id}).first()
-            row = found._mapping if found is not None else None
+            row = fastpath.pg_get(self.store.engine, run_id)
         if row is None or row["state"] not in (RunState.QUEUED.value, RunState.RUNNING.value):
             return False
         before = run_from(row)

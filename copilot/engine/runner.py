@@ -14,6 +14,7 @@ The parts: `lease` (taking and holding a run), `step` (the context a step sees),
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -27,7 +28,7 @@ from approvals import Gate
 from audit import Actor
 from audit.dberrors import transient
 from copilot.delivery import DeliveryStore
-from copilot.engine.checkpoint import Checkpointer
+from copilot.engine.checkpoint import Batch, Checkpointer
 from copilot.engine.executor import ExecutionError, Executor
 from copilot.engine.faults import Faults, StepTimeout, step_deadline
 from copilot.engine.gating import ActionGate, action_id
@@ -226,15 +227,28 @@ class Runner:
         # Only a step that proposed actions has outcomes to carry out and report.
         proposed = bool(taken.previous) and taken.previous[-1].status == "proposed"
         services = self._services()
+        batch = (
+            Batch(self.store.clock())
+            if wf.durability == "batched" and (self.lease.pg or self.lease.sqlite)
+            else None
+        )
         for idx in range(run.step_index, len(wf.steps)):
             if proposed and self.actions is not None:
                 outcomes = self.actions.execute_approved(run.id, action_id(run.id, idx - 1))
                 decision = {**(decision or {}), "approvals": outcomes}
-            ran = self._execute(run, wf, idx, services, degradation, taken, decision, current)
+            try:
+                ran = self._execute(run, wf, idx, services, degradation, taken, decision, current,
+                                    batch)  # fmt: skip
+            except Exception:
+                # A transient fault: the attempt is retried. Keep what ran before it, if the
+                # database still answers (else those steps run again, as `Batch` says).
+                with contextlib.suppress(Exception):
+                    self._flush(run, batch)
+                raise
             if isinstance(ran, Run):
                 return ran
             ctx, produced, started = ran
-            ended = self._checkpoint(run, wf, ctx, produced, started)
+            ended = self._checkpoint(run, wf, ctx, produced, started, batch)
             if ended is not None:
                 return ended
             current = produced.output if isinstance(produced, Await) else produced
@@ -254,13 +268,18 @@ class Runner:
         taken: Taken,
         decision: dict[str, Any] | None,
         current: BaseModel,
+        batch: Batch | None,
     ) -> Run | tuple[EngineContext, Any, float]:
         """Run step `idx` (every round of a multi-round one) up to its result, or end the run.
 
         A Run when the step ended the advance (failed, waiting on a round's approvals, lease
         lost); else the last round's context, what the step returned and when it started.
+        The steps `batch` holds are committed before anything else is: a round's checkpoint
+        or the run's failure.
         """
         step = wf.steps[idx]
+        if step.rounds and (lost := self._flush(run, batch)) is not None:
+            return lost
         rounds = load_rounds(self.store.engine, run.id, idx) if step.rounds else []
         while True:
             if rounds and rounds[-1].proposed and self.actions is not None:
@@ -274,6 +293,8 @@ class Runner:
                 with step_deadline(limit):
                     produced = step.fn(ctx, current)
             except StepTimeout:
+                if (lost := self._flush(run, batch)) is not None:
+                    return lost
                 ended, backoff = self.faults.timed_out(run, step.name, limit)
                 if backoff is not None and self.enqueue is not None:
                     self.enqueue(run.id, backoff)
@@ -282,11 +303,15 @@ class Runner:
                 if _transient(exc):
                     raise
                 code = exc.code if isinstance(exc, CopilotError) else "run.step_failed"
+                if (lost := self._flush(run, batch)) is not None:
+                    return lost
                 return self.lease.fail(run, code, f"step {step.name!r} raised "
                                        f"{type(exc).__name__}: {exc}", step=step.name)  # fmt: skip
             if not isinstance(produced, Again):
                 return ctx, produced, started
             if not step.rounds:
+                if (lost := self._flush(run, batch)) is not None:
+                    return lost
                 return self.lease.fail(run, "run.bad_step_output",
                                        f"step {step.name!r} returned Again; annotate it -> Model | Again[Model]",
                                        step=step.name)  # fmt: skip
@@ -304,7 +329,13 @@ class Runner:
             rounds = load_rounds(self.store.engine, run.id, idx)
 
     def _checkpoint(
-        self, run: Run, wf: Workflow, ctx: EngineContext, produced: Any, started: float
+        self,
+        run: Run,
+        wf: Workflow,
+        ctx: EngineContext,
+        produced: Any,
+        started: float,
+        batch: Batch | None,
     ) -> Run | None:
         """Check and commit what step `ctx.idx` returned; the Run when that ends the advance."""
         step = ctx.step
@@ -313,16 +344,21 @@ class Runner:
         )
         problem = _bad_output(step, output, request, ctx)
         if problem is not None:
+            if (lost := self._flush(run, batch)) is not None:
+                return lost
             return self.lease.fail(run, "run.bad_step_output", problem, step=step.name)
         finishing = ctx.idx == len(wf.steps) - 1 and not ctx.proposals
         try:
-            saved = self.checkpoints.step(run, ctx, output, request, started, last=finishing)
+            saved = self.checkpoints.step(run, ctx, output, request, started, last=finishing,
+                                          batch=batch)  # fmt: skip
             if saved:
                 self.checkpoints.notify(ctx)
         except (CopilotError, TypeError, ValueError) as exc:
             # Not transient: an output or request with no canonical form, a bad proposal,
             # an effect that violates a constraint. Retrying would loop; end the run.
             code = exc.code if isinstance(exc, CopilotError) else "run.checkpoint_failed"
+            if (lost := self._flush(run, batch)) is not None:
+                return lost
             return self.lease.fail(run, code, f"step {step.name!r} could not be checkpointed: "
                                    f"{exc}", step=step.name)  # fmt: skip
         if saved is False:
@@ -337,6 +373,13 @@ class Runner:
             self._act_early(run, action_id(run.id, ctx.idx, round=ctx.id_round))
             return self.store.get(run.id)
         return None
+
+    def _flush(self, run: Run, batch: Batch | None) -> Run | None:
+        """Commit the steps `batch` holds before the run moves otherwise; the run as it
+        stands if the lease was lost meanwhile (nothing written), else None."""
+        if batch is None or not batch.steps or self.checkpoints.flush(run, batch):
+            return None
+        return self.store.get(run.id)  # another worker owns the run now
 
     def _act_early(self, run: Run, prefix: str) -> None:
         """Carry out the approved actions under `prefix` while the run waits on the others.

@@ -34,6 +34,7 @@ T = TypeVar("T", bound=BaseModel)
 F = TypeVar("F", bound=Callable[..., Any])
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,49}$")
+DURABILITY = ("step", "batched")  # Workflow(durability=...): when a plain step commits
 
 
 class SignalNeed(BaseModel):
@@ -118,6 +119,7 @@ class Workflow:
         holdout: float = 0.0,
         step_timeout: float | None = None,
         stop_rules: Sequence[StopRule] = (),
+        durability: str = "step",
     ) -> None:
         if not _NAME.match(name):
             raise WorkflowDefinitionError(
@@ -141,6 +143,12 @@ class Workflow:
                 f"workflow {name!r}: step_timeout={step_timeout!r} must be seconds > 0 "
                 "(or None for COPILOT_STEP_TIMEOUT)"
             )
+        if durability not in DURABILITY:
+            raise WorkflowDefinitionError(
+                f"workflow {name!r}: durability={durability!r} must be one of "
+                f"{', '.join(map(repr, DURABILITY))} ('step' commits every step; 'batched' "
+                "commits steps without effects with the next checkpoint)"
+            )
         names = [s.name for s in signals]
         if len(set(names)) != len(names):
             raise WorkflowDefinitionError(f"workflow {name!r} declares a signal twice: {names}")
@@ -149,6 +157,10 @@ class Workflow:
         self.input = input
         # Seconds one step may run before the engine interrupts it (None: the runtime's default).
         self.step_timeout = step_timeout
+        # "step": every step's checkpoint commits as it finishes (the default). "batched": a
+        # step with no effects, proposals or pause commits with the next checkpoint that
+        # commits anyway; a crash before it runs those steps again (copilot.engine.checkpoint.Batch).
+        self.durability = durability
         self.signals: tuple[SignalNeed, ...] = tuple(signals)
         self.actions: tuple[str, ...] = tuple(actions)
         self.description = description

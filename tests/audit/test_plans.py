@@ -30,6 +30,10 @@ from copilot.engine.fastpath import create_call
 from tests.support.services import PG_DSN
 
 plans = importlib.import_module("copilot.db.migrations.versions.0019_index_plans")
+batched = importlib.import_module("copilot.db.migrations.versions.0020_batched_steps")
+# Each hot function's settings at the head: 0020 defines copilot_steps and redefines
+# copilot_create (its keyed lookups planned at each call by EXECUTE, not the whole call).
+SETTINGS = {**plans.FUNCTIONS, **batched.FUNCTIONS}
 GROWN = 10_000
 
 
@@ -159,11 +163,12 @@ def test_a_keyed_trigger_on_a_long_lived_connection_reads_pages_not_the_runs(
 def test_the_settings_are_on_every_hot_function(plain: psycopg.Connection) -> None:
     found = dict(plain.execute(
         "SELECT proname, proconfig FROM pg_proc WHERE proname = ANY(%s) "
-        "AND pronamespace = current_schema()::regnamespace", (list(plans.FUNCTIONS),)
+        "AND pronamespace = current_schema()::regnamespace", (list(SETTINGS),)
     ).fetchall())  # fmt: skip
-    assert set(found) == set(plans.FUNCTIONS)
+    assert set(found) == set(SETTINGS)
     for name, config in found.items():
-        assert {f"{k}={v}" for k, v in plans.FUNCTIONS[name].items()} <= set(config or ()), name
+        # Exactly these: a function that forced custom plans would replan what it calls too.
+        assert {f"{k}={v}" for k, v in SETTINGS[name].items()} == set(config or ()), name
 
 
 def test_an_asynchronous_commit_set_inside_a_function_outlives_its_call(

@@ -360,3 +360,13 @@ def u5(ctx: StepContext, inp: Tick) -> Tick:
 plain_three = Workflow("plain_three", "1", input=Tick)
 for _fn in (t1, t2, t5):
     plain_three.step(_fn)
+
+# The same five steps and pause, declared durability="batched": the plain steps commit with
+# the next checkpoint that commits anyway (the completion, the pause).
+plain_batched = Workflow("plain_batched", "1", input=Tick, durability="batched")
+for _fn in (t1, t2, t3, t4, t5):
+    plain_batched.step(_fn)
+
+paused_batched = Workflow("paused_batched", "1", input=Tick, durability="batched")
+for _fn in (u1, u2, u3, u4, u5):
+    paused_batched.step(_fn)

@@ -39,6 +39,10 @@ PINS: dict[str, tuple[int, int]] = {
     "resume_advance": (5, 7),
     "approval_decide": (16, 19),
     "approval_advance": (25, 29),  # one action: the auto-approved one ran when the run parked
+    # durability="batched": the five steps commit with the completion, one call
+    "advance_5_steps_batched": (3, 5),
+    "run_5_steps_batched": (4, 6),
+    "pause_advance_batched": (3, 5),
 }
 
 
@@ -90,6 +94,14 @@ def _measure(runner: Runner, rt: Runtime, i: int) -> dict[str, Trips]:
     )
     got["approval_advance"], done = _count(lambda: runner.advance(proposing.id))
     assert done.state == RunState.COMPLETED
+    got["trigger_batched"], (run, _) = _count(
+        lambda: runner.trigger("plain_batched", f"e-{i}", tenant="acme")
+    )
+    got["advance_5_steps_batched"], done = _count(lambda: runner.advance(run.id))
+    assert done.state == RunState.COMPLETED and done.step_index == 5
+    paused, _ = runner.trigger("paused_batched", f"f-{i}", tenant="acme")
+    got["pause_advance_batched"], waiting = _count(lambda: runner.advance(paused.id))
+    assert waiting.state == RunState.WAITING and waiting.step_index == 3
     return got
 
 
@@ -100,6 +112,9 @@ def test_round_trips_per_operation_are_pinned(rt: Runtime, db_url: str) -> None:
         _measure(runner, rt, i)
     got = _measure(runner, rt, 99)
     got["run_5_steps"] = Trips(got["trigger"].statements + got["advance_5_steps"].statements)
+    got["run_5_steps_batched"] = Trips(
+        got.pop("trigger_batched").statements + got["advance_5_steps_batched"].statements
+    )
     col = 0 if db_url.startswith("postgresql") else 1
     counts = {k: t.count for k, t in got.items()}
     assert counts == {k: v[col] for k, v in PINS.items()}, "\n".join(
