@@ -37,6 +37,9 @@ _TRANSIENT_CODES = frozenset(
 )
 # The session itself is spoiled: reusing it fails again.
 _DISCARD_CODES = frozenset({"25006", "25P03", "57P01", "57P02", "57P03"})
+# A statement prepared on the session before a migration changed the row type it returns
+# (a column added to `runs`, say): this session fails it again, a fresh one does not.
+_STALE_PLAN = ("0A000", "cached plan must not change result type")
 _SQLITE_TRANSIENT = ("database is locked", "database is busy", "readonly database", "disk i/o")
 
 
@@ -53,7 +56,7 @@ def transient(exc: BaseException) -> bool:
         return True
     state = sqlstate(exc)
     if state is not None:
-        return state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_CODES
+        return state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_CODES or _stale_plan(exc)
     orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
     if isinstance(orig, sqlite3.OperationalError):
         return any(s in str(orig).lower() for s in _SQLITE_TRANSIENT)
@@ -64,9 +67,15 @@ def discard(exc: BaseException) -> bool:
     """Whether the connection that raised `exc` must leave the pool (it would fail again)."""
     state = sqlstate(exc)
     if state is not None:
-        return state in _DISCARD_CODES or state.startswith("08")
+        return state in _DISCARD_CODES or state.startswith("08") or _stale_plan(exc)
     orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
     return _is_psycopg_connection_error(orig)
+
+
+def _stale_plan(exc: BaseException) -> bool:
+    """A prepared statement whose result type a migration changed under the session."""
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    return sqlstate(exc) == _STALE_PLAN[0] and _STALE_PLAN[1] in str(orig)
 
 
 def _is_psycopg_connection_error(orig: Any) -> bool:

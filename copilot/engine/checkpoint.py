@@ -11,7 +11,7 @@ import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 from sqlalchemy import Connection, insert
@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from approvals import payload_hash
 from audit import Actor, AuditEvent, Versions, seal
 from audit.canonical import canonical
-from audit.chain import Sealed, timestamp
+from audit.chain import timestamp
 from copilot.db.tables import run_steps
 from copilot.engine import fastpath
 from copilot.engine.gating import ActionGate, Proposal
@@ -212,7 +212,6 @@ class Checkpointer:
                 f"run.{to.value}", Actor.system(self.lease.owner),
                 {"from": run.state.value, "to": to.value, **data},
             )])  # fmt: skip
-        stamp = timestamp()
         params = {
             "rid": run.id, "owner": self.lease.owner, "idx": ctx.idx, "now": now,
             "seconds": self.lease.seconds, "level": ctx.degradation.level.value,
@@ -225,10 +224,10 @@ class Checkpointer:
             "to": to.value if to is not None else None,
             "result": json.dumps(doc, sort_keys=True) if to is RunState.COMPLETED else None,
         }  # fmt: skip
-        held = (params, [seal(e, stamp) for e in events])
+        held = (params, events)
         if batch is None:
             return self._commit(run, [held], to)
-        if to is None and not batch.due(now, self.lease.seconds):
+        if to is None and not ctx.reached_out and not batch.due(now, self.lease.seconds):
             batch.steps.append(held)
             return True
         return self._commit(run, [*batch.take(now), held], to)
@@ -239,13 +238,12 @@ class Checkpointer:
             return True
         return self._commit(run, batch.take(self.store.clock()), None) is not False
 
-    def _commit(
-        self, run: Run, held: list[tuple[dict[str, Any], list[Sealed]]], to: RunState | None
-    ) -> Run | bool:
-        """Commit consecutive steps' checkpoints (each its params and sealed events) in one
+    def _commit(self, run: Run, held: list[Held], to: RunState | None) -> Run | bool:
+        """Commit consecutive steps' checkpoints (each its params and audit events) in one
         call or statement; the run when `to` ended the advance, else True; False if the
-        lease was lost (nothing written)."""
-        sealed = [s for _, events in held for s in events]
+        lease was lost (nothing written). The events are recorded now, as they commit."""
+        stamp = timestamp()
+        sealed = [seal(e, stamp) for _, events in held for e in events]
         if self.lease.sqlite:
             try:
                 row = fastpath.sqlite_op(self.store.engine, "step", [p for p, _ in held],
@@ -265,34 +263,47 @@ class Checkpointer:
         return now_run if to is not None else True
 
 
+# A step's checkpoint as `Checkpointer._commit` takes it: its arguments, its audit events.
+Held = tuple[dict[str, Any], list[AuditEvent]]
+
+
+class LeaseLost(BaseException):
+    """Raised into a step that was about to reach outside the database (an action, the
+    model) when committing the steps held before it found the lease gone: a zombie must
+    not act. A BaseException, so a step's own `except Exception` does not swallow it; the
+    runner stops the advance (another worker owns the run)."""
+
+
 @dataclass
 class Batch:
     """The checkpoints of plain steps a batched workflow's advance holds in the worker.
 
     A workflow declared with `durability="batched"` commits a step with no effects, no
-    proposals and no pause together with the next checkpoint that commits anyway: a pause,
-    the run's completion, a step with effects or proposals, a failure, or the first step to
-    finish more than half a lease after the last commit (so the held work never outlives
-    the lease that covers it). The trade: a worker or database lost before that commit
-    loses the held steps' rows and audit events with it, and the steps run again on the
-    next attempt. Nothing outside the database saw them (they had no effects), so nothing
-    is done twice that anyone could observe.
+    proposals, no pause, and that neither executed an action nor used the model, together
+    with the next checkpoint that commits anyway: a pause, the run's completion, a step
+    with effects or proposals, a failure or timeout, or the first step to finish a tenth
+    of a lease (`HOLD`) or more after the last commit, so every step starts with at least
+    nine tenths of its lease left. Before a step executes an action or calls the model,
+    what is held commits first: nothing outside the database sees a step that is not
+    recorded. The trade: a worker or database lost before that commit loses the held
+    steps' rows and audit events with it, and the steps run again on the next attempt.
     """
 
+    HOLD: ClassVar[float] = 0.1  # of the lease: how old held work may grow
     committed: float  # when the lease was last renewed by a commit (the clock's seconds)
-    steps: list[tuple[dict[str, Any], list[Sealed]]] = field(default_factory=list)
+    steps: list[Held] = field(default_factory=list)
 
     def due(self, now: float, lease_seconds: float) -> bool:
-        """Whether a step finishing at `now` must commit (half the lease has gone by)."""
-        return now - self.committed >= lease_seconds / 2
+        """Whether a step finishing at `now` must commit (a tenth of the lease has gone by)."""
+        return now - self.committed >= lease_seconds * self.HOLD
 
-    def take(self, now: float) -> list[tuple[dict[str, Any], list[Sealed]]]:
+    def take(self, now: float) -> list[Held]:
         """The held steps, emptied, the commit that takes them being made at `now`."""
         held, self.steps, self.committed = self.steps, [], now
         return held
 
 
-def _batched(held: list[tuple[dict[str, Any], list[Sealed]]]) -> dict[str, Any]:
+def _batched(held: list[Held]) -> dict[str, Any]:
     """copilot_steps' arguments for consecutive steps: the first step's lease check, the
     last one's move of the run, and each step's own columns as arrays."""
     first, final = held[0][0], held[-1][0]

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from audit.calls import EVENT_ARGS, EVENT_CASTS, chain_rows, event_params, named_call, sqlite_chain
 from audit.chain import Sealed
 from audit.db import autocommit_driver
+from copilot.db.tables import runs
 from copilot.engine.dbclock import PG_EPOCH
 from copilot.engine.runs import Run, run_from
 
@@ -104,7 +105,9 @@ def steps(
         return None  # a zombie of ours already checkpointed one of these steps
 
 
-_PG_GET_SQL = "SELECT * FROM runs WHERE id = %(rid)s"
+# The columns by name, not `*`: a prepared `SELECT *` fails ("cached plan must not change
+# result type") on every pooled connection once a migration adds a column to `runs`.
+_PG_GET_SQL = f"SELECT {', '.join(c.name for c in runs.c)} FROM runs WHERE id = %(rid)s"
 
 
 def pg_get(engine: Engine, run_id: str) -> dict[str, Any] | None:

@@ -28,7 +28,7 @@ from approvals import Gate
 from audit import Actor
 from audit.dberrors import transient
 from copilot.delivery import DeliveryStore
-from copilot.engine.checkpoint import Batch, Checkpointer
+from copilot.engine.checkpoint import Batch, Checkpointer, LeaseLost
 from copilot.engine.executor import ExecutionError, Executor
 from copilot.engine.faults import Faults, StepTimeout, step_deadline
 from copilot.engine.gating import ActionGate, action_id
@@ -285,13 +285,16 @@ class Runner:
             if rounds and rounds[-1].proposed and self.actions is not None:
                 prefix = action_id(run.id, idx, round=rounds[-1].round)
                 decision = {"approvals": self.actions.execute_approved(run.id, prefix)}
+            outside = None if batch is None else (lambda: self._flush_before_outside(run, batch))
             ctx = EngineContext(services, run, wf, step, idx, degradation, taken.values,
-                                decision, rounds)  # fmt: skip
+                                decision, rounds, outside=outside)  # fmt: skip
             started = self.store.clock()
             limit = wf.step_timeout or self.step_timeout
             try:
                 with step_deadline(limit):
                     produced = step.fn(ctx, current)
+            except LeaseLost:
+                return self.store.get(run.id)  # another worker owns the run now
             except StepTimeout:
                 if (lost := self._flush(run, batch)) is not None:
                     return lost
@@ -380,6 +383,12 @@ class Runner:
         if batch is None or not batch.steps or self.checkpoints.flush(run, batch):
             return None
         return self.store.get(run.id)  # another worker owns the run now
+
+    def _flush_before_outside(self, run: Run, batch: Batch) -> None:
+        """Commit what `batch` holds before a step acts or calls the model; LeaseLost into
+        the step if the lease is gone (a zombie must not act)."""
+        if not self.checkpoints.flush(run, batch):
+            raise LeaseLost(run.id)
 
     def _act_early(self, run: Run, prefix: str) -> None:
         """Carry out the approved actions under `prefix` while the run waits on the others.

@@ -68,8 +68,13 @@ class EngineContext:
         values: Mapping[str, SignalValue],
         decision: dict[str, Any] | None,
         rounds: Sequence[Round] = (),
+        outside: Callable[[], None] | None = None,
     ) -> None:
         self._services = services
+        # Called before the step reaches outside the database (an action, the model): a
+        # batched workflow commits the steps it holds first (copilot.engine.checkpoint.Batch).
+        self._outside = outside
+        self.reached_out = False
         self._run = run_info(run)
         self._workflow, self._step, self._idx = workflow, step, idx
         # A multi-round step's stored state from its last committed round, and this round's number.
@@ -136,7 +141,15 @@ class EngineContext:
     @property
     def model(self) -> ModelAccess:
         """The configured model."""
+        self._reach_out()
         return self._services.model
+
+    def _reach_out(self) -> None:
+        """The step is about to act or send data outside the database: mark it (it is no
+        longer one a batch may hold) and let the engine commit what it holds first."""
+        self.reached_out = True
+        if self._outside is not None:
+            self._outside()
 
     @property
     def usage(self) -> dict[str, int]:
@@ -329,6 +342,7 @@ class EngineContext:
 
         The executor is the kind's route (`COPILOT_ACTION_EXECUTORS`, else outbox) unless named.
         """
+        self._reach_out()
         self._actions += 1
         key = f"{self._run.id}:{self._step.name}:{self._actions}"
         executors = self._services.executors

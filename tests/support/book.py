@@ -50,15 +50,23 @@ class Book:
         return self.runner.run_inline(run.id)
 
 
-def seed(registry: Registry, engine: Engine, audit: SqlAuditStore, book: list[Account]) -> None:
-    """Each account's fresh signals an hour before NOW, its stale ones sixty days before."""
+def seed(
+    registry: Registry,
+    engine: Engine,
+    audit: SqlAuditStore,
+    book: list[Account],
+    *,
+    now: float = NOW,
+) -> None:
+    """Each account's fresh signals an hour before `now`, its stale ones sixty days before
+    (`now`: the fixed clock of `make_book`; worker processes, on the real clock, need theirs)."""
     for a in book:
         if a.signals:
             registry.signals.ingest(engine, audit, tenant="t1", subject_id=a.subject_id,
-                                    values=a.signals, source="crm", observed_at=NOW - 3600)  # fmt: skip
+                                    values=a.signals, source="crm", observed_at=now - 3600)  # fmt: skip
         if a.stale:
             registry.signals.ingest(engine, audit, tenant="t1", subject_id=a.subject_id,
-                                    values=a.stale, source="crm", observed_at=NOW - 60 * 86400)  # fmt: skip
+                                    values=a.stale, source="crm", observed_at=now - 60 * 86400)  # fmt: skip
 
 
 def make_book(

@@ -160,7 +160,8 @@ def test_a_worker_killed_between_turns_resumes_without_repeating(
 
         upgrade(cluster.rt.engine)
         book = accounts(20, seed=11)
-        seed(cluster.rt.registry, cluster.rt.engine, cluster.rt.audit, book)
+        # The workers read signals on the real clock: seed them fresh by it, not by NOW.
+        seed(cluster.rt.registry, cluster.rt.engine, cluster.rt.audit, book, now=time.time())
         subject = next(a.subject_id for a in book if a.shape == "rich" and a.health == "at_risk")
         openai_stub.script(
             reply(("account_facts", {})),

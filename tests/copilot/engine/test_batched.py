@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, insert, select
 
 from audit import Actor, Query, Trail
 from copilot import StepContext
-from copilot.db.tables import run_steps
+from copilot.db.tables import outbox, run_steps
 from copilot.engine.checkpoint import Batch
 from copilot.engine.executor import ExecutionError
 from copilot.engine.runner import Runner
@@ -58,7 +58,7 @@ def _pausing(name: str) -> Callable[[StepContext, Tick], Await[Tick]]:
 
 
 def _workflow(name: str, *, pause_at: int | None = None) -> Workflow:
-    wf = Workflow(name, "1", input=Tick, durability="batched")
+    wf = Workflow(name, "1", input=Tick, durability="batched", actions=["post_note"])
     for i in range(1, 6):
         wf.step(_pausing(f"b{i}") if i == pause_at else _step(f"b{i}"))
     return wf
@@ -245,13 +245,13 @@ def test_a_lease_lost_mid_batch_writes_nothing_of_the_batch(runner: Runner, engi
     assert _events(runner, run.id).count("run.completed") == 1
 
 
-def test_half_a_lease_gone_commits_the_held_steps(runner: Runner, engine: Engine) -> None:
-    """A batch never outlives the lease that covers it: a step that finishes half a lease
-    after the last commit commits what is held, and the lease with it."""
+def test_a_tenth_of_a_lease_gone_commits_the_held_steps(runner: Runner, engine: Engine) -> None:
+    """A batch never grows older than a tenth of the lease: a step that finishes that long
+    after the last commit commits what is held, and renews the lease with it."""
     short = _other(runner, "worker-short", lease_seconds=1.0)
     run, _ = runner.trigger("batched", "acct-8", tenant="acme")
     seen: list[int] = []
-    HOOKS[("batched", "b2")] = lambda ctx: time.sleep(0.55)
+    HOOKS[("batched", "b2")] = lambda ctx: time.sleep(0.15)
     HOOKS[("batched", "b3")] = lambda ctx: seen.append(_rows(engine, run.id))
     done = short.advance(run.id)
     assert done is not None and done.state == RunState.COMPLETED
@@ -259,9 +259,113 @@ def test_half_a_lease_gone_commits_the_held_steps(runner: Runner, engine: Engine
     _steps_once(runner, run.id)
 
 
-def test_batch_is_due_at_half_the_lease() -> None:
+def test_a_slow_step_after_a_held_one_keeps_the_lease_step_mode_would(
+    runner: Runner, engine: Engine
+) -> None:
+    """Each step starts with at least nine tenths of its lease left: a step of 0.45 s then
+    one of 0.7 s on a 1 s lease keep it, as they do when every step commits."""
+    short = _other(runner, "worker-short", lease_seconds=1.0)
+    thief = _other(runner, "thief", lease_seconds=1.0)
+    run, _ = runner.trigger("batched", "acct-10", tenant="acme")
+    stolen: list[Any] = []
+    HOOKS[("batched", "b1")] = lambda ctx: time.sleep(0.45)
+
+    def slow(ctx: StepContext) -> None:
+        time.sleep(0.7)
+        stolen.append(thief.advance(run.id))  # the lease must still be ours
+
+    HOOKS[("batched", "b2")] = slow
+    done = short.advance(run.id)
+    assert stolen == [None]
+    assert done is not None and done.state == RunState.COMPLETED
+    assert Counter(b1=1, b2=1, b3=1, b4=1, b5=1) == CALLS
+    _steps_once(runner, run.id)
+
+
+def _outbox(engine: Engine, run_id: str) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(outbox.c.kind).where(outbox.c.run_id == run_id)).scalars())
+
+
+def test_held_steps_commit_before_a_step_acts_and_the_acting_step_is_not_held(
+    runner: Runner, engine: Engine
+) -> None:
+    """Nothing outside the database sees a step that is not recorded: before `ctx.execute`
+    carries out an action, the steps held before it commit; the acting step commits on its
+    own, and a worker lost after it does not act again."""
+
+    class Crash(BaseException):
+        pass
+
+    run, _ = runner.trigger("batched", "acct-11", tenant="acme")
+    seen: list[tuple[str, int]] = []
+
+    def act(ctx: StepContext) -> None:
+        seen.append(("before", _rows(engine, run.id)))
+        ctx.execute("post_note", {"subject_id": ctx.run.subject_id, "note": "n"})
+        seen.append(("after", _rows(engine, run.id)))
+
+    def crash(ctx: StepContext) -> None:
+        seen.append(("b4", _rows(engine, run.id)))
+        if CALLS["b4"] == 1:
+            raise Crash
+
+    HOOKS[("batched", "b2")] = act
+    HOOKS[("batched", "b4")] = crash
+    with pytest.raises(Crash):
+        runner.advance(run.id)
+    # b1 committed before the action; b2 (which acted) by itself; b3 was held and lost.
+    assert seen == [("before", 0), ("after", 1), ("b4", 2)]
+    age_lease(engine, run.id, 3600)
+    done = _other(runner, "worker-b").run_inline(run.id)
+    assert done.state == RunState.COMPLETED
+    assert Counter(b1=1, b2=1, b3=2, b4=2, b5=1) == CALLS  # only the held b3 ran again
+    assert _outbox(engine, run.id) == ["post_note"]
+    _steps_once(runner, run.id)
+
+
+def test_held_steps_commit_before_a_step_uses_the_model(runner: Runner, engine: Engine) -> None:
+    run, _ = runner.trigger("batched", "acct-12", tenant="acme")
+    seen: list[int] = []
+
+    def model(ctx: StepContext) -> None:
+        before = _rows(engine, run.id)
+        assert ctx.model is not None  # what a step reads to call the model
+        seen.extend([before, _rows(engine, run.id)])
+
+    HOOKS[("batched", "b3")] = model
+    HOOKS[("batched", "b4")] = lambda ctx: seen.append(_rows(engine, run.id))
+    done = runner.advance(run.id)
+    assert done is not None and done.state == RunState.COMPLETED
+    assert seen == [0, 2, 3]  # b1-b2 before the model; b3, which used it, by itself
+    _steps_once(runner, run.id)
+
+
+def test_a_zombie_whose_lease_is_gone_does_not_act(runner: Runner, engine: Engine) -> None:
+    """A worker that lost its lease while holding steps learns it when they commit before
+    its action, and stops there: the action is the new owner's alone."""
+    run, _ = runner.trigger("batched", "acct-13", tenant="acme")
+    other = _other(runner, "worker-b")
+    acted: list[str] = []
+
+    def act(ctx: StepContext) -> None:
+        if CALLS["b2"] == 1:  # worker A: its lease expires, B runs the whole run
+            age_lease(engine, run.id, 3600)
+            assert other.run_inline(run.id).state == RunState.COMPLETED
+        ctx.execute("post_note", {"subject_id": ctx.run.subject_id, "note": "n"})
+        acted.append(ctx.run.id)
+
+    HOOKS[("batched", "b2")] = act
+    after = runner.advance(run.id)
+    assert after is not None and after.state == RunState.COMPLETED
+    assert len(acted) == 1  # B acted; A stopped before ctx.execute returned
+    assert CALLS["b3"] == 1
+    _steps_once(runner, run.id)
+
+
+def test_batch_is_due_at_a_tenth_of_the_lease() -> None:
     batch = Batch(committed=100.0)
-    assert not batch.due(129.9, 60) and batch.due(130.0, 60)
+    assert not batch.due(105.9, 60) and batch.due(106.0, 60)
     batch.steps.append(({}, []))
     assert batch.take(131.0) == [({}, [])] and batch.steps == [] and batch.committed == 131.0
 
@@ -290,3 +394,30 @@ def test_racing_workers_on_a_batched_run_record_each_step_once(
 def test_an_unknown_durability_is_refused_with_the_choices() -> None:
     with pytest.raises(WorkflowDefinitionError, match="'step', 'batched'"):
         Workflow("w", "1", input=Tick, durability="exit")
+
+
+def test_copilot_steps_refuses_arrays_of_different_lengths(pg_url: str) -> None:
+    """The server function checks its per-step arrays itself, before writing anything."""
+    from psycopg import errors
+
+    from audit.db import create_engine
+    from copilot.db.engines import upgrade
+    from copilot.engine import fastpath
+
+    engine = create_engine(pg_url)
+    upgrade(engine)
+    params = {"rid": "r", "owner": "w", "idx": 0, "attempt": 1, "now": 1.0, "seconds": 60,
+              "level": "full", "reasons": "[]", "to": None, "result": None,
+              **{a: ["x", "y"] for a in fastpath.STEP_ARRAYS},
+              "started": [1.0, 2.0], "finished": [1.0, 2.0]}  # fmt: skip
+    try:
+        for short in fastpath.STEP_ARRAYS:
+            bad = {**params, short: params[short][:1]}
+            with pytest.raises(
+                errors.InvalidParameterValue, match=r"every step array must have \d elements"
+            ):
+                fastpath.steps(engine, bad, "acme", [])
+        with pytest.raises(errors.InvalidParameterValue, match="no steps"):
+            fastpath.steps(engine, {**params, "names": []}, "acme", [])
+    finally:
+        engine.dispose()

@@ -121,3 +121,27 @@ def test_workers_advancing_runs_at_once_leave_one_chain_and_each_run_once(rt: Ru
     assert len(done) == 100 and len({(e.run_id, e.data["idx"]) for e in done}) == 100
     verdict = rt.trail.verify("acme")
     assert verdict.ok, verdict.line()
+
+
+def test_a_column_added_to_runs_under_live_connections_breaks_no_prepared_statement(
+    pg_url: str, pg_schema: str, tmp_path: Path
+) -> None:
+    """A migration adds a column to `runs` while the pool holds prepared statements (a
+    rolling deploy): the hot paths' statements name their columns or return the table's
+    row type, so none fails with "cached plan must not change result type"."""
+    import psycopg
+
+    from tests.support.services import PG_DSN
+
+    rt = build_runtime(pg_url, tmp_path, woken=[])
+    try:
+        for i in range(8):  # every pooled connection prepares the hot statements
+            run, _ = rt.runner.trigger("plain", f"warm-{i}", tenant="acme")
+            assert rt.runner.advance(run.id).state == RunState.COMPLETED
+        with psycopg.connect(PG_DSN, autocommit=True) as deploy:  # the migration's session
+            deploy.execute(f"ALTER TABLE {pg_schema}.runs ADD COLUMN deploy_note text")
+        for i in range(4):
+            run, _ = rt.runner.trigger("plain", f"after-{i}", tenant="acme")
+            assert rt.runner.advance(run.id).state == RunState.COMPLETED
+    finally:
+        rt.close()

@@ -108,6 +108,8 @@ def test_the_registry_resolves_versions_and_refuses_ambiguity() -> None:
         flows.plain,
         flows.plain_paused,
         flows.plain_three,
+        flows.plain_batched,
+        flows.paused_batched,
     ]
     assert r.catalog.names() == ["email_customer", "post_note", "trial_credit", "trial_training"]
     assert r.get("five_steps") is flows.five_steps

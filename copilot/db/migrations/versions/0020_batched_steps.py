@@ -3,9 +3,10 @@
 `copilot_steps` is `copilot_step` (migration 0018) for a run of consecutive steps: one lease
 compare-and-set on the first step's index that moves the run past the last, one row per
 step, and every step's audit events in one append, in one transaction. A workflow declared
-with `durability="batched"` holds its plain steps' checkpoints (no effects, proposals or
-pause) in the worker and commits them with the next checkpoint that commits anyway
-(copilot.engine.checkpoint). p_to NULL: the batch only advances the run, committed without
+with `durability="batched"` holds its plain steps' checkpoints (no effects, proposals,
+pause, action or model call) in the worker and commits them with the next checkpoint that
+commits anyway (copilot.engine.checkpoint.Batch). The per-step arrays must all have one
+element per step (checked here, before anything is written). p_to NULL: the batch only advances the run, committed without
 waiting for the WAL flush, as an intermediate step is; 'completed' or 'waiting': the batch
 ends with the run's completion or pause, committed durably.
 
@@ -51,6 +52,14 @@ DECLARE
 BEGIN
     IF n = 0 THEN
         RAISE EXCEPTION 'copilot_steps: no steps' USING ERRCODE = '22023';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(ARRAY[
+                   cardinality(p_statuses), cardinality(p_outputs), cardinality(p_requests),
+                   cardinality(p_models), cardinality(p_prompts), cardinality(p_usages),
+                   cardinality(p_started), cardinality(p_finished)]) AS c
+               WHERE c IS DISTINCT FROM n) THEN
+        RAISE EXCEPTION 'copilot_steps: every step array must have % elements', n
+            USING ERRCODE = '22023';
     END IF;
     IF p_to IS NULL THEN
         PERFORM set_config('synchronous_commit', 'off', true);
