@@ -73,9 +73,14 @@ def discard(exc: BaseException) -> bool:
 
 
 def _stale_plan(exc: BaseException) -> bool:
-    """A prepared statement whose result type a migration changed under the session."""
+    """A prepared statement whose result type a migration changed under the session. Told
+    by the server function that raised it (never translated, unlike the message under
+    `lc_messages`), or by the English message where the error carries no source."""
+    if sqlstate(exc) != _STALE_PLAN[0]:
+        return False
     orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
-    return sqlstate(exc) == _STALE_PLAN[0] and _STALE_PLAN[1] in str(orig)
+    source = getattr(getattr(orig, "diag", None), "source_function", None)
+    return source == "RevalidateCachedQuery" or _STALE_PLAN[1] in str(orig)
 
 
 def _is_psycopg_connection_error(orig: Any) -> bool:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -105,7 +107,7 @@ class Checkpointer:
                 elif last:
                     self._finish_in(conn, run, doc, ctx.degradation)
             if batch is not None:
-                batch.committed = now  # the lease was renewed with it
+                batch.committed = time.monotonic()  # the lease was renewed with it
         except IntegrityError as exc:
             current = self.store.get(run.id)
             if current.lease_owner == self.lease.owner and current.step_index == ctx.idx:
@@ -227,16 +229,33 @@ class Checkpointer:
         held = (params, events)
         if batch is None:
             return self._commit(run, [held], to)
-        if to is None and not ctx.reached_out and not batch.due(now, self.lease.seconds):
-            batch.steps.append(held)
-            return True
-        return self._commit(run, [*batch.take(now), held], to)
+        # A step that used a model (through ctx.model, or recorded with ctx.used) or acted
+        # is never held: what it sent out must not outlive a lost batch unrecorded.
+        outside = ctx.reached_out or ctx.model_name is not None or bool(ctx.usage)
+        with batch.lock:
+            if to is None and not outside and not batch.due(time.monotonic(), self.lease.seconds):
+                batch.steps.append(held)
+                return True
+            return self._commit_taking(run, batch, [held], to)
 
     def flush(self, run: Run, batch: Batch) -> bool:
-        """Commit the steps `batch` holds (if any) as one checkpoint; False if the lease was lost."""
-        if not batch.steps:
-            return True
-        return self._commit(run, batch.take(self.store.clock()), None) is not False
+        """Commit the steps `batch` holds (if any) as one checkpoint; False if the lease was
+        lost. If the commit raises, the steps stay held (a later flush may commit them)."""
+        with batch.lock:
+            if not batch.steps:
+                return True
+            return self._commit_taking(run, batch, [], None) is not False
+
+    def _commit_taking(
+        self, run: Run, batch: Batch, more: list[Held], to: RunState | None
+    ) -> Run | bool:
+        """Commit what `batch` holds and then `more`; on an error, put the held back."""
+        before, taken = batch.committed, batch.take(time.monotonic())
+        try:
+            return self._commit(run, [*taken, *more], to)
+        except BaseException:
+            batch.steps[:0], batch.committed = taken, before
+            raise
 
     def _commit(self, run: Run, held: list[Held], to: RunState | None) -> Run | bool:
         """Commit consecutive steps' checkpoints (each its params and audit events) in one
@@ -269,9 +288,21 @@ Held = tuple[dict[str, Any], list[AuditEvent]]
 
 class LeaseLost(BaseException):
     """Raised into a step that was about to reach outside the database (an action, the
-    model) when committing the steps held before it found the lease gone: a zombie must
-    not act. A BaseException, so a step's own `except Exception` does not swallow it; the
-    runner stops the advance (another worker owns the run)."""
+    model) when committing the steps held before it found the lease gone: a zombie that
+    holds steps learns it there and does not act (one holding none acts as in step mode,
+    and the executor's idempotency key and the next checkpoint's lease check stop it). A
+    BaseException, so a step's own `except Exception` does not swallow it; the runner stops
+    the advance (another worker owns the run)."""
+
+
+class FlushFailed(BaseException):
+    """Raised into a step when committing the steps held before its action or model call
+    raised (the database away, say): the step must not go on and act. The runner re-raises
+    `error` itself, so a transient fault is retried as any checkpoint's is."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 @dataclass
@@ -283,15 +314,18 @@ class Batch:
     with the next checkpoint that commits anyway: a pause, the run's completion, a step
     with effects or proposals, a failure or timeout, or the first step to finish a tenth
     of a lease (`HOLD`) or more after the last commit, so every step starts with at least
-    nine tenths of its lease left. Before a step executes an action or calls the model,
-    what is held commits first: nothing outside the database sees a step that is not
-    recorded. The trade: a worker or database lost before that commit loses the held
+    nine tenths of its lease left. Before a step executes an action or calls the model
+    through its context, what is held commits first: nothing it sends out that way follows
+    a step that is not recorded. The trade: a worker or database lost before that commit loses the held
     steps' rows and audit events with it, and the steps run again on the next attempt.
     """
 
     HOLD: ClassVar[float] = 0.1  # of the lease: how old held work may grow
-    committed: float  # when the lease was last renewed by a commit (the clock's seconds)
+    # When the lease was last renewed by a commit: time.monotonic(), which no clock step moves.
+    committed: float
     steps: list[Held] = field(default_factory=list)
+    # A step may reach out from several threads (a pool of model calls): one flush at a time.
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def due(self, now: float, lease_seconds: float) -> bool:
         """Whether a step finishing at `now` must commit (a tenth of the lease has gone by)."""

@@ -28,7 +28,7 @@ from approvals import Gate
 from audit import Actor
 from audit.dberrors import transient
 from copilot.delivery import DeliveryStore
-from copilot.engine.checkpoint import Batch, Checkpointer, LeaseLost
+from copilot.engine.checkpoint import Batch, Checkpointer, FlushFailed, LeaseLost
 from copilot.engine.executor import ExecutionError, Executor
 from copilot.engine.faults import Faults, StepTimeout, step_deadline
 from copilot.engine.gating import ActionGate, action_id
@@ -228,7 +228,7 @@ class Runner:
         proposed = bool(taken.previous) and taken.previous[-1].status == "proposed"
         services = self._services()
         batch = (
-            Batch(self.store.clock())
+            Batch(time.monotonic())
             if wf.durability == "batched" and (self.lease.pg or self.lease.sqlite)
             else None
         )
@@ -295,6 +295,8 @@ class Runner:
                     produced = step.fn(ctx, current)
             except LeaseLost:
                 return self.store.get(run.id)  # another worker owns the run now
+            except FlushFailed as failed:
+                raise failed.error from None  # as if the step's checkpoint had raised it
             except StepTimeout:
                 if (lost := self._flush(run, batch)) is not None:
                     return lost
@@ -385,9 +387,14 @@ class Runner:
         return self.store.get(run.id)  # another worker owns the run now
 
     def _flush_before_outside(self, run: Run, batch: Batch) -> None:
-        """Commit what `batch` holds before a step acts or calls the model; LeaseLost into
-        the step if the lease is gone (a zombie must not act)."""
-        if not self.checkpoints.flush(run, batch):
+        """Commit what `batch` holds before a step acts or calls the model: LeaseLost into
+        the step if that commit finds the lease gone, FlushFailed if it raised (both
+        BaseExceptions, so a step's own `except Exception` cannot swallow them and act)."""
+        try:
+            kept = self.checkpoints.flush(run, batch)
+        except Exception as exc:
+            raise FlushFailed(exc) from exc
+        if not kept:
             raise LeaseLost(run.id)
 
     def _act_early(self, run: Run, prefix: str) -> None:

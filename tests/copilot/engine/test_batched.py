@@ -7,6 +7,7 @@ each case drives a real runner on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -421,3 +422,99 @@ def test_copilot_steps_refuses_arrays_of_different_lengths(pg_url: str) -> None:
             fastpath.steps(engine, {**params, "names": []}, "acme", [])
     finally:
         engine.dispose()
+
+
+def test_a_failed_commit_before_an_action_keeps_the_held_steps_and_does_not_act(
+    runner: Runner, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit before an action raises (the database away for a moment) into a step
+    that swallows errors: the step cannot go on and act, the held steps stay held and
+    commit on the retry, and the attempt is retried as a transient fault."""
+    run, _ = runner.trigger("batched", "acct-14", tenant="acme")
+    real = runner.checkpoints._commit
+    faults = iter([ExecutionError("the database is away")])
+
+    def flaky(*args: Any, **kw: Any) -> Any:
+        fault = next(faults, None)
+        if fault is not None:
+            raise fault
+        return real(*args, **kw)
+
+    monkeypatch.setattr(runner.checkpoints, "_commit", flaky)
+    acted: list[str] = []
+
+    def careless(ctx: StepContext) -> None:
+        with contextlib.suppress(Exception):  # a step that falls back to rules on any error
+            ctx.model  # noqa: B018
+        ctx.execute("post_note", {"subject_id": ctx.run.subject_id, "note": "n"})
+        acted.append(ctx.run.id)
+
+    HOOKS[("batched", "b2")] = careless
+    with pytest.raises(TransientError):
+        runner.advance(run.id)
+    assert acted == [] and _outbox(engine, run.id) == []
+    assert [s.name for s in runner.store.steps(run.id)] == ["b1"]  # kept, committed on retry
+    done = runner.run_inline(run.id)
+    assert done.state == RunState.COMPLETED and acted == [run.id]
+    assert _outbox(engine, run.id) == ["post_note"]
+    assert Counter(b1=1, b2=2, b3=1, b4=1, b5=1) == CALLS
+    _steps_once(runner, run.id)
+
+
+def test_steps_reaching_out_from_several_threads_commit_the_held_steps_once(
+    runner: Runner, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step that calls the model from a pool of threads: one of them commits what is
+    held, the others wait for it (the window widened by a slow take)."""
+    real_take = Batch.take
+
+    def slow_take(self: Batch, now: float) -> Any:
+        time.sleep(0.05)
+        return real_take(self, now)
+
+    monkeypatch.setattr(Batch, "take", slow_take)
+    run, _ = runner.trigger("batched", "acct-15", tenant="acme")
+
+    def pool(ctx: StepContext) -> None:
+        barrier = threading.Barrier(4)
+
+        def touch() -> None:
+            barrier.wait()
+            assert ctx.model is not None
+
+        threads = [threading.Thread(target=touch) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    HOOKS[("batched", "b2")] = pool
+    done = runner.advance(run.id)
+    assert done is not None and done.state == RunState.COMPLETED
+    _steps_once(runner, run.id)
+
+
+def test_a_worker_clock_stepping_back_does_not_stretch_a_batch(
+    runner: Runner, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's age is measured on a monotonic clock: a wall clock stepped back 30 s
+    (NTP) mid-run does not let held steps outlive the lease."""
+    short = _other(runner, "worker-short", lease_seconds=1.0)
+    thief = _other(runner, "thief", lease_seconds=1.0)
+    shift = {"s": 0.0}
+    monkeypatch.setattr(runner.store, "clock", lambda: time.time() - shift["s"])
+    run, _ = runner.trigger("batched", "acct-16", tenant="acme")
+    stolen: list[Any] = []
+    HOOKS[("batched", "b1")] = lambda ctx: shift.update(s=30.0)
+    HOOKS[("batched", "b2")] = lambda ctx: time.sleep(0.6)
+
+    def slow(ctx: StepContext) -> None:
+        time.sleep(0.6)
+        stolen.append(thief.advance(run.id))
+
+    HOOKS[("batched", "b3")] = slow
+    done = short.advance(run.id)
+    assert stolen == [None]
+    assert done is not None and done.state == RunState.COMPLETED
+    assert Counter(b1=1, b2=1, b3=1, b4=1, b5=1) == CALLS
+    _steps_once(runner, run.id)
