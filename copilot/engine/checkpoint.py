@@ -229,11 +229,10 @@ class Checkpointer:
         held = (params, events)
         if batch is None:
             return self._commit(run, [held], to)
-        # A step that used a model (through ctx.model, or recorded with ctx.used) or acted
-        # is never held: what it sent out must not outlive a lost batch unrecorded.
-        outside = ctx.reached_out or ctx.model_name is not None or bool(ctx.usage)
+        # A step that reached out (an action, the model, a call recorded with ctx.used) is
+        # never held: what it sent out must not outlive a lost batch unrecorded.
         with batch.lock:
-            if to is None and not outside and not batch.due(time.monotonic(), self.lease.seconds):
+            if to is None and not ctx.reached_out and not batch.due(time.monotonic(), self.lease.seconds):
                 batch.steps.append(held)
                 return True
             return self._commit_taking(run, batch, [held], to)

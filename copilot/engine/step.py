@@ -210,6 +210,7 @@ class EngineContext:
 
     def used(self, call: ModelCall[Any]) -> None:
         """Record a model call on this step; a fault degrades the run to `partial` with its reason."""
+        self.reached_out = True  # a call made with the step's own client went out too
         self.model_name = call.model
         self.prompt_version = call.prompt_version
         for k, v in call.usage.items():
